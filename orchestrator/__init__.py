@@ -1,0 +1,1 @@
+"""forkdiff orchestrator: kernel builds, rootfs, QEMU/QMP, SSH, suites, compare, report, CLI."""

@@ -1,0 +1,1 @@
+"""forkdiff simulator: maple tree, mm/VMA model, dup_mmap variants, cost model. Pure Python."""

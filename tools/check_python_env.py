@@ -1,0 +1,32 @@
+"""Exit 0 when every Python dependency imports and `orchestrator` is this checkout's (editable
+install pointing here); exit 1 otherwise, so `make setup` knows whether to run pip."""
+
+import importlib
+import sys
+from pathlib import Path
+
+MODULES = ["paramiko", "qemu.qmp", "jinja2", "pandas", "yaml", "scipy", "matplotlib",
+           "pytest", "hypothesis", "ruff"]
+
+
+def main() -> int:
+    here = Path(sys.argv[1]).resolve()
+    for name in MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return 1
+    sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path.cwd().resolve()]
+    for pkg in ("orchestrator", "simulator"):
+        sys.modules.pop(pkg, None)
+        try:
+            mod = importlib.import_module(pkg)
+        except ImportError:
+            return 1
+        if Path(mod.__file__).resolve().parent != here / pkg:
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
