@@ -1,0 +1,50 @@
+"""`forkdiff kernel build`: build (or fetch from the cache) kernel variants; prints bzImage paths."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import ForkdiffError
+from ..kernel import PROFILES, VARIANTS, build_kernel, detect_dup_mmap_model
+from ..tree import resolve_tree
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("kernel", help="build kernel variants (bzImage, cached)")
+    ksub = p.add_subparsers(dest="kernel_command", metavar="ACTION", required=True)
+    b = ksub.add_parser("build", help="build one variant/profile (or --all) and print bzImage paths")
+    b.add_argument("--variant", choices=VARIANTS)
+    b.add_argument("--profile", choices=tuple(PROFILES))
+    b.add_argument("--all", action="store_true", help="both variants x both profiles")
+    b.add_argument("--tree", help="kernel source tree (default: $KERNEL_TREE, else linux-source-6.12)")
+    b.add_argument("--patch", action="append", default=[], type=Path,
+                   help="extra patch for the patched variant (repeatable; default: $PATCHES)")
+    b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    b.set_defaults(func=_build)
+    m = ksub.add_parser("model", help="say whether a tree's dup_mmap() is 'patched' or 'baseline'")
+    m.add_argument("--tree", help="kernel source tree (default: $KERNEL_TREE, else linux-source-6.12)")
+    m.set_defaults(func=_model)
+
+
+def _build(args: argparse.Namespace) -> int:
+    if args.all:
+        if args.variant or args.profile:
+            raise ForkdiffError("--all cannot be combined with --variant/--profile",
+                                "give --all alone, or one --variant and --profile")
+        pairs = [(v, p) for p in PROFILES for v in VARIANTS]
+    else:
+        if not args.variant or not args.profile:
+            raise ForkdiffError("kernel build needs --variant and --profile (or --all)",
+                                f"e.g. forkdiff kernel build --variant {VARIANTS[0]} --profile faults")
+        pairs = [(args.variant, args.profile)]
+    for variant, profile in pairs:
+        built = build_kernel(variant, profile, tree=args.tree, patches=args.patch,
+                             progress=not args.quiet)
+        print(built.bzimage, flush=True)
+    return 0
+
+
+def _model(args: argparse.Namespace) -> int:
+    print(detect_dup_mmap_model(resolve_tree(args.tree).path))
+    return 0

@@ -1,0 +1,122 @@
+"""Kconfig profiles: fragments in kconfig/, merged over `make ARCH=x86_64 tinyconfig` with the
+tree's own scripts/kconfig/merge_config.sh, then checked: every option a fragment asks for must be
+in the final .config (as KUnit's kunit_tool checks), or the build stops listing each dropped one."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ForkdiffError
+
+KCONFIG_DIR = Path(__file__).resolve().parent.parent / "kconfig"
+
+# Profile -> fragment names (kconfig/<name>.config), merged in this order.
+PROFILES: dict[str, tuple[str, ...]] = {
+    "faults": ("base", "faults"),
+    "perf": ("base", "perf"),
+}
+
+_SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
+_UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set\s*$")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One option a fragment asks for: value is 'y', 'm', 'n' (is not set), or a literal."""
+
+    option: str
+    value: str
+    source: str  # "<fragment file>:<line>"
+
+
+def parse_config(text: str) -> dict[str, str]:
+    """Options of a .config or fragment: name -> value ('n' for '# CONFIG_X is not set').
+    Later lines win, as in Kconfig."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if m := _SET.match(line):
+            values[m.group(1)] = m.group(2)
+        elif m := _UNSET.match(line):
+            values[m.group(1)] = "n"
+    return values
+
+
+def parse_fragment(text: str, name: str = "fragment") -> list[Request]:
+    """Requests of one fragment, with their source line. Blank and comment lines are skipped;
+    any other line that is not an assignment is an error naming the line."""
+    requests: list[Request] = []
+    for no, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if m := _SET.match(line):
+            requests.append(Request(m.group(1), m.group(2), f"{name}:{no}"))
+        elif m := _UNSET.match(line):
+            requests.append(Request(m.group(1), "n", f"{name}:{no}"))
+        elif line and not line.startswith("#"):
+            raise ForkdiffError(f"kconfig fragment {name}:{no}: cannot parse {raw!r}",
+                                "write CONFIG_X=y|m|value or '# CONFIG_X is not set'")
+    return requests
+
+
+def merged_requests(fragments: Sequence[tuple[str, str]]) -> dict[str, Request]:
+    """(name, text) fragments in merge order -> the request that wins for each option."""
+    final: dict[str, Request] = {}
+    for name, text in fragments:
+        for req in parse_fragment(text, name):
+            final[req.option] = req
+    return final
+
+
+def _normal(value: str) -> str:
+    return "n" if value in ("", "n") else value
+
+
+def dropped_options(requests: Mapping[str, Request], config: Mapping[str, str]) -> list[str]:
+    """Pure check: each requested option whose final value differs, as a readable line
+    ('CONFIG_X=y (base.config:12) -> is not set'). An option absent from .config counts as 'n'
+    (Kconfig omits options whose dependencies are off)."""
+    problems: list[str] = []
+    for option, req in sorted(requests.items()):
+        got = _normal(config.get(option, "n"))
+        want = _normal(req.value)
+        if got == want:
+            continue
+        shown_want = f"# {option} is not set" if want == "n" else f"{option}={want}"
+        if option not in config:
+            shown_got = "absent (dependencies off?)"
+        elif got == "n":
+            shown_got = "is not set"
+        else:
+            shown_got = f"={got}"
+        problems.append(f"{shown_want} ({req.source}) -> {shown_got}")
+    return problems
+
+
+def profile_fragments(profile: str, kconfig_dir: Path | None = None) -> list[Path]:
+    """Fragment files of a profile, in merge order."""
+    if profile not in PROFILES:
+        raise ForkdiffError(f"unknown kconfig profile {profile!r}",
+                            f"use one of: {', '.join(PROFILES)}")
+    folder = kconfig_dir or KCONFIG_DIR
+    paths = [folder / f"{name}.config" for name in PROFILES[profile]]
+    for p in paths:
+        if not p.is_file():
+            raise ForkdiffError(f"kconfig fragment {p} is missing",
+                                "run forkdiff from a complete checkout (kconfig/ folder)")
+    return paths
+
+
+def check_final_config(fragments: Sequence[Path], config_path: Path,
+                       log: Path | None = None) -> None:
+    """Raise ForkdiffError listing every option the fragments asked for that the final .config
+    lacks."""
+    requests = merged_requests([(p.name, p.read_text()) for p in fragments])
+    problems = dropped_options(requests, parse_config(config_path.read_text()))
+    if problems:
+        raise ForkdiffError(
+            f"{len(problems)} kconfig option(s) dropped by olddefconfig: " + "; ".join(problems),
+            "enable the options they depend on in the fragment, or remove the request "
+            f"(final config: {config_path})", log)
