@@ -1,0 +1,79 @@
+"""The qemu-system-x86_64 command line for one guest (pure: no processes started here)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+QEMU = "qemu-system-x86_64"
+
+# Kernel command line. norandmaps: deterministic user addresses (the simulator predicts them);
+# nokaslr: deterministic kernel addresses; oops=panic + panic=-1 + QEMU -no-reboot: any oops
+# ends the VM at once, so a crash is seen in seconds instead of as a hang.
+BASE_APPEND = ("console=ttyS0,115200 earlyprintk=serial,ttyS0,115200 panic=-1 oops=panic "
+               "norandmaps nokaslr rdinit=/init")
+
+
+@dataclass(frozen=True)
+class QemuConfig:
+    bzimage: Path
+    initrd: Path
+    console_log: Path
+    qmp_socket: Path  # a unix socket QEMU connects to (we are the server)
+    ssh_port: int  # host port on 127.0.0.1 forwarded to the guest's port 22
+    accel: str = "tcg"  # "kvm" or "tcg"
+    icount: bool = False  # -icount shift=0,sleep=off: deterministic virtual time (TCG only)
+    memory_mb: int = 1024
+    smp: int = 1
+    nic_model: str = "virtio-net-pci"
+    extra_append: str = ""
+    extra_args: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def mode(self) -> str:
+        return "tcg+icount" if self.icount else self.accel
+
+
+def qemu_argv(cfg: QemuConfig, qemu: str = QEMU) -> list[str]:
+    if cfg.icount and cfg.accel != "tcg":
+        raise ValueError("icount needs the TCG accelerator")
+    append = BASE_APPEND + (f" {cfg.extra_append}" if cfg.extra_append else "")
+    argv = [
+        qemu,
+        "-name", "forkdiff-guest",
+        "-machine", "pc",
+        "-accel", cfg.accel,
+        "-cpu", "host" if cfg.accel == "kvm" else "qemu64",
+        "-m", str(cfg.memory_mb),
+        "-smp", str(cfg.smp),
+        "-nodefaults",
+        "-no-user-config",
+        "-display", "none",
+        "-no-reboot",
+        "-kernel", str(cfg.bzimage),
+        "-initrd", str(cfg.initrd),
+        "-append", append,
+        "-serial", f"file:{cfg.console_log}",
+        "-qmp", f"unix:{cfg.qmp_socket}",
+        "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{cfg.ssh_port}-:22",
+        "-device", f"{cfg.nic_model},netdev=n0",
+    ]
+    if cfg.icount:
+        argv += ["-icount", "shift=0,sleep=off"]
+    argv += list(cfg.extra_args)
+    return argv
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nic_model_for(config_text: str) -> str:
+    """The QEMU NIC matching the driver built into a kernel .config."""
+    if "CONFIG_VIRTIO_NET=y" in config_text and "CONFIG_VIRTIO_PCI=y" in config_text:
+        return "virtio-net-pci"
+    return "e1000"
