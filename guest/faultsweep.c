@@ -1,0 +1,206 @@
+/* faultsweep: build the layout, then drive fail-nth around fork():
+ *   probe: arm /proc/thread-self/fail-nth with a huge value, fork, read back: the number of
+ *          fault-injection checks a successful fork makes ("check_count" record);
+ *   sweep: for k = 1, 2, ... (unless --count-only): open fail-nth, write k, syscall(SYS_fork)
+ *          (the child _exits at once), read back (0 = the k-th check fired, > 0 = fork made
+ *          fewer than k checks: the sweep is over), write 0, close; one "fault" record per k,
+ *          with the parent's maps compared to the pre-sweep snapshot and slab counters
+ *          before/after every failed fork. Ends with a "sweep_end" record.
+ * Options: layout args, --max-k K (default 100000), --count-only, --no-slab,
+ *          --settle-ms MS (sleep before the final slab reading; default 200). */
+#define _GNU_SOURCE
+#include "common.h"
+#include "layout.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAPS_CAP (16UL << 20)
+#define FAIL_NTH "/proc/thread-self/fail-nth"
+#define PROBE_NTH 1000000000UL
+static char before[MAPS_CAP], now[MAPS_CAP];
+
+struct attempt {
+	long pid;
+	int err;
+	unsigned long remaining;
+};
+
+static void write_nth(int fd, unsigned long v)
+{
+	char b[32];
+	int n = snprintf(b, sizeof(b), "%lu", v);
+	if (pwrite(fd, b, (size_t)n, 0) != n)
+		die(EXIT_RUNTIME, "fail-nth", "cannot write " FAIL_NTH, errno);
+}
+
+/* One armed fork: open, arm with k, fork, read back, disarm, close, reap. */
+static struct attempt armed_fork(unsigned long k)
+{
+	struct attempt a;
+	char b[32];
+	int fd = open(FAIL_NTH, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		die(EXIT_RUNTIME, "fail-nth",
+		    "cannot open " FAIL_NTH " (kernel without CONFIG_FAULT_INJECTION?)", errno);
+	write_nth(fd, k);
+	a.pid = syscall(SYS_fork);
+	a.err = a.pid < 0 ? errno : 0;
+	if (a.pid == 0)
+		_exit(0);
+	ssize_t n = pread(fd, b, sizeof(b) - 1, 0);
+	int rerr = errno;
+	write_nth(fd, 0);
+	close(fd);
+	if (n <= 0)
+		die(EXIT_RUNTIME, "fail-nth", "cannot read back " FAIL_NTH, rerr);
+	b[n] = 0;
+	a.remaining = strtoul(b, NULL, 10);
+	if (a.pid > 0) {
+		int st;
+		while (waitpid((pid_t)a.pid, &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	return a;
+}
+
+static long read_maps(char *buf)
+{
+	long n = read_file("/proc/self/maps", buf, MAPS_CAP);
+	if (n < 0)
+		die(EXIT_RUNTIME, "maps", "cannot read /proc/self/maps", errno);
+	return n;
+}
+
+/* First line that differs between the snapshot and now (for the record). */
+static void j_first_diff(const char *a, size_t na, const char *b, size_t nb)
+{
+	size_t i = 0, line = 0;
+	while (i < na && i < nb && a[i] == b[i])
+		if (a[i++] == '\n')
+			line = i;
+	size_t ea = line, eb = line;
+	while (ea < na && a[ea] != '\n')
+		ea++;
+	while (eb < nb && b[eb] != '\n')
+		eb++;
+	j_obj("maps_diff");
+	j_strn("before", a + line, ea - line);
+	j_strn("after", b + line, eb - line);
+	j_obj_end();
+}
+
+int main(int argc, char **argv)
+{
+	struct layout L;
+	unsigned long max_k = 100000, settle_ms = 200;
+	int count_only = 0, slab = 1;
+	g_prog = "faultsweep";
+	layout_init(&L);
+	for (int i = 1; i < argc; i++) {
+		if (layout_arg(&L, argc, argv, &i))
+			continue;
+		if (strcmp(argv[i], "--count-only") == 0)
+			count_only = 1;
+		else if (strcmp(argv[i], "--no-slab") == 0)
+			slab = 0;
+		else if (i + 1 < argc && strcmp(argv[i], "--max-k") == 0)
+			max_k = parse_num("--max-k", argv[++i]);
+		else if (i + 1 < argc && strcmp(argv[i], "--settle-ms") == 0)
+			settle_ms = parse_num("--settle-ms", argv[++i]);
+		else
+			die(EXIT_USAGE, "args", "unknown option or missing value", 0);
+	}
+	layout_build(&L);
+	long nb = read_maps(before);
+	layout_verify(&L, before, (size_t)nb);
+	layout_report(&L, count_own_vmas());
+
+	struct slabcount s_start[NCACHES], s0[NCACHES], s1[NCACHES];
+	slab_read_all(s_start);
+
+	struct attempt p = armed_fork(PROBE_NTH);
+	j_begin();
+	j_str("event", "check_count");
+	j_int("checks", (long long)(PROBE_NTH - p.remaining));
+	j_int("fork_result", p.pid > 0 ? 1 : -1);
+	j_int("errno", p.err);
+	j_bool("injected", p.remaining == 0);
+	j_end();
+
+	unsigned long k = 0, failures = 0, absorbed = 0, maps_changed = 0;
+	int complete = count_only;
+	while (!count_only && k < max_k) {
+		k++;
+		if (slab)
+			slab_read_all(s0);
+		struct attempt a = armed_fork(k);
+		int injected = a.remaining == 0;
+		if (!injected) { /* fork made fewer than k checks: the sweep is over */
+			complete = 1;
+			k--;
+			j_begin();
+			j_str("event", "not_reached");
+			j_int("k", (long long)k + 1);
+			j_int("remaining", (long long)a.remaining);
+			j_int("fork_result", a.pid > 0 ? 1 : -1);
+			j_int("errno", a.err);
+			j_end();
+			break;
+		}
+		j_begin();
+		j_str("event", "fault");
+		j_int("k", (long long)k);
+		j_int("fork_result", a.pid > 0 ? 1 : -1);
+		j_int("errno", a.err);
+		j_bool("injected", injected);
+		if (a.pid < 0) {
+			failures++;
+			long nn = read_maps(now);
+			int same = nn == nb && memcmp(before, now, (size_t)nn) == 0;
+			j_bool("maps_unchanged", same);
+			if (!same) {
+				maps_changed++;
+				j_first_diff(before, (size_t)nb, now, (size_t)nn);
+			}
+			if (slab) {
+				slab_read_all(s1);
+				j_slab("slab_before", s0);
+				j_slab("slab_after", s1);
+			}
+		} else {
+			absorbed++;
+		}
+		j_end();
+	}
+
+	if (settle_ms) {
+		struct timespec ts = {(time_t)(settle_ms / 1000), (long)(settle_ms % 1000) * 1000000L};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+	slab_read_all(s1);
+	long nn = read_maps(now);
+	j_begin();
+	j_str("event", "sweep_end");
+	j_bool("complete", complete);
+	j_int("last_k", (long long)k);
+	j_int("checks", (long long)(PROBE_NTH - p.remaining));
+	j_int("failed_forks", (long long)failures);
+	j_int("absorbed_faults", (long long)absorbed);
+	j_int("maps_changed", (long long)maps_changed);
+	j_bool("maps_unchanged_at_end", nn == nb && memcmp(before, now, (size_t)nn) == 0);
+	j_int("settle_ms", (long long)settle_ms);
+	j_slab("slab_start", s_start);
+	j_slab("slab_end", s1);
+	j_end();
+	layout_cleanup(&L);
+	return 0;
+}

@@ -1,0 +1,85 @@
+/* spawn: byte-unixbench "spawn" varied by VMA count. Builds the layout (optional), adds
+ * 1-page VMAs until the process has --total VMAs (optional), pins itself to CPU 0, then
+ * loops fork(); child _exit(0); parent waitpid() for --duration seconds of CLOCK_MONOTONIC
+ * (virtual time under QEMU -icount). Records: "layout", then "spawn" (docs/records.md). */
+#define _GNU_SOURCE
+#include "common.h"
+#include "layout.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	struct layout L;
+	double duration = 10.0;
+	unsigned long total = 0;
+	int cpu = 0;
+	g_prog = "spawn";
+	layout_init(&L);
+	for (int i = 1; i < argc; i++) {
+		if (layout_arg(&L, argc, argv, &i))
+			continue;
+		if (i + 1 >= argc)
+			die(EXIT_USAGE, "args", "unknown option or missing value", 0);
+		if (strcmp(argv[i], "--duration") == 0)
+			duration = parse_double("--duration", argv[++i]);
+		else if (strcmp(argv[i], "--total") == 0)
+			total = parse_num("--total", argv[++i]);
+		else if (strcmp(argv[i], "--cpu") == 0)
+			cpu = (int)parse_num("--cpu", argv[++i]);
+		else
+			die(EXIT_USAGE, "args", "unknown option", 0);
+	}
+	if (duration <= 0)
+		die(EXIT_USAGE, "args", "--duration must be > 0", 0);
+	layout_build(&L);
+	if (total)
+		layout_fill_to(&L, total);
+	layout_verify_self(&L);
+	long map_count = count_own_vmas();
+	layout_report(&L, map_count);
+
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) != 0)
+		die(EXIT_RUNTIME, "affinity", "sched_setaffinity failed", errno);
+
+	unsigned long forks = 0, failures = 0;
+	int last_errno = 0;
+	double t0 = now_monotonic(), t1 = t0;
+	while (t1 - t0 < duration) {
+		pid_t pid = (pid_t)syscall(SYS_fork);
+		if (pid == 0)
+			_exit(0);
+		if (pid < 0) {
+			failures++;
+			last_errno = errno;
+		} else {
+			int st;
+			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+				;
+			forks++;
+		}
+		t1 = now_monotonic();
+	}
+	double secs = t1 - t0;
+	j_begin();
+	j_str("measurement", "spawn");
+	j_int("forks", (long long)forks);
+	j_dbl("seconds", secs);
+	j_dbl("forks_per_s", secs > 0 ? (double)forks / secs : 0.0);
+	j_int("map_count", map_count);
+	j_int("cpu", cpu);
+	j_int("fork_failures", (long long)failures);
+	if (failures)
+		j_int("errno", last_errno);
+	j_end();
+	layout_cleanup(&L);
+	return failures ? EXIT_RUNTIME : 0;
+}
