@@ -34,7 +34,7 @@ PATTERNS: tuple[CrashPattern, ...] = (
     _p("page-fault", r"(?:BUG: )?[Uu]nable to handle (?:kernel|page)"),
     _p("null-deref", r"BUG: kernel NULL pointer dereference"),
     _p("lockdep", r"(?:WARNING|BUG): (?:possible circular locking|possible recursive locking|bad unlock balance|held lock freed|lock held when returning)"),
-    _p("soft-lockup", r"(?:BUG|watchdog): soft lockup"),
+    _p("soft-lockup", r"(?:watchdog: )?BUG: soft lockup"),
     _p("hung-task", r"INFO: task .* blocked for more than \d+ seconds"),
     _p("rcu-stall", r"INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stalls?"),
     _p("bug", r"BUG: "),
