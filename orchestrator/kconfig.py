@@ -5,7 +5,7 @@ in the final .config (as KUnit's kunit_tool checks), or the build stops listing 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,3 +120,21 @@ def check_final_config(fragments: Sequence[Path], config_path: Path,
             f"{len(problems)} kconfig option(s) dropped by olddefconfig: " + "; ".join(problems),
             "enable the options they depend on in the fragment, or remove the request "
             f"(final config: {config_path})", log)
+
+
+Runner = Callable[[list[str], str], None]  # (command, phase) -> None; raises on failure
+
+ARCH = "x86_64"
+
+
+def configure(src: Path, obj: Path, fragments: Sequence[Path], run: Runner) -> Path:
+    """tinyconfig in O=obj, merge_config.sh -m with the fragments, olddefconfig, then the check.
+    Commands run with cwd=src through `run`. Returns the final .config."""
+    o = f"O={obj}"
+    run(["make", "-C", str(src), f"ARCH={ARCH}", o, "tinyconfig"], "tinyconfig")
+    run([str(src / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(obj),
+         str(obj / ".config"), *map(str, fragments)], "merge_config")
+    run(["make", "-C", str(src), f"ARCH={ARCH}", o, "olddefconfig"], "olddefconfig")
+    config = obj / ".config"
+    check_final_config(fragments, config)
+    return config

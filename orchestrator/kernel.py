@@ -29,8 +29,8 @@ from pathlib import Path
 
 from .cache import atomic_write, cache_path, locked, sha256_file, sha256_text
 from .errors import ForkdiffError
-from .kconfig import PROFILES, check_final_config, profile_fragments
-from .patches import apply_patch, baseline_patches, copy_tree, env_patches, patch_identity
+from .kconfig import ARCH, PROFILES, configure, profile_fragments
+from .patches import baseline_patches, env_patches, patch_identity, prepare_copy
 from .tree import KernelTree, resolve_tree
 
 __all__ = ["VARIANTS", "PROFILES", "BuiltKernel", "build_kernel", "detect_dup_mmap_model",
@@ -40,7 +40,6 @@ VARIANTS: tuple[str, ...] = ("patched", "baseline")
 # Bump when the build recipe changes in a way that changes the bzImage.
 RECIPE = "2"
 BUILD_TOOLS = ("gcc", "make", "flex", "bison", "bc", "ccache", "patch", "tar", "perl")
-ARCH = "x86_64"
 PROGRESS_EVERY = 10.0
 
 
@@ -201,17 +200,8 @@ class _Build:
         with locked(f"src-{self.src_key}"):
             if ready.exists():
                 return
-            partial = self.src.with_name(self.src.name + ".partial")
-            shutil.rmtree(partial, ignore_errors=True)
-            shutil.rmtree(self.src, ignore_errors=True)
-            self.say(f"copying {self.tree.path}")
-            copy_tree(self.tree.path, partial)
-            for p in self.patches:
-                self.say(f"applying {p.name}")
-                apply_patch(partial, p, self.log)
-            atomic_write(partial / ".forkdiff-src-ready",
-                         json.dumps({"tree": self.tree.identity, "patches": self.patch_ids}))
-            partial.rename(self.src)
+            prepare_copy(self.tree.path, self.patches, self.src, self.log, self.say)
+            atomic_write(ready, json.dumps({"tree": self.tree.identity, "patches": self.patch_ids}))
 
     def configure(self) -> None:
         stamp = self.obj / ".forkdiff-configured"
@@ -224,12 +214,11 @@ class _Build:
                       "# CONFIG_LOCALVERSION_AUTO is not set\n")
         fragments = [*self.fragments, lv]
         self.say("configure: tinyconfig + " + " + ".join(f.name for f in fragments))
-        o = f"O={self.obj}"
-        self.run(["make", f"ARCH={ARCH}", o, "tinyconfig"], "tinyconfig")
-        self.run(["scripts/kconfig/merge_config.sh", "-m", "-O", str(self.obj),
-                  str(self.obj / ".config"), *map(str, fragments)], "merge_config")
-        self.run(["make", f"ARCH={ARCH}", o, "olddefconfig"], "olddefconfig")
-        check_final_config(fragments, self.obj / ".config", self.log)
+        try:
+            configure(self.src, self.obj, fragments, self.run)
+        except ForkdiffError as err:
+            err.log = err.log or self.log
+            raise
         stamp.write_text("ok\n")
 
     def compile(self) -> None:

@@ -9,7 +9,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .cache import sha256_file
@@ -113,3 +113,22 @@ def check_applies(tree: Path, patches: Sequence[Path]) -> None:
             raise ForkdiffError(f"patch {patch} does not apply to {tree}: "
                                 f"{_failing_hunk(res.stdout + res.stderr)}",
                                 "rebase the patch on this tree")
+
+
+def prepare_copy(tree: Path, patches: Sequence[Path], dest: Path, log: Path | None = None,
+                 say: Callable[[str], None] = lambda _msg: None) -> None:
+    """Copy `tree` to `dest` (via dest.partial, renamed when complete) and apply `patches` to the
+    copy in order. `tree` is only read."""
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(dest, ignore_errors=True)
+    say(f"copying {tree}")
+    copy_tree(tree, partial)
+    try:
+        for p in patches:
+            say(f"applying {p.name}")
+            apply_patch(partial, p, log)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    partial.rename(dest)
