@@ -1,0 +1,59 @@
+"""Built kernels of both variants (faults profile): `make test` builds them first, so here
+build_kernel() is a cache hit that verifies the recorded bzImage hash. Each bzImage's embedded
+version string names its variant, and each build's source copy has the right dup_mmap()."""
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from orchestrator.cache import sha256_file
+from orchestrator.kconfig import parse_config
+from orchestrator.kernel import VARIANTS, build_kernel, detect_dup_mmap_model, release_string
+from orchestrator.tree import resolve_tree
+
+pytestmark = pytest.mark.build
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    return {v: build_kernel(v, "faults", tree=None, patches=(), progress=False) for v in VARIANTS}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bzimage_version_names_variant(kernels, variant):
+    k = kernels[variant]
+    want = release_string(resolve_tree(None).version, variant, "faults")
+    assert k.release == want
+    out = subprocess.run(["file", "-b", str(k.bzimage)], capture_output=True, text=True,
+                         check=True).stdout
+    m = re.search(r"version (\S+) ", out)
+    assert m, out
+    assert m.group(1) == want
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_manifest_and_config(kernels, variant):
+    k = kernels[variant]
+    manifest = json.loads((k.bzimage.parent / "manifest.json").read_text())
+    assert manifest == k.manifest
+    assert manifest["bzimage"]["sha256"] == sha256_file(k.bzimage)
+    assert manifest["bzimage"]["size"] == k.bzimage.stat().st_size
+    assert manifest["variant"] == variant and manifest["profile"] == "faults"
+    cfg = parse_config(k.config.read_text())
+    assert cfg["CONFIG_LOCALVERSION"] == f'"-forkdiff-{variant}-faults"'
+    assert cfg.get("CONFIG_LOCALVERSION_AUTO", "n") == "n"
+    assert cfg["CONFIG_FAULT_INJECTION"] == "y"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_source_copy_has_the_variants_dup_mmap(kernels, variant):
+    k = kernels[variant]
+    assert detect_dup_mmap_model(k.build_dir.parent) == variant
+
+
+def test_variants_differ(kernels):
+    a, b = (kernels[v] for v in VARIANTS)
+    assert a.manifest["bzimage"]["sha256"] != b.manifest["bzimage"]["sha256"]
+    assert a.build_dir != b.build_dir

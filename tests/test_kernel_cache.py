@@ -1,0 +1,48 @@
+"""Cache keys and cache-hit verification of _Build (orchestrator/kernel.py). Unit test with FAKE
+bzImage bytes in a temporary cache: it checks our bookkeeping (a truncated image is not a hit and
+is removed so that make relinks it), not a kernel build."""
+
+import json
+
+import pytest
+
+from orchestrator.cache import sha256_file
+from orchestrator.kconfig import profile_fragments
+from orchestrator.kernel import _Build
+from orchestrator.patches import baseline_patches
+from orchestrator.tree import resolve_tree
+
+
+@pytest.fixture
+def builds(tmp_path, monkeypatch):
+    tree = resolve_tree(None)  # resolved before the cache moves: the tree stays where it is
+    monkeypatch.setenv("FORKDIFF_CACHE", str(tmp_path / "cache"))
+
+    def make(variant, profile):
+        patches = baseline_patches() if variant == "baseline" else []
+        return _Build(variant, profile, tree, patches, profile_fragments(profile), progress=False)
+    return make
+
+
+def test_keys_separate_variants_and_profiles(builds):
+    pf, bf, pp = builds("patched", "faults"), builds("baseline", "faults"), builds("patched", "perf")
+    assert len({pf.key, bf.key, pp.key}) == 3
+    assert pf.src_key == pp.src_key != bf.src_key  # one source copy per tree + patch set
+    assert builds("patched", "faults").key == pf.key  # stable
+    # the build folder is a direct child of the source copy: Kbuild then uses srctree=".."
+    assert pf.obj.parent == pf.src and bf.obj.parent == bf.src
+
+
+def test_truncated_bzimage_is_not_a_cache_hit(builds):
+    b = builds("patched", "faults")
+    b.bzimage.write_bytes(b"fake bzImage " * 1000)
+    built = b.obj / "arch/x86/boot/bzImage"
+    built.parent.mkdir(parents=True)
+    built.write_bytes(b"fake bzImage " * 1000)
+    manifest = {"release": "x", "bzimage": {"sha256": sha256_file(b.bzimage)}}
+    b.manifest_path.write_text(json.dumps(manifest))
+    assert b.cached() == manifest
+    with open(b.bzimage, "r+b") as fh:
+        fh.truncate(100)
+    assert b.cached() is None
+    assert not b.bzimage.exists() and not built.exists() and not b.manifest_path.exists()
