@@ -1,0 +1,75 @@
+"""Fixtures for VM tests: real kernels (built through orchestrator.kernel, cached), the real
+initramfs, one booted guest per variant shared by a module, and a check that no QEMU process
+started by this test process survives any test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.kernel import VARIANTS, BuiltKernel, build_kernel
+from orchestrator.rootfs import Rootfs, build_rootfs
+from orchestrator.vm import Guest
+
+PROFILE = "faults"
+_shared_pids: set[int] = set()
+
+
+def qemu_children() -> dict[int, str]:
+    """QEMU processes whose parent is this process (scan of /proc, no psutil). Zombies count:
+    a QEMU that was never reaped is a leak too."""
+    me = os.getpid()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        if int(fields.get("PPid", "0").strip() or 0) != me:
+            continue
+        name = fields.get("Name", "").strip()
+        if name.startswith("qemu-system"):
+            found[int(entry.name)] = f"{name} ({fields.get('State', '?').strip()})"
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_qemu_left_after_test() -> Iterator[None]:
+    yield
+    leaked = {pid: d for pid, d in qemu_children().items() if pid not in _shared_pids}
+    assert not leaked, f"QEMU processes left after the test: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def rootfs() -> Rootfs:
+    return build_rootfs()
+
+
+@pytest.fixture(scope="session")
+def kernels() -> dict[str, BuiltKernel]:
+    return {v: build_kernel(v, PROFILE, progress=False) for v in VARIANTS}
+
+
+@pytest.fixture(scope="module", params=VARIANTS)
+def guest(request: pytest.FixtureRequest, kernels: dict[str, BuiltKernel],
+          rootfs: Rootfs) -> Iterator[Guest]:
+    """One booted guest per variant, shared by the tests of a module."""
+    kernel = kernels[request.param]
+    with Guest(kernel, rootfs) as g:
+        print(f"\nbooted {kernel.release} in {g.boot_seconds:.1f} s ({g.qemu_mode}), "
+              f"console {g.console_log}")
+        assert g.proc is not None
+        pid = g.proc.pid
+        _shared_pids.add(pid)
+        try:
+            yield g
+        finally:
+            _shared_pids.discard(pid)
+    leaked = qemu_children()
+    assert not leaked, f"QEMU processes left after closing the {kernel.variant} guest: {leaked}"
