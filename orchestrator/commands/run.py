@@ -1,0 +1,81 @@
+"""`forkdiff run --suite S`: run a suite on the kernel variants, append observations.jsonl."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..errors import ForkdiffError
+from ..faultsetup import FaultOptions
+from ..suites import SPAWN_VMAS, SUITES, VARIANTS, RunOptions, load_scenarios, run_suite
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
+    if not vals or any(v < 1 for v in vals):
+        raise argparse.ArgumentTypeError(f"VMA counts must be positive integers: {text!r}")
+    return vals
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a suite (maps, faults, counts, spawn) on the kernel variants")
+    p.add_argument("--suite", required=True, action="append", choices=SUITES,
+                   help="suite to run (repeatable)")
+    p.add_argument("--variant", choices=VARIANTS, action="append",
+                   help="variant (repeatable; default: baseline and patched)")
+    p.add_argument("--profile", choices=("faults", "perf"),
+                   help="kernel profile (default: perf for spawn, faults for the others)")
+    p.add_argument("--out", type=Path, help="results folder (default: results/<timestamp>)")
+    p.add_argument("--scenario", action="append",
+                   help="scenario name in scenarios/ or a YAML/JSON path (repeatable; maps/faults/counts)")
+    p.add_argument("--vmas", type=_int_list, default=SPAWN_VMAS,
+                   help="spawn: comma-separated total VMA counts (default: the seed's 11 counts)")
+    p.add_argument("--duration", type=float, default=10.0,
+                   help="spawn: guest seconds per measurement (default 10)")
+    p.add_argument("--repeats", type=int,
+                   help="spawn: runs per VMA count (default 1); counts: forks per scenario (default 15)")
+    p.add_argument("--max-k", type=int, default=20000, help="faults: bound of the fail-nth sweep")
+    p.add_argument("--count-only-above", type=int, default=1000,
+                   help="faults: scenarios with more layout VMAs only count the checks (no sweep)")
+    p.add_argument("--no-stack-filter", action="store_true",
+                   help="faults: count every check in fork, not only those under dup_mmap")
+    p.add_argument("--page-faults", action="store_true",
+                   help="faults: count page allocations too (fail_page_alloc; not reproducible)")
+    p.add_argument("--no-icount", action="store_true",
+                   help="real time instead of deterministic virtual time (QEMU -icount)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip measurements already in <out>/observations.jsonl")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.duration <= 0:
+        raise ForkdiffError("--duration must be > 0", "e.g. --duration 10")
+    if args.repeats is not None and args.repeats < 1:
+        raise ForkdiffError("--repeats must be >= 1", "e.g. --repeats 5")
+    if args.resume and args.out is None:
+        raise ForkdiffError("--resume needs --out DIR (the folder of the run to resume)",
+                            "give --out results/<timestamp>")
+    out = args.out or Path("results") / time.strftime("%Y%m%d-%H%M%S")
+    scenarios = load_scenarios(args.scenario) if args.scenario else None
+    total_errors = 0
+    for suite in dict.fromkeys(args.suite):
+        opts = RunOptions(suite=suite, out=out, variants=tuple(args.variant or VARIANTS),
+                          profile=args.profile, scenarios=scenarios, vmas=args.vmas,
+                          duration=args.duration, repeats=args.repeats, max_k=args.max_k,
+                          count_only_above=args.count_only_above, resume=args.resume,
+                          icount=not args.no_icount,
+                          fault=FaultOptions(stack_filter=not args.no_stack_filter,
+                                             page_alloc=args.page_faults))
+        t0 = time.monotonic()
+        res = run_suite(opts)
+        print(f"{suite}: {res.records} records, {res.skipped_jobs} jobs skipped, "
+              f"{len(res.errors)} errors, {time.monotonic() - t0:.0f} s -> {out / 'observations.jsonl'}")
+        for e in res.errors:
+            print(f"  error: {e}")
+        total_errors += len(res.errors)
+    return 1 if total_errors else 0

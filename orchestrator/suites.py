@@ -1,0 +1,246 @@
+"""Suites: run the guest programs on each kernel variant and append what they report to
+<out>/observations.jsonl (orchestrator.observations), one record per measurement.
+
+    maps    mapsprobe per scenario: parent maps before/after, child maps, WIPEONFORK/DONTFORK
+    faults  faultsweep per scenario: fail-nth sweep over the checks fork makes under dup_mmap
+    counts  forkcount per scenario: slab objects allocated per fork (SLUB_STATS), median
+    spawn   spawn per total VMA count: forks/s in deterministic virtual time (QEMU -icount)
+
+Each suite boots one guest per variant (baseline, patched), runs its jobs in order and writes
+each record as soon as the job's output is parsed. With resume, a job whose final record is
+already in the file is not run again, and no key is written twice.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from simulator.scenario import Scenario, ScenarioError, load
+
+from . import faultsetup
+from .errors import ForkdiffError
+from .observations import ObservationLog, record_key
+from .suite_parse import ParsedRecord, parse_output
+
+SUITES = ("maps", "faults", "counts", "spawn")
+VARIANTS = ("baseline", "patched")
+DEFAULT_PROFILE = {"maps": "faults", "faults": "faults", "counts": "faults", "spawn": "perf"}
+SPAWN_VMAS = (21, 121, 221, 421, 821, 1621, 3221, 6421, 12821, 25621, 51221)
+SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+DEFAULT_SCENARIOS = {
+    "maps": ("mixed-small", "dontfork-only", "wipeonfork-only", "anon-touched-21"),
+    "faults": ("mixed-small", "anon-touched-21", "anon-touched-421", "anon-touched-3221"),
+    "counts": ("anon-touched-21", "anon-touched-421", "anon-touched-3221", "mixed-small"),
+}
+GUEST_BIN = "/usr/local/bin"
+PROGRAM = {"maps": "mapsprobe", "faults": "faultsweep", "counts": "forkcount", "spawn": "spawn"}
+# The final record of a job: when its key is in the file, the job is done (resume).
+FINAL = {"maps": "parent_after", "faults": "sweep_end", "counts": "summary", "spawn": "spawn"}
+
+
+@dataclass
+class RunOptions:
+    suite: str
+    out: Path
+    variants: tuple[str, ...] = VARIANTS
+    profile: str | None = None
+    scenarios: list[Scenario] | None = None  # maps/faults/counts; None: DEFAULT_SCENARIOS
+    vmas: tuple[int, ...] = SPAWN_VMAS  # spawn
+    duration: float = 10.0  # spawn: seconds of guest (virtual) time per measurement
+    repeats: int | None = None  # spawn: runs per count (1); counts: forks per scenario (15)
+    max_k: int = 20000  # faults: bound of the sweep
+    count_only_above: int = 1000  # faults: layouts with more VMAs only count the checks
+    resume: bool = False
+    icount: bool = True
+    memory_mb: int = 1024
+    fault: faultsetup.FaultOptions = field(default_factory=faultsetup.FaultOptions)
+    run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
+    log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    @property
+    def profile_used(self) -> str:
+        return self.profile or DEFAULT_PROFILE[self.suite]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of a guest program; its records share scenario and (for spawn) repeat."""
+
+    scenario: str
+    scenario_dict: dict
+    program: str
+    args: tuple[str, ...]
+    timeout: float
+    repeat: int | None = None
+
+    @property
+    def command(self) -> str:
+        return " ".join([f"{GUEST_BIN}/{self.program}", *map(shlex.quote, self.args)])
+
+
+@dataclass
+class SuiteResult:
+    records: int = 0
+    skipped_jobs: int = 0
+    errors: list[str] = field(default_factory=list)
+    wall_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def load_scenarios(names: Iterable[str]) -> list[Scenario]:
+    """Built-in scenario names (scenarios/<name>.yaml) or paths to YAML/JSON files."""
+    out = []
+    for name in names:
+        p = Path(name)
+        if not p.suffix:
+            p = SCENARIO_DIR / f"{name}.yaml"
+        try:
+            out.append(load(p))
+        except ScenarioError as err:
+            raise ForkdiffError(str(err), f"built-in scenarios: {', '.join(sorted(x.stem for x in SCENARIO_DIR.glob('*.yaml')))}") from None
+    return out
+
+
+def spawn_scenario(total: int) -> dict:
+    return {"name": f"total-{total}", "total_vmas": total,
+            "fill": "1-page rw private anonymous untouched VMAs, 1-page gaps, from 0x100000000"}
+
+
+def plan(opts: RunOptions) -> list[Job]:
+    """The jobs of a suite, in order (the same for every variant)."""
+    s = opts.suite
+    if s == "spawn":
+        reps = opts.repeats or 1
+        return [Job(f"total-{n}", spawn_scenario(n), "spawn",
+                    ("--total", str(n), "--duration", f"{opts.duration:g}"),
+                    timeout=120 + 40 * opts.duration + n / 50, repeat=r)
+                for n in opts.vmas for r in range(reps)]
+    scenarios = opts.scenarios if opts.scenarios is not None else load_scenarios(DEFAULT_SCENARIOS[s])
+    jobs = []
+    for sc in scenarios:
+        n = sc.layout_count
+        args: tuple[str, ...] = tuple(sc.guest_args())
+        if s == "maps":
+            timeout = 120 + n / 20
+        elif s == "counts":
+            args = ("--repeats", str(opts.repeats or 15), *args)
+            timeout = 120 + n / 20 * (opts.repeats or 15)
+        else:
+            if n > opts.count_only_above:
+                args = ("--count-only", *args)
+                timeout = 300 + n / 10
+            else:
+                args = ("--max-k", str(opts.max_k), *args)
+                timeout = 600 + n * n / 20  # the sweep is quadratic in the VMA count
+        jobs.append(Job(sc.name, sc.to_dict(), PROGRAM[s], args, timeout))
+    return jobs
+
+
+def _record(opts: RunOptions, variant: str, job: Job, pr: ParsedRecord, env: dict) -> dict:
+    repeat = pr.repeat if pr.repeat is not None else job.repeat
+    if pr.measurement == "error":
+        repeat = f"{opts.run_id}:{repeat}"
+    return {
+        "key": record_key(opts.suite, variant, opts.profile_used, job.scenario, pr.measurement, repeat),
+        "run_id": opts.run_id,
+        "suite": opts.suite,
+        "variant": variant,
+        "profile": opts.profile_used,
+        "scenario": job.scenario_dict,
+        "measurement": pr.measurement,
+        "repeat": repeat,
+        "value": pr.value,
+        "values": pr.values,
+        "program": job.program,
+        "command": job.command,
+        **env,
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+def _error_record(opts: RunOptions, variant: str, job: Job, env: dict, message: str,
+                  values: dict) -> dict:
+    pr = ParsedRecord("error", None, message, {"message": message, **values})
+    return _record(opts, variant, job, pr, env)
+
+
+def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: ObservationLog,
+                result: SuiteResult) -> None:
+    from .kernel import build_kernel
+    from .rootfs import build_rootfs
+    from .vm import Guest, GuestCrashed, GuestHung
+
+    profile = opts.profile_used
+    final = FINAL[opts.suite]
+    todo = [j for j in jobs
+            if not (opts.resume and log.has(record_key(opts.suite, variant, profile, j.scenario, final, j.repeat)))]
+    result.skipped_jobs += len(jobs) - len(todo)
+    if not todo:
+        opts.log(f"[{opts.suite}] {variant}/{profile}: all {len(jobs)} jobs already recorded")
+        return
+    kernel = build_kernel(variant, profile)
+    rootfs = build_rootfs()
+    t0 = time.monotonic()
+    with Guest(kernel, rootfs, icount=opts.icount, memory_mb=opts.memory_mb) as g:
+        release = g.run("uname -r", timeout=30).stdout.strip()
+        settings = None
+        if opts.suite == "faults":
+            settings = faultsetup.configure(g, opts.fault).to_dict()
+        env = {"kernel_release": release, "qemu_mode": g.qemu_mode, "icount": opts.icount,
+               "fault_settings": settings}
+        opts.log(f"[{opts.suite}] {variant}/{profile}: booted {release} ({g.qemu_mode}) in {g.boot_seconds:.0f} s")
+        for job in todo:
+            t = time.monotonic()
+            try:
+                r = g.run(job.command, timeout=job.timeout)
+            except (GuestCrashed, GuestHung) as err:
+                rec = _error_record(opts, variant, job, env, err.one_line(),
+                                    {"kind": type(err).__name__, "console_log": str(g.console_log)})
+                log.append(rec)
+                result.records += 1
+                result.errors.append(f"{variant} {job.scenario}: {err.cause.splitlines()[0]}")
+                opts.log(f"[{opts.suite}] {variant}: {job.scenario}: {type(err).__name__}; guest lost, "
+                         f"skipping the rest of {variant} (console: {g.console_log})")
+                break
+            parsed = parse_output(job.program, r.stdout)
+            n = 0
+            for pr in parsed.records:
+                rec = _record(opts, variant, job, pr, env)
+                if opts.resume and log.has(rec["key"]):
+                    continue
+                log.append(rec)
+                n += 1
+                if pr.measurement == "error":
+                    result.errors.append(f"{variant} {job.scenario}: {pr.value}")
+            if r.status != 0 or parsed.bad_lines:
+                msg = (f"{job.program} exited with status {r.status}" if r.status != 0
+                       else f"{job.program} printed {parsed.bad_lines} lines that are not JSON")
+                log.append(_error_record(opts, variant, job, env, msg,
+                                         {"status": r.status, "stderr": r.stderr[-4000:]}))
+                n += 1
+                result.errors.append(f"{variant} {job.scenario}: {msg}")
+            result.records += n
+            rep = f" #{job.repeat}" if job.repeat is not None else ""
+            opts.log(f"[{opts.suite}] {variant}: {job.scenario}{rep}: {n} records in {time.monotonic() - t:.1f} s"
+                     + ("" if r.status == 0 else f" (status {r.status})"))
+    result.wall_seconds[variant] = time.monotonic() - t0
+
+
+def run_suite(opts: RunOptions) -> SuiteResult:
+    if opts.suite not in SUITES:
+        raise ForkdiffError(f"unknown suite {opts.suite!r}", f"use one of: {', '.join(SUITES)}")
+    for v in opts.variants:
+        if v not in VARIANTS:
+            raise ForkdiffError(f"unknown variant {v!r}", f"use one of: {', '.join(VARIANTS)}")
+    jobs = plan(opts)
+    log = ObservationLog(opts.out)
+    result = SuiteResult()
+    for variant in opts.variants:
+        run_variant(opts, variant, jobs, log, result)
+    return result

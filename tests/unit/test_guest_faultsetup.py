@@ -1,0 +1,95 @@
+"""Unit tests of orchestrator.faultsetup with a FAKE guest (a dict standing in for debugfs and
+/proc/kallsyms): the symbol range of dup_mmap and the values written. The real set-up is
+exercised by tests/vm/test_suites.py."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+
+from orchestrator.errors import ForkdiffError
+from orchestrator.faultsetup import FaultOptions, configure, symbol_range
+
+KALLSYMS = """ffffffff81060000 T copy_process
+ffffffff81062a10 t dup_mmap
+ffffffff81062a10 t __pfx_something_else_same_addr
+ffffffff81063200 t dup_mm
+ffffffff81063400 T dup_mmap_sem_other
+"""
+
+
+def test_symbol_range_is_start_to_next_higher_symbol() -> None:
+    assert symbol_range(KALLSYMS, "dup_mmap") == (0xFFFFFFFF81062A10, 0xFFFFFFFF81063200, "dup_mm")
+
+
+def test_symbol_range_accepts_compiler_suffix() -> None:
+    text = "ffffffff81000000 t dup_mmap.isra.0\nffffffff81000400 t next_fn\n"
+    assert symbol_range(text, "dup_mmap")[:2] == (0xFFFFFFFF81000000, 0xFFFFFFFF81000400)
+
+
+def test_missing_symbol_is_a_user_error() -> None:
+    with pytest.raises(ForkdiffError, match="not in the guest's /proc/kallsyms"):
+        symbol_range("ffffffff81000000 t other\n", "dup_mmap")
+
+
+@dataclass
+class Res:
+    status: int
+    stdout: str
+    stderr: str = ""
+
+
+class FakeGuest:
+    """Stands in for orchestrator.vm.Guest: interprets the few shell forms configure() uses."""
+
+    def __init__(self, attrs: list[str]):
+        self.files = {f"/sys/kernel/debug/{a}/{f}": "1" for a in attrs
+                      for f in ("probability", "require-start")}
+        self.files["/sys/kernel/debug/failslab/ignore-gfp-wait"] = "Y"
+
+    def run(self, cmd: str, timeout: float = 60) -> Res:
+        if cmd.startswith("ls -d"):
+            return Res(0, "\n".join(sorted(self.files)))
+        if cmd.startswith("grep"):
+            return Res(0, KALLSYMS)
+        if cmd.startswith("set -e"):
+            for m in re.finditer(r"echo (\S+) > (\S+)", cmd):
+                self.files[m.group(2)] = m.group(1)
+            return Res(0, "")
+        out = []
+        for m in re.finditer(r"echo (\S+)=\$\(cat (\S+)\)", cmd):
+            out.append(f"{m.group(1)}={self.files.get(m.group(2), '')}")
+        return Res(0, "\n".join(out))
+
+
+def test_configure_writes_filter_and_gfp_settings() -> None:
+    g = FakeGuest(["failslab", "fail_page_alloc", "fail_futex"])
+    s = configure(g, FaultOptions())
+    d = "/sys/kernel/debug"
+    assert g.files[f"{d}/failslab/ignore-gfp-wait"] == "N"
+    assert g.files[f"{d}/fail_page_alloc/ignore-gfp-wait"] == "Y"
+    assert g.files[f"{d}/fail_page_alloc/min-order"] == "32"
+    for a in ("failslab", "fail_page_alloc", "fail_futex"):
+        assert g.files[f"{d}/{a}/probability"] == "0"
+        assert g.files[f"{d}/{a}/verbose"] == "0"
+        assert int(g.files[f"{d}/{a}/require-start"]) == 0xFFFFFFFF81062A10
+        assert int(g.files[f"{d}/{a}/require-end"]) == 0xFFFFFFFF81063200
+    assert s.next_symbol == "dup_mm" and s.require_start == hex(0xFFFFFFFF81062A10)
+    assert set(s.attrs) == {"failslab", "fail_page_alloc", "fail_futex"}
+
+
+def test_configure_without_filter_and_with_page_faults() -> None:
+    g = FakeGuest(["failslab", "fail_page_alloc"])
+    s = configure(g, FaultOptions(stack_filter=False, page_alloc=True))
+    d = "/sys/kernel/debug"
+    assert int(g.files[f"{d}/failslab/require-end"]) == 2**64 - 1
+    assert g.files[f"{d}/fail_page_alloc/min-order"] == "0"
+    assert g.files[f"{d}/fail_page_alloc/ignore-gfp-wait"] == "N"
+    assert s.stack_filter is False and s.function == ""
+
+
+def test_kernel_without_failslab_is_a_user_error() -> None:
+    with pytest.raises(ForkdiffError, match="no failslab"):
+        configure(FakeGuest(["fail_page_alloc"]))
