@@ -1,0 +1,420 @@
+"""dup_mmap() (kernel/fork.c) for the two variants, with the allocations it makes in order.
+
+patched  = 6.12 as shipped: __mt_dup() copies the parent's tree (one allocation for the root,
+           one bulk allocation per internal node for its children), then per VMA: VM_DONTCOPY
+           -> vma_iter_clear_gfp() stores NULL over it (mas_store_gfp: GFP_NOWAIT first,
+           GFP_KERNEL retry via mas_nomem(), so a single failure there is absorbed); else
+           vm_area_dup(), anon_vma_fork(), vma_iter_bulk_store() (exact-fit replace, no
+           allocation), copy_page_range(). On failure the current VMA (or, after a failed
+           copy_page_range(), the next one) is overwritten with XA_ZERO_ENTRY and exit_mmap()
+           stops there.
+baseline = patches/baseline (the pre-series loop): mas_expected_entries(oldmm->map_count)
+           preallocates, then one bulk store per copied VMA into the empty tree; VM_DONTCOPY
+           VMAs are skipped; leftover nodes are freed by vma_iter_free(); on failure the tree
+           holds only the completed copies.
+
+Per copied VMA (both): vm_area_struct (GFP_KERNEL) + vma_lock (GFP_KERNEL, CONFIG_PER_VMA_LOCK,
+vm_area_dup -> vma_lock_alloc); if the parent VMA has an anon_vma and is not VM_WIPEONFORK,
+anon_vma_fork(): anon_vma_clone() allocates one anon_vma_chain per parent chain entry with
+GFP_NOWAIT|__GFP_NOWARN, falling back to GFP_KERNEL (an injected failure is absorbed), then,
+unless an anon_vma is reused (num_children < 2 and no active VMAs), an anon_vma and an
+anon_vma_chain (both GFP_KERNEL, fatal); page-table pages in copy_page_range() only when
+vma_needs_copy() (anon_vma, VM_PFNMAP or VM_MIXEDMAP) and the parent has the table there.
+
+fail-nth counts *checks*: should_failslab()/should_fail_alloc_page() calls that reach
+should_fail_ex() (a bulk slab allocation is one check) and pass the stack filter; see
+FaultSettings.counts().
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .mm import (
+    PGDIR_SHIFT,
+    PMD_SHIFT,
+    PUD_SHIFT,
+    VM_DONTCOPY,
+    VM_MIXEDMAP,
+    VM_PFNMAP,
+    VM_WIPEONFORK,
+    AnonVma,
+    Mm,
+    Vma,
+)
+
+VARIANTS = ("patched", "baseline")
+GFP_KERNEL = "GFP_KERNEL"
+GFP_NOWAIT = "GFP_NOWAIT|__GFP_NOWARN"
+GFP_PGTABLE = "GFP_PGTABLE_USER"  # GFP_KERNEL | __GFP_ZERO | __GFP_ACCOUNT
+
+
+@dataclass(frozen=True)
+class FaultSettings:
+    """The fault-injection knobs that decide which allocations fail-nth counts.
+
+    failslab_ignore_gfp_wait: /sys/kernel/debug/failslab/ignore-gfp-wait (kernel default Y)
+    page_ignore_gfp_wait:     /sys/kernel/debug/fail_page_alloc/ignore-gfp-wait (default Y)
+    page_min_order:           /sys/kernel/debug/fail_page_alloc/min-order (default 1)
+    stack_filter:             "dup_mmap" when require-start/end bracket dup_mmap (only its
+                              own allocations count), None when nothing filters (then checks
+                              made by copy_process() before dup_mmap also count and are not
+                              modelled: predictions say so)."""
+
+    failslab_ignore_gfp_wait: bool = True
+    page_ignore_gfp_wait: bool = True
+    page_min_order: int = 1
+    stack_filter: str | None = "dup_mmap"
+
+    def counts(self, allocator: str, may_sleep: bool, order: int = 0) -> bool:
+        """mm/failslab.c should_failslab() / mm/fail_page_alloc.c should_fail_alloc_page()
+        up to should_fail_ex(): reclaim-capable allocations are skipped when ignore-gfp-wait
+        is set; page allocations below min-order are skipped. (No allocation here is
+        __GFP_NOFAIL, and the stack filter passes for everything under dup_mmap.)"""
+        if allocator == "slab":
+            return not (self.failslab_ignore_gfp_wait and may_sleep)
+        if order < self.page_min_order:
+            return False
+        return not (self.page_ignore_gfp_wait and may_sleep)
+
+    @property
+    def modelled_prefix(self) -> bool:
+        return self.stack_filter == "dup_mmap"
+
+
+SUITE_SETTINGS = FaultSettings(failslab_ignore_gfp_wait=False)  # our suites: ignore-gfp-wait N
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    per_vma_lock: bool = True  # kconfig/base.config sets CONFIG_PER_VMA_LOCK=y (needs SMP)
+
+
+@dataclass
+class AllocEvent:
+    """One allocation attempt dup_mmap() makes, in order."""
+
+    seq: int  # 0-based position in the trace
+    site: str  # kernel function that allocates
+    cache: str  # slab cache, or "page" for the page allocator
+    gfp: str
+    kind: str  # "single" | "bulk" | "page"
+    objects: int
+    counted: bool  # does fail-nth count this check under the FaultSettings?
+    on_fail: str  # "fatal" (fork fails with ENOMEM) | "absorbed" (a fallback retries)
+    vma_index: int | None = None  # parent VMA being copied (position in the parent's list)
+    vma_start: int | None = None
+    level: str | None = None  # page tables: "pud" | "pmd" | "pte"
+    check: int | None = None  # 1-based fail-nth number when counted
+    frees: dict[str, int] = field(default_factory=dict)  # what the failure path frees
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if d["vma_start"] is not None:
+            d["vma_start"] = hex(d["vma_start"])
+        return d
+
+
+@dataclass
+class ChildVma:
+    start: int
+    end: int
+    perms: str
+    offset: int
+    file: bool
+    name: str
+    anon_vma: bool
+    wipeonfork: bool
+
+
+@dataclass
+class ForkResult:
+    variant: str
+    parent_map_count: int
+    child_map_count: int
+    parent_total_vm: int
+    child_total_vm: int
+    child: list[ChildVma]
+    trace: list[AllocEvent]
+    ops: dict[str, int]
+    child_tree: Any
+    copied: list[int]  # parent VMA indices that were copied, in order
+    parent_vmas: list[tuple[int, int]]  # (start, end) of every parent VMA, in order
+    settings: FaultSettings
+
+    @property
+    def counted(self) -> list[AllocEvent]:
+        return [e for e in self.trace if e.counted]
+
+
+def _log(tree: Any) -> list:
+    return list(getattr(tree, "alloc_log", []) or [])
+
+
+def _set_rcu(tree: Any, on: bool) -> None:
+    """mt_set_in_rcu()/mt_clear_in_rcu() when the tree supports it."""
+    for name in ("set_in_rcu", "set_rcu"):
+        fn = getattr(tree, name, None)
+        if callable(fn):
+            fn(on)
+            return
+    if hasattr(tree, "rcu"):
+        tree.rcu = on
+
+
+class _Tracer:
+    def __init__(self, settings: FaultSettings):
+        self.settings = settings
+        self.trace: list[AllocEvent] = []
+        self.checks = 0
+
+    def add(self, site: str, cache: str, gfp: str, kind: str, objects: int, on_fail: str,
+            vma: tuple[int, Vma] | None = None, level: str | None = None,
+            frees: dict[str, int] | None = None) -> AllocEvent:
+        allocator = "page" if cache == "page" else "slab"
+        may_sleep = gfp != GFP_NOWAIT
+        counted = self.settings.counts(allocator, may_sleep, 0)
+        e = AllocEvent(len(self.trace), site, cache, gfp, kind, objects, counted, on_fail,
+                       vma[0] if vma else None, vma[1].start if vma else None, level,
+                       None, dict(frees or {}))
+        if counted:
+            self.checks += 1
+            e.check = self.checks
+        self.trace.append(e)
+        return e
+
+    def from_maple(self, records: list, site: str, gfp: str, on_fail: str,
+                   vma: tuple[int, Vma] | None = None) -> tuple[int, int]:
+        """Turn maple AllocRecords into events; returns (objects allocated, objects freed)."""
+        got = freed = 0
+        for r in records:
+            if r.kind == "free":
+                freed += r.count
+                continue
+            self.add(site, "maple_node", gfp, r.kind, r.count, on_fail, vma,
+                     frees={"maple_node": got})
+            got += r.count
+        return got, freed
+
+
+def _pt_regions(v: Vma, shift: int) -> range:
+    return range(v.start >> shift, ((v.end - 1) >> shift) + 1)
+
+
+def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
+             config: KernelConfig = KernelConfig(),
+             tree_factory: Callable[[], Any] | None = None) -> ForkResult:
+    """Run dup_mmap() of `variant` on the parent mm (which is not modified)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
+    tr = _Tracer(settings)
+    vmas = list(parent.vmas())
+    ops = dict.fromkeys(("nodes_allocated", "alloc_calls", "nodes_copied", "nodes_freed",
+                         "tree_stores", "tree_walk_levels", "null_stores", "vmas_copied",
+                         "vmas_dontcopy", "vmas_wipeonfork", "anon_vma_forks", "avc_allocs",
+                         "anon_vma_allocs", "anon_vma_reused", "file_vmas", "pt_pages",
+                         "pt_vmas", "vma_allocs"), 0)
+    height = getattr(parent.tree, "height", 0) or 0
+
+    if variant == "patched":
+        before = len(_log(parent.tree))
+        child_tree = parent.tree.dup()
+        recs = _log(child_tree) or _log(parent.tree)[before:]
+        got, _ = tr.from_maple(recs, "__mt_dup", GFP_KERNEL, "fatal")
+        ops["nodes_allocated"] += got
+        ops["nodes_copied"] = getattr(parent.tree, "node_count", got)
+        ops["alloc_calls"] += sum(1 for r in recs if r.kind != "free")
+        _set_rcu(child_tree, False)
+    else:
+        child_tree = (tree_factory or type(parent.tree))()
+        child_tree.expected_entries(parent.map_count)
+        recs = _log(child_tree)
+        got, _ = tr.from_maple(recs, "mas_expected_entries", GFP_KERNEL, "fatal")
+        ops["nodes_allocated"] += got
+        ops["alloc_calls"] += sum(1 for r in recs if r.kind != "free")
+        _set_rcu(child_tree, False)
+
+    child: list[ChildVma] = []
+    copied: list[int] = []
+    child_pud: set[int] = set()
+    child_pmd: set[int] = set()
+    child_pte: set[int] = set()
+    child_total_vm = parent.total_vm
+    new_id = max(parent.by_id, default=0) + 1
+    for i, v in enumerate(vmas):
+        at = (i, v)
+        if v.flags & VM_DONTCOPY:
+            ops["vmas_dontcopy"] += 1
+            child_total_vm -= v.pages
+            if variant == "patched":
+                n0 = len(_log(child_tree))
+                child_tree.store_range(v.start, v.end - 1, None)
+                got, freed = tr.from_maple(_log(child_tree)[n0:], "vma_iter_clear_gfp",
+                                           GFP_NOWAIT, "absorbed", at)
+                ops["nodes_allocated"] += got
+                ops["nodes_freed"] += freed
+                ops["null_stores"] += 1
+                ops["tree_walk_levels"] += height
+            continue
+        # vm_area_dup(): the struct, then its lock
+        tr.add("vm_area_dup", "vm_area_struct", GFP_KERNEL, "single", 1, "fatal", at)
+        ops["vma_allocs"] += 1
+        if config.per_vma_lock:
+            tr.add("vma_lock_alloc", "vma_lock", GFP_KERNEL, "single", 1, "fatal", at,
+                   frees={"vm_area_struct": 1})
+        wipe = bool(v.flags & VM_WIPEONFORK)
+        has_anon = False
+        if wipe:
+            ops["vmas_wipeonfork"] += 1
+        elif v.anon_vma is not None:
+            ops["anon_vma_forks"] += 1
+            lock = {"vma_lock": 1} if config.per_vma_lock else {}
+            cloned = 0
+            reused = None
+            for av in reversed(v.chain):  # list_for_each_entry_reverse
+                tr.add("anon_vma_clone", "anon_vma_chain", GFP_NOWAIT, "single", 1, "absorbed",
+                       at)
+                cloned += 1
+                ops["avc_allocs"] += 1
+                if reused is None and _reusable(av):
+                    reused = av
+            if reused is None:
+                tr.add("anon_vma_fork", "anon_vma", GFP_KERNEL, "single", 1, "fatal", at,
+                       frees={"vm_area_struct": 1, **lock, "anon_vma_chain": cloned})
+                tr.add("anon_vma_fork", "anon_vma_chain", GFP_KERNEL, "single", 1, "fatal", at,
+                       frees={"vm_area_struct": 1, **lock, "anon_vma_chain": cloned,
+                              "anon_vma": 1})
+                ops["anon_vma_allocs"] += 1
+                ops["avc_allocs"] += 1
+            else:
+                ops["anon_vma_reused"] += 1
+            has_anon = True
+        # link into the tree
+        if variant == "patched":
+            n0 = len(_log(child_tree))
+            child_tree.replace_exact(v.start, v.end - 1, new_id)
+            tr.from_maple(_log(child_tree)[n0:], "vma_iter_bulk_store", GFP_NOWAIT, "fatal", at)
+        else:
+            n0 = len(_log(child_tree))
+            child_tree.bulk_store(v.start, v.end - 1, new_id)
+            got, _ = tr.from_maple(_log(child_tree)[n0:], "vma_iter_bulk_store", GFP_NOWAIT,
+                                   "fatal", at)
+            ops["nodes_allocated"] += got
+        new_id += 1
+        ops["tree_stores"] += 1
+        ops["tree_walk_levels"] += height
+        ops["vmas_copied"] += 1
+        copied.append(i)
+        if v.file is not None:
+            ops["file_vmas"] += 1
+        # copy_page_range(): only when vma_needs_copy()
+        if not wipe and (v.anon_vma is not None or v.flags & (VM_PFNMAP | VM_MIXEDMAP)):
+            ops["pt_vmas"] += 1
+            for g in _pt_regions(v, PGDIR_SHIFT):
+                if g not in parent.pud_tables:
+                    continue
+                if g not in child_pud:
+                    child_pud.add(g)
+                    tr.add("copy_page_range", "page", GFP_PGTABLE, "page", 1, "fatal", at, "pud")
+                    ops["pt_pages"] += 1
+                for u in _pt_regions(v, PUD_SHIFT):
+                    if u >> (PGDIR_SHIFT - PUD_SHIFT) != g or u not in parent.pmd_tables:
+                        continue
+                    if u not in child_pmd:
+                        child_pmd.add(u)
+                        tr.add("copy_page_range", "page", GFP_PGTABLE, "page", 1, "fatal", at,
+                               "pmd")
+                        ops["pt_pages"] += 1
+                    for m in _pt_regions(v, PMD_SHIFT):
+                        if m >> (PUD_SHIFT - PMD_SHIFT) != u or m not in parent.pte_tables:
+                            continue
+                        if m not in child_pte:
+                            child_pte.add(m)
+                            tr.add("copy_page_range", "page", GFP_PGTABLE, "page", 1, "fatal",
+                                   at, "pte")
+                            ops["pt_pages"] += 1
+        child.append(ChildVma(v.start, v.end, v.perms,
+                              (v.pgoff << 12) if v.file is not None else 0, v.file is not None,
+                              parent.name_of(v), has_anon, wipe))
+
+    if variant == "baseline":
+        n0 = len(_log(child_tree))
+        child_tree.destroy_bulk()
+        ops["nodes_freed"] += sum(r.count for r in _log(child_tree)[n0:] if r.kind == "free")
+    _set_rcu(child_tree, True)
+    ops["alloc_calls"] = sum(1 for e in tr.trace if e.cache == "maple_node")
+    ops["child_nodes"] = getattr(child_tree, "node_count", 0)
+    ops["child_height"] = getattr(child_tree, "height", 0)
+    return ForkResult(variant, parent.map_count, len(copied), parent.total_vm, child_total_vm,
+                      child, tr.trace, ops, child_tree, copied,
+                      [(v.start, v.end) for v in vmas], settings)
+
+
+def _reusable(av: AnonVma) -> bool:
+    """anon_vma_clone()'s reuse test: no VMA uses it and it has at most one child."""
+    return av.num_children < 2 and av.num_active_vmas == 0
+
+
+# ------------------------------------------------------------------ fault outcomes
+def outcome(res: ForkResult, k: int) -> dict:
+    """What happens when fail-nth is armed with k (the k-th counted check fails)."""
+    counted = res.counted
+    out: dict = {"k": k, "variant": res.variant}
+    if not res.settings.modelled_prefix:
+        out["modelled"] = False
+        out["why"] = ("without the dup_mmap stack filter, checks made by copy_process() "
+                      "before dup_mmap also count; they are not modelled")
+        return out
+    if k > len(counted):
+        out.update(injected=False, fork="success", errno=None, marker=None,
+                   reason=f"only {len(counted)} counted checks: fail-nth not reached")
+        return out
+    e = counted[k - 1]
+    out.update(injected=True, seq=e.seq, site=e.site, cache=e.cache, gfp=e.gfp, kind=e.kind,
+               vma_index=e.vma_index, vma_start=hex(e.vma_start) if e.vma_start is not None else None,
+               level=e.level)
+    if e.on_fail == "absorbed":
+        out.update(fork="success", errno=None, absorbed=True, marker=None,
+                   frees={}, child_vmas_released=0,
+                   reason=("GFP_NOWAIT failed, the GFP_KERNEL retry succeeded "
+                           + ("(anon_vma_clone)" if e.site == "anon_vma_clone"
+                              else "(mas_store_gfp -> mas_nomem)")))
+        return out
+    out.update(fork="ENOMEM", errno="ENOMEM", absorbed=False, frees=dict(e.frees))
+    parent_n = len(res.parent_vmas)
+    if e.site in ("__mt_dup", "mas_expected_entries"):
+        out.update(marker=None, child_vmas_released=0, tree_nodes_freed=e.frees.get("maple_node", 0),
+                   reason=f"{e.site} failed: the new tree is freed, no VMA was copied")
+        return out
+    i = e.vma_index
+    assert i is not None
+    done_before = sum(1 for j in res.copied if j < i)
+    if e.site == "copy_page_range":
+        released = done_before + 1  # the VMA is linked; its partial tables go with it
+        mark_at = i + 1 if i + 1 < parent_n else None
+    else:
+        released = done_before
+        mark_at = i
+    if res.variant == "patched":
+        if mark_at is None:
+            out["marker"] = None
+        else:
+            s, t = res.parent_vmas[mark_at]
+            out["marker"] = {"entry": "XA_ZERO_ENTRY", "start": hex(s), "end": hex(t),
+                             "vma_index": mark_at}
+        out["reason"] = (f"{e.site} failed at VMA {i}: exit_mmap() releases the {released} "
+                         "copies before the failure point"
+                         + ("" if mark_at is None else " and stops at the XA_ZERO_ENTRY marker"))
+    else:
+        out["marker"] = None
+        out["reason"] = (f"{e.site} failed at VMA {i}: the child tree holds only the "
+                         f"{released} completed copies, exit_mmap() releases them")
+    out["child_vmas_released"] = released
+    return out
+
+
+def outcomes(res: ForkResult) -> list[dict]:
+    """Outcomes for k = 1 .. (counted checks + 1); the last one is 'not reached'."""
+    return [outcome(res, k) for k in range(1, len(res.counted) + 2)]

@@ -1,0 +1,123 @@
+"""Scenario -> prediction records (JSON-able dicts, one per measurement); see
+docs/predictions.md for the fields. The parent process is replayed as the guest program builds
+it (guest/layout.c): exec image, then per layout VMA mmap(MAP_FIXED_NOREPLACE) -> madvise ->
+writes; spawn/forkcount also fill up to --total VMAs and map+unmap a /proc/self/maps buffer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from .exec_image import DEFAULT_ELF, MMAP_BASE, ElfInfo, ExecParams, build_exec_image
+from .fork import SUITE_SETTINGS, FaultSettings, ForkResult, KernelConfig, dup_mmap, outcomes
+from .mm import PAGE_SIZE, PROT_READ, PROT_WRITE, PROTS, Mm, page_align
+from .scenario import Scenario
+
+DEFAULT_PARAMS = ExecParams()
+DEFAULT_CONFIG = KernelConfig()
+LAYOUT_FILE = "/tmp/forkdiff-layout.dat"  # guest/layout.h
+PROGRAMS = ("mapsprobe", "faultsweep", "spawn", "forkcount")
+MEASUREMENTS = ("child_maps", "map_count", "counts", "alloc_trace", "fault_outcome",
+                "op_counts")
+
+
+def build_parent(scenario: Scenario, program: str = "mapsprobe", total: int | None = None,
+                 elf: ElfInfo = DEFAULT_ELF, params: ExecParams = DEFAULT_PARAMS,
+                 tree_factory: Callable[[], Any] | None = None) -> Mm:
+    """The guest program's mm just before it calls fork()."""
+    if program not in PROGRAMS:
+        raise ValueError(f"unknown guest program {program!r} (one of {', '.join(PROGRAMS)})")
+    mm = build_exec_image(elf, params, tree_factory)
+    file_inode = 1_000_000  # a stand-in inode: maps comparisons use the "file" flag
+    for lv in scenario.layout():
+        shared = lv.kind in ("shared-anon", "shared-file")
+        is_file = lv.kind in ("file", "shared-file")
+        v = mm.mmap(lv.start, lv.end - lv.start, PROTS[lv.prot], shared=shared,
+                    file=LAYOUT_FILE if is_file else None, inode=file_inode if is_file else 0)
+        if v.start != lv.start or v.end != lv.end:
+            raise ValueError(f"{scenario.source}: layout VMA at {lv.start:#x} merges with a "
+                             "neighbour in the kernel (the guest builder would fail)")
+        if lv.advice != "none":
+            mm.madvise(lv.start, lv.end - lv.start, lv.advice)
+        pages = (lv.end - lv.start) // PAGE_SIZE
+        touched = pages if lv.touch == "all" else 1 if lv.touch == "first" else 0
+        for p in range(touched):
+            mm.write_fault(lv.start + p * PAGE_SIZE)
+    if program in ("spawn", "forkcount"):
+        layout = scenario.layout()
+        nxt = layout[-1].end + scenario.gap_pages * PAGE_SIZE
+        start = nxt + (PAGE_SIZE if scenario.gap_pages == 0 else 0)
+        fill = 0
+        if total is not None:
+            if mm.map_count > total:
+                raise ValueError(f"the process already has {mm.map_count} VMAs, more than "
+                                 f"--total {total}")
+            fill = total - mm.map_count
+            for i in range(fill):
+                mm.mmap(start + 2 * i * PAGE_SIZE, PAGE_SIZE, PROT_READ | PROT_WRITE)
+        # layout_verify_self(): a temporary buffer for /proc/self/maps, unmapped again
+        cap = page_align((len(layout) + fill + 4096) * 160)
+        addr = mm.get_unmapped_area_topdown(cap, MMAP_BASE)
+        mm.mmap(addr, cap, PROT_READ | PROT_WRITE)
+        for a in range(addr, addr + cap, PAGE_SIZE):  # read_file() writes the text
+            mm.write_fault(a)
+        mm.munmap(addr, cap)
+    return mm
+
+
+def _maps_entry(d: dict) -> dict:
+    return {"start": hex(d["start"]), "end": hex(d["end"]), "perms": d["perms"],
+            "offset": d["offset"], "file": d["file"], "name": d["name"]}
+
+
+def records(scenario: Scenario, variant: str, *, program: str = "mapsprobe",
+            total: int | None = None, settings: FaultSettings = SUITE_SETTINGS,
+            config: KernelConfig = DEFAULT_CONFIG, elf: ElfInfo = DEFAULT_ELF,
+            params: ExecParams = DEFAULT_PARAMS, measurements: tuple[str, ...] = MEASUREMENTS,
+            tree_factory: Callable[[], Any] | None = None) -> list[dict]:
+    parent = build_parent(scenario, program, total, elf, params, tree_factory)
+    res = dup_mmap(parent, variant, settings, config)
+    return fork_records(scenario.name, parent, res, measurements, program)
+
+
+def fork_records(name: str, parent: Mm, res: ForkResult,
+                 measurements: tuple[str, ...] = MEASUREMENTS,
+                 program: str = "mapsprobe") -> list[dict]:
+    base = {"source": "simulator", "variant": res.variant, "scenario": name, "program": program}
+    sets = asdict(res.settings)
+    out: list[dict] = []
+    if "child_maps" in measurements:
+        pmaps = {(m["start"], m["end"]): m for m in parent.maps()}
+        vmas = [_maps_entry(pmaps[(c.start, c.end)]) | {"anon_vma": c.anon_vma,
+                                                         "wipeonfork": c.wipeonfork}
+                for c in res.child]
+        out.append(base | {"measurement": "child_maps", "map_count": res.child_map_count,
+                           "vmas": vmas})
+    if "map_count" in measurements:
+        out.append(base | {"measurement": "map_count", "parent": res.parent_map_count,
+                           "child": res.child_map_count, "parent_after": parent.map_count,
+                           "parent_total_vm": res.parent_total_vm,
+                           "child_total_vm": res.child_total_vm})
+    if "counts" in measurements:
+        objs: dict[str, int] = {}
+        for e in res.trace:
+            objs[e.cache] = objs.get(e.cache, 0) + e.objects
+        objs["maple_node"] = objs.get("maple_node", 0) - res.ops["nodes_freed"]
+        out.append(base | {"measurement": "counts", "objects": objs,
+                           "maple_node_allocated": res.ops["nodes_allocated"],
+                           "maple_node_freed": res.ops["nodes_freed"],
+                           "child_tree_nodes": res.ops["child_nodes"],
+                           "child_tree_height": res.ops["child_height"],
+                           "allocations": len(res.trace), "checks": len(res.counted),
+                           "settings": sets})
+    if "alloc_trace" in measurements:
+        out.append(base | {"measurement": "alloc_trace", "settings": sets,
+                           "checks": len(res.counted),
+                           "events": [e.to_dict() for e in res.trace]})
+    if "fault_outcome" in measurements:
+        for o in outcomes(res):
+            out.append(base | {"measurement": "fault_outcome", "settings": sets} | o)
+    if "op_counts" in measurements:
+        out.append(base | {"measurement": "op_counts", "ops": dict(res.ops)})
+    return out
