@@ -1,0 +1,320 @@
+"""The maple tree mm uses (MT_FLAGS_ALLOC_RANGE [| MT_FLAGS_USE_RCU]), node for node as Linux
+6.12 lib/maple_tree.c builds it (the algorithms are in simulator.maple_core), with every node
+allocation and free recorded in order.
+
+    t = MapleTree()                      # empty, RCU mode on (mm's MM_MT_FLAGS)
+    t.store_range(0x1000, 0x1fff, vma)   # mas_store_gfp(GFP_KERNEL)
+    t2 = t.dup()                         # __mt_dup(); t2.alloc_log: 1 single + 1 bulk per internal node
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import maple_core as C
+from .maple_core import M, MaState, Node, Pool
+
+__all__ = ["MapleTree", "AllocRecord", "DupFailed", "ULONG_MAX"]
+
+ULONG_MAX = M
+
+
+@dataclass(frozen=True, slots=True)
+class AllocRecord:
+    """One allocation event of maple nodes. kind: "single" (kmem_cache_alloc), "bulk"
+    (kmem_cache_alloc_bulk, `count` objects, one fault-injection check), "free" (objects the
+    operation freed, summed per operation), "fail_single"/"fail_bulk" (a check that failed).
+    seq: index of the tree operation that made it."""
+
+    op: str
+    kind: str
+    count: int
+    seq: int = 0
+
+    @property
+    def is_check(self) -> bool:
+        return self.kind != "free"
+
+
+class DupFailed(Exception):
+    """__mt_dup() returned -ENOMEM (an injected allocation failure)."""
+
+
+class _FailAt(Exception):
+    pass
+
+
+class MapleTree:
+    """An allocation-range maple tree. `rcu` is MT_FLAGS_USE_RCU (mm trees start with it;
+    dup_mmap clears it on the child while building it)."""
+
+    def __init__(self, rcu: bool = True):
+        self.root: Node | object | None = None
+        self.height = 0
+        self.rcu = rcu
+        self.alloc_log: list[AllocRecord] = []
+        self.op_freed = 0
+        self.seq = 0
+        self._op = ""
+        self._bulk: MaState | None = None
+        self._fail_countdown = 0
+
+    # -------------------------------------------------------------- bookkeeping
+    def _log(self, kind: str, count: int) -> None:
+        if self._fail_countdown > 0:
+            self._fail_countdown -= 1
+            if self._fail_countdown == 0:
+                self.alloc_log.append(AllocRecord(self._op, "fail_" + kind, count, self.seq))
+                raise _FailAt()
+        self.alloc_log.append(AllocRecord(self._op, kind, count, self.seq))
+
+    def _begin(self, op: str) -> None:
+        self._op = op
+        self.op_freed = 0
+
+    def _end(self) -> None:
+        if self.op_freed:
+            self.alloc_log.append(AllocRecord(self._op, "free", self.op_freed, self.seq))
+        self.op_freed = 0
+        self.seq += 1
+
+    def _mas(self, first: int, last: int) -> MaState:
+        mas = MaState(self, first, last)
+        mas.pool = Pool(self._log)
+        return mas
+
+    @staticmethod
+    def _check_range(first: int, last: int) -> None:
+        if not (0 <= first <= last <= M):
+            raise ValueError(f"bad range [{first:#x}, {last:#x}]")
+
+    # -------------------------------------------------------------- operations
+    def store_range(self, first: int, last: int, entry: object | None) -> None:
+        """mas_store_gfp(GFP_KERNEL) of `entry` (None: a NULL store) on [first, last]."""
+        self._check_range(first, last)
+        self._begin("store")
+        C.mas_store_gfp(self._mas(first, last), entry)
+        self._end()
+
+    def erase(self, index: int) -> object | None:
+        """mtree_erase(): NULL-store the whole range of the entry holding `index`."""
+        self._begin("erase")
+        entry = C.mas_erase(self._mas(index, index))
+        self._end()
+        return entry
+
+    def replace_exact(self, first: int, last: int, entry: object) -> None:
+        """The store dup_mmap does over a copied VMA: mas_store() on exactly the range of an
+        existing entry, which never allocates."""
+        self._check_range(first, last)
+        self._begin("replace")
+        mas = self._mas(first, last)
+        C.mas_store(mas, entry)
+        if mas.store_type != C.WR_EXACT_FIT:
+            raise ValueError(f"[{first:#x}, {last:#x}] is not exactly one existing range")
+        self._end()
+
+    def expected_entries(self, n: int) -> None:
+        """mas_expected_entries(): bulk mode, preallocating for n entries."""
+        if self.rcu:
+            raise ValueError("bulk mode needs the tree out of RCU mode (dup_mmap clears it)")
+        self._begin("expect")
+        self._bulk = self._mas(0, 0)
+        C.mas_expected_entries(self._bulk, n)
+        self._end()
+
+    def bulk_store(self, first: int, last: int, entry: object | None) -> None:
+        """mas_store() with the bulk ma_state (ascending ranges, as dup_mmap stores them)."""
+        if self._bulk is None:
+            raise ValueError("bulk_store outside bulk mode: call expected_entries() first")
+        self._check_range(first, last)
+        self._begin("bstore")
+        self._bulk.index, self._bulk.last = first, last
+        C.mas_store(self._bulk, entry)
+        self._end()
+
+    def destroy_bulk(self) -> None:
+        """mas_destroy() of the bulk ma_state: rebalance the last leaf, free leftovers."""
+        if self._bulk is None:
+            raise ValueError("destroy_bulk outside bulk mode")
+        self._begin("bdestroy")
+        C.mas_destroy(self._bulk)
+        self._bulk = None
+        self._end()
+
+    def set_rcu(self, on: bool) -> None:
+        """mt_set_in_rcu() / mt_clear_in_rcu()."""
+        self.rcu = on
+
+    def load(self, index: int) -> object | None:
+        root = self.root
+        if root is None:
+            return None
+        if not isinstance(root, Node):
+            return root if index == 0 else None
+        node = root
+        while True:
+            piv = node.piv
+            n = len(piv)
+            off = 0
+            while off < n and piv[off] < index:
+                off += 1
+            nxt = node.slot[off]
+            if node.leaf:
+                return nxt
+            node = nxt
+
+    def dup(self, fail_at_check: int = 0) -> MapleTree:
+        """__mt_dup(): a copy built in DFS pre-order, one single allocation for the root and
+        one bulk allocation per internal node for all its children. With fail_at_check=k the
+        k-th allocation check fails: the copy is freed and DupFailed is raised; its
+        alloc_log (attribute `log` of the exception) shows what happened."""
+        new = MapleTree(rcu=self.rcu)
+        new._begin("dup")
+        new._fail_countdown = fail_at_check
+        allocated = 0
+        try:
+            if isinstance(self.root, Node):
+                new._log("single", 1)
+                allocated = 1
+                stack = [self.root]
+                copies: dict[int, Node] = {}
+                order: list[Node] = []
+                while stack:  # pre-order
+                    node = stack.pop()
+                    order.append(node)
+                    if not node.leaf:
+                        end = C.ma_data_end(node, 0)
+                        new._log("bulk", end + 1)
+                        allocated += end + 1
+                        stack.extend(reversed(node.slot[:end + 1]))
+                for node in order:
+                    copies[id(node)] = _copy_node(node)
+                for node in order:
+                    cp = copies[id(node)]
+                    if not node.leaf:
+                        for i, child in enumerate(cp.slot):
+                            if isinstance(child, Node):
+                                cc = copies[id(child)]
+                                cp.slot[i] = cc
+                                cc.parent = cp
+                new.root = copies[id(self.root)]
+                new.root.parent = None
+            else:
+                new.root = self.root
+            new.height = self.height
+        except _FailAt:
+            new.op_freed = allocated
+            new._fail_countdown = 0
+            new.root = None
+            new.height = 0
+            new._end()
+            err = DupFailed(f"__mt_dup failed at allocation check {fail_at_check}")
+            err.log = new.alloc_log  # type: ignore[attr-defined]
+            raise err from None
+        new._fail_countdown = 0
+        new._end()
+        return new
+
+    # -------------------------------------------------------------- inspection
+    def _walk(self):
+        """(node, min, max) in DFS pre-order."""
+        root = self.root
+        if not isinstance(root, Node):
+            return
+        stack = [(root, 0, M)]
+        while stack:
+            node, mn, mx = stack.pop()
+            yield node, mn, mx
+            if node.leaf:
+                continue
+            end = C.ma_data_end(node, mx)
+            kids = []
+            for i in range(end + 1):
+                cmin = (node.piv[i - 1] + 1) if i else mn
+                cmax = node.piv[i] if i < end and i < C.AR_PIVOTS else mx
+                if node.slot[i] is not None:
+                    kids.append((node.slot[i], cmin, cmax))
+            stack.extend(reversed(kids))
+
+    @property
+    def node_count(self) -> int:
+        return sum(1 for _ in self._walk())
+
+    @property
+    def leaf_count(self) -> int:
+        return sum(1 for n, _, _ in self._walk() if n.leaf)
+
+    @property
+    def internal_count(self) -> int:
+        return sum(1 for n, _, _ in self._walk() if not n.leaf)
+
+    def entries(self) -> list[tuple[int, int, object]]:
+        """(first, last, entry) of every non-NULL range, in order."""
+        out = []
+        root = self.root
+        if root is None:
+            return out
+        if not isinstance(root, Node):
+            return [(0, 0, root)]
+        for node, mn, mx in self._walk():
+            if not node.leaf:
+                continue
+            end = C.ma_data_end(node, mx)
+            lo = mn
+            for i in range(end + 1):
+                hi = node.piv[i] if i < end else mx
+                if node.slot[i] is not None:
+                    out.append((lo, hi, node.slot[i]))
+                lo = hi + 1
+        return out
+
+    def checks(self, seq: int | None = None) -> int:
+        """Allocation checks (single + bulk calls, failed ones included) recorded for
+        operation `seq` (default: all)."""
+        return sum(1 for r in self.alloc_log if r.is_check and (seq is None or r.seq == seq))
+
+    def dump(self) -> dict:
+        """The canonical dump the oracle prints (without the allocation log)."""
+        root = self.root
+        if root is None:
+            return {"height": self.height, "root": "empty", "nodes": []}
+        if not isinstance(root, Node):
+            return {"height": self.height, "root": {"v": _value(root)}, "nodes": []}
+        nodes = []
+        for node, mn, mx in self._walk():
+            end = C.ma_data_end(node, mx)
+            npiv = len(node.piv)
+            lim = min(end, npiv - 1)
+            d: dict = {"t": "l" if node.leaf else "a", "min": mn, "max": mx,
+                       "piv": node.piv[:lim + 1]}
+            if node.leaf:
+                d["s"] = [None if e is None else _value(e) for e in node.slot[:end + 1]]
+            else:
+                d["s"] = [None if e is None else "n" for e in node.slot[:end + 1]]
+                d["g"] = node.gap[:end + 1]
+                d["mg"] = node.mgap
+            nodes.append(d)
+        return {"height": self.height, "root": "node", "nodes": nodes}
+
+    def log_compact(self, since: int = 0) -> list[list]:
+        """alloc_log[since:] as the oracle prints it: [seq, "s"|"b"|"f"|"xs"|"xb", count]."""
+        kinds = {"single": "s", "bulk": "b", "free": "f", "fail_single": "xs", "fail_bulk": "xb"}
+        return [[r.seq, kinds[r.kind], r.count] for r in self.alloc_log[since:]]
+
+
+def _copy_node(node: Node) -> Node:
+    cp = Node.__new__(Node)
+    cp.leaf = node.leaf
+    cp.piv = node.piv[:]
+    cp.slot = node.slot[:]
+    cp.gap = node.gap[:] if node.gap is not None else None
+    cp.end = node.end
+    cp.mgap = node.mgap
+    cp.parent = None
+    cp.pslot = node.pslot
+    return cp
+
+
+def _value(entry: object):
+    return entry if isinstance(entry, int) else getattr(entry, "oracle_value", repr(entry))

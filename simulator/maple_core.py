@@ -1,0 +1,1838 @@
+"""A line-by-line port of the write path of Linux 6.12 lib/maple_tree.c, restricted to the
+allocation-range tree mm uses (leaves maple_leaf_64, internal nodes maple_arange_64).
+
+Function names are the kernel's, so a reader can hold this file next to lib/maple_tree.c.
+Nodes keep the kernel's raw arrays (pivots, slots, gaps, metadata end and gap offset, parent
+and parent slot), because the algorithms read stale and zeroed array cells exactly as C
+does (e.g. ma_data_end() reads the last pivot). Not modelled: dense/range_64 nodes (no
+non-alloc trees), RCU readers (dead-node retries never happen single-threaded), the aliasing
+of maple_big_node's gap[] over slot[21..] (never read back), and the maple_alloc chaining of
+preallocated nodes (only their number matters: see Pool).
+"""
+
+from __future__ import annotations
+
+M = (1 << 64) - 1  # ULONG_MAX
+
+LEAF_SLOTS, LEAF_PIVOTS, LEAF_MIN = 16, 15, 6          # maple_leaf_64
+AR_SLOTS, AR_PIVOTS, AR_MIN = 10, 9, 4                 # maple_arange_64
+MAPLE_ALLOC_SLOTS = 30                                  # 64-bit: MAPLE_NODE_SLOTS - 1
+BIG = 40                                                # >= MAPLE_BIG_NODE_SLOTS (34)
+
+# store types (enum store_type)
+WR_INVALID, WR_NEW_ROOT, WR_STORE_ROOT, WR_EXACT_FIT, WR_SPANNING, WR_SPLIT, WR_REBALANCE, \
+    WR_APPEND, WR_NODE_STORE, WR_SLOT_STORE = range(10)
+
+# ma_state status
+ST_START, ST_ACTIVE, ST_NONE, ST_ROOT = range(4)
+
+F_BULK, F_REBALANCE, F_PREALLOC = 1, 2, 4
+
+
+def slots_of(leaf: bool) -> int:
+    return LEAF_SLOTS if leaf else AR_SLOTS
+
+
+def pivots_of(leaf: bool) -> int:
+    return LEAF_PIVOTS if leaf else AR_PIVOTS
+
+
+def min_slots_of(leaf: bool) -> int:
+    return LEAF_MIN if leaf else AR_MIN
+
+
+class Node:
+    """struct maple_node as leaf_64 or arange_64. parent None = root (parent is the tree);
+    parent is self = dead node."""
+
+    __slots__ = ("leaf", "piv", "slot", "gap", "end", "mgap", "parent", "pslot")
+
+    def __init__(self, leaf: bool):
+        self.leaf = leaf
+        if leaf:
+            self.piv = [0] * LEAF_PIVOTS
+            self.slot = [None] * LEAF_SLOTS
+            self.gap = None
+        else:
+            self.piv = [0] * AR_PIVOTS
+            self.slot = [None] * AR_SLOTS
+            self.gap = [0] * AR_SLOTS
+        self.end = 0
+        self.mgap = 0
+        self.parent = None
+        self.pslot = 0
+
+
+class Pool:
+    """The nodes an ma_state holds (mas->alloc): allocated in one single allocation plus bulk
+    chunks of at most 30, handed out by mas_pop_node, returned by mas_push_node."""
+
+    __slots__ = ("avail", "log")
+
+    def __init__(self, log):
+        self.avail = 0
+        self.log = log  # callable(kind, count)
+
+
+class BigNode:
+    __slots__ = ("pivot", "slot", "gap", "b_end", "leaf")
+
+    def __init__(self):
+        self.pivot = [0] * BIG
+        self.slot = [None] * BIG
+        self.gap = [0] * BIG
+        self.b_end = 0
+        self.leaf = True
+
+    def clear(self):
+        self.pivot = [0] * BIG
+        self.slot = [None] * BIG
+        self.gap = [0] * BIG
+        self.b_end = 0
+
+
+class MaState:
+    __slots__ = ("tree", "index", "last", "node", "min", "max", "offset", "end", "depth",
+                 "status", "flags", "pool", "store_type", "err")
+
+    def __init__(self, tree, index=0, last=0):
+        self.tree = tree
+        self.index = index
+        self.last = last
+        self.node = None
+        self.min = 0
+        self.max = M
+        self.offset = 0
+        self.end = 0
+        self.depth = 0
+        self.status = ST_START
+        self.flags = 0
+        self.pool = None
+        self.store_type = WR_INVALID
+        self.err = 0
+
+    def copy(self) -> MaState:
+        n = MaState.__new__(MaState)
+        n.tree = self.tree
+        n.index = self.index
+        n.last = self.last
+        n.node = self.node
+        n.min = self.min
+        n.max = self.max
+        n.offset = self.offset
+        n.end = self.end
+        n.depth = self.depth
+        n.status = self.status
+        n.flags = self.flags
+        n.pool = self.pool
+        n.store_type = self.store_type
+        n.err = self.err
+        return n
+
+    def assign(self, o: MaState) -> None:
+        self.tree = o.tree
+        self.index = o.index
+        self.last = o.last
+        self.node = o.node
+        self.min = o.min
+        self.max = o.max
+        self.offset = o.offset
+        self.end = o.end
+        self.depth = o.depth
+        self.status = o.status
+        self.flags = o.flags
+        self.pool = o.pool
+        self.store_type = o.store_type
+        self.err = o.err
+
+
+class WrState:
+    __slots__ = ("mas", "node", "r_min", "r_max", "leaf", "offset_end", "pivots", "end_piv",
+                 "slots", "entry", "content")
+
+    def __init__(self, mas, entry):
+        self.mas = mas
+        self.node = None
+        self.r_min = 0
+        self.r_max = 0
+        self.leaf = True
+        self.offset_end = 0
+        self.pivots = None
+        self.end_piv = 0
+        self.slots = None
+        self.entry = entry
+        self.content = None
+
+
+class NoMem(Exception):
+    """An allocation check failed (fault injection)."""
+
+
+# ---------------------------------------------------------------- node helpers
+
+def ma_data_end(node: Node, mx: int) -> int:
+    if not node.leaf:
+        return node.end
+    p = node.piv[LEAF_PIVOTS - 1]
+    if not p:
+        return node.end
+    if p == mx:
+        return LEAF_PIVOTS - 1
+    return LEAF_PIVOTS
+
+
+def mas_data_end(mas: MaState) -> int:
+    return ma_data_end(mas.node, mas.max)
+
+
+def mas_safe_pivot(mas: MaState, pivots, piv: int, leaf: bool) -> int:
+    if piv >= (LEAF_PIVOTS if leaf else AR_PIVOTS):
+        return mas.max
+    return pivots[piv]
+
+
+def mas_safe_min(mas: MaState, pivots, offset: int) -> int:
+    if offset:
+        return (pivots[offset - 1] + 1) & M
+    return mas.min
+
+
+def ma_set_meta(node: Node, offset: int, end: int) -> None:
+    node.mgap = offset
+    node.end = end
+
+
+def mas_leaf_set_meta(node: Node, end: int) -> None:
+    if end < LEAF_SLOTS - 1:
+        ma_set_meta(node, 0, end)
+
+
+def mte_is_root(node: Node) -> bool:
+    return node.parent is None
+
+
+def mas_set_parent(enode: Node, parent: Node, slot: int) -> None:
+    enode.parent = parent
+    enode.pslot = slot
+
+
+def mte_set_node_dead(node: Node) -> None:
+    node.parent = node
+
+
+def mas_is_root_limits(mas: MaState) -> bool:
+    return not mas.min and mas.max == M
+
+
+def mas_descend(mas: MaState) -> None:
+    node = mas.node
+    pivots = node.piv
+    if mas.offset:
+        mas.min = (pivots[mas.offset - 1] + 1) & M
+    mas.max = mas_safe_pivot(mas, pivots, mas.offset, node.leaf)
+    mas.node = node.slot[mas.offset]
+
+
+def mas_ascend(mas: MaState) -> int:
+    a_node = mas.node
+    if a_node.parent is None:
+        mas.offset = 0
+        return 0
+    p_node = a_node.parent
+    if p_node is a_node:
+        return 1
+    mas.offset = a_node.pslot
+    a_enode = p_node
+    mas.node = a_enode
+    if a_enode.parent is None:
+        mas.max = M
+        mas.min = 0
+        return 0
+    mn, mx = 0, M
+    set_min = set_max = False
+    if not mas.offset:
+        mn = mas.min
+        set_min = True
+    if mas.max == M:
+        set_max = True
+    while True:
+        p_enode = a_enode
+        a_node = p_enode.parent
+        a_slot = p_enode.pslot
+        a_enode = a_node
+        pivots = a_node.piv
+        if not set_min and a_slot:
+            set_min = True
+            mn = (pivots[a_slot - 1] + 1) & M
+        if not set_max and a_slot < AR_PIVOTS:
+            set_max = True
+            mx = pivots[a_slot]
+        if a_node.parent is None:
+            break
+        if set_min and set_max:
+            break
+    mas.max = mx
+    mas.min = mn
+    return 0
+
+
+# ---------------------------------------------------------------- allocation
+
+def mas_alloc_nodes(mas: MaState, requested: int) -> None:
+    """mas_node_count() from an empty ma_state: one single allocation, then bulk chunks."""
+    pool = mas.pool
+    pool.log("single", 1)
+    pool.avail += 1
+    requested -= 1
+    while requested:
+        n = min(requested, MAPLE_ALLOC_SLOTS)
+        pool.log("bulk", n)
+        pool.avail += n
+        requested -= n
+
+
+def mas_node_count(mas: MaState, count: int) -> None:
+    if mas.pool.avail < count:
+        if mas.pool.avail:
+            # only the kernel's retry paths top up a non-empty ma_state
+            raise NotImplementedError("top-up of a non-empty node pool")
+        mas_alloc_nodes(mas, count - mas.pool.avail)
+
+
+def mas_pop_node(mas: MaState, leaf: bool) -> Node:
+    pool = mas.pool
+    if pool.avail <= 0:
+        raise AssertionError("maple: ran out of preallocated nodes")
+    pool.avail -= 1
+    return Node(leaf)
+
+
+def mas_free(mas: MaState, node: Node) -> None:
+    t = mas.tree
+    if t.rcu:
+        t.op_freed += 1
+    else:
+        mas.pool.avail += 1  # mas_push_node: freed at mas_destroy
+
+
+def subtree_nodes(node: Node, mx: int) -> int:
+    if node.leaf:
+        return 1
+    n = 1
+    end = ma_data_end(node, mx)
+    for i in range(end + 1):
+        cmax = node.piv[i] if i < AR_PIVOTS and i < end else mx
+        child = node.slot[i]
+        if child is not None:
+            n += subtree_nodes(child, cmax)
+    return n
+
+
+# ---------------------------------------------------------------- gaps
+
+def mas_leaf_max_gap(mas: MaState) -> int:
+    mn = mas.node
+    slots = mn.slot
+    pivots = mn.piv
+    max_gap = 0
+    if not slots[0]:
+        max_gap = pivots[0] - mas.min + 1
+        i = 2
+    else:
+        i = 1
+    max_piv = ma_data_end(mn, mas.max) - 1
+    if max_piv < 0:
+        max_piv = 255  # unsigned char wrap in C; never reached with more than one slot
+        return max_gap
+    if mas.max == M and max_piv + 1 < LEAF_SLOTS and not slots[max_piv + 1]:
+        gap = M - pivots[max_piv]
+        if gap > max_gap:
+            max_gap = gap
+        if max_gap > pivots[max_piv] - mas.min:
+            return max_gap
+    while i <= max_piv:
+        if slots[i]:
+            i += 1
+            continue
+        gap = pivots[i] - pivots[i - 1]
+        if gap > max_gap:
+            max_gap = gap
+        i += 2
+    return max_gap
+
+
+def ma_max_gap(node: Node) -> tuple[int, int]:
+    gaps = node.gap
+    i = offset = node.end
+    max_gap = 0
+    while True:
+        if gaps[i] > max_gap:
+            max_gap = gaps[i]
+            offset = i
+        if i == 0:
+            break
+        i -= 1
+    return max_gap, offset
+
+
+def mas_max_gap(mas: MaState) -> int:
+    node = mas.node
+    if node.leaf:
+        return mas_leaf_max_gap(mas)
+    return node.gap[node.mgap]
+
+
+def mas_parent_gap(mas: MaState, offset: int, new: int) -> None:
+    pnode = mas.node.parent
+    penode = pnode
+    while True:
+        pgaps = pnode.gap
+        meta_offset = pnode.mgap
+        meta_gap = pgaps[meta_offset]
+        pgaps[offset] = new
+        if meta_gap == new:
+            return
+        if offset != meta_offset:
+            if meta_gap > new:
+                return
+            pnode.mgap = offset
+        elif new < meta_gap:
+            new, meta_offset = ma_max_gap(pnode)
+            pnode.mgap = meta_offset
+        if pnode.parent is None:
+            return
+        pnode = penode.parent
+        offset = penode.pslot
+        penode = pnode
+
+
+def mas_update_gap(mas: MaState) -> None:
+    node = mas.node
+    if node.parent is None:
+        return
+    max_gap = mas_max_gap(mas)
+    pslot = node.pslot
+    if node.parent.gap[pslot] != max_gap:
+        mas_parent_gap(mas, pslot, max_gap)
+
+
+def mte_set_gap(node: Node, gap: int, val: int) -> None:
+    if not node.leaf:
+        node.gap[gap] = val
+
+
+# ---------------------------------------------------------------- tree placement
+
+def mas_adopt_children(mas: MaState, parent: Node) -> None:
+    offset = ma_data_end(parent, mas.max)
+    slots = parent.slot
+    while True:
+        child = slots[offset]
+        mas_set_parent(child, parent, offset)
+        if offset == 0:
+            break
+        offset -= 1
+
+
+def mas_put_in_tree(mas: MaState, old: Node) -> None:
+    node = mas.node
+    if node.parent is None:  # mte_is_root(mas->node): parent copied from the old root
+        mas.tree.root = node
+        mas.tree.height = mas.depth
+    else:
+        node.parent.slot[node.pslot] = node
+    mte_set_node_dead(old)
+
+
+def mas_replace_node(mas: MaState, old: Node) -> None:
+    mas_put_in_tree(mas, old)
+    mas_free(mas, old)
+
+
+def mas_find_child(mas: MaState, child: MaState) -> bool:
+    node = mas.node
+    end = ma_data_end(node, mas.max)
+    slots = node.slot
+    for offset in range(mas.offset, end + 1):
+        entry = slots[offset]
+        if entry.parent is node:
+            child.assign(mas)
+            mas.offset = offset + 1
+            child.offset = offset
+            mas_descend(child)
+            child.offset = 0
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- big node
+
+def mab_shift_right(b: BigNode, shift: int) -> None:
+    size = b.b_end
+    b.pivot[shift:shift + size] = b.pivot[0:size]
+    b.slot[shift:shift + size] = b.slot[0:size]
+    if not b.leaf:
+        b.gap[shift:shift + size] = b.gap[0:size]
+    del b.pivot[BIG:], b.slot[BIG:], b.gap[BIG:]
+
+
+def mab_middle_node(b: BigNode, split: int, slot_count: int) -> bool:
+    size = b.b_end
+    if size >= 2 * slot_count:
+        return True
+    if not b.slot[split] and size >= 2 * slot_count - 1:
+        return True
+    return False
+
+
+def mab_no_null_split(b: BigNode, split: int, slot_count: int) -> int:
+    if not b.slot[split]:
+        if split < slot_count - 1 and (b.b_end - split) > min_slots_of(b.leaf):
+            split += 1
+        else:
+            split -= 1
+    return split
+
+
+def mab_calc_split(mas: MaState, bn: BigNode) -> tuple[int, int]:
+    b_end = bn.b_end
+    split = b_end // 2
+    slot_count = slots_of(bn.leaf)
+    if mas.flags & F_BULK:
+        mid_split = 0
+        split = b_end - min_slots_of(bn.leaf)
+        if not bn.leaf:
+            return split, mid_split
+        mas.flags |= F_REBALANCE
+        if not bn.slot[split]:
+            split -= 1
+        return split, mid_split
+    if mab_middle_node(bn, split, slot_count):
+        split = b_end // 3
+        mid_split = split * 2
+    else:
+        mid_split = 0
+    split = mab_no_null_split(bn, split, slot_count)
+    if mid_split:
+        mid_split = mab_no_null_split(bn, mid_split, slot_count)
+    return split, mid_split
+
+
+def mas_mab_cp(mas: MaState, mas_start: int, mas_end: int, b: BigNode, mab_start: int) -> None:
+    node = mas.node
+    leaf = node.leaf
+    pivots = node.piv
+    i = mas_start
+    j = mab_start
+    bp = b.pivot
+    done = False
+    if not i:
+        bp[j] = pivots[i]
+        i += 1
+        if i > mas_end:
+            done = True
+        else:
+            j += 1
+    if not done:
+        piv_end = min(mas_end, LEAF_PIVOTS if leaf else AR_PIVOTS)
+        mx = mas.max
+        while i < piv_end:
+            bp[j] = pivots[i]
+            if not bp[j]:
+                break
+            if mx == bp[j]:
+                done = True
+                break
+            i += 1
+            j += 1
+        if not done and i <= mas_end:
+            bp[j] = mas_safe_pivot(mas, pivots, i, leaf)
+    j += 1
+    b.b_end = j
+    j -= mab_start
+    b.slot[mab_start:mab_start + j] = node.slot[mas_start:mas_start + j]
+    if len(node.slot) < mas_start + j:  # C copies past the array end (into the next field)
+        for k in range(len(node.slot) - mas_start, j):
+            b.slot[mab_start + k] = None
+    if not leaf:
+        g = node.gap[mas_start:mas_start + j]
+        g += [0] * (j - len(g))
+        b.gap[mab_start:mab_start + j] = g
+    del b.pivot[BIG:], b.slot[BIG:], b.gap[BIG:]
+
+
+def mab_mas_cp(b: BigNode, mab_start: int, mab_end: int, mas: MaState, new_max: bool) -> None:
+    node = mas.node
+    leaf = node.leaf
+    npiv = LEAF_PIVOTS if leaf else AR_PIVOTS
+    slots = node.slot
+    pivots = node.piv
+    if mab_end - mab_start > npiv:
+        mab_end -= 1
+    if not pivots[npiv - 1]:
+        slots[npiv] = None
+    i = mab_start
+    j = 0
+    bp = b.pivot
+    while True:
+        if j < npiv:
+            pivots[j] = bp[i]
+        j += 1
+        i += 1
+        if not (i <= mab_end and bp[i]):
+            break
+    slots[0:i - mab_start] = b.slot[mab_start:i]
+    del slots[len(pivots) + 1:]
+    if new_max:
+        mas.max = bp[i - 1]
+    end = j - 1
+    if not leaf:
+        max_gap = 0
+        offset = 0
+        gaps = node.gap
+        while True:
+            j -= 1
+            i -= 1
+            gaps[j] = b.gap[i]
+            if gaps[j] > max_gap:
+                offset = j
+                max_gap = gaps[j]
+            if not j:
+                break
+        ma_set_meta(node, offset, end)
+    else:
+        mas_leaf_set_meta(node, end)
+
+
+def mas_bulk_rebalance(mas: MaState, end: int, leaf: bool) -> None:
+    if not (mas.flags & F_BULK):
+        return
+    if mte_is_root(mas.node):
+        return
+    if end > min_slots_of(leaf):
+        mas.flags &= ~F_REBALANCE
+
+
+def mas_store_b_node(wr: WrState, b: BigNode, offset_end: int) -> None:
+    mas = wr.mas
+    b.leaf = wr.leaf
+    b_end = 0
+    slot = mas.offset
+    if slot:
+        mas_mab_cp(mas, 0, slot - 1, b, 0)
+        b_end = b.b_end
+        piv = b.pivot[b_end - 1]
+    else:
+        piv = (mas.min - 1) & M
+    if ((piv + 1) & M) < mas.index:
+        b.slot[b_end] = wr.content
+        if not wr.content:
+            b.gap[b_end] = (mas.index - 1 - piv) & M
+        b.pivot[b_end] = mas.index - 1
+        b_end += 1
+    mas.offset = b_end
+    b.slot[b_end] = wr.entry
+    b.pivot[b_end] = mas.last
+    if mas.last >= mas.max:
+        b.b_end = b_end
+        return
+    piv = mas_safe_pivot(mas, wr.pivots, offset_end, wr.leaf)
+    if piv > mas.last:
+        if piv == M:
+            mas_bulk_rebalance(mas, b.b_end, wr.leaf)
+        if offset_end != slot:
+            wr.content = wr.slots[offset_end]
+        b_end += 1
+        b.slot[b_end] = wr.content
+        if not wr.content:
+            b.gap[b_end] = (piv - mas.last + 1) & M
+        b.pivot[b_end] = piv
+    slot = offset_end + 1
+    if slot > mas.end:
+        b.b_end = b_end
+        return
+    b_end += 1
+    mas_mab_cp(mas, slot, mas.end + 1, b, b_end)
+    b.b_end -= 1
+
+
+def mas_prev_sibling(mas: MaState) -> bool:
+    node = mas.node
+    p_slot = node.pslot
+    if mte_is_root(node):
+        return False
+    if not p_slot:
+        return False
+    mas_ascend(mas)
+    mas.offset = p_slot - 1
+    mas_descend(mas)
+    return True
+
+
+def mas_next_sibling(mas: MaState) -> bool:
+    if mte_is_root(mas.node):
+        return False
+    parent = mas.copy()
+    mas_ascend(parent)
+    parent.offset = mas.node.pslot + 1
+    if parent.offset > mas_data_end(parent):
+        return False
+    mas.assign(parent)
+    mas_descend(mas)
+    return True
+
+
+def parent_slot(node: Node) -> int:
+    """mte_parent_slot(): 0 for the root."""
+    return 0 if node.parent is None else node.pslot
+
+
+def mas_wr_node_walk(wr: WrState) -> None:
+    mas = wr.mas
+    node = wr.node = mas.node
+    pivots = wr.pivots = node.piv
+    count = mas.end = ma_data_end(node, mas.max)
+    offset = mas.offset
+    index = mas.index
+    while offset < count and index > pivots[offset]:
+        offset += 1
+    wr.r_max = pivots[offset] if offset < count else mas.max
+    wr.r_min = mas_safe_min(mas, pivots, offset)
+    wr.offset_end = mas.offset = offset
+
+
+# ---------------------------------------------------------------- subtree state (mast)
+
+class Mast:
+    __slots__ = ("l", "m", "r", "orig_l", "orig_r", "bn")
+
+
+def mast_rebalance_next(mast: Mast) -> None:
+    b_end = mast.bn.b_end
+    mas_mab_cp(mast.orig_r, 0, slots_of(mast.orig_r.node.leaf), mast.bn, b_end)
+    mast.orig_r.last = mast.orig_r.max
+
+
+def mast_rebalance_prev(mast: Mast) -> None:
+    end = mas_data_end(mast.orig_l) + 1
+    b_end = mast.bn.b_end
+    mab_shift_right(mast.bn, end)
+    mas_mab_cp(mast.orig_l, 0, end - 1, mast.bn, 0)
+    mast.l.min = mast.orig_l.min
+    mast.orig_l.index = mast.orig_l.min
+    mast.bn.b_end = end + b_end
+    mast.l.offset += end
+
+
+def mast_spanning_rebalance(mast: Mast) -> bool:
+    r_tmp = mast.orig_r.copy()
+    l_tmp = mast.orig_l.copy()
+    depth = 0
+    while True:
+        mas_ascend(mast.orig_r)
+        mas_ascend(mast.orig_l)
+        depth += 1
+        if mast.orig_r.offset < mas_data_end(mast.orig_r):
+            mast.orig_r.offset += 1
+            while True:
+                mas_descend(mast.orig_r)
+                mast.orig_r.offset = 0
+                depth -= 1
+                if not depth:
+                    break
+            mast_rebalance_next(mast)
+            mast.orig_l.assign(l_tmp)
+            return True
+        elif mast.orig_l.offset != 0:
+            mast.orig_l.offset -= 1
+            while True:
+                mas_descend(mast.orig_l)
+                mast.orig_l.offset = mas_data_end(mast.orig_l)
+                depth -= 1
+                if not depth:
+                    break
+            mast_rebalance_prev(mast)
+            mast.orig_r.assign(r_tmp)
+            return True
+        if mte_is_root(mast.orig_r.node):
+            break
+    mast.orig_r.assign(r_tmp)
+    mast.orig_l.assign(l_tmp)
+    return False
+
+
+def mast_ascend(mast: Mast) -> None:
+    wr = WrState(mast.orig_r, None)
+    mas_ascend(mast.orig_l)
+    mas_ascend(mast.orig_r)
+    mast.orig_r.offset = 0
+    mast.orig_r.index = mast.r.max
+    if mast.orig_r.last < mast.orig_r.index:
+        mast.orig_r.last = mast.orig_r.index
+    wr.leaf = mast.orig_r.node.leaf
+    mas_wr_node_walk(wr)
+    mast.orig_l.offset = 0
+    mast.orig_l.index = mast.l.min
+    wr.mas = mast.orig_l
+    wr.leaf = mast.orig_l.node.leaf
+    mas_wr_node_walk(wr)
+    mast.bn.leaf = wr.leaf
+
+
+def mas_new_ma_node(mas: MaState, b: BigNode) -> Node:
+    return mas_pop_node(mas, b.leaf)
+
+
+def mas_mab_to_node(mas: MaState, b: BigNode):
+    slot_count = slots_of(b.leaf)
+    left = mas_new_ma_node(mas, b)
+    right = middle = None
+    mid_split = 0
+    if b.b_end < slot_count:
+        split = b.b_end
+    else:
+        split, mid_split = mab_calc_split(mas, b)
+        right = mas_new_ma_node(mas, b)
+    if mid_split:
+        middle = mas_new_ma_node(mas, b)
+    return split, mid_split, left, right, middle
+
+
+def mab_set_b_end(b: BigNode, mas: MaState, entry) -> None:
+    if not entry:
+        return
+    b.slot[b.b_end] = entry
+    b.gap[b.b_end] = mas_max_gap(mas)
+    b.pivot[b.b_end] = mas.max
+    b.b_end += 1
+
+
+def mas_set_split_parent(mas: MaState, left, right, slot: int, split: int) -> int:
+    if mas.status == ST_NONE:
+        return slot
+    if slot <= split:
+        mas_set_parent(mas.node, left, slot)
+    elif right:
+        mas_set_parent(mas.node, right, slot - split - 1)
+    return slot + 1
+
+
+def mast_set_split_parents(mast: Mast, left, middle, right, split: int, mid_split: int) -> None:
+    if mast.l.status == ST_NONE:
+        return
+    l, r = left, right
+    if middle:
+        r = middle
+    slot = mast.l.offset
+
+    def check(l, r, split):
+        if r is right:
+            return l, r, split
+        if slot < mid_split:
+            return l, r, split
+        return r, right, mid_split
+
+    l, r, split = check(l, r, split)
+    slot = mas_set_split_parent(mast.l, l, r, slot, split)
+    l, r, split = check(l, r, split)
+    slot = mas_set_split_parent(mast.m, l, r, slot, split)
+    l, r, split = check(l, r, split)
+    slot = mas_set_split_parent(mast.r, l, r, slot, split)
+
+
+def mas_topiary_node(mas: MaState, tmp: MaState, in_rcu: bool) -> None:
+    if tmp.status == ST_NONE:
+        return
+    mte_set_node_dead(tmp.node)
+    if in_rcu:
+        mas.tree.op_freed += 1
+    else:
+        mas.pool.avail += 1
+
+
+def _none_state(tree) -> MaState:
+    s = MaState(tree)
+    s.status = ST_NONE
+    return s
+
+
+def mas_topiary_replace(mas: MaState, old: Node) -> None:
+    tree = mas.tree
+    subtrees: list[tuple[Node, int]] = []
+    mas_put_in_tree(mas, old)
+    t0 = mas.copy()
+    t0.offset = 0
+    tmp = [t0, _none_state(tree), _none_state(tree)]
+    nxt = [MaState(tree), MaState(tree), MaState(tree)]
+    while not tmp[0].node.leaf:
+        n = 0
+        for i in range(3):
+            if tmp[i].status == ST_NONE:
+                continue
+            while n < 3:
+                if not mas_find_child(tmp[i], nxt[n]):
+                    break
+                n += 1
+            mas_adopt_children(tmp[i], tmp[i].node)
+        if n == 0:
+            break
+        while n < 3:
+            nxt[n].status = ST_NONE
+            n += 1
+        tmp = [nxt[0].copy(), nxt[1].copy(), nxt[2].copy()]
+    if old.leaf:
+        mas_free(mas, old)
+        return
+    t0 = mas.copy()
+    t0.offset = 0
+    t0.node = old
+    tmp = [t0, _none_state(tree), _none_state(tree)]
+    in_rcu = tree.rcu
+    while True:
+        n = 0
+        for i in range(3):
+            if tmp[i].status == ST_NONE:
+                continue
+            while n < 3:
+                if not mas_find_child(tmp[i], nxt[n]):
+                    break
+                if nxt[n].min >= nxt[0].index and nxt[n].max <= nxt[0].last:
+                    mte_set_node_dead(nxt[n].node)
+                    subtrees.append((nxt[n].node, nxt[n].max))
+                    nxt[n].status = ST_NONE
+                else:
+                    n += 1
+        if n == 0:
+            break
+        while n < 3:
+            nxt[n].status = ST_NONE
+            n += 1
+        for i in range(3):
+            mas_topiary_node(mas, tmp[i], in_rcu)
+            tmp[i] = nxt[i].copy()
+        if tmp[0].node.leaf:
+            break
+    for i in range(3):
+        mas_topiary_node(mas, tmp[i], in_rcu)
+    for node, mx in subtrees:  # mas_mat_destroy: whole subtrees freed
+        tree.op_freed += subtree_nodes_dead(node, mx)
+
+
+def subtree_nodes_dead(node: Node, mx: int) -> int:
+    return subtree_nodes(node, mx)
+
+
+def mas_wmb_replace(mas: MaState, old: Node) -> None:
+    mas_topiary_replace(mas, old)
+    if mas.node.leaf:
+        return
+    mas_update_gap(mas)
+
+
+def mast_cp_to_nodes(mast: Mast, left, middle, right, split: int, mid_split: int) -> None:
+    new_lmax = True
+    for st, nd in ((mast.l, left), (mast.m, middle), (mast.r, right)):
+        if nd is not None:
+            st.node = nd
+            st.status = ST_ACTIVE
+        else:
+            st.node = None
+            st.status = ST_NONE
+    mast.l.min = mast.orig_l.min
+    if split == mast.bn.b_end:
+        mast.l.max = mast.orig_r.max
+        new_lmax = False
+    mab_mas_cp(mast.bn, 0, split, mast.l, new_lmax)
+    if middle:
+        mab_mas_cp(mast.bn, 1 + split, mid_split, mast.m, True)
+        mast.m.min = (mast.bn.pivot[split] + 1) & M
+        split = mid_split
+    mast.r.max = mast.orig_r.max
+    if right:
+        mab_mas_cp(mast.bn, 1 + split, mast.bn.b_end, mast.r, False)
+        mast.r.min = (mast.bn.pivot[split] + 1) & M
+
+
+def mast_combine_cp_left(mast: Mast) -> None:
+    l_slot = mast.orig_l.offset
+    if not l_slot:
+        return
+    mas_mab_cp(mast.orig_l, 0, l_slot - 1, mast.bn, 0)
+
+
+def mast_combine_cp_right(mast: Mast) -> None:
+    if mast.bn.pivot[mast.bn.b_end - 1] >= mast.orig_r.max:
+        return
+    mas_mab_cp(mast.orig_r, mast.orig_r.offset + 1, slots_of(mast.orig_r.node.leaf), mast.bn,
+               mast.bn.b_end)
+    mast.orig_r.last = mast.orig_r.max
+
+
+def mtree_range_walk(mas: MaState):
+    nxt = mas.node
+    mn = mas.min
+    mx = mas.max
+    index = mas.index
+    while True:
+        last = nxt
+        node = nxt
+        pivots = node.piv
+        end = ma_data_end(node, mx)
+        prev_min = mn
+        prev_max = mx
+        if pivots[0] >= index:
+            offset = 0
+            mx = pivots[0]
+        else:
+            offset = 1
+            while offset < end:
+                if pivots[offset] >= index:
+                    mx = pivots[offset]
+                    break
+                offset += 1
+            mn = (pivots[offset - 1] + 1) & M
+        nxt = node.slot[offset]
+        if node.leaf:
+            break
+    mas.end = end
+    mas.offset = offset
+    mas.index = mn
+    mas.last = mx
+    mas.min = prev_min
+    mas.max = prev_max
+    mas.node = last
+    return nxt
+
+
+def mas_spanning_rebalance(mas: MaState, mast: Mast, count: int) -> None:
+    tree = mas.tree
+    l_mas = MaState(tree, mas.index, mas.index)
+    r_mas = MaState(tree, mas.index, mas.last)
+    m_mas = MaState(tree, mas.index, mas.index)
+    mast.l, mast.m, mast.r = l_mas, m_mas, r_mas
+    l_mas.status = r_mas.status = m_mas.status = ST_NONE
+    bn = mast.bn
+    left = middle = right = None
+    if (mast.orig_l.min != 0 or mast.orig_r.max != M) and bn.b_end <= min_slots_of(bn.leaf):
+        mast_spanning_rebalance(mast)
+    l_mas.depth = 0
+    jumped_new_root = False
+    while count:
+        count -= 1
+        bn.b_end -= 1
+        bn.leaf = mast.orig_l.node.leaf
+        split, mid_split, left, right, middle = mas_mab_to_node(mas, bn)
+        mast_set_split_parents(mast, left, middle, right, split, mid_split)
+        mast_cp_to_nodes(mast, left, middle, right, split, mid_split)
+        bn.clear()
+        bn.leaf = left.leaf
+        l_mas.depth += 1
+        if mas_is_root_limits(mast.l):
+            jumped_new_root = True
+            break
+        mast_ascend(mast)
+        mast_combine_cp_left(mast)
+        l_mas.offset = bn.b_end
+        mab_set_b_end(bn, l_mas, left)
+        mab_set_b_end(bn, m_mas, middle)
+        mab_set_b_end(bn, r_mas, right)
+        mast_combine_cp_right(mast)
+        mast.orig_l.last = mast.orig_l.max
+        if bn.b_end > min_slots_of(mast.orig_l.node.leaf):  # mast_sufficient
+            continue
+        if bn.b_end >= slots_of(mast.orig_l.node.leaf):  # mast_overflow
+            continue
+        if mas_is_root_limits(mast.orig_l):
+            break
+        mast_spanning_rebalance(mast)
+        if not count:
+            count += 1
+    if not jumped_new_root:
+        l_mas.node = mas_pop_node(mas, mast.orig_l.node.leaf)
+        l_mas.depth += 1
+        mab_mas_cp(bn, 0, slots_of(bn.leaf) - 1, l_mas, True)
+        slot = 0
+        mas_set_parent(left, l_mas.node, slot)
+        if middle:
+            slot += 1
+            mas_set_parent(middle, l_mas.node, slot)
+        if right:
+            slot += 1
+            mas_set_parent(right, l_mas.node, slot)
+    if jumped_new_root or mas_is_root_limits(mast.l):
+        mast.l.node.parent = None
+        mast.l.node.pslot = 0
+        while not mte_is_root(mast.orig_l.node):
+            mast_ascend(mast)
+    else:
+        src = mast.orig_l.node
+        l_mas.node.parent = src.parent
+        l_mas.node.pslot = src.pslot
+    old = mast.orig_l.node
+    mas.depth = l_mas.depth
+    mas.node = l_mas.node
+    mas.min = l_mas.min
+    mas.max = l_mas.max
+    mas.offset = l_mas.offset
+    mas_wmb_replace(mas, old)
+    mtree_range_walk(mas)
+
+
+def mas_rebalance(mas: MaState, b: BigNode) -> None:
+    empty_count = mas.tree.height
+    b.b_end += 1
+    b_end = b.b_end
+    mast = Mast()
+    l_mas = mas.copy()
+    r_mas = mas.copy()
+    mast.orig_l = l_mas
+    mast.orig_r = r_mas
+    mast.bn = b
+    b.leaf = mas.node.leaf
+    if mas_next_sibling(r_mas):
+        mas_mab_cp(r_mas, 0, slots_of(r_mas.node.leaf), b, b_end)
+        r_mas.last = r_mas.index = r_mas.max
+    else:
+        mas_prev_sibling(l_mas)
+        shift = mas_data_end(l_mas) + 1
+        mab_shift_right(b, shift)
+        mas.offset += shift
+        mas_mab_cp(l_mas, 0, shift - 1, b, 0)
+        b.b_end = shift + b_end
+        l_mas.index = l_mas.last = l_mas.min
+    mas_spanning_rebalance(mas, mast, empty_count)
+
+
+def mas_destroy_rebalance(mas: MaState, end: int) -> None:
+    node = mas.node
+    split = LEAF_SLOTS // 2
+    in_rcu = mas.tree.rcu
+    if in_rcu:
+        raise NotImplementedError("bulk mode in an RCU tree (dup_mmap clears RCU first)")
+    l_mas = mas.copy()
+    mas_prev_sibling(l_mas)
+    slots = [None] * LEAF_SLOTS
+    pivs = [0] * LEAF_PIVOTS
+    left = l_mas.node
+    l_slots = left.slot
+    l_pivs = left.piv
+    if not l_slots[split]:
+        split += 1
+    tmp = mas_data_end(l_mas) - split
+    slots[0:tmp] = l_slots[split + 1:split + 1 + tmp]
+    pivs[0:tmp] = l_pivs[split + 1:split + 1 + tmp]
+    pivs[tmp] = l_mas.max
+    slots[tmp:tmp + end] = node.slot[0:end]
+    pivs[tmp:tmp + end] = node.piv[0:end]
+    del slots[LEAF_SLOTS:], pivs[LEAF_PIVOTS:]
+    l_mas.max = l_pivs[split]
+    mas.min = (l_mas.max + 1) & M
+    old_eparent = left.parent
+    tmp += end
+    if tmp < LEAF_PIVOTS:
+        pivs[tmp:] = [0] * (LEAF_PIVOTS - tmp)
+    if tmp < LEAF_SLOTS:
+        slots[tmp:] = [None] * (LEAF_SLOTS - tmp)
+    node.piv = pivs
+    node.slot = slots
+    ma_set_meta(node, 0, tmp - 1)
+    old_eparent.piv[parent_slot(left)] = l_pivs[split]
+    tmp = split + 1
+    l_pivs[tmp:] = [0] * (LEAF_PIVOTS - tmp)
+    l_slots[tmp:] = [None] * (LEAF_SLOTS - tmp)
+    ma_set_meta(left, 0, split)
+    eparent = old_eparent
+    gap = mas_leaf_max_gap(mas)
+    mte_set_gap(eparent, parent_slot(mas.node), gap)
+    gap = mas_leaf_max_gap(l_mas)
+    mte_set_gap(eparent, parent_slot(l_mas.node), gap)
+    mas_ascend(mas)
+    mas_update_gap(mas)
+
+
+def mas_split_final_node(mast: Mast, mas: MaState, height: int) -> None:
+    if mte_is_root(mas.node):
+        mast.bn.leaf = False
+        mas.depth = height
+    ancestor = mas_new_ma_node(mas, mast.bn)
+    mas_set_parent(mast.l.node, ancestor, mast.l.offset)
+    mas_set_parent(mast.r.node, ancestor, mast.r.offset)
+    ancestor.parent = mas.node.parent
+    ancestor.pslot = mas.node.pslot
+    mast.l.node = ancestor
+    mab_mas_cp(mast.bn, 0, slots_of(mast.bn.leaf) - 1, mast.l, True)
+    mas.offset = mast.bn.b_end - 1
+
+
+def mast_fill_bnode(mast: Mast, mas: MaState, skip: int) -> None:
+    cp = True
+    bn = mast.bn
+    bn.clear()
+    if mte_is_root(mas.node):
+        cp = False
+    else:
+        mas_ascend(mas)
+        mas.offset = parent_slot(mas.node)
+    if cp and mast.l.offset:
+        mas_mab_cp(mas, 0, mast.l.offset - 1, bn, 0)
+    split = bn.b_end
+    mab_set_b_end(bn, mast.l, mast.l.node)
+    mast.r.offset = bn.b_end
+    mab_set_b_end(bn, mast.r, mast.r.node)
+    if bn.pivot[bn.b_end - 1] == mas.max:
+        cp = False
+    if cp:
+        mas_mab_cp(mas, split + skip, slots_of(mas.node.leaf) - 1, bn, bn.b_end)
+    bn.b_end -= 1
+    bn.leaf = mas.node.leaf
+
+
+def mast_split_data(mast: Mast, mas: MaState, split: int) -> None:
+    bn = mast.bn
+    mab_mas_cp(bn, 0, split, mast.l, True)
+    mast.r.node.piv[0] = mast.r.max
+    mab_mas_cp(bn, split + 1, bn.b_end, mast.r, False)
+    mast.l.offset = parent_slot(mas.node)
+    mast.l.max = bn.pivot[split]
+    mast.r.min = (mast.l.max + 1) & M
+    if mas.node.leaf:
+        return
+    p_slot = mast.orig_l.offset
+    p_slot = mas_set_split_parent(mast.orig_l, mast.l.node, mast.r.node, p_slot, split)
+    mas_set_split_parent(mast.orig_r, mast.l.node, mast.r.node, p_slot, split)
+
+
+def mas_push_data(mas: MaState, height: int, mast: Mast, left: bool) -> bool:
+    bn = mast.bn
+    slot_total = bn.b_end
+    tmp_mas = mas.copy()
+    tmp_mas.depth = mast.l.depth
+    if left:
+        if not mas_prev_sibling(tmp_mas):
+            return False
+    elif not mas_next_sibling(tmp_mas):
+        return False
+    end = mas_data_end(tmp_mas)
+    slot_total += end
+    space = 2 * slots_of(mas.node.leaf) - 2
+    if bn.leaf:
+        space -= 1
+    if mas.max == M:
+        space -= 1
+    if slot_total >= space:
+        return False
+    bn.b_end += 1
+    if left:
+        mab_shift_right(bn, end + 1)
+        mas_mab_cp(tmp_mas, 0, end, bn, 0)
+        bn.b_end = slot_total + 1
+    else:
+        mas_mab_cp(tmp_mas, 0, end, bn, bn.b_end)
+    split = slots_of(bn.leaf) - 2
+    if left:
+        mas.assign(tmp_mas)
+        tmp_mas.node = mast.l.node
+        mast.l.assign(tmp_mas)
+    else:
+        tmp_mas.node = mast.r.node
+        mast.r.assign(tmp_mas)
+        split = (slot_total - split) & 0xFF
+    split = mab_no_null_split(bn, split, slots_of(bn.leaf))
+    if left:
+        mast.orig_l.offset += end + 1
+    mast_split_data(mast, mas, split)
+    mast_fill_bnode(mast, mas, 2)
+    mas_split_final_node(mast, mas, height + 1)
+    return True
+
+
+def mas_split(mas: MaState, b: BigNode) -> None:
+    tree = mas.tree
+    height = 0
+    mas.depth = tree.height
+    mast = Mast()
+    l_mas = MaState(tree, mas.index, mas.last)
+    r_mas = MaState(tree, mas.index, mas.last)
+    prev_l = MaState(tree, mas.index, mas.last)
+    prev_r = MaState(tree, mas.index, mas.last)
+    mast.l, mast.r, mast.orig_l, mast.orig_r, mast.bn = l_mas, r_mas, prev_l, prev_r, b
+    mast.m = None
+    while True:
+        h = height
+        height += 1
+        if not h <= mas.depth:
+            break
+        if slots_of(b.leaf) > b.b_end:
+            mas_split_final_node(mast, mas, height)
+            break
+        l_mas.assign(mas)
+        r_mas.assign(mas)
+        l_mas.node = mas_new_ma_node(mas, b)
+        r_mas.node = mas_new_ma_node(mas, b)
+        if mas_push_data(mas, height, mast, True):
+            break
+        if mas_push_data(mas, height, mast, False):
+            break
+        split, _mid = mab_calc_split(mas, b)
+        mast_split_data(mast, mas, split)
+        mast.r.max = mas.max
+        mast_fill_bnode(mast, mas, 1)
+        prev_l.assign(mast.l)
+        prev_r.assign(mast.r)
+    old = mas.node
+    mas.node = l_mas.node
+    mas_wmb_replace(mas, old)
+    mtree_range_walk(mas)
+
+
+def mas_commit_b_node(wr: WrState, b: BigNode) -> None:
+    if wr.mas.store_type == WR_REBALANCE:
+        mas_rebalance(wr.mas, b)
+    else:
+        mas_split(wr.mas, b)
+
+
+def mas_root_expand(mas: MaState, entry) -> int:
+    tree = mas.tree
+    contents = tree.root
+    node = mas_pop_node(mas, True)
+    pivots = node.piv
+    slots = node.slot
+    node.parent = None
+    mas.node = node
+    mas.status = ST_ACTIVE
+    slot = 0
+    if mas.index:
+        if contents is not None:
+            slots[slot] = contents
+            if mas.index > 1:
+                slot += 1
+        pivots[slot] = mas.index - 1
+        slot += 1
+    slots[slot] = entry
+    mas.offset = slot
+    pivots[slot] = mas.last
+    if mas.last != M:
+        slot += 1
+        pivots[slot] = M
+    mas.depth = 1
+    tree.height = 1
+    ma_set_meta(node, 0, slot)
+    tree.root = node
+    return slot
+
+
+def mas_store_root(mas: MaState, entry) -> None:
+    if entry is None:
+        if not mas.index:
+            mas.tree.root = None
+    elif mas.last != 0 or mas.index != 0:
+        mas_root_expand(mas, entry)
+    else:
+        mas.tree.root = entry  # xa_mk_value entries are never node-like ((v & 3) != 2)
+        mas.status = ST_START
+
+
+def mas_is_span_wr(wr: WrState) -> bool:
+    mx = wr.r_max
+    last = wr.mas.last
+    if last < mx:
+        return False
+    if wr.leaf:
+        mx = wr.mas.max
+        if last < mx:
+            return False
+    if last == mx:
+        if wr.entry is not None or last == M:
+            return False
+    return True
+
+
+def mas_wr_walk_descend(wr: WrState) -> None:
+    wr.leaf = wr.mas.node.leaf
+    mas_wr_node_walk(wr)
+    wr.slots = wr.node.slot
+
+
+def mas_wr_walk_traverse(wr: WrState) -> None:
+    mas = wr.mas
+    mas.max = wr.r_max
+    mas.min = wr.r_min
+    mas.node = wr.content
+    mas.offset = 0
+    mas.depth += 1
+
+
+def mas_wr_walk(wr: WrState) -> bool:
+    mas = wr.mas
+    while True:
+        mas_wr_walk_descend(wr)
+        if mas_is_span_wr(wr):
+            return False
+        wr.content = wr.slots[mas.offset]
+        if wr.leaf:
+            return True
+        mas_wr_walk_traverse(wr)
+
+
+def mas_wr_walk_index(wr: WrState) -> None:
+    mas = wr.mas
+    while True:
+        mas_wr_walk_descend(wr)
+        wr.content = wr.slots[mas.offset]
+        if wr.leaf:
+            return
+        mas_wr_walk_traverse(wr)
+
+
+def mas_extend_spanning_null(l_wr: WrState, r_wr: WrState) -> None:
+    r_mas = r_wr.mas
+    l_mas = l_wr.mas
+    l_slot = l_mas.offset
+    if not l_wr.content:
+        l_mas.index = l_wr.r_min
+    if l_mas.index == l_wr.r_min and l_slot and not l_wr.slots[l_slot - 1]:
+        if l_slot > 1:
+            l_mas.index = (l_wr.pivots[l_slot - 2] + 1) & M
+        else:
+            l_mas.index = l_mas.min
+        l_mas.offset = l_slot - 1
+    if not r_wr.content:
+        if r_mas.last < r_wr.r_max:
+            r_mas.last = r_wr.r_max
+        r_mas.offset += 1
+    elif (r_mas.last == r_wr.r_max and r_mas.last < r_mas.max
+          and not r_wr.slots[r_mas.offset + 1]):
+        # 6.12 passes (pivots, type, offset + 1) to mas_safe_pivot(mas, pivots, piv, type):
+        # piv is the leaf type (1) and every type index it can take has more than one pivot.
+        r_mas.last = r_wr.pivots[1]
+        r_mas.offset += 1
+
+
+def mas_new_root(mas: MaState, entry) -> None:
+    tree = mas.tree
+    root = tree.root
+    if entry is None and not mas.index and mas.last == M:
+        mas.depth = 0
+        tree.height = 0
+        tree.root = None
+        mas.status = ST_START
+    else:
+        node = mas_pop_node(mas, True)
+        node.parent = None
+        mas.node = node
+        mas.status = ST_ACTIVE
+        node.slot[0] = entry
+        node.piv[0] = mas.last
+        mas.depth = 1
+        tree.height = 1
+        tree.root = node
+    if isinstance(root, Node):
+        tree.op_freed += subtree_nodes(root, M)  # mte_destroy_walk
+
+
+def mas_wr_spanning_store(wr: WrState) -> None:
+    mas = wr.mas
+    tree = mas.tree
+    if not mas.index and mas.last == M:
+        mas_new_root(mas, wr.entry)
+        return
+    height = tree.height
+    r_mas = mas.copy()
+    if (r_mas.last + 1) & M:
+        r_mas.last += 1
+    r_mas.index = r_mas.last
+    r_wr = WrState(r_mas, wr.entry)
+    mas_wr_walk_index(r_wr)
+    r_mas.last = r_mas.index = mas.last
+    l_mas = mas.copy()
+    l_wr = WrState(l_mas, wr.entry)
+    mas_wr_walk_index(l_wr)
+    if wr.entry is None:
+        mas_extend_spanning_null(l_wr, r_wr)
+        mas.offset = l_mas.offset
+        mas.index = l_mas.index
+        mas.last = l_mas.last = r_mas.last
+    if not l_mas.index and r_mas.last == M:
+        mas.index, mas.last = 0, M
+        mas.status = ST_START
+        mas.node = None
+        mas_new_root(mas, wr.entry)
+        return
+    b = BigNode()
+    mas_store_b_node(l_wr, b, l_mas.end)
+    if r_mas.max > r_mas.last:
+        mas_mab_cp(r_mas, r_mas.offset, r_mas.end, b, b.b_end + 1)
+    else:
+        b.b_end += 1
+    l_mas.index = l_mas.last = mas.index
+    mast = Mast()
+    mast.bn = b
+    mast.orig_l = l_mas
+    mast.orig_r = r_mas
+    mas_spanning_rebalance(mas, mast, height + 1)
+
+
+def mas_wr_node_store(wr: WrState, new_end: int) -> None:
+    mas = wr.mas
+    offset_end = wr.offset_end
+    leaf = wr.leaf
+    node_pivots = LEAF_PIVOTS if leaf else AR_PIVOTS
+    in_rcu = mas.tree.rcu
+    if mas.last == wr.end_piv:
+        offset_end += 1
+    elif wr.r_max == M:
+        mas_bulk_rebalance(mas, mas.end, leaf)
+    newnode = mas_pop_node(mas, leaf) if in_rcu else Node(leaf)
+    old = mas.node
+    newnode.parent = old.parent
+    newnode.pslot = old.pslot
+    dst_pivots = newnode.piv
+    dst_slots = newnode.slot
+    off = mas.offset
+    dst_pivots[0:off] = wr.pivots[0:off]
+    dst_slots[0:off] = wr.slots[0:off]
+    if wr.r_min < mas.index:
+        dst_slots[off] = wr.content
+        dst_pivots[off] = mas.index - 1
+        off += 1
+        mas.offset = off
+    if off < node_pivots:
+        dst_pivots[off] = mas.last
+    dst_slots[off] = wr.entry
+    if not offset_end > mas.end:
+        dst_offset = off + 1
+        copy_size = mas.end - offset_end + 1
+        dst_slots[dst_offset:dst_offset + copy_size] = wr.slots[offset_end:offset_end + copy_size]
+        dst_pivots[dst_offset:dst_offset + copy_size - 1] = \
+            wr.pivots[offset_end:offset_end + copy_size - 1]
+        del dst_slots[LEAF_SLOTS if leaf else AR_SLOTS:]
+        del dst_pivots[node_pivots:]
+        if new_end < node_pivots:
+            dst_pivots[new_end] = mas.max
+    mas_leaf_set_meta(newnode, new_end)  # only ever reached for leaves
+    if in_rcu:
+        mas.node = newnode
+        mas_replace_node(mas, old)
+    else:
+        old.piv = newnode.piv
+        old.slot = newnode.slot
+        if not leaf:
+            old.gap = newnode.gap
+        old.end = newnode.end
+        old.mgap = newnode.mgap
+    mas_update_gap(mas)
+    mas.end = new_end
+
+
+def mas_wr_slot_store(wr: WrState) -> None:
+    mas = wr.mas
+    offset = mas.offset
+    slots = wr.slots
+    gap = False
+    gap |= not slots[offset]
+    gap |= not slots[offset + 1]
+    if wr.offset_end - offset == 1:
+        if mas.index == wr.r_min:
+            slots[offset] = wr.entry
+            wr.pivots[offset] = mas.last
+        else:
+            slots[offset + 1] = wr.entry
+            wr.pivots[offset] = mas.index - 1
+            mas.offset += 1
+    elif not mas.tree.rcu:
+        gap |= not slots[offset + 2]
+        slots[offset + 1] = wr.entry
+        wr.pivots[offset] = mas.index - 1
+        wr.pivots[offset + 1] = mas.last
+        mas.offset += 1
+    else:
+        return
+    if not wr.entry or gap:
+        mas_update_gap(mas)
+
+
+def mas_wr_extend_null(wr: WrState) -> None:
+    mas = wr.mas
+    if not wr.slots[wr.offset_end]:
+        mas.last = wr.end_piv
+    else:
+        if (mas.last == wr.end_piv and mas.end != wr.offset_end
+                and not wr.slots[wr.offset_end + 1]):
+            wr.offset_end += 1
+            if wr.offset_end == mas.end:
+                mas.last = mas.max
+            else:
+                mas.last = wr.pivots[wr.offset_end]
+            wr.end_piv = mas.last
+    if not wr.content:
+        mas.index = wr.r_min
+    else:
+        if mas.index == wr.r_min and mas.offset and not wr.slots[mas.offset - 1]:
+            mas.offset -= 1
+            wr.r_min = mas.index = mas_safe_min(mas, wr.pivots, mas.offset)
+            wr.r_max = wr.pivots[mas.offset]
+
+
+def mas_wr_end_piv(wr: WrState) -> None:
+    mas = wr.mas
+    while wr.offset_end < mas.end and mas.last > wr.pivots[wr.offset_end]:
+        wr.offset_end += 1
+    if wr.offset_end < mas.end:
+        wr.end_piv = wr.pivots[wr.offset_end]
+    else:
+        wr.end_piv = mas.max
+
+
+def mas_wr_new_end(wr: WrState) -> int:
+    mas = wr.mas
+    new_end = mas.end + 2
+    new_end -= wr.offset_end - mas.offset
+    if wr.r_min == mas.index:
+        new_end -= 1
+    if wr.end_piv == mas.last:
+        new_end -= 1
+    return new_end
+
+
+def mas_wr_append(wr: WrState, new_end: int) -> None:
+    mas = wr.mas
+    end = mas.end
+    pivots = wr.pivots
+    if new_end < (LEAF_PIVOTS if wr.leaf else AR_PIVOTS):
+        pivots[new_end] = pivots[end]
+        ma_set_meta(wr.node, 0, new_end)
+    slots = wr.slots
+    if new_end == end + 1:
+        if mas.last == wr.r_max:
+            slots[new_end] = wr.entry
+            pivots[end] = mas.index - 1
+            mas.offset = new_end
+        else:
+            slots[new_end] = wr.content
+            pivots[end] = mas.last
+            slots[end] = wr.entry
+    else:
+        slots[new_end] = wr.content
+        pivots[end + 1] = mas.last
+        slots[end + 1] = wr.entry
+        pivots[end] = mas.index - 1
+        mas.offset = end + 1
+    if not wr.content or not wr.entry:
+        mas_update_gap(mas)
+    mas.end = new_end
+
+
+def mas_wr_bnode(wr: WrState) -> None:
+    b = BigNode()
+    mas_store_b_node(wr, b, wr.offset_end)
+    mas_commit_b_node(wr, b)
+
+
+def mas_wr_store_entry(wr: WrState) -> None:
+    mas = wr.mas
+    new_end = mas_wr_new_end(wr)
+    st = mas.store_type
+    if st == WR_NEW_ROOT:
+        mas_new_root(mas, wr.entry)
+    elif st == WR_STORE_ROOT:
+        mas_store_root(mas, wr.entry)
+    elif st == WR_EXACT_FIT:
+        wr.slots[mas.offset] = wr.entry
+        if (wr.entry is not None) ^ (wr.content is not None):
+            mas_update_gap(mas)
+    elif st == WR_APPEND:
+        mas_wr_append(wr, new_end)
+    elif st == WR_SLOT_STORE:
+        mas_wr_slot_store(wr)
+    elif st == WR_NODE_STORE:
+        mas_wr_node_store(wr, new_end)
+    elif st == WR_SPANNING:
+        mas_wr_spanning_store(wr)
+    elif st in (WR_SPLIT, WR_REBALANCE):
+        mas_wr_bnode(wr)
+    else:
+        raise AssertionError("maple: invalid store type")
+
+
+def mas_start(mas: MaState):
+    if mas.status == ST_START:
+        mas.min = 0
+        mas.max = M
+        mas.depth = 0
+        root = mas.tree.root
+        if isinstance(root, Node):
+            mas.depth = 1
+            mas.status = ST_ACTIVE
+            mas.node = root
+            mas.offset = 0
+            return None
+        mas.node = None
+        if root is None:
+            mas.status = ST_NONE
+            mas.offset = 31
+            return None
+        mas.status = ST_ROOT
+        mas.offset = 31
+        if mas.index > 0:
+            return None
+        return root
+    return None
+
+
+def mas_reset(mas: MaState) -> None:
+    mas.status = ST_START
+    mas.node = None
+
+
+def mas_wr_prealloc_setup(wr: WrState) -> None:
+    mas = wr.mas
+    reset = False
+    if mas.status != ST_ACTIVE:
+        if mas.status == ST_START:
+            wr.content = mas_start(mas)
+            return
+        if mas.status == ST_NONE:
+            reset = True
+    if not reset:
+        if mas.last > mas.max:
+            reset = True
+        elif wr.entry is not None:
+            pass
+        elif mas.node is not None and mas.node.leaf and mas.last == mas.max:
+            reset = True
+    if reset:
+        mas_reset(mas)
+    wr.content = mas_start(mas)
+
+
+def mas_prealloc_calc(mas: MaState, entry) -> int:
+    h = mas.tree.height
+    st = mas.store_type
+    if st == WR_NEW_ROOT:
+        return 1
+    if st == WR_STORE_ROOT:
+        if mas.last != 0 or mas.index != 0:
+            return 1
+        return 0
+    if st == WR_SPANNING:
+        return h * 3 + 1
+    if st == WR_SPLIT:
+        return h * 2 + 1
+    if st == WR_REBALANCE:
+        return h * 2 - 1
+    if st == WR_NODE_STORE:
+        return 1 if mas.tree.rcu else 0
+    if st in (WR_APPEND, WR_EXACT_FIT, WR_SLOT_STORE):
+        return 0
+    return h * 3 + 1
+
+
+def mas_wr_store_type(wr: WrState) -> None:
+    mas = wr.mas
+    if mas.status in (ST_NONE, ST_ROOT):
+        mas.store_type = WR_STORE_ROOT
+        return
+    if not mas_wr_walk(wr):
+        mas.store_type = WR_SPANNING
+        return
+    mas_wr_end_piv(wr)
+    if wr.entry is None:
+        mas_wr_extend_null(wr)
+    new_end = mas_wr_new_end(wr)
+    leaf = wr.leaf
+    rcu = mas.tree.rcu
+    if wr.r_min == mas.index and wr.r_max == mas.last:
+        mas.store_type = WR_EXACT_FIT
+        return
+    if not mas.index and mas.last == M:
+        mas.store_type = WR_NEW_ROOT
+        return
+    if new_end < min_slots_of(leaf):
+        if not mte_is_root(mas.node) and not (mas.flags & F_BULK):
+            mas.store_type = WR_REBALANCE
+            return
+        mas.store_type = WR_NODE_STORE
+        return
+    if new_end >= slots_of(leaf):
+        mas.store_type = WR_SPLIT
+        return
+    if not rcu and mas.offset == mas.end:
+        mas.store_type = WR_APPEND
+        return
+    if new_end == mas.end and (not rcu or wr.offset_end - mas.offset == 1):
+        mas.store_type = WR_SLOT_STORE
+        return
+    if mte_is_root(mas.node) or new_end >= min_slots_of(leaf) or (mas.flags & F_BULK):
+        mas.store_type = WR_NODE_STORE
+        return
+    mas.store_type = WR_INVALID
+
+
+def mas_destroy(mas: MaState) -> None:
+    if mas.flags & F_REBALANCE:
+        mas_start(mas)
+        mtree_range_walk(mas)
+        end = mas.end + 1
+        if end < min_slots_of(mas.node.leaf) - 1:
+            mas_destroy_rebalance(mas, end)
+        mas.flags &= ~F_REBALANCE
+    mas.flags &= ~(F_BULK | F_PREALLOC)
+    if mas.pool.avail:
+        mas.tree.op_freed += mas.pool.avail
+        mas.pool.avail = 0
+
+
+def mas_store_gfp(mas: MaState, entry) -> None:
+    wr = WrState(mas, entry)
+    mas_wr_prealloc_setup(wr)
+    mas_wr_store_type(wr)
+    request = mas_prealloc_calc(mas, entry)
+    if request:
+        mas_node_count(mas, request)
+    mas_wr_store_entry(wr)
+    mas_destroy(mas)
+
+
+def mas_store(mas: MaState, entry):
+    wr = WrState(mas, entry)
+    mas_wr_prealloc_setup(wr)
+    mas_wr_store_type(wr)
+    if mas.flags & F_PREALLOC:
+        mas_wr_store_entry(wr)
+        return wr.content
+    request = mas_prealloc_calc(mas, entry)
+    if request:
+        mas_node_count(mas, request)
+    mas_wr_store_entry(wr)
+    mas_destroy(mas)
+    return wr.content
+
+
+def mas_expected_entries(mas: MaState, nr_entries: int) -> None:
+    nonleaf_cap = AR_SLOTS - 2
+    mas.flags |= F_BULK
+    nr_nodes = max(nr_entries, nr_entries * 2 + 1)
+    nr_nodes = -(-nr_nodes // (LEAF_SLOTS - 2))
+    nr_nodes += -(-nr_nodes // nonleaf_cap)
+    mas_node_count(mas, nr_nodes + 3)
+    mas.flags |= F_PREALLOC
+
+
+def mas_state_walk(mas: MaState):
+    entry = mas_start(mas)
+    if mas.status == ST_NONE:
+        return None
+    if mas.status == ST_ROOT:
+        return entry
+    return mtree_range_walk(mas)
+
+
+def mas_erase(mas: MaState):
+    mas.status = ST_START
+    entry = mas_state_walk(mas)
+    if entry is None:
+        return None
+    mas_reset(mas)
+    mas_store_gfp(mas, None)
+    return entry
