@@ -73,3 +73,15 @@ def test_plan(tmp_path: Path) -> None:
     small = [j for j in faults if j.scenario == "anon-touched-21"][0]
     assert "--count-only" in big.args and "--count-only" not in small.args
     assert small.command.startswith("/usr/local/bin/faultsweep --max-k ")
+
+
+def test_run_command_user_errors(tmp_path: Path, capsys) -> None:
+    """`forkdiff run` refuses bad input with one line and exit 2, before building or booting."""
+    from orchestrator.cli import main
+
+    assert main(["run", "--suite", "maps", "--scenario", "no-such-scenario", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("forkdiff: error:") and "no-such-scenario" in err and "\n" not in err
+    assert main(["run", "--suite", "spawn", "--resume"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
+    assert main(["run", "--suite", "spawn", "--duration", "0", "--out", str(tmp_path)]) == 2
