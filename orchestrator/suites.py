@@ -170,66 +170,80 @@ def _error_record(opts: RunOptions, variant: str, job: Job, env: dict, message: 
     return _record(opts, variant, job, pr, env)
 
 
+def pending(opts: RunOptions, variant: str, jobs: list[Job], log: ObservationLog) -> list[Job]:
+    """Jobs whose final record is not in the file yet (all of them unless resuming)."""
+    final = FINAL[opts.suite]
+    return [j for j in jobs
+            if not (opts.resume and log.has(record_key(opts.suite, variant, opts.profile_used,
+                                                       j.scenario, final, j.repeat)))]
+
+
+def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: ObservationLog,
+                 result: SuiteResult) -> bool:
+    """Run jobs on a booted guest (orchestrator.vm.Guest) of `variant`. Returns False when the
+    guest crashed or hung (the remaining jobs were not run)."""
+    from .vm import GuestCrashed, GuestHung
+
+    t0 = time.monotonic()
+    release = g.run("uname -r", timeout=30).stdout.strip()
+    settings = faultsetup.configure(g, opts.fault).to_dict() if opts.suite == "faults" else None
+    env = {"kernel_release": release, "qemu_mode": g.qemu_mode, "icount": opts.icount,
+           "fault_settings": settings}
+    alive = True
+    for job in jobs:
+        t = time.monotonic()
+        try:
+            r = g.run(job.command, timeout=job.timeout)
+        except (GuestCrashed, GuestHung) as err:
+            log.append(_error_record(opts, variant, job, env, err.one_line(),
+                                     {"kind": type(err).__name__, "console_log": str(g.console_log)}))
+            result.records += 1
+            result.errors.append(f"{variant} {job.scenario}: {err.cause.splitlines()[0]}")
+            opts.log(f"[{opts.suite}] {variant}: {job.scenario}: {type(err).__name__}; guest lost, "
+                     f"skipping the rest of {variant} (console: {g.console_log})")
+            alive = False
+            break
+        parsed = parse_output(job.program, r.stdout)
+        n = 0
+        for pr in parsed.records:
+            rec = _record(opts, variant, job, pr, env)
+            if opts.resume and log.has(rec["key"]):
+                continue
+            log.append(rec)
+            n += 1
+            if pr.measurement == "error":
+                result.errors.append(f"{variant} {job.scenario}: {pr.value}")
+        if r.status != 0 or parsed.bad_lines:
+            msg = (f"{job.program} exited with status {r.status}" if r.status != 0
+                   else f"{job.program} printed {parsed.bad_lines} lines that are not JSON")
+            log.append(_error_record(opts, variant, job, env, msg,
+                                     {"status": r.status, "stderr": r.stderr[-4000:]}))
+            n += 1
+            result.errors.append(f"{variant} {job.scenario}: {msg}")
+        result.records += n
+        rep = f" #{job.repeat}" if job.repeat is not None else ""
+        opts.log(f"[{opts.suite}] {variant}: {job.scenario}{rep}: {n} records in {time.monotonic() - t:.1f} s"
+                 + ("" if r.status == 0 else f" (status {r.status})"))
+    result.wall_seconds[variant] = result.wall_seconds.get(variant, 0.0) + time.monotonic() - t0
+    return alive
+
+
 def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: ObservationLog,
                 result: SuiteResult) -> None:
+    """Boot the variant's kernel (profile of the suite) and run the pending jobs on it."""
     from .kernel import build_kernel
     from .rootfs import build_rootfs
-    from .vm import Guest, GuestCrashed, GuestHung
+    from .vm import Guest
 
-    profile = opts.profile_used
-    final = FINAL[opts.suite]
-    todo = [j for j in jobs
-            if not (opts.resume and log.has(record_key(opts.suite, variant, profile, j.scenario, final, j.repeat)))]
+    todo = pending(opts, variant, jobs, log)
     result.skipped_jobs += len(jobs) - len(todo)
     if not todo:
-        opts.log(f"[{opts.suite}] {variant}/{profile}: all {len(jobs)} jobs already recorded")
+        opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: all {len(jobs)} jobs already recorded")
         return
-    kernel = build_kernel(variant, profile)
-    rootfs = build_rootfs()
-    t0 = time.monotonic()
-    with Guest(kernel, rootfs, icount=opts.icount, memory_mb=opts.memory_mb) as g:
-        release = g.run("uname -r", timeout=30).stdout.strip()
-        settings = None
-        if opts.suite == "faults":
-            settings = faultsetup.configure(g, opts.fault).to_dict()
-        env = {"kernel_release": release, "qemu_mode": g.qemu_mode, "icount": opts.icount,
-               "fault_settings": settings}
-        opts.log(f"[{opts.suite}] {variant}/{profile}: booted {release} ({g.qemu_mode}) in {g.boot_seconds:.0f} s")
-        for job in todo:
-            t = time.monotonic()
-            try:
-                r = g.run(job.command, timeout=job.timeout)
-            except (GuestCrashed, GuestHung) as err:
-                rec = _error_record(opts, variant, job, env, err.one_line(),
-                                    {"kind": type(err).__name__, "console_log": str(g.console_log)})
-                log.append(rec)
-                result.records += 1
-                result.errors.append(f"{variant} {job.scenario}: {err.cause.splitlines()[0]}")
-                opts.log(f"[{opts.suite}] {variant}: {job.scenario}: {type(err).__name__}; guest lost, "
-                         f"skipping the rest of {variant} (console: {g.console_log})")
-                break
-            parsed = parse_output(job.program, r.stdout)
-            n = 0
-            for pr in parsed.records:
-                rec = _record(opts, variant, job, pr, env)
-                if opts.resume and log.has(rec["key"]):
-                    continue
-                log.append(rec)
-                n += 1
-                if pr.measurement == "error":
-                    result.errors.append(f"{variant} {job.scenario}: {pr.value}")
-            if r.status != 0 or parsed.bad_lines:
-                msg = (f"{job.program} exited with status {r.status}" if r.status != 0
-                       else f"{job.program} printed {parsed.bad_lines} lines that are not JSON")
-                log.append(_error_record(opts, variant, job, env, msg,
-                                         {"status": r.status, "stderr": r.stderr[-4000:]}))
-                n += 1
-                result.errors.append(f"{variant} {job.scenario}: {msg}")
-            result.records += n
-            rep = f" #{job.repeat}" if job.repeat is not None else ""
-            opts.log(f"[{opts.suite}] {variant}: {job.scenario}{rep}: {n} records in {time.monotonic() - t:.1f} s"
-                     + ("" if r.status == 0 else f" (status {r.status})"))
-    result.wall_seconds[variant] = time.monotonic() - t0
+    kernel = build_kernel(variant, opts.profile_used)
+    with Guest(kernel, build_rootfs(), icount=opts.icount, memory_mb=opts.memory_mb) as g:
+        opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: booted ({g.qemu_mode}) in {g.boot_seconds:.0f} s")
+        run_on_guest(opts, variant, g, todo, log, result)
 
 
 def run_suite(opts: RunOptions) -> SuiteResult:
