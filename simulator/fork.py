@@ -143,6 +143,7 @@ class ForkResult:
     copied: list[int]  # parent VMA indices that were copied, in order
     parent_vmas: list[tuple[int, int]]  # (start, end) of every parent VMA, in order
     settings: FaultSettings
+    tree_ops: list[tuple] = field(default_factory=list)  # maple_ops list building the child tree
 
     @property
     def counted(self) -> list[AllocEvent]:
@@ -205,8 +206,14 @@ def _pt_regions(v: Vma, shift: int) -> range:
 
 def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
              config: KernelConfig = KernelConfig(),
-             tree_factory: Callable[[], Any] | None = None) -> ForkResult:
-    """Run dup_mmap() of `variant` on the parent mm (which is not modified)."""
+             tree_factory: Callable[[], Any] | None = None,
+             replace_entries: bool = True) -> ForkResult:
+    """Run dup_mmap() of `variant` on the parent mm (which is not modified).
+
+    replace_entries=False skips the patched variant's per-VMA exact-fit stores on the child
+    tree: they never allocate and never change its shape (lib/maple_tree.c mas_prealloc_calc():
+    wr_exact_fit needs 0 nodes), so counts and the trace are the same; only the child tree's
+    entries keep the parent's VMA ids. Used for speed on large VMA counts."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
     tr = _Tracer(settings)
@@ -221,6 +228,7 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
     if variant == "patched":
         before = len(_log(parent.tree))
         child_tree = parent.tree.dup()
+        tree_ops: list[tuple] = [("dup",), ("rcu", "off")]
         recs = _log(child_tree) or _log(parent.tree)[before:]
         got, _ = tr.from_maple(recs, "__mt_dup", GFP_KERNEL, "fatal")
         ops["nodes_allocated"] += got
@@ -228,13 +236,15 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
         ops["alloc_calls"] += sum(1 for r in recs if r.kind != "free")
         _set_rcu(child_tree, False)
     else:
+        # mm_init() gives the new tree MT_FLAGS_USE_RCU; the patch calls mas_expected_entries()
+        # before mt_clear_in_rcu(), which does not change what it allocates.
         child_tree = (tree_factory or type(parent.tree))()
+        _set_rcu(child_tree, False)
         child_tree.expected_entries(parent.map_count)
+        tree_ops = [("tree", "norcu"), ("expect", parent.map_count)]
         recs = _log(child_tree)
         got, _ = tr.from_maple(recs, "mas_expected_entries", GFP_KERNEL, "fatal")
         ops["nodes_allocated"] += got
-        ops["alloc_calls"] += sum(1 for r in recs if r.kind != "free")
-        _set_rcu(child_tree, False)
 
     child: list[ChildVma] = []
     copied: list[int] = []
@@ -251,6 +261,7 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
             if variant == "patched":
                 n0 = len(_log(child_tree))
                 child_tree.store_range(v.start, v.end - 1, None)
+                tree_ops.append(("store", v.start, v.end - 1, None))
                 got, freed = tr.from_maple(_log(child_tree)[n0:], "vma_iter_clear_gfp",
                                            GFP_NOWAIT, "absorbed", at)
                 ops["nodes_allocated"] += got
@@ -294,11 +305,15 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
         # link into the tree
         if variant == "patched":
             n0 = len(_log(child_tree))
-            child_tree.replace_exact(v.start, v.end - 1, new_id)
-            tr.from_maple(_log(child_tree)[n0:], "vma_iter_bulk_store", GFP_NOWAIT, "fatal", at)
+            if replace_entries:
+                child_tree.replace_exact(v.start, v.end - 1, new_id)
+                tr.from_maple(_log(child_tree)[n0:], "vma_iter_bulk_store", GFP_NOWAIT,
+                              "fatal", at)
+            tree_ops.append(("replace", v.start, v.end - 1, new_id))
         else:
             n0 = len(_log(child_tree))
             child_tree.bulk_store(v.start, v.end - 1, new_id)
+            tree_ops.append(("bstore", v.start, v.end - 1, new_id))
             got, _ = tr.from_maple(_log(child_tree)[n0:], "vma_iter_bulk_store", GFP_NOWAIT,
                                    "fatal", at)
             ops["nodes_allocated"] += got
@@ -342,14 +357,16 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
     if variant == "baseline":
         n0 = len(_log(child_tree))
         child_tree.destroy_bulk()
+        tree_ops.append(("bdestroy",))
         ops["nodes_freed"] += sum(r.count for r in _log(child_tree)[n0:] if r.kind == "free")
     _set_rcu(child_tree, True)
+    tree_ops.append(("rcu", "on"))
     ops["alloc_calls"] = sum(1 for e in tr.trace if e.cache == "maple_node")
     ops["child_nodes"] = getattr(child_tree, "node_count", 0)
     ops["child_height"] = getattr(child_tree, "height", 0)
     return ForkResult(variant, parent.map_count, len(copied), parent.total_vm, child_total_vm,
                       child, tr.trace, ops, child_tree, copied,
-                      [(v.start, v.end) for v in vmas], settings)
+                      [(v.start, v.end) for v in vmas], settings, tree_ops)
 
 
 def _reusable(av: AnonVma) -> bool:

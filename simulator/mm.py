@@ -538,6 +538,10 @@ class Mm:
                 if r in tables and not self.overlapping(r << shift, (r + 1) << shift):
                     tables.discard(r)
 
+    def history_ops(self) -> list[tuple]:
+        """The tree history as a simulator.maple_ops operation list (for the oracle)."""
+        return [("tree", "rcu")] + [("store", o.first, o.last, o.value) for o in self.history]
+
     # ------------------------------------------------------- views
     def name_of(self, v: Vma) -> str:
         """The name column of /proc/pid/maps (fs/proc/task_mmu.c show_map_vma())."""

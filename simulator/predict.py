@@ -75,9 +75,13 @@ def records(scenario: Scenario, variant: str, *, program: str = "mapsprobe",
             total: int | None = None, settings: FaultSettings = SUITE_SETTINGS,
             config: KernelConfig = DEFAULT_CONFIG, elf: ElfInfo = DEFAULT_ELF,
             params: ExecParams = DEFAULT_PARAMS, measurements: tuple[str, ...] = MEASUREMENTS,
-            tree_factory: Callable[[], Any] | None = None) -> list[dict]:
-    parent = build_parent(scenario, program, total, elf, params, tree_factory)
-    res = dup_mmap(parent, variant, settings, config)
+            tree_factory: Callable[[], Any] | None = None, parent: Mm | None = None,
+            replace_entries: bool = False) -> list[dict]:
+    """Prediction records of one scenario and variant. `parent` may be passed to share one
+    replayed parent between variants (dup_mmap does not modify it)."""
+    if parent is None:
+        parent = build_parent(scenario, program, total, elf, params, tree_factory)
+    res = dup_mmap(parent, variant, settings, config, replace_entries=replace_entries)
     return fork_records(scenario.name, parent, res, measurements, program)
 
 
