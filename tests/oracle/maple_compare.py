@@ -1,0 +1,52 @@
+"""Helpers of the maple differential suite: replay an operation list in Python and in the
+oracle (the kernel's lib/maple_tree.c) and compare the JSON lines; save failing lists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from orchestrator.oracle import run_oracle_raw
+from simulator.maple_ops import format_ops, replay
+
+REGRESSIONS = Path(__file__).resolve().parent.parent / "regressions"
+STATS = {"sequences": 0, "mismatches": 0, "dumps": 0}
+
+
+def first_difference(oracle_line: str, python_line: str) -> str:
+    a, b = json.loads(oracle_line), json.loads(python_line)
+    for key in a:
+        if a[key] == b.get(key):
+            continue
+        if key == "nodes":
+            for i, (x, y) in enumerate(zip(a[key], b[key])):
+                if x != y:
+                    return f"node {i} (pre-order): oracle {x} python {y}"
+            return f"node count: oracle {len(a[key])} python {len(b[key])}"
+        return f"{key}: oracle {str(a[key])[:400]} python {str(b.get(key))[:400]}"
+    return "lines differ"
+
+
+def compare(ops: list[tuple], sequences: int = 1, save_as: str | None = None) -> None:
+    """Assert Python and the oracle print the same lines for `ops` (which may hold several
+    sequences, each starting with a 'tree' line)."""
+    text = format_ops(ops)
+    oracle = run_oracle_raw(text).splitlines()
+    python, _ = replay(ops)
+    STATS["sequences"] += sequences
+    STATS["dumps"] += len(oracle)
+    mismatch = None
+    if len(oracle) != len(python):
+        mismatch = f"{len(oracle)} oracle lines, {len(python)} python lines"
+    else:
+        for i, (o, p) in enumerate(zip(oracle, python)):
+            if o != p:
+                mismatch = f"output line {i}: {first_difference(o, p)}"
+                break
+    if mismatch:
+        STATS["mismatches"] += 1
+        if save_as:
+            REGRESSIONS.mkdir(exist_ok=True)
+            (REGRESSIONS / save_as).write_text(
+                f"# saved by tests/oracle: {mismatch[:200]}\n" + text)
+        raise AssertionError(mismatch)

@@ -1,0 +1,179 @@
+"""Differential suite: the Python maple tree (simulator.maple) against the kernel's own
+lib/maple_tree.c (built by orchestrator.oracle), node for node, allocation for allocation.
+Real parts only: every comparison runs the compiled kernel code."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from maple_compare import REGRESSIONS, compare
+
+from orchestrator.oracle import run_oracle_text
+from simulator.maple import MapleTree
+
+pytestmark = pytest.mark.oracle
+PAGE = 4096
+BASE = 0x10000
+
+
+def layout(n: int, rng: random.Random, holes: bool = True) -> list[tuple[int, int]]:
+    out, a = [], BASE
+    for _ in range(n):
+        b = a + PAGE * rng.choice((1, 1, 1, 2, 4)) - 1
+        out.append((a, b))
+        a = b + 1 + (PAGE * rng.choice((0, 1, 1, 3)) if holes else PAGE)
+    return out
+
+
+def mm_sequence(n: int, order: str, rcu: bool, seed: int, churn: float, tail: str) -> list[tuple]:
+    """Operations in the shapes mm produces: page-aligned non-overlapping ranges inserted in
+    ascending, descending or random order, with splits of an existing range, erases and NULL
+    stores over one or more ranges, then optionally a dup + replace pass or a bulk rebuild."""
+    rng = random.Random(seed)
+    ranges = layout(n, rng)
+    idx = list(range(n))
+    if order == "desc":
+        idx.reverse()
+    elif order == "random":
+        rng.shuffle(idx)
+    ops: list[tuple] = [("tree", "rcu" if rcu else "norcu")]
+    live: dict[int, int] = {}
+    value = 1
+    for i in idx:
+        a, b = ranges[i]
+        ops.append(("store", a, b, value))
+        live[a] = b
+        value += 1
+        if rng.random() < churn and live:
+            k = rng.choice(list(live))
+            r = rng.random()
+            if r < 0.3:
+                ops.append(("erase", k))
+                del live[k]
+            elif r < 0.6 and live[k] - k >= PAGE:
+                ops.append(("store", k, k + PAGE - 1, value))  # split (mprotect of a part)
+                value += 1
+                live[k + PAGE] = live[k]
+                live[k] = k + PAGE - 1
+            elif r < 0.8:
+                ops.append(("store", k, live.pop(k), None))  # munmap
+            else:
+                ks = sorted(live)
+                j = ks.index(k)
+                span = ks[j:j + 3]
+                ops.append(("store", span[0], live[span[-1]], None))  # munmap over several
+                for s in span:
+                    del live[s]
+    ops.append(("dump",))
+    final = sorted(live.items())
+    if tail == "dup":
+        ops += [("dup",), ("rcu", "off")]
+        for j, (a, b) in enumerate(final):
+            if rng.random() < 0.1:
+                ops.append(("store", a, b, None))  # VM_DONTCOPY
+            else:
+                ops.append(("replace", a, b, 100000 + j))
+        ops += [("rcu", "on"), ("dump",)]
+    elif tail == "bulk":
+        ops += [("tree", "norcu"), ("expect", len(final))]
+        for j, (a, b) in enumerate(final):
+            if rng.random() >= 0.05:
+                ops.append(("bstore", a, b, j + 1))
+        ops += [("bdestroy",), ("dump",)]
+    elif tail == "dupfail":
+        ops += [("dup", rng.randint(1, 8)), ("dump",)]
+    return ops
+
+
+sizes = st.one_of(st.integers(1, 40), st.integers(40, 400), st.sampled_from([1000, 2000, 3000]))
+
+
+@settings(max_examples=120, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(n=sizes, order=st.sampled_from(["asc", "desc", "random"]), rcu=st.booleans(),
+       seed=st.integers(0, 2**32 - 1), churn=st.sampled_from([0.0, 0.05, 0.3]),
+       tail=st.sampled_from(["none", "dup", "bulk", "dupfail"]))
+def test_mm_shaped_sequences_match_kernel(n, order, rcu, seed, churn, tail):
+    compare(mm_sequence(n, order, rcu, seed, churn, tail), save_as="hypothesis-last-failure.ops")
+
+
+def test_batched_random_sequences_match_kernel():
+    """300 more mixed sequences in one oracle process."""
+    rng = random.Random(20241)
+    ops: list[tuple] = []
+    for _ in range(300):
+        ops += mm_sequence(rng.choice([1, 3, 8, 15, 16, 17, 31, 60, 150, 700]),
+                           rng.choice(["asc", "desc", "random"]), rng.random() < 0.5,
+                           rng.getrandbits(32), rng.choice([0.0, 0.1, 0.4]),
+                           rng.choice(["none", "dup", "bulk", "dupfail"]))
+    compare(ops, sequences=300)
+
+
+def _many_vmas(n: int) -> list[tuple[int, int]]:
+    """1-page VMAs with 1-page holes, as a process with many VMAs looks."""
+    return [(BASE + i * 2 * PAGE, BASE + i * 2 * PAGE + PAGE - 1) for i in range(n)]
+
+
+def test_51221_appends_then_dup_and_replace_match_kernel():
+    ranges = _many_vmas(51221)
+    ops: list[tuple] = [("tree", "rcu")] + [("store", a, b, i + 1) for i, (a, b) in enumerate(ranges)]
+    ops += [("dump",), ("dup",), ("rcu", "off")]
+    ops += [("replace", a, b, i + 7) for i, (a, b) in enumerate(ranges)]
+    ops += [("rcu", "on"), ("dump",)]
+    compare(ops)
+
+
+def test_60000_random_insertions_match_kernel():
+    ranges = _many_vmas(60000)
+    idx = list(range(60000))
+    random.Random(7).shuffle(idx)
+    compare([("tree", "rcu")] + [("store", *ranges[i], i + 1) for i in idx] + [("dump",)])
+
+
+def test_51221_bulk_build_matches_kernel():
+    ranges = _many_vmas(51221)
+    ops: list[tuple] = [("tree", "norcu"), ("expect", 51221)]
+    ops += [("bstore", a, b, i + 1) for i, (a, b) in enumerate(ranges)]
+    compare(ops + [("bdestroy",), ("dump",)])
+
+
+@pytest.mark.parametrize("n", [1, 16, 17, 500, 51221])
+def test_dup_allocates_one_single_plus_one_bulk_per_internal_node(n):
+    """__mt_dup of an append-built tree: objects = nodes of the tree, in 1 single allocation
+    and one bulk allocation per internal node; checked against the oracle's own counts."""
+    ranges = _many_vmas(n)
+    ops = [("tree", "rcu")] + [("store", a, b, i + 1) for i, (a, b) in enumerate(ranges)]
+    ops += [("dump",), ("dup",), ("dump",)]
+    from simulator.maple_ops import format_ops
+
+    lines = run_oracle_text(format_ops(ops))
+    before, dup_result, after = lines
+    assert dup_result == {"dup": 0}
+    kernel_nodes = len(before["nodes"])
+    kernel_internal = sum(1 for nd in before["nodes"] if nd["t"] == "a")
+    singles = [e for e in after["log"] if e[1] == "s"]
+    bulks = [e for e in after["log"] if e[1] == "b"]
+    assert len(singles) == 1 and singles[0][2] == 1
+    assert len(bulks) == kernel_internal
+    assert 1 + sum(e[2] for e in bulks) == kernel_nodes
+    t = MapleTree()
+    for i, (a, b) in enumerate(ranges):
+        t.store_range(a, b, i + 1)
+    t2 = t.dup()
+    assert t.node_count == kernel_nodes and t.internal_count == kernel_internal
+    assert [e[1:] for e in t2.log_compact()] == [e[1:] for e in after["log"]]
+    assert t2.checks() == 1 + kernel_internal
+
+
+def test_saved_regressions_replay():
+    """Every saved failing operation list (tests/regressions/*.ops) now matches the kernel."""
+    from simulator.maple_ops import parse
+
+    files = sorted(REGRESSIONS.glob("*.ops"))
+    if not files:
+        pytest.skip("no saved regressions")
+    for f in files:
+        compare(parse(f.read_text(), str(f)))
