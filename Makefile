@@ -53,6 +53,7 @@ vm-test: setup guest
 
 bench: setup
 	$(PY) -m tools.bench
+	$(PY) -m tools.bench_predict
 
 report: setup
 	$(FORKDIFF) report $(OUT)
