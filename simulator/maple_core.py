@@ -820,24 +820,24 @@ def mas_set_split_parent(mas: MaState, left, right, slot: int, split: int) -> in
 def mast_set_split_parents(mast: Mast, left, middle, right, split: int, mid_split: int) -> None:
     if mast.l.status == ST_NONE:
         return
-    l, r = left, right
+    lft, r = left, right
     if middle:
         r = middle
     slot = mast.l.offset
 
-    def check(l, r, split):
+    def check(lft, r, split):
         if r is right:
-            return l, r, split
+            return lft, r, split
         if slot < mid_split:
-            return l, r, split
+            return lft, r, split
         return r, right, mid_split
 
-    l, r, split = check(l, r, split)
-    slot = mas_set_split_parent(mast.l, l, r, slot, split)
-    l, r, split = check(l, r, split)
-    slot = mas_set_split_parent(mast.m, l, r, slot, split)
-    l, r, split = check(l, r, split)
-    slot = mas_set_split_parent(mast.r, l, r, slot, split)
+    lft, r, split = check(lft, r, split)
+    slot = mas_set_split_parent(mast.l, lft, r, slot, split)
+    lft, r, split = check(lft, r, split)
+    slot = mas_set_split_parent(mast.m, lft, r, slot, split)
+    lft, r, split = check(lft, r, split)
+    slot = mas_set_split_parent(mast.r, lft, r, slot, split)
 
 
 def mas_topiary_node(mas: MaState, tmp: MaState, in_rcu: bool) -> None:

@@ -33,6 +33,18 @@ def register(sub) -> None:
     f.add_argument("--measurement", action="append", default=None,
                    help="only these measurements (repeatable)")
     f.set_defaults(func=_fork)
+    t = ssub.add_parser("tree", help="replay a maple tree operation list, print the dumps (JSON lines)")
+    t.add_argument("--ops", required=True, help="operation list (format: simulator/maple_ops.py)")
+    t.add_argument("--oracle", action="store_true",
+                   help="replay it on the kernel's lib/maple_tree.c instead (built in the cache)")
+    t.add_argument("--tree", help="kernel tree for --oracle (default: $KERNEL_TREE, else linux-source-6.12)")
+    t.set_defaults(func=_tree)
+
+
+def _tree(args) -> int:
+    from .maple_tree_cmd import run_tree
+
+    return run_tree(args)
 
 
 def _fork(args) -> int:

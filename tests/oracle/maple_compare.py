@@ -19,7 +19,7 @@ def first_difference(oracle_line: str, python_line: str) -> str:
         if a[key] == b.get(key):
             continue
         if key == "nodes":
-            for i, (x, y) in enumerate(zip(a[key], b[key])):
+            for i, (x, y) in enumerate(zip(a[key], b[key], strict=False)):
                 if x != y:
                     return f"node {i} (pre-order): oracle {x} python {y}"
             return f"node count: oracle {len(a[key])} python {len(b[key])}"
@@ -39,7 +39,7 @@ def compare(ops: list[tuple], sequences: int = 1, save_as: str | None = None) ->
     if len(oracle) != len(python):
         mismatch = f"{len(oracle)} oracle lines, {len(python)} python lines"
     else:
-        for i, (o, p) in enumerate(zip(oracle, python)):
+        for i, (o, p) in enumerate(zip(oracle, python, strict=True)):
             if o != p:
                 mismatch = f"output line {i}: {first_difference(o, p)}"
                 break

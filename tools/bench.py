@@ -1,0 +1,32 @@
+"""`make bench`: run every benchmark section in turn; each prints its own figures."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# (title, module with a main() -> int)
+SECTIONS = [
+    ("maple tree (simulator.maple)", "tools.bench_maple"),
+    ("fork predictions (simulator.predict)", "tools.bench_predict"),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    wanted = set(argv if argv is not None else sys.argv[1:])
+    rc = 0
+    for title, modname in SECTIONS:
+        if wanted and not any(w in modname for w in wanted):
+            continue
+        print(f"== {title}")
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError as err:
+            print(f"  skipped: {err}")
+            continue
+        rc |= int(mod.main() or 0)
+    return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
