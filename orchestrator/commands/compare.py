@@ -1,0 +1,45 @@
+"""`forkdiff compare DIR`: rerun the comparison on saved observations (no VM)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..compare import compare_dir
+from ..summary import print_summary
+from ..verdicts import failing
+
+
+def parse_models(text: str | None) -> dict[str, str]:
+    """MODEL=patched (every kernel against that model) or baseline=patched,patched=baseline."""
+    from ..errors import ForkdiffError
+
+    if not text:
+        return {}
+    variants = ("baseline", "patched")
+    if "=" not in text:
+        if text not in variants:
+            raise ForkdiffError(f"unknown model {text!r}", "MODEL is baseline or patched")
+        return dict.fromkeys(variants, text)
+    out = {}
+    for part in text.split(","):
+        k, _, v = part.partition("=")
+        if k not in variants or v not in variants:
+            raise ForkdiffError(f"bad model mapping {part!r}", "write e.g. baseline=patched,patched=baseline")
+        out[k] = v
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    df = compare_dir(Path(args.dir), parse_models(args.model))
+    print_summary(df, Path(args.dir))
+    return 1 if not failing(df).empty else 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compare", help="compare saved observations with the simulator's predictions")
+    p.add_argument("dir", help="results folder holding observations.jsonl")
+    p.add_argument("--model", default=None,
+                   help="model to compare each kernel with: 'patched', 'baseline', or a mapping "
+                        "'baseline=patched,patched=baseline' (default: each kernel's own variant)")
+    p.set_defaults(func=run)

@@ -1,0 +1,69 @@
+"""`forkdiff vm-test`: build both variants, run every suite, compare, report (make vm-test)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from ..errors import ForkdiffError
+from ..pipeline import VmTestOptions, run
+from ..suites import SPAWN_VMAS, SUITES
+from .compare import parse_models
+
+
+def _list(text: str, allowed: tuple[str, ...] | None, what: str) -> tuple[str, ...]:
+    items = tuple(x for x in text.replace(",", " ").split() if x)
+    bad = [x for x in items if allowed and x not in allowed]
+    if bad or not items:
+        raise ForkdiffError(f"unknown {what} {', '.join(bad) or repr(text)}",
+                            f"{what} is a list of: {', '.join(allowed or ())}")
+    return items
+
+
+def _vmas(text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(x) for x in text.replace(",", " ").split())
+    except ValueError:
+        raise ForkdiffError(f"VMAS={text!r} is not a list of integers", "e.g. VMAS=21,421,3221") from None
+    if not vals or min(vals) < 1:
+        raise ForkdiffError(f"VMAS={text!r}: counts must be positive", "e.g. VMAS=21,421,3221")
+    if max(vals) > 65530:
+        raise ForkdiffError(f"VMAS: {max(vals)} is above vm.max_map_count (65530)",
+                            "use VMA counts up to 65530")
+    return vals
+
+
+def _run(args: argparse.Namespace) -> int:
+    env = os.environ
+    out = Path(args.out or env.get("OUT") or Path("results") / time.strftime("%Y%m%d-%H%M%S"))
+    duration = float(args.duration or env.get("DURATION") or 2.0)
+    if duration <= 0:
+        raise ForkdiffError(f"DURATION={duration} must be > 0", "e.g. DURATION=2")
+    opts = VmTestOptions(
+        out=out,
+        suites=_list(args.suites or env.get("SUITES") or " ".join(SUITES), SUITES, "SUITES"),
+        vmas=_vmas(args.vmas or env.get("VMAS") or ",".join(map(str, SPAWN_VMAS))),
+        duration=duration,
+        repeats=int(args.repeats or env.get("REPEATS") or 3),
+        tree=args.tree or env.get("KERNEL_TREE") or None,
+        patches=tuple(Path(p) for p in (args.patches or env.get("PATCHES") or "").split()),
+        models=parse_models(args.model or env.get("MODEL")),
+        resume=args.resume,
+    )
+    return run(opts)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("vm-test", help="the full differential run: kernels, suites, compare, report")
+    p.add_argument("--out", help="results folder (OUT=; default results/<timestamp>)")
+    p.add_argument("--suites", help="suites to run (SUITES=; default: maps faults counts spawn)")
+    p.add_argument("--vmas", help="spawn VMA counts (VMAS=; default: the seed's 11 counts)")
+    p.add_argument("--duration", help="spawn guest seconds per measurement (DURATION=; default 2)")
+    p.add_argument("--repeats", help="spawn runs per VMA count (REPEATS=; default 3)")
+    p.add_argument("--tree", help="kernel tree (KERNEL_TREE=; default Debian's linux-source-6.12)")
+    p.add_argument("--patches", help="extra patches for the patched variant (PATCHES=)")
+    p.add_argument("--model", help="model per kernel (MODEL=): baseline, patched, or a mapping")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out/OUT")
+    p.set_defaults(func=_run)

@@ -1,0 +1,416 @@
+"""Join what the guest observed (observations.jsonl) with what the simulator predicts for the
+same scenario and kernel model, and give every comparison a verdict (orchestrator/verdicts.py).
+
+Rules:
+  maps    exact: parent and child map_count, the child's VMA list (start-end, perms, offset,
+          file/anon/[name]), DONTFORK VMAs absent, WIPEONFORK VMAs present and reading zero,
+          the parent's maps unchanged by the fork.
+  faults  exact: the number of counted checks a successful fork makes, and for every k the
+          outcome of failing the k-th (ENOMEM / absorbed, fork succeeded / not reached); the
+          parent's maps unchanged after every failed fork (invariant, no prediction needed).
+  counts  exact: median objects allocated per fork from maple_node, vm_area_struct, anon_vma,
+          anon_vma_chain (SLUB_STATS alloc counters).
+  spawn   timings, see orchestrator/timing.py and cost_model(): variant vs variant (Welch's
+          t-test), kernel vs simulator (cost model fitted on one variant, predicting the other,
+          within a stated tolerance).
+
+The model a kernel is compared with is its own variant unless `models` maps it to another
+(MODEL=, or the detected dup_mmap of a user's tree); comparing a kernel against the other
+variant's model is how the planted-divergence test proves the comparison can fail.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from simulator import predict as sim_predict
+from simulator.cost import fit
+from simulator.exec_image import read_elf
+from simulator.scenario import ScenarioError, from_dict
+
+from . import verdicts as vd
+from .errors import ForkdiffError
+from .observations import read_records
+from .timing import improvement_table
+
+KS = "kernel-vs-simulator"
+VV = "variant-vs-variant"
+LAYOUT_FILE = sim_predict.LAYOUT_FILE
+SLAB_CACHES = ("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain")
+# Spawn timing: relative error allowed between the cost model's forks/s and the guest's.
+COST_TOLERANCE_PCT = 15.0
+COST_FEATURES = ("vmas_copied", "nodes_allocated", "nodes_copied", "tree_stores",
+                 "tree_walk_levels", "anon_vma_forks", "avc_allocs", "pt_pages", "file_vmas")
+
+
+@dataclass
+class Job:
+    """The observations of one guest program run: one scenario on one kernel."""
+
+    suite: str
+    variant: str
+    profile: str
+    scenario: dict
+    program: str
+    command: str
+    records: list[dict] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.scenario.get("name", "?")
+
+    def by(self, measurement: str) -> list[dict]:
+        return [r for r in self.records if r.get("measurement") == measurement]
+
+    def one(self, measurement: str) -> dict | None:
+        rs = self.by(measurement)
+        return rs[-1] if rs else None
+
+    @property
+    def total(self) -> int | None:
+        args = shlex.split(self.command)
+        return int(args[args.index("--total") + 1]) if "--total" in args else None
+
+
+def group_jobs(records: list[dict]) -> list[Job]:
+    jobs: dict[tuple, Job] = {}
+    for r in records:
+        sc = r.get("scenario") if isinstance(r.get("scenario"), dict) else {"name": str(r.get("scenario"))}
+        key = (r.get("suite"), r.get("variant"), r.get("profile"), sc.get("name"),
+               r.get("repeat") if r.get("suite") == "spawn" else None)
+        job = jobs.get(key)
+        if job is None:
+            job = jobs[key] = Job(r.get("suite", "?"), r.get("variant", "?"), r.get("profile", "?"),
+                                  sc, r.get("program", "?"), r.get("command", ""))
+        job.records.append(r)
+    return list(jobs.values())
+
+
+# ----------------------------------------------------------------- predictions
+class Predictor:
+    """Simulator predictions per (scenario, program, total, model), computed once each."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple, list[dict]] = {}
+
+    def __call__(self, job: Job, model: str) -> list[dict]:
+        sc = spawn_layout(job.scenario) if job.suite == "spawn" else job.scenario
+        key = (json.dumps(sc, sort_keys=True), job.program, job.total, model)
+        if key not in self._cache:
+            try:
+                scenario = from_dict(sc, source=f"scenario {job.name}")
+            except ScenarioError as err:
+                raise ForkdiffError(f"observations name a scenario the simulator cannot read: {err}",
+                                    "rerun the suite with a valid scenario") from None
+            self._cache[key] = sim_predict.records(scenario, model, program=job.program,
+                                                   total=job.total, elf=guest_elf(job.program))
+        return self._cache[key]
+
+    def all(self) -> list[dict]:
+        return [r for recs in self._cache.values() for r in recs]
+
+
+GUEST_BIN_HOST = Path(__file__).resolve().parents[1] / "guest" / "bin"
+GUEST_BIN_GUEST = "/usr/local/bin"
+
+
+def guest_elf(program: str):
+    """Program headers of the guest binary that ran (guest/bin/<program>, baked into the
+    initramfs at /usr/local/bin): its PT_LOAD segments decide the child's first VMAs."""
+    path = GUEST_BIN_HOST / program
+    if not path.is_file():
+        raise ForkdiffError(f"guest binary {path} is missing: the simulator needs its ELF headers",
+                            "run 'make guest'")
+    return read_elf(path, f"{GUEST_BIN_GUEST}/{program}")
+
+
+def spawn_layout(scenario: dict) -> dict:
+    """The layout the spawn suite passes to the guest (its scenario dict carries it)."""
+    if "groups" in scenario:
+        return {k: scenario[k] for k in ("name", "base", "gap_pages", "groups") if k in scenario}
+    raise ForkdiffError(f"spawn observation for {scenario.get('name')} carries no layout",
+                        "rerun the spawn suite with this version of forkdiff")
+
+
+def _pred(preds: list[dict], measurement: str) -> dict:
+    for p in preds:
+        if p["measurement"] == measurement:
+            return p
+    raise KeyError(measurement)
+
+
+# ----------------------------------------------------------------- helpers
+def _row(job: Job, model: str, measurement: str, key: str, observed, predicted, rule: str = "exact",
+         detail: str = "", verdict: str | None = None) -> dict:
+    if verdict is None:
+        verdict = "match" if observed == predicted else "mismatch"
+    return {"axis": KS, "suite": job.suite, "variant": job.variant, "model": model,
+            "profile": job.profile, "scenario": job.name, "measurement": measurement, "key": key,
+            "observed": _text(observed), "predicted": _text(predicted), "verdict": verdict,
+            "rule": rule, "detail": detail}
+
+
+def _text(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, list | dict):
+        return json.dumps(v)
+    return str(v)
+
+
+def _maps_line_observed(m: dict) -> str | None:
+    if m.get("path") == "[vsyscall]":
+        return None
+    path = m.get("path") or ""
+    if path.startswith("["):
+        what = path
+    elif path == LAYOUT_FILE:
+        what = "layout-file"
+    elif path:
+        what = "exe"
+    else:
+        what = "anon"
+    return f"{int(m['start'], 16):x}-{int(m['end'], 16):x} {m['perms']} {int(m['offset'], 16):x} {what}"
+
+
+def _maps_line_predicted(m: dict) -> str:
+    name = m.get("name") or ""
+    if name.startswith("["):
+        what = name
+    elif m.get("file"):
+        what = "layout-file" if name == LAYOUT_FILE else "exe"
+    else:
+        what = "anon"
+    return f"{int(m['start'], 16):x}-{int(m['end'], 16):x} {m['perms']} {int(m['offset']):x} {what}"
+
+
+def _first_difference(a: list[str], b: list[str]) -> str:
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return f"line {i + 1}: observed '{x}' predicted '{y}'"
+    if len(a) != len(b):
+        return f"observed {len(a)} lines, predicted {len(b)}"
+    return ""
+
+
+def _error_rows(job: Job, model: str) -> list[dict]:
+    rows = []
+    for r in job.by("error"):
+        kind = (r.get("values") or {}).get("kind", "")
+        verdict = "crashed" if kind == "GuestCrashed" else "hung" if kind == "GuestHung" else "error"
+        rows.append(_row(job, model, "error", str(r.get("repeat", "")), r.get("value"), "",
+                         rule="guest program must run to completion", verdict=verdict,
+                         detail=str(r.get("value", ""))[:4000]))
+    return rows
+
+
+# ----------------------------------------------------------------- suites
+def compare_maps(job: Job, model: str, preds: list[dict]) -> list[dict]:
+    rows = []
+    counts = _pred(preds, "map_count")
+    before, child, after = job.one("parent_before"), job.one("child"), job.one("parent_after")
+    if before:
+        rows.append(_row(job, model, "parent_map_count", "", before["value"], counts["parent"]))
+    if child:
+        rows.append(_row(job, model, "child_map_count", "", child["value"], counts["child"]))
+        obs = [x for x in map(_maps_line_observed, child["values"]["maps"]) if x]
+        pred = [_maps_line_predicted(m) for m in _pred(preds, "child_maps")["vmas"]]
+        rows.append(_row(job, model, "child_maps", "", f"{len(obs)} VMAs", f"{len(pred)} VMAs",
+                         verdict="match" if obs == pred else "mismatch",
+                         detail=_first_difference(obs, pred)))
+    layout = job.one("child_layout")
+    if layout:
+        pvmas = {int(m["start"], 16): m for m in _pred(preds, "child_maps")["vmas"]}
+        for v in layout["values"]["vmas"]:
+            start = int(v["start"], 16)
+            p = pvmas.get(start)
+            if v["advice"] == "dontfork":
+                rows.append(_row(job, model, "dontfork_absent", f"vma={v['index']}",
+                                 not v["present"] and not v["overlapped"], p is None))
+            elif v["advice"] == "wipeonfork":
+                rows.append(_row(job, model, "wipeonfork_zero", f"vma={v['index']}",
+                                 bool(v["present"]) and v.get("zero") is True,
+                                 p is not None and bool(p.get("wipeonfork"))))
+    if after:
+        rows.append(_row(job, model, "parent_maps_unchanged", "", after["values"].get("unchanged"), True,
+                         rule="invariant: fork() does not change the parent's maps"))
+    return rows
+
+
+def _observed_outcome(r: dict) -> str:
+    v = r["values"]
+    if r["measurement"] == "not_reached":
+        return "not reached"
+    if v.get("fork_result", 0) > 0:
+        return "ok (absorbed)"
+    return "ENOMEM" if v.get("errno") == 12 else f"errno {v.get('errno')}"
+
+
+def _predicted_outcome(p: dict) -> str:
+    if p.get("modelled") is False:
+        return "not modelled"
+    if not p.get("injected"):
+        return "not reached"
+    return "ok (absorbed)" if p.get("fork") == "success" else str(p.get("errno"))
+
+
+def compare_faults(job: Job, model: str, preds: list[dict]) -> list[dict]:
+    rows = []
+    counts = _pred(preds, "counts")
+    cc = job.one("check_count")
+    if cc:
+        rows.append(_row(job, model, "checks_per_fork", "", cc["value"], counts["checks"],
+                         detail="fail-nth checks a successful fork makes under dup_mmap"))
+    pred = {p["k"]: p for p in preds if p["measurement"] == "fault_outcome"}
+    for r in sorted(job.by("fault") + job.by("not_reached"), key=lambda r: r["values"]["k"]):
+        k = r["values"]["k"]
+        p = pred.get(k)
+        po = _predicted_outcome(p) if p else "not reached"
+        detail = f"{p.get('site')} ({p.get('cache')}, {p.get('gfp')})" if p and p.get("injected") else ""
+        rows.append(_row(job, model, "fault_outcome", f"k={k}", _observed_outcome(r), po, detail=detail))
+        if r["measurement"] == "fault" and r["values"].get("fork_result", 0) < 0:
+            rows.append(_row(job, model, "parent_maps_after_failure", f"k={k}",
+                             r["values"].get("maps_unchanged"), True,
+                             rule="invariant: a failed fork leaves the parent's maps unchanged",
+                             detail=str(r["values"].get("maps_diff", ""))))
+    end = job.one("sweep_end")
+    if end and not end["values"].get("complete", True):
+        rows.append(_row(job, model, "sweep_complete", "", False, True, verdict="error",
+                         rule="the sweep must reach a k the fork does not reach",
+                         detail=f"--max-k stopped it at {end['values'].get('last_k')}"))
+    return rows
+
+
+def compare_counts(job: Job, model: str, preds: list[dict]) -> list[dict]:
+    s = job.one("summary")
+    if not s:
+        return []
+    objs = _pred(preds, "counts")
+    median = s["values"].get("median") or {}
+    rows = []
+    for cache in SLAB_CACHES:
+        if cache not in median or median[cache].get("alloc") is None:
+            continue
+        predicted = objs["maple_node_allocated"] if cache == "maple_node" else objs["objects"].get(cache, 0)
+        rows.append(_row(job, model, f"{cache}_allocated_per_fork", "", median[cache]["alloc"], predicted,
+                         rule="exact (median of repeats)"))
+    return rows
+
+
+COMPARERS: dict[str, Callable[[Job, str, list[dict]], list[dict]]] = {
+    "maps": compare_maps, "faults": compare_faults, "counts": compare_counts,
+}
+
+
+# ----------------------------------------------------------------- timings
+def spawn_frame(jobs: list[Job]) -> pd.DataFrame:
+    rows = []
+    for j in jobs:
+        for r in j.by("spawn"):
+            rows.append({"variant": j.variant, "vmas": r["values"].get("map_count"),
+                         "forks_per_s": r["value"], "job": j})
+    return pd.DataFrame(rows, columns=["variant", "vmas", "forks_per_s", "job"])
+
+
+def cost_model(frame: pd.DataFrame, predictor: Predictor, fitted_on: str, predicts: str,
+               models: dict[str, str]) -> dict | None:
+    """Fit seconds/fork on the simulator's op counts for `fitted_on`'s measurements, predict
+    `predicts`'s forks/s from its own op counts, and report the error per VMA count."""
+    def ops_for(variant: str) -> pd.DataFrame:
+        sub = frame[frame["variant"] == variant]
+        out = []
+        for vmas, grp in sub.groupby("vmas"):
+            job = grp["job"].iloc[0]
+            ops = _pred(predictor(job, models.get(variant, variant)), "op_counts")["ops"]
+            out.append({"vmas": int(vmas), "forks_per_s": float(grp["forks_per_s"].mean()), "ops": ops})
+        return pd.DataFrame(out)
+
+    a, b = ops_for(fitted_on), ops_for(predicts)
+    if len(a) < 2 or b.empty:
+        return None
+    model = fit(list(a["ops"]), list(a["forks_per_s"]), COST_FEATURES,
+                fitted_on={"variant": fitted_on, "points": len(a), "vmas": [int(x) for x in a["vmas"]]})
+    errors = []
+    for r in b.itertuples():
+        pred = model.forks_per_s(r.ops)
+        errors.append({"vmas": int(r.vmas), "observed": float(r.forks_per_s), "predicted": pred,
+                       "error_pct": (pred / r.forks_per_s - 1.0) * 100.0})
+    return {"model": model.to_dict(), "predicts": predicts, "tolerance_pct": COST_TOLERANCE_PCT,
+            "errors": errors}
+
+
+def timing_rows(timing: pd.DataFrame, cost: dict | None) -> list[dict]:
+    rows = []
+    for r in timing.itertuples():
+        rows.append({"axis": VV, "suite": "spawn", "variant": "both", "model": "", "profile": "",
+                     "scenario": f"total-{r.vmas}", "measurement": "improvement_pct", "key": f"vmas={r.vmas}",
+                     "observed": f"{r.improvement_pct:.2f} ± {r.improvement_ci:.2f}",
+                     "predicted": "", "verdict": "info", "rule": "Welch t-test, p<0.05",
+                     "detail": f"p={r.welch_p:.4g}; "
+                               + ("significant" if r.significant else "no significant difference")})
+    if cost:
+        for e in cost["errors"]:
+            ok = abs(e["error_pct"]) <= cost["tolerance_pct"]
+            rows.append({"axis": KS, "suite": "spawn", "variant": cost["predicts"],
+                         "model": cost["predicts"], "profile": "", "scenario": f"total-{e['vmas']}",
+                         "measurement": "forks_per_s", "key": f"vmas={e['vmas']}",
+                         "observed": f"{e['observed']:.2f}", "predicted": f"{e['predicted']:.2f}",
+                         "verdict": "match" if ok else "mismatch",
+                         "rule": f"cost model fitted on {cost['model']['fitted_on']['variant']}, "
+                                 f"|error| <= {cost['tolerance_pct']:g}%",
+                         "detail": f"error {e['error_pct']:+.2f}%"})
+    return rows
+
+
+# ----------------------------------------------------------------- entry point
+def compare_records(records: list[dict], models: dict[str, str] | None = None,
+                    predictor: Predictor | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None, dict | None]:
+    """Verdicts, the timing table (or None) and the cost model (or None) for observations."""
+    models = dict(models or {})
+    predictor = predictor or Predictor()
+    jobs = group_jobs(records)
+    rows: list[dict] = []
+    for job in jobs:
+        model = models.get(job.variant, job.variant)
+        rows += _error_rows(job, model)
+        comparer = COMPARERS.get(job.suite)
+        if comparer is None or not any(r.get("measurement") != "error" for r in job.records):
+            continue
+        rows += comparer(job, model, predictor(job, model))
+    timing, cost = None, None
+    spawn = spawn_frame([j for j in jobs if j.suite == "spawn"])
+    if not spawn.empty:
+        timing = improvement_table(spawn[["variant", "vmas", "forks_per_s"]])
+        cost = cost_model(spawn, predictor, "baseline", "patched", models)
+        rows += timing_rows(timing, cost)
+    return vd.frame(rows), timing, cost
+
+
+def compare_dir(out: Path, models: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read <out>/observations.jsonl; write predictions.jsonl, verdicts.jsonl, timing.csv and
+    cost_model.json beside it."""
+    out = Path(out)
+    obs = out / "observations.jsonl"
+    if not obs.is_file():
+        raise ForkdiffError(f"no observations in {out} ({obs.name} missing)",
+                            "give the folder a `forkdiff run` or `make vm-test` wrote")
+    predictor = Predictor()
+    df, timing, cost = compare_records(read_records(obs), models, predictor)
+    with open(out / "predictions.jsonl", "w") as fh:
+        for rec in predictor.all():
+            fh.write(json.dumps(rec) + "\n")
+    vd.write(df, out / "verdicts.jsonl")
+    for name, present in (("timing.csv", timing is not None), ("cost_model.json", cost is not None)):
+        if not present:
+            (out / name).unlink(missing_ok=True)
+    if timing is not None:
+        timing.to_csv(out / "timing.csv", index=False)
+    if cost is not None:
+        (out / "cost_model.json").write_text(json.dumps(cost, indent=1))
+    return df

@@ -1,0 +1,27 @@
+"""The short console summary printed at the end of compare and vm-test."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .verdicts import FAILING
+
+
+def print_summary(df: pd.DataFrame, out: Path, file=sys.stdout) -> None:
+    if df.empty:
+        print(f"forkdiff: no comparisons in {out}", file=file)
+        return
+    counts = df.groupby(["axis", "suite", "variant", "verdict"]).size().unstack("verdict", fill_value=0)
+    print(counts.to_string(), file=file)
+    bad = df[df["verdict"].isin(FAILING)]
+    for r in bad.head(20).itertuples():
+        print(f"  {r.verdict.upper()}: {r.suite}/{r.variant} vs model {r.model or '-'}: {r.scenario} "
+              f"{r.measurement} {r.key} observed={r.observed} predicted={r.predicted} {r.detail}"[:300],
+              file=file)
+    if len(bad) > 20:
+        print(f"  ... and {len(bad) - 20} more (see {out}/verdicts.jsonl)", file=file)
+    print(f"forkdiff: {len(df)} comparisons, {len(bad)} failing -> {'FAIL' if len(bad) else 'PASS'}",
+          file=file)
