@@ -5,10 +5,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-# (title, module with a main() -> int)
+# (title, module with a main() -> int). tools.bench_predict is run by the Makefile itself.
 SECTIONS = [
     ("maple tree (simulator.maple)", "tools.bench_maple"),
-    ("fork predictions (simulator.predict)", "tools.bench_predict"),
 ]
 
 
