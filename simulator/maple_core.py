@@ -423,17 +423,6 @@ def mte_set_gap(node: Node, gap: int, val: int) -> None:
 
 # ---------------------------------------------------------------- tree placement
 
-def mas_adopt_children(mas: MaState, parent: Node) -> None:
-    offset = ma_data_end(parent, mas.max)
-    slots = parent.slot
-    while True:
-        child = slots[offset]
-        mas_set_parent(child, parent, offset)
-        if offset == 0:
-            break
-        offset -= 1
-
-
 def mas_put_in_tree(mas: MaState, old: Node) -> None:
     node = mas.node
     if node.parent is None:  # mte_is_root(mas->node): parent copied from the old root
@@ -448,24 +437,6 @@ def mas_replace_node(mas: MaState, old: Node) -> None:
     mas_put_in_tree(mas, old)
     mas_free(mas, old)
 
-
-def mas_find_child(mas: MaState, child: MaState) -> bool:
-    node = mas.node
-    end = ma_data_end(node, mas.max)
-    slots = node.slot
-    for offset in range(mas.offset, end + 1):
-        entry = slots[offset]
-        if entry.parent is node:
-            child.assign(mas)
-            mas.offset = offset + 1
-            child.offset = offset
-            mas_descend(child)
-            child.offset = 0
-            return True
-    return False
-
-
-# ---------------------------------------------------------------- big node
 
 def mab_shift_right(b: BigNode, shift: int) -> None:
     size = b.b_end
@@ -840,82 +811,84 @@ def mast_set_split_parents(mast: Mast, left, middle, right, split: int, mid_spli
     slot = mas_set_split_parent(mast.r, lft, r, slot, split)
 
 
-def mas_topiary_node(mas: MaState, tmp: MaState, in_rcu: bool) -> None:
-    if tmp.status == ST_NONE:
-        return
-    mte_set_node_dead(tmp.node)
-    if in_rcu:
-        mas.tree.op_freed += 1
-    else:
-        mas.pool.avail += 1
-
-
-def _none_state(tree) -> MaState:
-    s = MaState(tree)
-    s.status = ST_NONE
-    return s
-
-
 def mas_topiary_replace(mas: MaState, old: Node) -> None:
+    """mas_topiary_replace(). The kernel walks both trees with three ma_states per level
+    (mas_find_child / mas_adopt_children); here a level is a list of (node, min, max) of the
+    active states, in the same order, with the same limit of three per level. The new tree's
+    states only need their nodes (all internal: ma_data_end() is the node's end); the old
+    tree's need the limits mas_descend() gives, for the whole-subtree test against
+    [mas.index, mas.last] (the index/last every copied state carries)."""
     tree = mas.tree
-    subtrees: list[tuple[Node, int]] = []
     mas_put_in_tree(mas, old)
-    t0 = mas.copy()
-    t0.offset = 0
-    tmp = [t0, _none_state(tree), _none_state(tree)]
-    nxt = [MaState(tree), MaState(tree), MaState(tree)]
-    while not tmp[0].node.leaf:
-        n = 0
-        for i in range(3):
-            if tmp[i].status == ST_NONE:
-                continue
-            while n < 3:
-                if not mas_find_child(tmp[i], nxt[n]):
-                    break
-                n += 1
-            mas_adopt_children(tmp[i], tmp[i].node)
-        if n == 0:
+    active = mas.status != ST_NONE
+    # new tree: find up to three new children per level, adopt every child
+    level = [mas.node] if active else []
+    while level and not level[0].leaf:
+        found: list[Node] = []
+        for p in level:
+            slots = p.slot
+            end = p.end
+            if len(found) < 3:
+                for off in range(end + 1):
+                    c = slots[off]
+                    if c.parent is p:
+                        found.append(c)
+                        if len(found) == 3:
+                            break
+            for off in range(end + 1):  # mas_adopt_children
+                c = slots[off]
+                c.parent = p
+                c.pslot = off
+        if not found:
             break
-        while n < 3:
-            nxt[n].status = ST_NONE
-            n += 1
-        tmp = [nxt[0].copy(), nxt[1].copy(), nxt[2].copy()]
+        level = found
     if old.leaf:
         mas_free(mas, old)
         return
-    t0 = mas.copy()
-    t0.offset = 0
-    t0.node = old
-    tmp = [t0, _none_state(tree), _none_state(tree)]
-    in_rcu = tree.rcu
+    # old tree: kill the replaced nodes, whole subtrees inside [index, last] at once
+    idx = mas.index
+    lst = mas.last
+    subtrees: list[tuple[Node, int]] = []
+    olevel = [(old, mas.min, mas.max)] if active else []
     while True:
-        n = 0
-        for i in range(3):
-            if tmp[i].status == ST_NONE:
-                continue
-            while n < 3:
-                if not mas_find_child(tmp[i], nxt[n]):
-                    break
-                if nxt[n].min >= nxt[0].index and nxt[n].max <= nxt[0].last:
-                    mte_set_node_dead(nxt[n].node)
-                    subtrees.append((nxt[n].node, nxt[n].max))
-                    nxt[n].status = ST_NONE
-                else:
-                    n += 1
-        if n == 0:
+        ofound: list[tuple[Node, int, int]] = []
+        for p, pmin, pmax in olevel:
+            if len(ofound) >= 3:
+                break
+            slots = p.slot
+            piv = p.piv
+            for off in range(p.end + 1):
+                c = slots[off]
+                if c.parent is p:
+                    cmin = (piv[off - 1] + 1) & M if off else pmin
+                    cmax = piv[off] if off < AR_PIVOTS else pmax
+                    if cmin >= idx and cmax <= lst:
+                        c.parent = c
+                        subtrees.append((c, cmax))
+                    else:
+                        ofound.append((c, cmin, cmax))
+                        if len(ofound) == 3:
+                            break
+        if not ofound:
             break
-        while n < 3:
-            nxt[n].status = ST_NONE
-            n += 1
-        for i in range(3):
-            mas_topiary_node(mas, tmp[i], in_rcu)
-            tmp[i] = nxt[i].copy()
-        if tmp[0].node.leaf:
+        _topiary_free(mas, olevel)
+        olevel = ofound
+        if ofound[0][0].leaf:
             break
-    for i in range(3):
-        mas_topiary_node(mas, tmp[i], in_rcu)
+    _topiary_free(mas, olevel)
     for node, mx in subtrees:  # mas_mat_destroy: whole subtrees freed
         tree.op_freed += subtree_nodes_dead(node, mx)
+
+
+def _topiary_free(mas: MaState, level) -> None:
+    """mas_topiary_node() of each active state of a level."""
+    tree = mas.tree
+    for node, _, _ in level:
+        node.parent = node
+        if tree.rcu:
+            tree.op_freed += 1
+        else:
+            mas.pool.avail += 1
 
 
 def subtree_nodes_dead(node: Node, mx: int) -> int:
@@ -1364,15 +1337,65 @@ def mas_wr_walk_traverse(wr: WrState) -> None:
 
 
 def mas_wr_walk(wr: WrState) -> bool:
+    """mas_wr_walk() with mas_wr_walk_descend(), mas_wr_node_walk(), mas_is_span_wr() and
+    mas_wr_walk_traverse() inlined (the hottest loop of every store)."""
     mas = wr.mas
+    node = mas.node
+    mn = mas.min
+    mx = mas.max
+    offset = mas.offset
+    depth = mas.depth
+    index = mas.index
+    last = mas.last
+    entry = wr.entry
     while True:
-        mas_wr_walk_descend(wr)
-        if mas_is_span_wr(wr):
-            return False
-        wr.content = wr.slots[mas.offset]
-        if wr.leaf:
+        leaf = node.leaf
+        pivots = node.piv
+        if leaf:
+            p = pivots[LEAF_PIVOTS - 1]
+            count = node.end if not p else LEAF_PIVOTS - 1 if p == mx else LEAF_PIVOTS
+        else:
+            count = node.end
+        while offset < count and index > pivots[offset]:
+            offset += 1
+        r_max = pivots[offset] if offset < count else mx
+        r_min = (pivots[offset - 1] + 1) & M if offset else mn
+        # mas_is_span_wr()
+        span = True
+        if last < r_max:
+            span = False
+        else:
+            lim = mx if leaf else r_max
+            if last < lim:
+                span = False
+            elif last == lim and (entry is not None or last == M):
+                span = False
+        if span or leaf:
+            wr.leaf = leaf
+            wr.node = node
+            wr.pivots = pivots
+            wr.slots = slots = node.slot
+            wr.r_max = r_max
+            wr.r_min = r_min
+            wr.offset_end = offset
+            mas.offset = offset
+            mas.end = count
+            mas.node = node
+            mas.min = mn
+            mas.max = mx
+            if span:
+                if depth != mas.depth:
+                    wr.content = node  # set by the last mas_wr_walk_traverse()
+                mas.depth = depth
+                return False
+            mas.depth = depth
+            wr.content = slots[offset]
             return True
-        mas_wr_walk_traverse(wr)
+        node = node.slot[offset]
+        mx = r_max
+        mn = r_min
+        offset = 0
+        depth += 1
 
 
 def mas_wr_walk_index(wr: WrState) -> None:
