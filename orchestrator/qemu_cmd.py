@@ -44,7 +44,7 @@ def qemu_argv(cfg: QemuConfig, qemu: str = QEMU) -> list[str]:
         "-name", "forkdiff-guest",
         "-machine", "pc",
         "-accel", cfg.accel,
-        "-cpu", "host" if cfg.accel == "kvm" else "qemu64",
+        "-cpu", "qemu64" if cfg.accel == "tcg" else "host",
         "-m", str(cfg.memory_mb),
         "-smp", str(cfg.smp),
         "-nodefaults",

@@ -252,7 +252,7 @@ class Guest:
             return "tcg"
         if self.forced_accel:
             return self.forced_accel
-        return "kvm" if kvm.probe().usable else "tcg"
+        return "kvm" if kvm.probe(Path(self.kernel.bzimage)).usable else "tcg"
 
     def _nic_model(self) -> str:
         try:
@@ -285,11 +285,13 @@ class Guest:
                 self.qmp.accept(timeout=QMP_ACCEPT_TIMEOUT)
                 break
             except Exception as exc:
-                self.proc.poll()
+                hung = self.proc.poll() is None  # still running but never connected to QMP
                 msg = self._qemu_stderr()
                 self._teardown()
                 if "hostfwd" in msg or "Could not set up host forwarding" in msg:
                     continue  # the port was taken between free_port() and QEMU: try another
+                if accel == "kvm" and hung:
+                    raise _KvmSilent() from exc
                 raise ForkdiffError(f"QEMU did not start: {msg.strip().splitlines()[-1] if msg.strip() else exc}",
                                     "read the QEMU log", self.qemu_log) from exc
         else:

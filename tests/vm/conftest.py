@@ -51,13 +51,22 @@ def rootfs() -> Rootfs:
     return build_rootfs()
 
 
+class Kernels(dict[str, BuiltKernel]):
+    """variant -> BuiltKernel of the faults profile, built (or fetched from the cache) on
+    first use."""
+
+    def __missing__(self, variant: str) -> BuiltKernel:
+        self[variant] = build_kernel(variant, PROFILE, progress=False)
+        return self[variant]
+
+
 @pytest.fixture(scope="session")
-def kernels() -> dict[str, BuiltKernel]:
-    return {v: build_kernel(v, PROFILE, progress=False) for v in VARIANTS}
+def kernels() -> Kernels:
+    return Kernels()
 
 
 @pytest.fixture(scope="module", params=VARIANTS)
-def guest(request: pytest.FixtureRequest, kernels: dict[str, BuiltKernel],
+def guest(request: pytest.FixtureRequest, kernels: Kernels,
           rootfs: Rootfs) -> Iterator[Guest]:
     """One booted guest per variant, shared by the tests of a module."""
     kernel = kernels[request.param]
