@@ -12,6 +12,8 @@ preallocated nodes (only their number matters: see Pool).
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 M = (1 << 64) - 1  # ULONG_MAX
 
 LEAF_SLOTS, LEAF_PIVOTS, LEAF_MIN = 16, 15, 6          # maple_leaf_64
@@ -505,19 +507,28 @@ def mas_mab_cp(mas: MaState, mas_start: int, mas_end: int, b: BigNode, mab_start
         else:
             j += 1
     if not done:
-        piv_end = min(mas_end, LEAF_PIVOTS if leaf else AR_PIVOTS)
+        npiv = LEAF_PIVOTS if leaf else AR_PIVOTS
+        piv_end = mas_end if mas_end < npiv else npiv
         mx = mas.max
-        while i < piv_end:
-            bp[j] = pivots[i]
-            if not bp[j]:
-                break
-            if mx == bp[j]:
-                done = True
-                break
-            i += 1
-            j += 1
+        if i < piv_end:
+            # copy pivots up to (and including) the first 0 or max, as the C loop does
+            seg = pivots[i:piv_end]
+            k = n = piv_end - i
+            if 0 in seg:
+                k = seg.index(0)
+            if mx in seg:
+                km = seg.index(mx)
+                if km < k:
+                    k = km
+                    done = True
+            if k < n:
+                bp[j:j + k + 1] = seg[:k + 1]
+            else:
+                bp[j:j + n] = seg
+            i += k
+            j += k
         if not done and i <= mas_end:
-            bp[j] = mas_safe_pivot(mas, pivots, i, leaf)
+            bp[j] = mx if i >= npiv else pivots[i]
     j += 1
     b.b_end = j
     j -= mab_start
@@ -542,37 +553,34 @@ def mab_mas_cp(b: BigNode, mab_start: int, mab_end: int, mas: MaState, new_max: 
         mab_end -= 1
     if not pivots[npiv - 1]:
         slots[npiv] = None
-    i = mab_start
-    j = 0
     bp = b.pivot
-    while True:
-        if j < npiv:
-            pivots[j] = bp[i]
-        j += 1
-        i += 1
-        if not (i <= mab_end and bp[i]):
-            break
-    slots[0:i - mab_start] = b.slot[mab_start:i]
+    # the C loop copies bp[mab_start] and then on while i <= mab_end and bp[i] != 0
+    if mab_end > mab_start:
+        seg = bp[mab_start + 1:mab_end + 1]
+        k = 1 + (seg.index(0) if 0 in seg else len(seg))
+    else:
+        k = 1
+    i = mab_start + k
+    pivots[0:min(k, npiv)] = bp[mab_start:mab_start + min(k, npiv)]
+    slots[0:k] = b.slot[mab_start:i]
     del slots[len(pivots) + 1:]
     if new_max:
         mas.max = bp[i - 1]
-    end = j - 1
+    end = k - 1
     if not leaf:
-        max_gap = 0
-        offset = 0
         gaps = node.gap
-        while True:
-            j -= 1
-            i -= 1
-            gaps[j] = b.gap[i]
-            if gaps[j] > max_gap:
-                offset = j
-                max_gap = gaps[j]
-            if not j:
-                break
-        ma_set_meta(node, offset, end)
-    else:
-        mas_leaf_set_meta(node, end)
+        if k > len(gaps):
+            raise IndexError("maple: big node copy past the gap array")
+        g = b.gap[mab_start:i]
+        gaps[0:k] = g
+        max_gap = max(g)
+        # the C loop runs downwards and keeps the first (highest) offset of the maximum
+        offset = k - 1 - g[::-1].index(max_gap) if max_gap > 0 else 0
+        node.mgap = offset
+        node.end = end
+    elif end < LEAF_SLOTS - 1:
+        node.mgap = 0
+        node.end = end
 
 
 def mas_bulk_rebalance(mas: MaState, end: int, leaf: bool) -> None:
@@ -1356,8 +1364,9 @@ def mas_wr_walk(wr: WrState) -> bool:
             count = node.end if not p else LEAF_PIVOTS - 1 if p == mx else LEAF_PIVOTS
         else:
             count = node.end
-        while offset < count and index > pivots[offset]:
-            offset += 1
+        if offset < count and index > pivots[offset]:
+            # the first pivot >= index (pivots[offset:count] ascend in a valid node)
+            offset = bisect_left(pivots, index, offset + 1, count)
         r_max = pivots[offset] if offset < count else mx
         r_min = (pivots[offset - 1] + 1) & M if offset else mn
         # mas_is_span_wr()
