@@ -43,9 +43,13 @@ def min_slots_of(leaf: bool) -> int:
     return LEAF_MIN if leaf else AR_MIN
 
 
+DEAD = object()  # the parent of a dead node (see Node)
+
+
 class Node:
     """struct maple_node as leaf_64 or arange_64. parent None = root (parent is the tree);
-    parent is self = dead node."""
+    parent DEAD = dead node (the kernel points a dead node's parent at itself; a sentinel
+    leaves no reference cycle, so dead nodes are freed by reference counting)."""
 
     __slots__ = ("leaf", "piv", "slot", "gap", "end", "mgap", "parent", "pslot")
 
@@ -219,7 +223,7 @@ def mas_set_parent(enode: Node, parent: Node, slot: int) -> None:
 
 
 def mte_set_node_dead(node: Node) -> None:
-    node.parent = node
+    node.parent = DEAD
 
 
 def mas_is_root_limits(mas: MaState) -> bool:
@@ -241,7 +245,7 @@ def mas_ascend(mas: MaState) -> int:
         mas.offset = 0
         return 0
     p_node = a_node.parent
-    if p_node is a_node:
+    if p_node is DEAD:  # ma_dead_node()
         return 1
     mas.offset = a_node.pslot
     a_enode = p_node
@@ -871,7 +875,7 @@ def mas_topiary_replace(mas: MaState, old: Node) -> None:
                     cmin = (piv[off - 1] + 1) & M if off else pmin
                     cmax = piv[off] if off < AR_PIVOTS else pmax
                     if cmin >= idx and cmax <= lst:
-                        c.parent = c
+                        c.parent = DEAD
                         subtrees.append((c, cmax))
                     else:
                         ofound.append((c, cmin, cmax))
@@ -892,7 +896,7 @@ def _topiary_free(mas: MaState, level) -> None:
     """mas_topiary_node() of each active state of a level."""
     tree = mas.tree
     for node, _, _ in level:
-        node.parent = node
+        node.parent = DEAD
         if tree.rcu:
             tree.op_freed += 1
         else:
