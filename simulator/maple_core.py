@@ -305,12 +305,39 @@ def mas_node_count(mas: MaState, count: int) -> None:
         mas_alloc_nodes(mas, count - mas.pool.avail)
 
 
+_new_node = Node.__new__
+_ZERO_LEAF_PIV = [0] * LEAF_PIVOTS
+_NULL_LEAF_SLOT = [None] * LEAF_SLOTS
+_ZERO_AR_PIV = [0] * AR_PIVOTS
+_NULL_AR_SLOT = [None] * AR_SLOTS
+_ZERO_AR_GAP = [0] * AR_SLOTS
+
+
+def new_node(leaf: bool) -> Node:
+    """Node(leaf) without the __init__ call (the hot allocation path)."""
+    n = _new_node(Node)
+    n.leaf = leaf
+    if leaf:
+        n.piv = _ZERO_LEAF_PIV[:]
+        n.slot = _NULL_LEAF_SLOT[:]
+        n.gap = None
+    else:
+        n.piv = _ZERO_AR_PIV[:]
+        n.slot = _NULL_AR_SLOT[:]
+        n.gap = _ZERO_AR_GAP[:]
+    n.end = 0
+    n.mgap = 0
+    n.parent = None
+    n.pslot = 0
+    return n
+
+
 def mas_pop_node(mas: MaState, leaf: bool) -> Node:
     pool = mas.pool
     if pool.avail <= 0:
         raise AssertionError("maple: ran out of preallocated nodes")
     pool.avail -= 1
-    return Node(leaf)
+    return new_node(leaf)
 
 
 def mas_free(mas: MaState, node: Node) -> None:
@@ -368,17 +395,13 @@ def mas_leaf_max_gap(mas: MaState) -> int:
 
 
 def ma_max_gap(node: Node) -> tuple[int, int]:
-    gaps = node.gap
-    i = offset = node.end
-    max_gap = 0
-    while True:
-        if gaps[i] > max_gap:
-            max_gap = gaps[i]
-            offset = i
-        if i == 0:
-            break
-        i -= 1
-    return max_gap, offset
+    end = node.end
+    g = node.gap[:end + 1]
+    max_gap = max(g)
+    if max_gap <= 0:
+        return 0, end
+    # the C loop runs from end down to 0 and keeps the first (highest) offset of the maximum
+    return max_gap, end - g[::-1].index(max_gap)
 
 
 def mas_max_gap(mas: MaState) -> int:
@@ -1190,6 +1213,31 @@ def mast_split_data(mast: Mast, mas: MaState, split: int) -> None:
 def mas_push_data(mas: MaState, height: int, mast: Mast, left: bool) -> bool:
     bn = mast.bn
     slot_total = bn.b_end
+    # Fast refusal: no sibling, or not enough room in it. Reads the sibling's node and
+    # limit as mas_prev_sibling()/mas_next_sibling() would find them, without the ma_state
+    # copy (a refused push changes nothing).
+    node = mas.node
+    parent = node.parent
+    if parent is None:
+        return False
+    if parent is not DEAD:
+        if left:
+            off = node.pslot - 1
+            if off < 0:
+                return False
+        else:
+            off = node.pslot + 1
+            if off > parent.end:
+                return False
+        if off < AR_PIVOTS:
+            sib = parent.slot[off]
+            space = 2 * (LEAF_SLOTS if node.leaf else AR_SLOTS) - 2
+            if bn.leaf:
+                space -= 1
+            if mas.max == M:
+                space -= 1
+            if slot_total + ma_data_end(sib, parent.piv[off]) >= space:
+                return False
     tmp_mas = mas.copy()
     tmp_mas.depth = mast.l.depth
     if left:
@@ -1519,7 +1567,7 @@ def mas_wr_node_store(wr: WrState, new_end: int) -> None:
         offset_end += 1
     elif wr.r_max == M:
         mas_bulk_rebalance(mas, mas.end, leaf)
-    newnode = mas_pop_node(mas, leaf) if in_rcu else Node(leaf)
+    newnode = mas_pop_node(mas, leaf) if in_rcu else new_node(leaf)
     old = mas.node
     newnode.parent = old.parent
     newnode.pslot = old.pslot
