@@ -142,10 +142,11 @@ def plan(opts: RunOptions) -> list[Job]:
     return jobs
 
 
-def _record(opts: RunOptions, variant: str, job: Job, pr: ParsedRecord, env: dict) -> dict:
+def _record(opts: RunOptions, variant: str, job: Job, pr: ParsedRecord, env: dict,
+            source: str = "guest") -> dict:
     repeat = pr.repeat if pr.repeat is not None else job.repeat
-    if pr.measurement == "error":
-        repeat = f"{opts.run_id}:{repeat}"
+    if pr.measurement == "error":  # errors of every run are kept: the key names run and source
+        repeat = f"{opts.run_id}:{source}" + ("" if repeat is None else f":{repeat}")
     return {
         "key": record_key(opts.suite, variant, opts.profile_used, job.scenario, pr.measurement, repeat),
         "run_id": opts.run_id,
@@ -165,9 +166,9 @@ def _record(opts: RunOptions, variant: str, job: Job, pr: ParsedRecord, env: dic
 
 
 def _error_record(opts: RunOptions, variant: str, job: Job, env: dict, message: str,
-                  values: dict) -> dict:
+                  values: dict, source: str) -> dict:
     pr = ParsedRecord("error", None, message, {"message": message, **values})
-    return _record(opts, variant, job, pr, env)
+    return _record(opts, variant, job, pr, env, source)
 
 
 def pending(opts: RunOptions, variant: str, jobs: list[Job], log: ObservationLog) -> list[Job]:
@@ -196,7 +197,7 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
             r = g.run(job.command, timeout=job.timeout)
         except (GuestCrashed, GuestHung) as err:
             log.append(_error_record(opts, variant, job, env, err.one_line(),
-                                     {"kind": type(err).__name__, "console_log": str(g.console_log)}))
+                                     {"kind": type(err).__name__, "console_log": str(g.console_log)}, "vm"))
             result.records += 1
             result.errors.append(f"{variant} {job.scenario}: {err.cause.splitlines()[0]}")
             opts.log(f"[{opts.suite}] {variant}: {job.scenario}: {type(err).__name__}; guest lost, "
@@ -217,7 +218,7 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
             msg = (f"{job.program} exited with status {r.status}" if r.status != 0
                    else f"{job.program} printed {parsed.bad_lines} lines that are not JSON")
             log.append(_error_record(opts, variant, job, env, msg,
-                                     {"status": r.status, "stderr": r.stderr[-4000:]}))
+                                     {"status": r.status, "stderr": r.stderr[-4000:]}, "exit"))
             n += 1
             result.errors.append(f"{variant} {job.scenario}: {msg}")
         result.records += n
