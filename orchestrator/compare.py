@@ -31,7 +31,7 @@ import pandas as pd
 
 from simulator import predict as sim_predict
 from simulator.cost import fit
-from simulator.exec_image import read_elf
+from simulator.exec_image import ElfInfo, Segment, read_elf
 from simulator.scenario import ScenarioError, from_dict
 
 from . import verdicts as vd
@@ -96,8 +96,14 @@ def group_jobs(records: list[dict]) -> list[Job]:
 class Predictor:
     """Simulator predictions per (scenario, program, total, model), computed once each."""
 
-    def __init__(self) -> None:
+    def __init__(self, elves: dict[str, ElfInfo] | None = None) -> None:
         self._cache: dict[tuple, list[dict]] = {}
+        self.elves: dict[str, ElfInfo] = dict(elves or {})
+
+    def elf(self, program: str) -> ElfInfo:
+        if program not in self.elves:
+            self.elves[program] = guest_elf(program)
+        return self.elves[program]
 
     def __call__(self, job: Job, model: str) -> list[dict]:
         sc = spawn_layout(job.scenario) if job.suite == "spawn" else job.scenario
@@ -109,7 +115,7 @@ class Predictor:
                 raise ForkdiffError(f"observations name a scenario the simulator cannot read: {err}",
                                     "rerun the suite with a valid scenario") from None
             self._cache[key] = sim_predict.records(scenario, model, program=job.program,
-                                                   total=job.total, elf=guest_elf(job.program))
+                                                   total=job.total, elf=self.elf(job.program))
         return self._cache[key]
 
     def all(self) -> list[dict]:
@@ -128,6 +134,27 @@ def guest_elf(program: str):
         raise ForkdiffError(f"guest binary {path} is missing: the simulator needs its ELF headers",
                             "run 'make guest'")
     return read_elf(path, f"{GUEST_BIN_GUEST}/{program}")
+
+
+ELF_FILE = "guest-elf.json"
+
+
+def save_elves(elves: dict[str, ElfInfo], path: Path) -> None:
+    data = {name: {"path": e.path, "loads": [s.__dict__ for s in e.loads],
+                   "relro": list(e.relro) if e.relro else None, "tls_memsz": e.tls_memsz}
+            for name, e in sorted(elves.items())}
+    path.write_text(json.dumps(data, indent=1))
+
+
+def load_elves(path: Path) -> dict[str, ElfInfo]:
+    """The guest binaries' program headers kept with a results folder, so that comparing it
+    again later does not depend on guest/bin/ still holding the same binaries."""
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return {name: ElfInfo(d["path"], tuple(Segment(**s) for s in d["loads"]),
+                          tuple(d["relro"]) if d["relro"] else None, d["tls_memsz"])
+            for name, d in data.items()}
 
 
 def spawn_layout(scenario: dict) -> dict:
@@ -400,8 +427,9 @@ def compare_dir(out: Path, models: dict[str, str] | None = None) -> pd.DataFrame
     if not obs.is_file():
         raise ForkdiffError(f"no observations in {out} ({obs.name} missing)",
                             "give the folder a `forkdiff run` or `make vm-test` wrote")
-    predictor = Predictor()
+    predictor = Predictor(load_elves(out / ELF_FILE))
     df, timing, cost = compare_records(read_records(obs), models, predictor)
+    save_elves(predictor.elves, out / ELF_FILE)
     with open(out / "predictions.jsonl", "w") as fh:
         for rec in predictor.all():
             fh.write(json.dumps(rec) + "\n")
