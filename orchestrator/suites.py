@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from simulator.scenario import Scenario, ScenarioError, load
+from simulator.scenario import Scenario, ScenarioError, from_dict, load
 
 from . import faultsetup
 from .errors import ForkdiffError
@@ -107,9 +107,18 @@ def load_scenarios(names: Iterable[str]) -> list[Scenario]:
     return out
 
 
+# spawn's own layout before the fill: one written private anonymous page (a process with data
+# of its own, as byte-unixbench's spawn has), so every fork also runs anon_vma_fork once.
+SPAWN_LAYOUT = {"base": "0x100000000", "gap_pages": 1,
+                "groups": [{"count": 1, "pages": 1, "prot": "rw", "kind": "anon",
+                            "advice": "none", "touch": "all"}]}
+
+
 def spawn_scenario(total: int) -> dict:
-    return {"name": f"total-{total}", "total_vmas": total,
-            "fill": "1-page rw private anonymous untouched VMAs, 1-page gaps, from 0x100000000"}
+    """The scenario of a spawn job: SPAWN_LAYOUT, then 1-page rw private anonymous untouched
+    VMAs with 1-page gaps after it up to `total` VMAs in the process (the simulator replays the
+    same from this dict)."""
+    return {"name": f"total-{total}", "total_vmas": total, **SPAWN_LAYOUT}
 
 
 def plan(opts: RunOptions) -> list[Job]:
@@ -117,8 +126,9 @@ def plan(opts: RunOptions) -> list[Job]:
     s = opts.suite
     if s == "spawn":
         reps = opts.repeats or 1
+        layout = from_dict({"name": "spawn", **SPAWN_LAYOUT})
         return [Job(f"total-{n}", spawn_scenario(n), "spawn",
-                    ("--total", str(n), "--duration", f"{opts.duration:g}"),
+                    (*layout.guest_args(), "--total", str(n), "--duration", f"{opts.duration:g}"),
                     timeout=120 + 40 * opts.duration + n / 50, repeat=r)
                 for n in opts.vmas for r in range(reps)]
     scenarios = opts.scenarios if opts.scenarios is not None else load_scenarios(DEFAULT_SCENARIOS[s])
