@@ -91,10 +91,18 @@ class MapleTree:
     # -------------------------------------------------------------- operations
     def store_range(self, first: int, last: int, entry: object | None) -> None:
         """mas_store_gfp(GFP_KERNEL) of `entry` (None: a NULL store) on [first, last]."""
-        self._check_range(first, last)
-        self._begin("store")
-        C.mas_store_gfp(self._mas(first, last), entry)
-        self._end()
+        if not (0 <= first <= last <= M):
+            self._check_range(first, last)
+        # _begin("store"), _mas(), _end() inlined: this is the hot path of every mm model
+        self._op = "store"
+        self.op_freed = 0
+        mas = MaState(self, first, last)
+        mas.pool = Pool(self._log)
+        C.mas_store_gfp(mas, entry)
+        if self.op_freed:
+            self.alloc_log.append(AllocRecord("store", "free", self.op_freed, self.seq))
+        self.op_freed = 0
+        self.seq += 1
 
     def erase(self, index: int) -> object | None:
         """mtree_erase(): NULL-store the whole range of the entry holding `index`."""
@@ -127,11 +135,18 @@ class MapleTree:
         """mas_store() with the bulk ma_state (ascending ranges, as dup_mmap stores them)."""
         if self._bulk is None:
             raise ValueError("bulk_store outside bulk mode: call expected_entries() first")
-        self._check_range(first, last)
-        self._begin("bstore")
-        self._bulk.index, self._bulk.last = first, last
-        C.mas_store(self._bulk, entry)
-        self._end()
+        if not (0 <= first <= last <= M):
+            self._check_range(first, last)
+        self._op = "bstore"  # _begin() / _end() inlined (one call per VMA in dup_mmap)
+        self.op_freed = 0
+        bulk = self._bulk
+        bulk.index = first
+        bulk.last = last
+        C.mas_store(bulk, entry)
+        if self.op_freed:
+            self.alloc_log.append(AllocRecord("bstore", "free", self.op_freed, self.seq))
+        self.op_freed = 0
+        self.seq += 1
 
     def destroy_bulk(self) -> None:
         """mas_destroy() of the bulk ma_state: rebalance the last leaf, free leftovers."""

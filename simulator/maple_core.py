@@ -337,7 +337,21 @@ def mas_pop_node(mas: MaState, leaf: bool) -> Node:
     if pool.avail <= 0:
         raise AssertionError("maple: ran out of preallocated nodes")
     pool.avail -= 1
-    return new_node(leaf)
+    n = _new_node(Node)  # new_node(), inlined
+    n.leaf = leaf
+    if leaf:
+        n.piv = _ZERO_LEAF_PIV[:]
+        n.slot = _NULL_LEAF_SLOT[:]
+        n.gap = None
+    else:
+        n.piv = _ZERO_AR_PIV[:]
+        n.slot = _NULL_AR_SLOT[:]
+        n.gap = _ZERO_AR_GAP[:]
+    n.end = 0
+    n.mgap = 0
+    n.parent = None
+    n.pslot = 0
+    return n
 
 
 def mas_free(mas: MaState, node: Node) -> None:
@@ -791,26 +805,28 @@ def mas_new_ma_node(mas: MaState, b: BigNode) -> Node:
 
 def mas_mab_to_node(mas: MaState, b: BigNode):
     slot_count = slots_of(b.leaf)
-    left = mas_new_ma_node(mas, b)
+    left = mas_pop_node(mas, b.leaf)
     right = middle = None
     mid_split = 0
     if b.b_end < slot_count:
         split = b.b_end
     else:
         split, mid_split = mab_calc_split(mas, b)
-        right = mas_new_ma_node(mas, b)
+        right = mas_pop_node(mas, b.leaf)
     if mid_split:
-        middle = mas_new_ma_node(mas, b)
+        middle = mas_pop_node(mas, b.leaf)
     return split, mid_split, left, right, middle
 
 
 def mab_set_b_end(b: BigNode, mas: MaState, entry) -> None:
     if not entry:
         return
-    b.slot[b.b_end] = entry
-    b.gap[b.b_end] = mas_max_gap(mas)
-    b.pivot[b.b_end] = mas.max
-    b.b_end += 1
+    b_end = b.b_end
+    b.slot[b_end] = entry
+    node = mas.node  # mas_max_gap()
+    b.gap[b_end] = mas_leaf_max_gap(mas) if node.leaf else node.gap[node.mgap]
+    b.pivot[b_end] = mas.max
+    b.b_end = b_end + 1
 
 
 def mas_set_split_parent(mas: MaState, left, right, slot: int, split: int) -> int:
@@ -860,18 +876,16 @@ def mas_topiary_replace(mas: MaState, old: Node) -> None:
     level = [mas.node] if active else []
     while level and not level[0].leaf:
         found: list[Node] = []
+        nf = 0
         for p in level:
             slots = p.slot
-            end = p.end
-            if len(found) < 3:
-                for off in range(end + 1):
-                    c = slots[off]
-                    if c.parent is p:
-                        found.append(c)
-                        if len(found) == 3:
-                            break
-            for off in range(end + 1):  # mas_adopt_children
+            # mas_find_child() up to three in all, then mas_adopt_children(): the test of a
+            # child's parent precedes its adoption, so one pass does both
+            for off in range(p.end + 1):
                 c = slots[off]
+                if nf < 3 and c.parent is p:
+                    found.append(c)
+                    nf += 1
                 c.parent = p
                 c.pslot = off
         if not found:
@@ -1162,7 +1176,7 @@ def mas_split_final_node(mast: Mast, mas: MaState, height: int) -> None:
     if mte_is_root(mas.node):
         mast.bn.leaf = False
         mas.depth = height
-    ancestor = mas_new_ma_node(mas, mast.bn)
+    ancestor = mas_pop_node(mas, mast.bn.leaf)
     mas_set_parent(mast.l.node, ancestor, mast.l.offset)
     mas_set_parent(mast.r.node, ancestor, mast.r.offset)
     ancestor.parent = mas.node.parent
@@ -1300,8 +1314,8 @@ def mas_split(mas: MaState, b: BigNode) -> None:
             break
         l_mas.assign(mas)
         r_mas.assign(mas)
-        l_mas.node = mas_new_ma_node(mas, b)
-        r_mas.node = mas_new_ma_node(mas, b)
+        l_mas.node = mas_pop_node(mas, b.leaf)
+        r_mas.node = mas_pop_node(mas, b.leaf)
         if mas_push_data(mas, height, mast, True):
             break
         if mas_push_data(mas, height, mast, False):
