@@ -58,11 +58,22 @@ class GuestCrashed(ForkdiffError):
         self.line = line
 
 
-class GuestHung(ForkdiffError):
+class _WithTail(ForkdiffError):
+    """A guest error whose message names the last console line; `console_tail` holds more."""
+
+    def __init__(self, cause: str, next_step: str = "", log: Path | str | None = None,
+                 console_tail: str = ""):
+        last = next((ln.strip() for ln in reversed(console_tail.splitlines()) if ln.strip()), "")
+        super().__init__(f"{cause}; last console line: {last!r}" if console_tail else cause,
+                         next_step, log)
+        self.console_tail = console_tail
+
+
+class GuestHung(_WithTail):
     """A guest command (or the boot) did not finish within its timeout."""
 
 
-class GuestLost(ForkdiffError):
+class GuestLost(_WithTail):
     """QEMU exited or the SSH connection broke without a recognised crash report."""
 
 
@@ -306,16 +317,15 @@ class Guest:
             if accel == "kvm" and self.watcher.bytes_seen == 0 and now - t0 > KVM_SILENCE_LIMIT:
                 raise _KvmSilent()
             if now > deadline:
-                raise GuestHung(f"guest did not boot within {self.boot_timeout:g} s ({self.qemu_mode}); "
-                                f"console tail:\n{self.watcher.tail()}",
-                                "read the console log; raise boot_timeout under TCG", self.console_log)
+                raise GuestHung(f"guest did not boot within {self.boot_timeout:g} s ({self.qemu_mode})",
+                                "read the console log; raise boot_timeout under TCG", self.console_log,
+                                self.watcher.tail())
             time.sleep(0.1)
         try:
             self.ssh = ssh_connect(self.ssh_port, self.rootfs.client_key, self.rootfs.known_hosts,
                                    deadline=deadline, check=self.check)
         except SshTimeout as exc:
-            raise GuestHung(f"{exc.cause}; console tail:\n{self.watcher.tail()}", exc.next_step,
-                            self.console_log) from exc
+            raise GuestHung(exc.cause, exc.next_step, self.console_log, self.watcher.tail()) from exc
         self.boot_seconds = time.monotonic() - t0
 
     def _qemu_stderr(self) -> str:
@@ -340,9 +350,9 @@ class Guest:
                 w.poll()
                 if w.crash is not None:
                     self._raise_crash()
-            raise GuestLost(f"QEMU exited with status {self.proc.returncode}; console tail:\n"
-                            f"{w.tail() if w else ''}", "read the console and QEMU logs",
-                            self.console_log)
+            raise GuestLost(f"QEMU exited with status {self.proc.returncode}",
+                            "read the console and QEMU logs", self.console_log,
+                            w.tail() if w else "")
 
     def _raise_crash(self) -> None:
         w = self.watcher

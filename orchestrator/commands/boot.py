@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 from ..errors import ForkdiffError
-from ..kernel import PROFILES, VARIANTS, build_kernel
-from ..rootfs import KNOWN_HOSTS_ALIAS, build_rootfs
+from ..kernel import PROFILES, VARIANTS, BuiltKernel, build_kernel
+from ..rootfs import KNOWN_HOSTS_ALIAS, Rootfs, build_rootfs
 from ..ssh import HOST, USER
-from ..vm import Guest, GuestCrashed
+from ..vm import Guest, GuestCrashed, GuestHung, GuestLost
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,19 +51,28 @@ def _boot(args: argparse.Namespace) -> int:
         puts.append((Path(local), remote))
     kernel = build_kernel(args.variant, args.profile, tree=args.tree)
     rootfs = build_rootfs()
+    try:
+        return _session(args, kernel, rootfs, puts, cmd)
+    except GuestCrashed as exc:
+        print(exc.excerpt, file=sys.stderr)
+        raise
+    except (GuestHung, GuestLost) as exc:
+        if exc.console_tail:
+            print(exc.console_tail, file=sys.stderr)
+        raise
+
+
+def _session(args: argparse.Namespace, kernel: BuiltKernel, rootfs: Rootfs,
+             puts: list[tuple[Path, str]], cmd: list[str]) -> int:
     with Guest(kernel, rootfs, icount=args.icount, memory_mb=args.memory, smp=args.smp,
                boot_timeout=args.boot_timeout, extra_append=args.append) as g:
         print(f"forkdiff: booted {kernel.release} in {g.boot_seconds:.1f} s ({g.qemu_mode}); "
               f"console: {g.console_log}", file=sys.stderr, flush=True)
         for local, remote in puts:
             g.put(local, remote, mode=0o755)
-        try:
-            if args.shell:
-                return _shell(g, rootfs.client_key, rootfs.known_hosts, cmd)
-            result = g.run(shlex.join(cmd), timeout=args.timeout)
-        except GuestCrashed as exc:
-            print(exc.excerpt, file=sys.stderr)
-            raise
+        if args.shell:
+            return _shell(g, rootfs.client_key, rootfs.known_hosts, cmd)
+        result = g.run(shlex.join(cmd), timeout=args.timeout)
         sys.stdout.write(result.stdout)
         sys.stderr.write(result.stderr)
         sys.stdout.flush()
