@@ -3,6 +3,7 @@ with the pinned key, SFTP, fault-injection files, crash detection, hang detectio
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from orchestrator import ssh
 from orchestrator.kernel import BuiltKernel
 from orchestrator.rootfs import Rootfs
-from orchestrator.vm import Guest, GuestCrashed, GuestHung
+from orchestrator.vm import Guest, GuestCrashed, GuestHung, GuestLost
 
 pytestmark = pytest.mark.vm
 
@@ -87,8 +88,11 @@ def test_hung_command_is_reported_and_guest_stays_usable(guest: Guest) -> None:
 
 
 def test_sysrq_crash_is_reported_with_excerpt(kernels: dict[str, BuiltKernel], rootfs: Rootfs) -> None:
+    """Also the deterministic-time mode: this guest runs under -icount shift=0,sleep=off."""
     kernel = kernels["patched"]
-    with Guest(kernel, rootfs) as g:
+    with Guest(kernel, rootfs, icount=True) as g:
+        assert g.qemu_mode == "tcg+icount"
+        assert "-icount shift=0,sleep=off" in (g.log_dir / "qemu.cmdline").read_text()
         t0 = time.monotonic()
         with pytest.raises(GuestCrashed) as info:
             g.run("echo c > /proc/sysrq-trigger", timeout=300)
@@ -104,4 +108,13 @@ def test_sysrq_crash_is_reported_with_excerpt(kernels: dict[str, BuiltKernel], r
         assert err.line in g.console_log.read_text(errors="replace")
         # The guest is dead: further commands fail the same way, at once.
         with pytest.raises(GuestCrashed):
+            g.run("true", timeout=60)
+
+
+def test_qemu_exit_is_reported_as_lost(kernels: dict[str, BuiltKernel], rootfs: Rootfs) -> None:
+    with Guest(kernels["patched"], rootfs) as g:
+        assert g.qmp is not None
+        with contextlib.suppress(Exception):  # QEMU may hang up before answering
+            g.qmp.cmd("quit")
+        with pytest.raises(GuestLost):
             g.run("true", timeout=60)
