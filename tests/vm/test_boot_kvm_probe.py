@@ -14,6 +14,7 @@ import pytest
 from orchestrator import kvm
 
 
+@pytest.mark.vm
 def test_real_probe_answers_and_is_cached(kernels: dict, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     bz = Path(kernels["patched"].bzimage)  # from the real cache, before switching caches
