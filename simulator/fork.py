@@ -150,8 +150,14 @@ class ForkResult:
         return [e for e in self.trace if e.counted]
 
 
-def _log(tree: Any) -> list:
-    return list(getattr(tree, "alloc_log", []) or [])
+def _log(tree: Any, since: int = 0) -> list:
+    log = getattr(tree, "alloc_log", []) or []
+    return list(log[since:]) if since else list(log)
+
+
+def _log_len(tree: Any) -> int:
+    """len(_log(tree)) without copying the log (dup_mmap asks once per VMA)."""
+    return len(getattr(tree, "alloc_log", []) or [])
 
 
 def _set_rcu(tree: Any, on: bool) -> None:
@@ -259,10 +265,10 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
             ops["vmas_dontcopy"] += 1
             child_total_vm -= v.pages
             if variant == "patched":
-                n0 = len(_log(child_tree))
+                n0 = _log_len(child_tree)
                 child_tree.store_range(v.start, v.end - 1, None)
                 tree_ops.append(("store", v.start, v.end - 1, None))
-                got, freed = tr.from_maple(_log(child_tree)[n0:], "vma_iter_clear_gfp",
+                got, freed = tr.from_maple(_log(child_tree, n0), "vma_iter_clear_gfp",
                                            GFP_NOWAIT, "absorbed", at)
                 ops["nodes_allocated"] += got
                 ops["nodes_freed"] += freed
@@ -304,17 +310,17 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
             has_anon = True
         # link into the tree
         if variant == "patched":
-            n0 = len(_log(child_tree))
+            n0 = _log_len(child_tree)
             if replace_entries:
                 child_tree.replace_exact(v.start, v.end - 1, new_id)
-                tr.from_maple(_log(child_tree)[n0:], "vma_iter_bulk_store", GFP_NOWAIT,
+                tr.from_maple(_log(child_tree, n0), "vma_iter_bulk_store", GFP_NOWAIT,
                               "fatal", at)
             tree_ops.append(("replace", v.start, v.end - 1, new_id))
         else:
-            n0 = len(_log(child_tree))
+            n0 = _log_len(child_tree)
             child_tree.bulk_store(v.start, v.end - 1, new_id)
             tree_ops.append(("bstore", v.start, v.end - 1, new_id))
-            got, _ = tr.from_maple(_log(child_tree)[n0:], "vma_iter_bulk_store", GFP_NOWAIT,
+            got, _ = tr.from_maple(_log(child_tree, n0), "vma_iter_bulk_store", GFP_NOWAIT,
                                    "fatal", at)
             ops["nodes_allocated"] += got
         new_id += 1
@@ -355,10 +361,10 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
                               parent.name_of(v), has_anon, wipe))
 
     if variant == "baseline":
-        n0 = len(_log(child_tree))
+        n0 = _log_len(child_tree)
         child_tree.destroy_bulk()
         tree_ops.append(("bdestroy",))
-        ops["nodes_freed"] += sum(r.count for r in _log(child_tree)[n0:] if r.kind == "free")
+        ops["nodes_freed"] += sum(r.count for r in _log(child_tree, n0) if r.kind == "free")
     _set_rcu(child_tree, True)
     tree_ops.append(("rcu", "on"))
     ops["alloc_calls"] = sum(1 for e in tr.trace if e.cache == "maple_node")
