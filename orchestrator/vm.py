@@ -169,6 +169,12 @@ class ConsoleWatcher:
                         self.crash = crash.CrashMatch(pat.kind, len(self.lines) - 1, line, pat.fatal)
                         self.crash_time = time.monotonic()
 
+    def acknowledge(self) -> crash.CrashMatch | None:
+        """Forget the recorded crash (and any report lines seen so far); watch on."""
+        with self._lock:
+            seen, self.crash, self.crash_time = self.crash, None, None
+            return seen
+
     def text(self) -> str:
         with self._lock:
             tail = self._partial.decode(errors="replace")
@@ -365,6 +371,18 @@ class Guest:
         text = w.text()
         m = w.crash
         raise GuestCrashed(m.kind, crash.excerpt(text, m.line_no), self.console_log, m.line)
+
+    def clear_crash(self) -> crash.CrashMatch | None:
+        """After a GuestCrashed for a non-fatal report (e.g. a WARNING) on a guest that is still
+        running, accept it and continue: later runs raise only for new reports."""
+        if self.watcher is None:
+            return None
+        self.watcher.poll()
+        m = self.watcher.crash
+        if m is not None and (m.fatal or not self.qemu_alive()):
+            raise ForkdiffError(f"cannot continue after a fatal guest crash ({m.kind})",
+                                "boot a new Guest", self.console_log)
+        return self.watcher.acknowledge()
 
     # -- commands --
 

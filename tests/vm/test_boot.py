@@ -118,3 +118,17 @@ def test_qemu_exit_is_reported_as_lost(kernels: dict[str, BuiltKernel], rootfs: 
             g.qmp.cmd("quit")
         with pytest.raises(GuestLost):
             g.run("true", timeout=60)
+
+
+def test_non_fatal_report_is_raised_then_can_be_cleared(guest: Guest) -> None:
+    """A console line in the kernel's WARNING format (written through /dev/kmsg, which the
+    kernel prints on the console like its own messages) is reported; the guest lives on and,
+    once the report is acknowledged, later commands run."""
+    with pytest.raises(GuestCrashed) as info:
+        guest.run("echo 'WARNING: forkdiff test of the console watcher' > /dev/kmsg", timeout=60)
+    assert info.value.kind == "warning"
+    assert "forkdiff test of the console watcher" in info.value.excerpt
+    assert guest.qemu_alive()
+    acked = guest.clear_crash()
+    assert acked is not None and acked.kind == "warning"
+    assert guest.run("echo still-here", timeout=60).stdout == "still-here\n"
