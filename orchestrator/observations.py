@@ -14,6 +14,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import ForkdiffError
+
 FILENAME = "observations.jsonl"
 
 
@@ -54,7 +56,13 @@ class ObservationLog:
 
     def __init__(self, out_dir: Path):
         self.path = Path(out_dir) / FILENAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a"):
+                pass
+        except OSError as err:
+            raise ForkdiffError(f"output folder {out_dir} cannot be written ({err.strerror})",
+                                "give --out (OUT=) a writable folder") from None
         self._keys = {r["key"] for r in iter_records(self.path) if isinstance(r.get("key"), str)}
 
     def has(self, key: str) -> bool:

@@ -1,0 +1,41 @@
+"""Bad input to `forkdiff` ends in one line naming the cause and the next step, exit 2, no
+traceback (real CLI in a subprocess; nothing here boots a VM: each case fails before that)."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def forkdiff(*args, env_extra=None, cwd=None):
+    import os
+
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=cwd)
+
+
+@pytest.mark.parametrize("args, cause", [
+    (["vm-test", "--suites", "maps,bogus"], "unknown SUITES bogus"),
+    (["vm-test", "--vmas", "21,70000"], "70000 is above vm.max_map_count"),
+    (["vm-test", "--vmas", "21,x"], "is not a list of integers"),
+    (["vm-test", "--duration", "0"], "must be > 0"),
+    (["vm-test", "--model", "upstream"], "unknown model 'upstream'"),
+    (["compare", "/nonexistent-forkdiff-dir"], "no observations in /nonexistent-forkdiff-dir"),
+    (["report", "/nonexistent-forkdiff-dir"], "no verdicts in /nonexistent-forkdiff-dir"),
+])
+def test_bad_input_is_one_line(args, cause):
+    r = forkdiff(*args)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("forkdiff: error:") and cause in lines[0]
+    assert "next:" in lines[0] and "Traceback" not in r.stderr
+
+
+def test_output_folder_that_is_a_file(tmp_path):
+    f = tmp_path / "taken"
+    f.write_text("not a folder")
+    for args in (["run", "--suite", "maps", "--out", str(f)], ["vm-test", "--out", str(f / "sub")]):
+        r = forkdiff(*args)
+        assert r.returncode == 2 and "cannot be written" in r.stderr and "Traceback" not in r.stderr
+    assert f.read_text() == "not a folder"
