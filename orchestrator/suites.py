@@ -91,6 +91,8 @@ class SuiteResult:
     skipped_jobs: int = 0
     errors: list[str] = field(default_factory=list)
     wall_seconds: dict[str, float] = field(default_factory=dict)
+    lost_jobs: list[Job] = field(default_factory=list)  # jobs during which the guest crashed or hung
+    restarts: int = 0  # guests booted again after a crash or hang to go on with the suite
 
 
 def load_scenarios(names: Iterable[str]) -> list[Scenario]:
@@ -210,8 +212,9 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
                                      {"kind": type(err).__name__, "console_log": str(g.console_log)}, "vm"))
             result.records += 1
             result.errors.append(f"{variant} {job.scenario}: {err.cause.splitlines()[0]}")
-            opts.log(f"[{opts.suite}] {variant}: {job.scenario}: {type(err).__name__}; guest lost, "
-                     f"skipping the rest of {variant} (console: {g.console_log})")
+            result.lost_jobs.append(job)
+            opts.log(f"[{opts.suite}] {variant}: {job.scenario}: {type(err).__name__}; guest lost "
+                     f"(console: {g.console_log})")
             alive = False
             break
         parsed = parse_output(job.program, r.stdout)
@@ -252,9 +255,19 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
         opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: all {len(jobs)} jobs already recorded")
         return
     kernel = build_kernel(variant, opts.profile_used)
-    with Guest(kernel, build_rootfs(), icount=opts.icount, memory_mb=opts.memory_mb) as g:
-        opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: booted ({g.qemu_mode}) in {g.boot_seconds:.0f} s")
-        run_on_guest(opts, variant, g, todo, log, result)
+    rootfs = build_rootfs()
+    while todo:
+        with Guest(kernel, rootfs, icount=opts.icount, memory_mb=opts.memory_mb) as g:
+            opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: booted ({g.qemu_mode}) in {g.boot_seconds:.0f} s")
+            if run_on_guest(opts, variant, g, todo, log, result):
+                return
+        # The guest crashed or hung during a job (recorded as an error record): boot a fresh
+        # guest and go on with the jobs after it.
+        lost = result.lost_jobs[-1]
+        todo = todo[todo.index(lost) + 1:]
+        if todo:
+            result.restarts += 1
+            opts.log(f"[{opts.suite}] {variant}: restarting the guest for the {len(todo)} remaining jobs")
 
 
 def run_suite(opts: RunOptions) -> SuiteResult:
