@@ -230,27 +230,24 @@ class Mm:
             return vma is None or len(vma.chain) <= 1
         return a is b
 
+    def _mergeable(self, v: Vma, flags: int, file: tuple[str | None, int],
+                   anon: AnonVma | None) -> bool:
+        """is_mergeable_vma() + is_mergeable_anon_vma() (mm/vma.c), shared by both sides."""
+        if v.special or flags & VM_SPECIAL or v.flags & VM_SPECIAL:
+            return False
+        if v.flags != flags or (v.file, v.inode) != file:
+            return False
+        return self._anon_vma_mergeable(v.anon_vma, anon, v)
+
     def _can_merge_after(self, prev: Vma, flags: int, file: tuple[str | None, int], pgoff: int,
                          anon: AnonVma | None) -> bool:
         """can_vma_merge_after() (mm/vma.c): prev followed by a new range with these properties."""
-        if prev.special or flags & VM_SPECIAL or prev.flags & VM_SPECIAL:
-            return False
-        if prev.flags != flags or (prev.file, prev.inode) != file:
-            return False
-        if not self._anon_vma_mergeable(prev.anon_vma, anon, prev):
-            return False
-        return prev.pgoff + prev.pages == pgoff
+        return self._mergeable(prev, flags, file, anon) and prev.pgoff + prev.pages == pgoff
 
     def _can_merge_before(self, nxt: Vma, flags: int, file: tuple[str | None, int], pgoff: int,
-                          pages: int,
-                          anon: AnonVma | None) -> bool:
-        if nxt.special or flags & VM_SPECIAL or nxt.flags & VM_SPECIAL:
-            return False
-        if nxt.flags != flags or (nxt.file, nxt.inode) != file:
-            return False
-        if not self._anon_vma_mergeable(nxt.anon_vma, anon, nxt):
-            return False
-        return pgoff + pages == nxt.pgoff
+                          pages: int, anon: AnonVma | None) -> bool:
+        """can_vma_merge_before() (mm/vma.c): a new range with these properties followed by nxt."""
+        return self._mergeable(nxt, flags, file, anon) and pgoff + pages == nxt.pgoff
 
     # ------------------------------------------------------- mm operations
     def mmap(self, start: int, length: int, prot: int, *, shared: bool = False,
