@@ -18,6 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import guestbin
 from .cache import atomic_write, cache_path, locked, sha256_file, sha256_text
 from .errors import ForkdiffError
 
@@ -242,10 +243,8 @@ def busybox_applets() -> list[str]:
 
 
 def guest_programs(guest_bin: Path | None = None) -> list[Path]:
-    folder = DEFAULT_GUEST_BIN if guest_bin is None else guest_bin
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    """Guest programs to bake in; corrupt ones are rebuilt first (orchestrator.guestbin)."""
+    return guestbin.programs(DEFAULT_GUEST_BIN if guest_bin is None else guest_bin)
 
 
 def _image_files(keys: Keys, guest_bin: Path | None) -> dict[str, tuple[Path | bytes, int]]:

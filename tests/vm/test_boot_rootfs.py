@@ -68,7 +68,7 @@ def test_reuse_and_rebuild(private_cache: Path, tmp_path: Path) -> None:
     assert repaired.path == first.path
     assert repaired.path.read_bytes() == data
     # A new guest program changes the inputs: a different image.
-    (gbin / "extra").write_bytes(b"\x7fELF-not-really")
+    (gbin / "extra").write_bytes(b"#!/bin/sh\necho extra\n")
     changed = build_rootfs(guest_bin=gbin)
     assert changed.path != first.path and changed.sha256 != first.sha256
     assert "usr/local/bin/extra" in _listing(changed.path)
