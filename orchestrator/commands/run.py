@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import ForkdiffError
 from ..faultsetup import FaultOptions
+from ..outdir import new_results_dir
 from ..suites import SPAWN_VMAS, SUITES, VARIANTS, RunOptions, load_scenarios, run_suite
 
 
@@ -60,8 +61,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume and args.out is None:
         raise ForkdiffError("--resume needs --out DIR (the folder of the run to resume)",
                             "give --out results/<timestamp>")
-    out = args.out or Path("results") / time.strftime("%Y%m%d-%H%M%S")
     scenarios = load_scenarios(args.scenario) if args.scenario else None
+    out = args.out or new_results_dir()
     total_errors = 0
     for suite in dict.fromkeys(args.suite):
         opts = RunOptions(suite=suite, out=out, variants=tuple(args.variant or VARIANTS),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 from ..errors import ForkdiffError
+from ..outdir import new_results_dir
 from ..pipeline import VmTestOptions, run
 from ..suites import SPAWN_VMAS, SUITES
 from .compare import parse_models
@@ -37,12 +37,12 @@ def _vmas(text: str) -> tuple[int, ...]:
 
 def _run(args: argparse.Namespace) -> int:
     env = os.environ
-    out = Path(args.out or env.get("OUT") or Path("results") / time.strftime("%Y%m%d-%H%M%S"))
+    explicit_out = args.out or env.get("OUT")
     duration = float(args.duration or env.get("DURATION") or 2.0)
     if duration <= 0:
         raise ForkdiffError(f"DURATION={duration} must be > 0", "e.g. DURATION=2")
     opts = VmTestOptions(
-        out=out,
+        out=Path(explicit_out) if explicit_out else Path(),
         suites=_list(args.suites or env.get("SUITES") or " ".join(SUITES), SUITES, "SUITES"),
         vmas=_vmas(args.vmas or env.get("VMAS") or ",".join(map(str, SPAWN_VMAS))),
         duration=duration,
@@ -52,6 +52,10 @@ def _run(args: argparse.Namespace) -> int:
         models=parse_models(args.model or env.get("MODEL")),
         resume=args.resume,
     )
+    if not explicit_out:
+        if opts.resume:
+            raise ForkdiffError("--resume needs the folder of the run to resume", "give OUT=results/<timestamp>")
+        opts.out = new_results_dir()
     return run(opts)
 
 

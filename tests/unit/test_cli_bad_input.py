@@ -39,3 +39,10 @@ def test_output_folder_that_is_a_file(tmp_path):
         r = forkdiff(*args)
         assert r.returncode == 2 and "cannot be written" in r.stderr and "Traceback" not in r.stderr
     assert f.read_text() == "not a folder"
+
+
+def test_default_results_folders_never_collide(tmp_path):
+    from orchestrator.outdir import new_results_dir
+
+    dirs = [new_results_dir(tmp_path / "results") for _ in range(3)]
+    assert len(set(dirs)) == 3 and all(d.is_dir() for d in dirs)
