@@ -14,8 +14,6 @@ class ForkdiffError(Exception):
     """
 
     exit_code = 2
-    # What a guest command printed before the guest crashed, hung or was lost (set on those).
-    partial_stdout = ""
 
     def __init__(self, cause: str, next_step: str = "", log: Path | str | None = None):
         super().__init__(cause)

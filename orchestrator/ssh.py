@@ -108,15 +108,8 @@ class SshSession:
                                      "raise the timeout, or read the console log for a hang")
             status = chan.recv_exit_status()
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            lost = SshLost(f"SSH connection lost while running '{cmd}': {exc}",
-                           "the guest may have crashed: read the console log")
-            lost.partial_stdout = out.decode(errors="replace")
-            raise lost from exc
-        except BaseException as exc:
-            # A crash (raised by check()), a timeout or a lost channel: keep what the command
-            # printed so far, so the caller can record the measurements made before it.
-            exc.partial_stdout = out.decode(errors="replace")  # type: ignore[attr-defined]
-            raise
+            raise SshLost(f"SSH connection lost while running '{cmd}': {exc}",
+                          "the guest may have crashed: read the console log") from exc
         finally:
             chan.close()
         return CommandResult(status, out.decode(errors="replace"), err.decode(errors="replace"))

@@ -195,7 +195,7 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
                  result: SuiteResult) -> bool:
     """Run jobs on a booted guest (orchestrator.vm.Guest) of `variant`. Returns False when the
     guest crashed or hung (the remaining jobs were not run)."""
-    from .vm import GuestCrashed, GuestHung, GuestLost
+    from .vm import GuestCrashed, GuestHung
 
     t0 = time.monotonic()
     release = g.run("uname -r", timeout=30).stdout.strip()
@@ -207,20 +207,9 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
         t = time.monotonic()
         try:
             r = g.run(job.command, timeout=job.timeout)
-        except (GuestCrashed, GuestHung, GuestLost) as err:
-            # Keep the measurements the program printed before the guest was lost (a fault
-            # sweep that crashes at k has recorded what came before and the error says where).
-            partial = parse_output(job.program, err.partial_stdout).records
-            for pr in partial:
-                rec = _record(opts, variant, job, pr, env)
-                if not (opts.resume and log.has(rec["key"])):
-                    log.append(rec)
-                    result.records += 1
-            last = partial[-1] if partial else None
+        except (GuestCrashed, GuestHung) as err:
             log.append(_error_record(opts, variant, job, env, err.one_line(),
-                                     {"kind": type(err).__name__, "console_log": str(g.console_log),
-                                      "last_record": None if last is None else
-                                      {"measurement": last.measurement, "repeat": last.repeat}}, "vm"))
+                                     {"kind": type(err).__name__, "console_log": str(g.console_log)}, "vm"))
             result.records += 1
             result.errors.append(f"{variant} {job.scenario}: {err.cause.splitlines()[0]}")
             result.lost_jobs.append(job)

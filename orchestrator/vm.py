@@ -395,20 +395,11 @@ class Guest:
         try:
             result = self.ssh.run(cmd, timeout, check=self.check, stdin=stdin)
         except SshTimeout as exc:
-            hung = GuestHung(exc.cause, exc.next_step, self.console_log)
-            hung.partial_stdout = getattr(exc, "partial_stdout", "")
-            raise hung from exc
+            raise GuestHung(exc.cause, exc.next_step, self.console_log) from exc
         except SshLost as exc:
-            partial = getattr(exc, "partial_stdout", "")
             self._settle_after_loss()
-            try:
-                self.check()
-            except ForkdiffError as crash:
-                crash.partial_stdout = partial
-                raise
-            lost = GuestLost(exc.cause, exc.next_step, self.console_log)
-            lost.partial_stdout = partial
-            raise lost from exc
+            self.check()
+            raise GuestLost(exc.cause, exc.next_step, self.console_log) from exc
         self.check()
         return result
 

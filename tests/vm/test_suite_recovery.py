@@ -56,24 +56,3 @@ def test_crash_and_hang_mid_suite_restart_and_go_on(tmp_path: Path) -> None:
     assert verdicts["panic/error"] == "crashed" and verdicts["hang/error"] == "hung"
     real_rows = df[~df["scenario"].isin(["panic", "hang"])]
     assert len(real_rows) > 0 and set(real_rows["verdict"]) == {"match"}
-
-
-def test_job_that_crashes_keeps_what_it_printed(tmp_path: Path) -> None:
-    """A job whose guest panics (for real) after printing two measurement lines: both become
-    records and the crash record names the last one seen."""
-    opts = RunOptions(suite="maps", out=tmp_path, variants=("patched",), profile="faults",
-                      scenarios=load_scenarios(["dontfork-only"]), icount=False, log=print)
-    line = '{"prog":"mapsprobe","event":"%s","map_count":%d,"maps":[]}'
-    lines = [line % ("parent_before", 28), line % ("child", 22)]
-    quoted = [x.replace('"', '\\"') for x in lines]
-    shell = ("sh -c '" + "; ".join(f'echo "{q}"' for q in quoted)
-             + "; sleep 1; echo c > /proc/sysrq-trigger'")
-    crash = ShellJob("crash-late", {"name": "crash-late"}, "mapsprobe", (), timeout=60, shell=shell)
-    result = SuiteResult()
-    run_variant(opts, "patched", [crash], ObservationLog(tmp_path), result)
-    recs = read_records(tmp_path / "observations.jsonl")
-    assert [(r["measurement"], r["value"]) for r in recs if r["measurement"] != "error"] == [
-        ("parent_before", 28), ("child", 22)]
-    err = [r for r in recs if r["measurement"] == "error"]
-    assert len(err) == 1 and err[0]["values"]["kind"] == "GuestCrashed"
-    assert err[0]["values"]["last_record"] == {"measurement": "child", "repeat": None}
