@@ -96,7 +96,10 @@ class SshSession:
                     out += chan.recv(1 << 16)
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(1 << 16)
-                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                # Done when the exit status is in AND the channel's EOF: stderr can arrive
+                # after the exit status, so the status alone is not the end of the output.
+                if (chan.exit_status_ready() and (chan.eof_received or chan.closed)
+                        and not chan.recv_ready() and not chan.recv_stderr_ready()):
                     break
                 if chan.closed:
                     raise SshLost(f"SSH channel closed before '{cmd}' finished",
