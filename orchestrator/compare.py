@@ -203,30 +203,30 @@ def _text(v) -> str:
     return str(v)
 
 
-def _maps_line_observed(m: dict) -> str | None:
-    if m.get("path") == "[vsyscall]":
-        return None
-    path = m.get("path") or ""
-    if path.startswith("["):
-        what = path
-    elif path == LAYOUT_FILE:
-        what = "layout-file"
-    elif path:
-        what = "exe"
-    else:
-        what = "anon"
-    return f"{int(m['start'], 16):x}-{int(m['end'], 16):x} {m['perms']} {int(m['offset'], 16):x} {what}"
-
-
-def _maps_line_predicted(m: dict) -> str:
-    name = m.get("name") or ""
+def _maps_line(start: str, end: str, perms: str, offset: int, name: str, is_file: bool) -> str:
+    """One VMA as compared: range, perms, offset, and what backs it ([name], the layout file,
+    the executable, or anonymous memory)."""
     if name.startswith("["):
         what = name
-    elif m.get("file"):
+    elif is_file:
         what = "layout-file" if name == LAYOUT_FILE else "exe"
     else:
         what = "anon"
-    return f"{int(m['start'], 16):x}-{int(m['end'], 16):x} {m['perms']} {int(m['offset']):x} {what}"
+    return f"{int(start, 16):x}-{int(end, 16):x} {perms} {offset:x} {what}"
+
+
+def _maps_line_observed(m: dict) -> str | None:
+    """A /proc/self/maps line from the guest ([vsyscall] is not a VMA)."""
+    path = m.get("path") or ""
+    if path == "[vsyscall]":
+        return None
+    return _maps_line(m["start"], m["end"], m["perms"], int(m["offset"], 16), path,
+                      bool(path) and not path.startswith("["))
+
+
+def _maps_line_predicted(m: dict) -> str:
+    return _maps_line(m["start"], m["end"], m["perms"], int(m["offset"]), m.get("name") or "",
+                      bool(m.get("file")))
 
 
 def _first_difference(a: list[str], b: list[str]) -> str:

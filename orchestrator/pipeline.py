@@ -22,6 +22,7 @@ from .compare import compare_dir
 from .errors import ForkdiffError
 from .faultsetup import FaultOptions
 from .kernel import build_kernel, detect_dup_mmap_model
+from .observations import ObservationLog
 from .patches import baseline_patches, check_applies
 from .suites import SPAWN_VMAS, SUITES, RunOptions, run_suite
 from .summary import print_summary
@@ -70,14 +71,7 @@ def _variants(tree_path: Path, say: Progress) -> tuple[list[str], str]:
 def run(opts: VmTestOptions) -> int:
     say = Progress()
     out = opts.out
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise ForkdiffError(f"output folder {out} cannot be written ({err.strerror})",
-                            "give OUT= a writable folder") from None
+    ObservationLog(out)  # fails now, before any build, when the folder cannot be written
     if opts.tree:
         os.environ["KERNEL_TREE"] = str(opts.tree)
     if opts.patches:

@@ -78,30 +78,31 @@ def _plots(cmp: pd.DataFrame, out: Path) -> list[str]:
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     ours = cmp.dropna(subset=["our_baseline_forks_per_s"])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(ours["vmas"], ours["our_baseline_forks_per_s"], "o-", label="baseline (ours, guest)")
-    ax.plot(ours["vmas"], ours["our_patched_forks_per_s"], "s-", label="patched (ours, guest)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("VMAs in the forking process")
-    ax.set_ylabel("forks/s")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(plots / PLOTS[0], dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.errorbar(ours["vmas"], ours["our_improvement_pct"], yerr=ours["our_improvement_ci"],
-                fmt="o-", capsize=3, label="ours (guest, 95% CI)")
-    ax.plot(cmp["vmas"], cmp["seed_improvement_pct"], "x--", label="seed thread (v4 10/10)")
-    ax.set_xscale("log")
-    ax.set_xlabel("VMAs in the forking process")
-    ax.set_ylabel("fork() improvement, patched vs baseline (%)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(plots / PLOTS[1], dpi=100)
-    plt.close(fig)
+
+    def save(name: str, ylabel: str, draw) -> None:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        draw(ax)
+        ax.set_xscale("log")
+        ax.set_xlabel("VMAs in the forking process")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(plots / name, dpi=100)
+        plt.close(fig)
+
+    def rates(ax) -> None:
+        ax.plot(ours["vmas"], ours["our_baseline_forks_per_s"], "o-", label="baseline (ours, guest)")
+        ax.plot(ours["vmas"], ours["our_patched_forks_per_s"], "s-", label="patched (ours, guest)")
+        ax.set_yscale("log")
+
+    def improvement(ax) -> None:
+        ax.errorbar(ours["vmas"], ours["our_improvement_pct"], yerr=ours["our_improvement_ci"],
+                    fmt="o-", capsize=3, label="ours (guest, 95% CI)")
+        ax.plot(cmp["vmas"], cmp["seed_improvement_pct"], "x--", label="seed thread (v4 10/10)")
+
+    save(PLOTS[0], "forks/s", rates)
+    save(PLOTS[1], "fork() improvement, patched vs baseline (%)", improvement)
     return [f"plots/{p}" for p in PLOTS]
 
 
