@@ -13,12 +13,23 @@ from . import commands
 from .errors import ForkdiffError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line with the next step (like every other error)
+    instead of the usage block: `forkdiff: error: <cause> | next: forkdiff <cmd> --help`."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        err = ForkdiffError(f"{self.prog}: {message}", f"see '{self.prog} --help'")
+        print(err.one_line(), file=sys.stderr)
+        sys.exit(err.exit_code)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="forkdiff",
         description="Differential testing of fork()/dup_mmap() in a real kernel against a Python model.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_Parser)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         module.register(sub)

@@ -23,6 +23,12 @@ def forkdiff(*args, env_extra=None, cwd=None):
     (["vm-test", "--model", "upstream"], "unknown model 'upstream'"),
     (["compare", "/nonexistent-forkdiff-dir"], "no observations in /nonexistent-forkdiff-dir"),
     (["report", "/nonexistent-forkdiff-dir"], "no verdicts in /nonexistent-forkdiff-dir"),
+    (["run", "--suite", "mapz"], "argument --suite: invalid choice: 'mapz'"),
+    (["run", "--suite", "maps", "--variant", "upstream"], "argument --variant: invalid choice: 'upstream'"),
+    (["boot", "--variant", "patched", "--profile", "debug", "--", "true"],
+     "argument --profile: invalid choice: 'debug'"),
+    (["kernel", "build", "--variant", "patched", "--profile", "fast"], "invalid choice: 'fast'"),
+    (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
 ])
 def test_bad_input_is_one_line(args, cause):
     r = forkdiff(*args)
