@@ -9,7 +9,7 @@ DEB_PACKAGES := qemu-system-x86 qemu-utils ccache busybox-static openssh-server 
 	flex bison bc libelf-dev libssl-dev cpio xz-utils gzip kmod patch python3-dev
 
 # Knobs (see README): passed to forkdiff through the environment.
-export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL
+export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL RESUME
 
 .PHONY: setup test vm-test kernels rootfs guest report bench lint clean help
 

@@ -7,7 +7,14 @@
  *          with the parent's maps compared to the pre-sweep snapshot and slab counters
  *          before/after every failed fork. Ends with a "sweep_end" record.
  * Options: layout args, --max-k K (default 100000), --count-only, --no-slab,
- *          --settle-ms MS (sleep before the final slab reading; default 200). */
+ *          --settle-ms MS (sleep before the final slab reading; default 200),
+ *          --kmsg: before arming each k, write "forkdiff-sweep: k=K" to /dev/kmsg. printk puts
+ *          it on the serial console synchronously, so when the kernel dies during fork k the
+ *          host's console log names k even though the JSON lines of the run never left the
+ *          guest (boot with printk.devkmsg=on, else the kernel ratelimits these lines);
+ *          --provoke K:TYPE: at step K write TYPE (BUG, WARNING, EXCEPTION, PANIC, ...) to
+ *          LKDTM's /sys/kernel/debug/provoke-crash/DIRECT instead of forking: a real crash in
+ *          the middle of a sweep, for testing the framework's crash handling. */
 #define _GNU_SOURCE
 #include "common.h"
 #include "layout.h"
@@ -97,11 +104,34 @@ static void j_first_diff(const char *a, size_t na, const char *b, size_t nb)
 	j_obj_end();
 }
 
+#define PROVOKE "/sys/kernel/debug/provoke-crash/DIRECT"
+
+static void kmsg_step(int fd, unsigned long k)
+{
+	char b[64];
+	int n = snprintf(b, sizeof(b), "<5>forkdiff-sweep: k=%lu\n", k);
+	if (write(fd, b, (size_t)n) != n)
+		die(EXIT_RUNTIME, "kmsg", "cannot write /dev/kmsg", errno);
+}
+
+static void provoke(const char *type)
+{
+	int fd = open(PROVOKE, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		die(EXIT_RUNTIME, "provoke", "cannot open " PROVOKE " (kernel without CONFIG_LKDTM?)", errno);
+	ssize_t n = write(fd, type, strlen(type));
+	int err = errno;
+	close(fd);
+	if (n < 0)
+		die(EXIT_RUNTIME, "provoke", "LKDTM refused the crash type", err);
+}
+
 int main(int argc, char **argv)
 {
 	struct layout L;
-	unsigned long max_k = 100000, settle_ms = 200;
-	int count_only = 0, slab = 1;
+	unsigned long max_k = 100000, settle_ms = 200, provoke_k = 0;
+	const char *provoke_type = NULL;
+	int count_only = 0, slab = 1, kmsg = -1;
 	g_prog = "faultsweep";
 	layout_init(&L);
 	for (int i = 1; i < argc; i++) {
@@ -115,6 +145,17 @@ int main(int argc, char **argv)
 			max_k = parse_num("--max-k", argv[++i]);
 		else if (i + 1 < argc && strcmp(argv[i], "--settle-ms") == 0)
 			settle_ms = parse_num("--settle-ms", argv[++i]);
+		else if (strcmp(argv[i], "--kmsg") == 0) {
+			if (kmsg < 0 && (kmsg = open("/dev/kmsg", O_WRONLY | O_CLOEXEC)) < 0)
+				die(EXIT_RUNTIME, "kmsg", "cannot open /dev/kmsg", errno);
+		} else if (i + 1 < argc && strcmp(argv[i], "--provoke") == 0) {
+			char *colon = strchr(argv[++i], ':');
+			if (!colon || !colon[1])
+				die(EXIT_USAGE, "args", "--provoke needs K:TYPE", 0);
+			*colon = 0;
+			provoke_k = parse_num("--provoke", argv[i]);
+			provoke_type = colon + 1;
+		}
 		else
 			die(EXIT_USAGE, "args", "unknown option or missing value", 0);
 	}
@@ -139,6 +180,10 @@ int main(int argc, char **argv)
 	int complete = count_only;
 	while (!count_only && k < max_k) {
 		k++;
+		if (kmsg >= 0)
+			kmsg_step(kmsg, k);
+		if (provoke_type && k == provoke_k)
+			provoke(provoke_type);
 		if (slab)
 			slab_read_all(s0);
 		struct attempt a = armed_fork(k);

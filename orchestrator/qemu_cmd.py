@@ -6,13 +6,17 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ForkdiffError
+
 QEMU = "qemu-system-x86_64"
 
 # Kernel command line. norandmaps: deterministic user addresses (the simulator predicts them);
 # nokaslr: deterministic kernel addresses; oops=panic + panic=-1 + QEMU -no-reboot: any oops
-# ends the VM at once, so a crash is seen in seconds instead of as a hang.
+# ends the VM at once, so a crash is seen in seconds instead of as a hang; printk.devkmsg=on:
+# lines a guest program writes to /dev/kmsg (faultsweep's "forkdiff-sweep: k=K") are not
+# ratelimited, so the console names the step a crash happened in.
 BASE_APPEND = ("console=ttyS0,115200 earlyprintk=serial,ttyS0,115200 panic=-1 oops=panic "
-               "norandmaps nokaslr rdinit=/init")
+               "printk.devkmsg=on norandmaps nokaslr rdinit=/init")
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,13 @@ def qemu_argv(cfg: QemuConfig, qemu: str = QEMU) -> list[str]:
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read, close)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        try:
+            s.bind(("127.0.0.1", 0))
+        except OSError as err:
+            raise ForkdiffError(f"no free TCP port on 127.0.0.1 for the guest's SSH forward: "
+                                f"{err.strerror or err}",
+                                "free some ports (ss -tanp shows who holds them) or widen "
+                                "net.ipv4.ip_local_port_range") from None
         return int(s.getsockname()[1])
 
 

@@ -13,6 +13,7 @@ already in the file is not run again, and no key is written twice.
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 import time
@@ -148,7 +149,7 @@ def plan(opts: RunOptions) -> list[Job]:
                 args = ("--count-only", *args)
                 timeout = 300 + n / 10
             else:
-                args = ("--max-k", str(opts.max_k), *args)
+                args = ("--kmsg", "--max-k", str(opts.max_k), *args)
                 timeout = 600 + n * n / 20  # the sweep is quadratic in the VMA count
         jobs.append(Job(sc.name, sc.to_dict(), PROGRAM[s], args, timeout))
     return jobs
@@ -191,6 +192,18 @@ def pending(opts: RunOptions, variant: str, jobs: list[Job], log: ObservationLog
                                                        j.scenario, final, j.repeat)))]
 
 
+_SWEEP_STEP = re.compile(r"forkdiff-sweep: k=(\d+)")
+
+
+def sweep_step(console_lines: list[str]) -> int | None:
+    """The last step faultsweep --kmsg announced on the console (None: not a sweep)."""
+    for line in reversed(console_lines):
+        m = _SWEEP_STEP.search(line)
+        if m:
+            return int(m.group(1))
+    return None
+
+
 def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: ObservationLog,
                  result: SuiteResult) -> bool:
     """Run jobs on a booted guest (orchestrator.vm.Guest) of `variant`. Returns False when the
@@ -205,11 +218,18 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
     alive = True
     for job in jobs:
         t = time.monotonic()
+        watcher = getattr(g, "watcher", None)  # the console (orchestrator.vm.ConsoleWatcher)
+        mark = watcher.mark() if watcher is not None else 0
         try:
             r = g.run(job.command, timeout=job.timeout)
         except (GuestCrashed, GuestHung) as err:
-            log.append(_error_record(opts, variant, job, env, err.one_line(),
-                                     {"kind": type(err).__name__, "console_log": str(g.console_log)}, "vm"))
+            values = {"kind": type(err).__name__, "console_log": str(g.console_log)}
+            k = sweep_step(watcher.lines_since(mark)) if watcher is not None else None
+            message = err.one_line()
+            if k is not None:  # a fault sweep: the step it died in, from its /dev/kmsg lines
+                values["k"] = k
+                message = f"during sweep step k={k}: {message}"
+            log.append(_error_record(opts, variant, job, env, message, values, "vm"))
             result.records += 1
             result.errors.append(f"{variant} {job.scenario}: {err.cause.splitlines()[0]}")
             result.lost_jobs.append(job)

@@ -180,6 +180,17 @@ class ConsoleWatcher:
             tail = self._partial.decode(errors="replace")
             return "\n".join(self.lines + ([tail] if tail else []))
 
+    def mark(self) -> int:
+        """A position in the console: lines() since it are those printed after this call."""
+        self.poll()
+        with self._lock:
+            return len(self.lines)
+
+    def lines_since(self, mark: int) -> list[str]:
+        self.poll()
+        with self._lock:
+            return self.lines[mark:]
+
     def tail(self, n: int = CONSOLE_TAIL) -> str:
         with self._lock:
             return "\n".join(self.lines[-n:])

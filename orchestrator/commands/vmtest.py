@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         tree=args.tree or env.get("KERNEL_TREE") or None,
         patches=tuple(Path(p) for p in (args.patches or env.get("PATCHES") or "").split()),
         models=parse_models(args.model or env.get("MODEL")),
-        resume=args.resume,
+        resume=args.resume or (env.get("RESUME") or "").lower() in ("1", "yes", "true"),
     )
     if not explicit_out:
         if opts.resume:
@@ -69,5 +69,5 @@ def register(sub) -> None:
     p.add_argument("--tree", help="kernel tree (KERNEL_TREE=; default Debian's linux-source-6.12)")
     p.add_argument("--patches", help="extra patches for the patched variant (PATCHES=)")
     p.add_argument("--model", help="model per kernel (MODEL=): baseline, patched, or a mapping")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out/OUT")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out/OUT (RESUME=1)")
     p.set_defaults(func=_run)

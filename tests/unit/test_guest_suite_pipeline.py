@@ -104,3 +104,14 @@ def test_spawn_suite_on_host(tmp_path: Path) -> None:
         (30, 0), (30, 1), (60, 0), (60, 1)]
     assert all(r["values"]["map_count"] == r["scenario"]["total_vmas"] for r in spawn)
     assert all(r["value"] == r["values"]["forks_per_s"] > 0 for r in spawn)
+
+
+def test_sweep_step_is_the_last_announced_step() -> None:
+    from orchestrator.suites import sweep_step
+
+    console = ["[    3.100000] forkdiff-sweep: k=41", "[    3.100100] forkdiff-sweep: k=42",
+               "[    3.100200] ------------[ cut here ]------------",
+               "[    3.100300] kernel BUG at drivers/misc/lkdtm/bugs.c:99!"]
+    assert sweep_step(console) == 42
+    assert sweep_step(console[2:]) is None
+    assert sweep_step([]) is None
