@@ -9,7 +9,7 @@ allocation and free recorded in order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import maple_core as C
 from .maple_core import M, MaState, Node, Pool
@@ -19,12 +19,13 @@ __all__ = ["MapleTree", "AllocRecord", "DupFailed", "ULONG_MAX"]
 ULONG_MAX = M
 
 
-@dataclass(frozen=True, slots=True)
-class AllocRecord:
+class AllocRecord(NamedTuple):
     """One allocation event of maple nodes. kind: "single" (kmem_cache_alloc), "bulk"
     (kmem_cache_alloc_bulk, `count` objects, one fault-injection check), "free" (objects the
     operation freed, summed per operation), "fail_single"/"fail_bulk" (a check that failed).
-    seq: index of the tree operation that made it."""
+    seq: index of the tree operation that made it. Immutable; a NamedTuple rather than a
+    frozen dataclass because two are made per store (cheaper to build, and the cyclic GC
+    stops tracking tuples of atoms)."""
 
     op: str
     kind: str

@@ -367,41 +367,53 @@ def mas_leaf_max_gap(mas: MaState) -> int:
     mn = mas.node
     slots = mn.slot
     pivots = mn.piv
+    mas_min = mas.min
+    mas_max = mas.max
     max_gap = 0
     if not slots[0]:
-        max_gap = pivots[0] - mas.min + 1
+        max_gap = pivots[0] - mas_min + 1
         i = 2
     else:
         i = 1
-    max_piv = ma_data_end(mn, mas.max) - 1
+    # ma_data_end() of a leaf, inlined
+    p = pivots[LEAF_PIVOTS - 1]
+    if not p:
+        max_piv = mn.end - 1
+    elif p == mas_max:
+        max_piv = LEAF_PIVOTS - 2
+    else:
+        max_piv = LEAF_PIVOTS - 1
     if max_piv < 0:
         max_piv = 255  # unsigned char wrap in C; never reached with more than one slot
         return max_gap
-    if mas.max == M and max_piv + 1 < LEAF_SLOTS and not slots[max_piv + 1]:
+    if mas_max == M and max_piv + 1 < LEAF_SLOTS and not slots[max_piv + 1]:
         gap = M - pivots[max_piv]
         if gap > max_gap:
             max_gap = gap
-        if max_gap > pivots[max_piv] - mas.min:
+        if max_gap > pivots[max_piv] - mas_min:
             return max_gap
     while i <= max_piv:
         if slots[i]:
             i += 1
-            continue
-        gap = pivots[i] - pivots[i - 1]
-        if gap > max_gap:
-            max_gap = gap
-        i += 2
+        else:
+            gap = pivots[i] - pivots[i - 1]
+            if gap > max_gap:
+                max_gap = gap
+            i += 2
     return max_gap
 
 
 def ma_max_gap(node: Node) -> tuple[int, int]:
     end = node.end
-    g = node.gap[:end + 1]
-    max_gap = max(g)
+    gaps = node.gap
+    max_gap = max(gaps[:end + 1])
     if max_gap <= 0:
         return 0, end
     # the C loop runs from end down to 0 and keeps the first (highest) offset of the maximum
-    return max_gap, end - g[::-1].index(max_gap)
+    offset = end
+    while gaps[offset] != max_gap:
+        offset -= 1
+    return max_gap, offset
 
 
 def mas_max_gap(mas: MaState) -> int:
@@ -437,11 +449,13 @@ def mas_parent_gap(mas: MaState, offset: int, new: int) -> None:
 
 def mas_update_gap(mas: MaState) -> None:
     node = mas.node
-    if node.parent is None:
+    parent = node.parent
+    if parent is None:
         return
-    max_gap = mas_max_gap(mas)
+    # mas_max_gap() inlined
+    max_gap = mas_leaf_max_gap(mas) if node.leaf else node.gap[node.mgap]
     pslot = node.pslot
-    if node.parent.gap[pslot] != max_gap:
+    if parent.gap[pslot] != max_gap:
         mas_parent_gap(mas, pslot, max_gap)
 
 
@@ -1567,7 +1581,13 @@ def mas_wr_node_store(wr: WrState, new_end: int) -> None:
         offset_end += 1
     elif wr.r_max == M:
         mas_bulk_rebalance(mas, mas.end, leaf)
-    newnode = mas_pop_node(mas, leaf) if in_rcu else new_node(leaf)
+    if in_rcu:
+        # mas_pop_node() inlined
+        pool = mas.pool
+        if pool.avail <= 0:
+            raise AssertionError("maple: ran out of preallocated nodes")
+        pool.avail -= 1
+    newnode = new_node(leaf)
     old = mas.node
     newnode.parent = old.parent
     newnode.pslot = old.pslot
@@ -1594,10 +1614,21 @@ def mas_wr_node_store(wr: WrState, new_end: int) -> None:
         del dst_pivots[node_pivots:]
         if new_end < node_pivots:
             dst_pivots[new_end] = mas.max
-    mas_leaf_set_meta(newnode, new_end)  # only ever reached for leaves
+    if new_end < LEAF_SLOTS - 1:  # mas_leaf_set_meta(): only ever reached for leaves
+        newnode.mgap = 0
+        newnode.end = new_end
     if in_rcu:
         mas.node = newnode
-        mas_replace_node(mas, old)
+        # mas_replace_node(): mas_put_in_tree(), mas_free() (in RCU mode) inlined
+        parent = newnode.parent
+        if parent is None:
+            tree = mas.tree
+            tree.root = newnode
+            tree.height = mas.depth
+        else:
+            parent.slot[newnode.pslot] = newnode
+        old.parent = DEAD
+        mas.tree.op_freed += 1
     else:
         old.piv = newnode.piv
         old.slot = newnode.slot
@@ -1820,34 +1851,51 @@ def mas_wr_store_type(wr: WrState) -> None:
     if not mas_wr_walk(wr):
         mas.store_type = WR_SPANNING
         return
-    mas_wr_end_piv(wr)
+    # mas_wr_end_piv() inlined
+    offset_end = wr.offset_end
+    end = mas.end
+    last = mas.last
+    pivots = wr.pivots
+    while offset_end < end and last > pivots[offset_end]:
+        offset_end += 1
+    wr.offset_end = offset_end
+    wr.end_piv = pivots[offset_end] if offset_end < end else mas.max
     if wr.entry is None:
         mas_wr_extend_null(wr)
-    new_end = mas_wr_new_end(wr)
+        last = mas.last
+    index = mas.index
+    # mas_wr_new_end() inlined
+    offset = mas.offset
+    new_end = end + 2 - (wr.offset_end - offset)
+    if wr.r_min == index:
+        new_end -= 1
+    if wr.end_piv == last:
+        new_end -= 1
     leaf = wr.leaf
     rcu = mas.tree.rcu
-    if wr.r_min == mas.index and wr.r_max == mas.last:
+    if wr.r_min == index and wr.r_max == last:
         mas.store_type = WR_EXACT_FIT
         return
-    if not mas.index and mas.last == M:
+    if not index and last == M:
         mas.store_type = WR_NEW_ROOT
         return
-    if new_end < min_slots_of(leaf):
-        if not mte_is_root(mas.node) and not (mas.flags & F_BULK):
+    min_slots = LEAF_MIN if leaf else AR_MIN
+    if new_end < min_slots:
+        if mas.node.parent is not None and not (mas.flags & F_BULK):
             mas.store_type = WR_REBALANCE
             return
         mas.store_type = WR_NODE_STORE
         return
-    if new_end >= slots_of(leaf):
+    if new_end >= (LEAF_SLOTS if leaf else AR_SLOTS):
         mas.store_type = WR_SPLIT
         return
-    if not rcu and mas.offset == mas.end:
+    if not rcu and offset == end:
         mas.store_type = WR_APPEND
         return
-    if new_end == mas.end and (not rcu or wr.offset_end - mas.offset == 1):
+    if new_end == end and (not rcu or wr.offset_end - offset == 1):
         mas.store_type = WR_SLOT_STORE
         return
-    if mte_is_root(mas.node) or new_end >= min_slots_of(leaf) or (mas.flags & F_BULK):
+    if mas.node.parent is None or new_end >= min_slots or (mas.flags & F_BULK):
         mas.store_type = WR_NODE_STORE
         return
     mas.store_type = WR_INVALID
