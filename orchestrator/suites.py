@@ -224,7 +224,7 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
             r = g.run(job.command, timeout=job.timeout)
         except (GuestCrashed, GuestHung) as err:
             values = {"kind": type(err).__name__, "console_log": str(g.console_log)}
-            k = sweep_step(watcher.lines_since(mark)) if watcher is not None else None
+            k = sweep_step(watcher.lines_since(mark, before_crash=True)) if watcher is not None else None
             message = err.one_line()
             if k is not None:  # a fault sweep: the step it died in, from its /dev/kmsg lines
                 values["k"] = k

@@ -186,10 +186,13 @@ class ConsoleWatcher:
         with self._lock:
             return len(self.lines)
 
-    def lines_since(self, mark: int) -> list[str]:
+    def lines_since(self, mark: int, before_crash: bool = False) -> list[str]:
+        """Console lines since `mark`; with before_crash, only those before the recorded crash
+        line (a WARNING does not stop the guest: what it printed afterwards is not the cause)."""
         self.poll()
         with self._lock:
-            return self.lines[mark:]
+            end = self.crash.line_no if before_crash and self.crash is not None else len(self.lines)
+            return self.lines[mark:max(mark, end)]
 
     def tail(self, n: int = CONSOLE_TAIL) -> str:
         with self._lock:
@@ -408,9 +411,7 @@ class Guest:
         except SshTimeout as exc:
             raise GuestHung(exc.cause, exc.next_step, self.console_log) from exc
         except SshLost as exc:
-            self._settle_after_loss()
-            self.check()
-            raise GuestLost(exc.cause, exc.next_step, self.console_log) from exc
+            self._lost_or_hung(exc)
         self.check()
         return result
 
@@ -421,9 +422,15 @@ class Guest:
         try:
             self.ssh.put(Path(local), remote, mode, timeout=timeout)
         except SshLost as exc:
-            self._settle_after_loss()
-            self.check()
-            raise GuestLost(exc.cause, exc.next_step, self.console_log) from exc
+            self._lost_or_hung(exc)
+
+    def _lost_or_hung(self, exc: SshLost) -> None:
+        """SSH broke: GuestCrashed if the console shows why, GuestLost if QEMU exited, else
+        GuestHung: QEMU runs but the guest does not answer (e.g. QEMU stopped by SIGSTOP)."""
+        self._settle_after_loss()
+        self.check()
+        raise GuestHung(f"the guest stopped answering: {exc.cause}", exc.next_step,
+                        self.console_log, self.watcher.tail() if self.watcher else "") from exc
 
     def _settle_after_loss(self) -> None:
         """A broken connection is usually a dying guest: give QEMU a moment to exit."""

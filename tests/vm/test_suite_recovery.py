@@ -1,11 +1,15 @@
 """A guest that crashes or hangs in the middle of a suite (for real: a kernel panic through
-/proc/sysrq-trigger, a command that never returns) costs that one case: it is recorded as
+/proc/sysrq-trigger, BUG / WARNING / Oops through LKDTM's provoke-crash file, a command that
+never returns, QEMU itself stopped with SIGSTOP) costs that one case: it is recorded as
 crashed / hung, a fresh guest is booted, the suite goes on with the next case, no record is
-lost and no QEMU is left (the conftest fixture checks that after every test)."""
+lost and no QEMU is left (the conftest fixture checks that after every test). A fault sweep
+that dies at step k records k."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ import pytest
 from orchestrator.compare import compare_dir
 from orchestrator.observations import ObservationLog, read_records
 from orchestrator.suites import Job, RunOptions, SuiteResult, load_scenarios, plan, run_variant
+from orchestrator.vm import Guest
 
 pytestmark = pytest.mark.vm
 
@@ -28,7 +33,27 @@ class ShellJob(Job):
         return self.shell
 
 
-def test_crash_and_hang_mid_suite_restart_and_go_on(tmp_path: Path) -> None:
+SIGSTOP_QEMU = "forkdiff-test: SIGSTOP qemu; "
+
+
+@pytest.fixture
+def sigstop_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test hook (the only stand-in here): a command starting with SIGSTOP_QEMU makes the test
+    send SIGSTOP to the guest's real QEMU process, then runs the rest of the command, which
+    can then never answer."""
+    real_run = Guest.run
+
+    def run(self: Guest, cmd: str, timeout: float = 60, stdin: bytes | None = None):
+        if cmd.startswith(SIGSTOP_QEMU):
+            assert self.proc is not None
+            os.kill(self.proc.pid, signal.SIGSTOP)
+            cmd = cmd[len(SIGSTOP_QEMU):]
+        return real_run(self, cmd, timeout, stdin)
+
+    monkeypatch.setattr(Guest, "run", run)
+
+
+def test_crash_and_hang_mid_suite_restart_and_go_on(tmp_path: Path, sigstop_hook: None) -> None:
     scenarios = load_scenarios(["dontfork-only", "wipeonfork-only", "mixed-small"])
     opts = RunOptions(suite="maps", out=tmp_path, variants=("patched",), profile="faults",
                       scenarios=scenarios, icount=False, log=print)
@@ -36,16 +61,20 @@ def test_crash_and_hang_mid_suite_restart_and_go_on(tmp_path: Path) -> None:
     crash = ShellJob("panic", {"name": "panic"}, "sh", (), timeout=60,
                      shell="sh -c 'echo c > /proc/sysrq-trigger'")
     hang = ShellJob("hang", {"name": "hang"}, "sh", (), timeout=3, shell="sleep 600")
-    jobs = [real[0], crash, real[1], hang, real[2]]
+    stopped = ShellJob("stopped", {"name": "stopped"}, "sh", (), timeout=5,
+                       shell=SIGSTOP_QEMU + "echo still here")
+    jobs = [real[0], crash, real[1], hang, stopped, real[2]]
     result = SuiteResult()
     run_variant(opts, "patched", jobs, ObservationLog(tmp_path), result)
 
     recs = read_records(tmp_path / "observations.jsonl")
     errors = [r for r in recs if r["measurement"] == "error"]
     assert [(r["scenario"]["name"], r["values"]["kind"]) for r in errors] == [
-        ("panic", "GuestCrashed"), ("hang", "GuestHung")]
+        ("panic", "GuestCrashed"), ("hang", "GuestHung"), ("stopped", "GuestHung")]
     assert "Kernel panic" in errors[0]["value"] or "sysrq" in errors[0]["value"].lower()
-    assert result.restarts == 2 and [j.scenario for j in result.lost_jobs] == ["panic", "hang"]
+    assert all("k" not in r["values"] for r in errors)  # not sweeps: no step to name
+    assert result.restarts == 3
+    assert [j.scenario for j in result.lost_jobs] == ["panic", "hang", "stopped"]
     # Every real case after the crash and the hang still ran to its final record.
     for sc in scenarios:
         assert [r for r in recs if r["scenario"]["name"] == sc.name and r["measurement"] == "parent_after"]
@@ -54,5 +83,54 @@ def test_crash_and_hang_mid_suite_restart_and_go_on(tmp_path: Path) -> None:
     df = compare_dir(tmp_path)
     verdicts = dict(zip(df["scenario"] + "/" + df["measurement"], df["verdict"], strict=True))
     assert verdicts["panic/error"] == "crashed" and verdicts["hang/error"] == "hung"
-    real_rows = df[~df["scenario"].isin(["panic", "hang"])]
+    assert verdicts["stopped/error"] == "hung"
+    real_rows = df[~df["scenario"].isin(["panic", "hang", "stopped"])]
     assert len(real_rows) > 0 and set(real_rows["verdict"]) == {"match"}
+
+
+def _provoking(job: Job, name: str, k: int, crash_type: str) -> Job:
+    """The same sweep under another scenario name, told to crash the kernel through LKDTM at
+    step k (faultsweep --provoke) instead of forking."""
+    return dataclasses.replace(job, scenario=name, scenario_dict={**job.scenario_dict, "name": name},
+                               args=(*job.args, "--provoke", f"{k}:{crash_type}"))
+
+
+def test_fault_sweep_crash_records_k_and_suite_goes_on(tmp_path: Path) -> None:
+    """Real crashes in the middle of real fail-nth sweeps: a BUG (oops=panic: the kernel
+    dies), a WARNING (the kernel lives on; the case is still crashed and the guest replaced)
+    and an Oops from a shell job. The sweeps' records name the step k they died in, read
+    from the console lines faultsweep --kmsg printed; the real sweep after them completes
+    and matches the simulator."""
+    scenario = load_scenarios(["mixed-small"])
+    opts = RunOptions(suite="faults", out=tmp_path, variants=("patched",), scenarios=scenario,
+                      icount=False, log=print)
+    sweep = plan(opts)[0]
+    assert "--kmsg" in sweep.args
+    oops = ShellJob("oops", {"name": "oops"}, "sh", (), timeout=60,
+                    shell="echo EXCEPTION > /sys/kernel/debug/provoke-crash/DIRECT")
+    jobs = [_provoking(sweep, "bug-at-7", 7, "BUG"), _provoking(sweep, "warn-at-13", 13, "WARNING"),
+            oops, sweep]
+    result = SuiteResult()
+    run_variant(opts, "patched", jobs, ObservationLog(tmp_path), result)
+
+    recs = read_records(tmp_path / "observations.jsonl")
+    errors = {r["scenario"]["name"]: r for r in recs if r["measurement"] == "error"}
+    assert sorted(errors) == ["bug-at-7", "oops", "warn-at-13"]
+    assert errors["bug-at-7"]["values"]["k"] == 7 and "k=7" in errors["bug-at-7"]["value"]
+    assert errors["warn-at-13"]["values"]["k"] == 13 and "k=13" in errors["warn-at-13"]["value"]
+    assert "k" not in errors["oops"]["values"]
+    assert "(bug)" in errors["bug-at-7"]["value"] or "(panic)" in errors["bug-at-7"]["value"]
+    assert "(warning)" in errors["warn-at-13"]["value"]
+    for r in errors.values():
+        assert r["values"]["kind"] == "GuestCrashed" and r["kernel_release"].endswith("-patched-faults")
+    assert result.restarts == 3
+    # The sweep after the crashes ran to its end and nothing else was recorded for the dead ones.
+    done = [r for r in recs if r["scenario"]["name"] == "mixed-small"]
+    assert [r for r in done if r["measurement"] == "sweep_end"]
+    assert not [r for r in recs if r["scenario"]["name"] in errors and r["measurement"] != "error"]
+
+    df = compare_dir(tmp_path)
+    for name in errors:
+        assert set(df[df["scenario"] == name]["verdict"]) == {"crashed"}
+    real_rows = df[df["scenario"] == "mixed-small"]
+    assert len(real_rows) > 10 and set(real_rows["verdict"]) == {"match"}
