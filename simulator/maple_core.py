@@ -878,11 +878,9 @@ def mas_topiary_replace(mas: MaState, old: Node) -> None:
         found: list[Node] = []
         nf = 0
         for p in level:
-            slots = p.slot
             # mas_find_child() up to three in all, then mas_adopt_children(): the test of a
             # child's parent precedes its adoption, so one pass does both
-            for off in range(p.end + 1):
-                c = slots[off]
+            for off, c in enumerate(p.slot[:p.end + 1]):
                 if nf < 3 and c.parent is p:
                     found.append(c)
                     nf += 1
@@ -904,10 +902,8 @@ def mas_topiary_replace(mas: MaState, old: Node) -> None:
         for p, pmin, pmax in olevel:
             if len(ofound) >= 3:
                 break
-            slots = p.slot
             piv = p.piv
-            for off in range(p.end + 1):
-                c = slots[off]
+            for off, c in enumerate(p.slot[:p.end + 1]):
                 if c.parent is p:
                     cmin = (piv[off - 1] + 1) & M if off else pmin
                     cmax = piv[off] if off < AR_PIVOTS else pmax
@@ -999,22 +995,26 @@ def mtree_range_walk(mas: MaState):
         last = nxt
         node = nxt
         pivots = node.piv
-        end = ma_data_end(node, mx)
+        leaf = node.leaf
+        # ma_data_end() inlined
+        if leaf and pivots[LEAF_PIVOTS - 1]:
+            end = LEAF_PIVOTS - 1 if pivots[LEAF_PIVOTS - 1] == mx else LEAF_PIVOTS
+        else:
+            end = node.end
         prev_min = mn
         prev_max = mx
         if pivots[0] >= index:
             offset = 0
             mx = pivots[0]
         else:
-            offset = 1
-            while offset < end:
-                if pivots[offset] >= index:
-                    mx = pivots[offset]
-                    break
-                offset += 1
+            # the first offset in [1, end) whose pivot is >= index, else end (the C loop;
+            # pivots[1:end] ascend in a valid node)
+            offset = bisect_left(pivots, index, 1, end) if end > 1 else 1
+            if offset < end:
+                mx = pivots[offset]
             mn = (pivots[offset - 1] + 1) & M
         nxt = node.slot[offset]
-        if node.leaf:
+        if leaf:
             break
     mas.end = end
     mas.offset = offset
@@ -1423,54 +1423,56 @@ def mas_wr_walk(wr: WrState) -> bool:
     last = mas.last
     entry = wr.entry
     while True:
-        leaf = node.leaf
         pivots = node.piv
-        if leaf:
+        if node.leaf:
+            leaf = True
             p = pivots[LEAF_PIVOTS - 1]
             count = node.end if not p else LEAF_PIVOTS - 1 if p == mx else LEAF_PIVOTS
-        else:
-            count = node.end
+            if offset < count and index > pivots[offset]:
+                # the first pivot >= index (pivots[offset:count] ascend in a valid node)
+                offset = bisect_left(pivots, index, offset + 1, count)
+            r_max = pivots[offset] if offset < count else mx
+            r_min = (pivots[offset - 1] + 1) & M if offset else mn
+            # mas_is_span_wr() of a leaf: up to the node's max
+            span = not (last < r_max or last < mx
+                        or (last == mx and (entry is not None or last == M)))
+            break
+        count = node.end
         if offset < count and index > pivots[offset]:
-            # the first pivot >= index (pivots[offset:count] ascend in a valid node)
             offset = bisect_left(pivots, index, offset + 1, count)
         r_max = pivots[offset] if offset < count else mx
-        r_min = (pivots[offset - 1] + 1) & M if offset else mn
-        # mas_is_span_wr()
-        span = True
-        if last < r_max:
-            span = False
-        else:
-            lim = mx if leaf else r_max
-            if last < lim:
-                span = False
-            elif last == lim and (entry is not None or last == M):
-                span = False
-        if span or leaf:
-            wr.leaf = leaf
-            wr.node = node
-            wr.pivots = pivots
-            wr.slots = slots = node.slot
-            wr.r_max = r_max
-            wr.r_min = r_min
-            wr.offset_end = offset
-            mas.offset = offset
-            mas.end = count
-            mas.node = node
-            mas.min = mn
-            mas.max = mx
-            if span:
-                if depth != mas.depth:
-                    wr.content = node  # set by the last mas_wr_walk_traverse()
-                mas.depth = depth
-                return False
-            mas.depth = depth
-            wr.content = slots[offset]
-            return True
+        # mas_is_span_wr() of an internal node: up to the slot's max
+        if last >= r_max and (last > r_max or (entry is None and last != M)):
+            r_min = (pivots[offset - 1] + 1) & M if offset else mn
+            leaf = False
+            span = True
+            break
         node = node.slot[offset]
+        if offset:
+            mn = (pivots[offset - 1] + 1) & M
+            offset = 0
         mx = r_max
-        mn = r_min
-        offset = 0
         depth += 1
+    wr.leaf = leaf
+    wr.node = node
+    wr.pivots = pivots
+    wr.slots = slots = node.slot
+    wr.r_max = r_max
+    wr.r_min = r_min
+    wr.offset_end = offset
+    mas.offset = offset
+    mas.end = count
+    mas.node = node
+    mas.min = mn
+    mas.max = mx
+    if span:
+        if depth != mas.depth:
+            wr.content = node  # set by the last mas_wr_walk_traverse()
+        mas.depth = depth
+        return False
+    mas.depth = depth
+    wr.content = slots[offset]
+    return True
 
 
 def mas_wr_walk_index(wr: WrState) -> None:
