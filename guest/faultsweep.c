@@ -14,7 +14,9 @@
  *          guest (boot with printk.devkmsg=on, else the kernel ratelimits these lines);
  *          --provoke K:TYPE: at step K write TYPE (BUG, WARNING, EXCEPTION, PANIC, ...) to
  *          LKDTM's /sys/kernel/debug/provoke-crash/DIRECT instead of forking: a real crash in
- *          the middle of a sweep, for testing the framework's crash handling. */
+ *          the middle of a sweep, for testing the framework's crash handling;
+ *          --skip K (repeatable, up to 16): do not arm step K (the orchestrator re-runs a sweep
+ *          that killed the kernel at K with --skip K, so the other steps are still recorded). */
 #define _GNU_SOURCE
 #include "common.h"
 #include "layout.h"
@@ -131,7 +133,8 @@ int main(int argc, char **argv)
 	struct layout L;
 	unsigned long max_k = 100000, settle_ms = 200, provoke_k = 0;
 	const char *provoke_type = NULL;
-	int count_only = 0, slab = 1, kmsg = -1;
+	unsigned long skip[16];
+	int count_only = 0, slab = 1, kmsg = -1, nskip = 0;
 	g_prog = "faultsweep";
 	layout_init(&L);
 	for (int i = 1; i < argc; i++) {
@@ -148,6 +151,10 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--kmsg") == 0) {
 			if (kmsg < 0 && (kmsg = open("/dev/kmsg", O_WRONLY | O_CLOEXEC)) < 0)
 				die(EXIT_RUNTIME, "kmsg", "cannot open /dev/kmsg", errno);
+		} else if (i + 1 < argc && strcmp(argv[i], "--skip") == 0) {
+			if (nskip == (int)(sizeof(skip) / sizeof(skip[0])))
+				die(EXIT_USAGE, "args", "too many --skip options", 0);
+			skip[nskip++] = parse_num("--skip", argv[++i]);
 		} else if (i + 1 < argc && strcmp(argv[i], "--provoke") == 0) {
 			char *colon = strchr(argv[++i], ':');
 			if (!colon || !colon[1])
@@ -180,6 +187,11 @@ int main(int argc, char **argv)
 	int complete = count_only;
 	while (!count_only && k < max_k) {
 		k++;
+		int skipped = 0;
+		for (int s = 0; s < nskip; s++)
+			skipped |= skip[s] == k;
+		if (skipped)
+			continue;
 		if (kmsg >= 0)
 			kmsg_step(kmsg, k);
 		if (provoke_type && k == provoke_k)

@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,6 +93,7 @@ class SuiteResult:
     errors: list[str] = field(default_factory=list)
     wall_seconds: dict[str, float] = field(default_factory=dict)
     lost_jobs: list[Job] = field(default_factory=list)  # jobs during which the guest crashed or hung
+    lost_steps: list[int | None] = field(default_factory=list)  # per lost job: sweep step k, if any
     restarts: int = 0  # guests booted again after a crash or hang to go on with the suite
 
 
@@ -204,6 +205,17 @@ def sweep_step(console_lines: list[str]) -> int | None:
     return None
 
 
+MAX_SKIPPED_STEPS = 3  # a sweep that kills the kernel at more steps than this is given up
+
+
+def sweep_without_step(job: Job, k: int | None) -> Job | None:
+    """The same sweep told to skip step k as well (faultsweep --skip), or None when the job
+    is not a sweep, k is unknown, or it has skipped MAX_SKIPPED_STEPS steps already."""
+    if job.program != "faultsweep" or k is None or job.args.count("--skip") >= MAX_SKIPPED_STEPS:
+        return None
+    return replace(job, args=("--skip", str(k), *job.args))
+
+
 def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: ObservationLog,
                  result: SuiteResult) -> bool:
     """Run jobs on a booted guest (orchestrator.vm.Guest) of `variant`. Returns False when the
@@ -229,10 +241,12 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
             if k is not None:  # a fault sweep: the step it died in, from its /dev/kmsg lines
                 values["k"] = k
                 message = f"during sweep step k={k}: {message}"
-            log.append(_error_record(opts, variant, job, env, message, values, "vm"))
+            log.append(_error_record(opts, variant, job, env, message, values,
+                                     "vm" if k is None else f"vm:k={k}"))
             result.records += 1
             result.errors.append(f"{variant} {job.scenario}: {err.cause.splitlines()[0]}")
             result.lost_jobs.append(job)
+            result.lost_steps.append(k)
             opts.log(f"[{opts.suite}] {variant}: {job.scenario}: {type(err).__name__}; guest lost "
                      f"(console: {g.console_log})")
             alive = False
@@ -282,9 +296,15 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
             if run_on_guest(opts, variant, g, todo, log, result):
                 return
         # The guest crashed or hung during a job (recorded as an error record): boot a fresh
-        # guest and go on with the jobs after it.
+        # guest and go on with the jobs after it; a sweep that died at step k runs again
+        # without k first, so that its other steps are recorded too.
         lost = result.lost_jobs[-1]
         todo = todo[todo.index(lost) + 1:]
+        again = sweep_without_step(lost, result.lost_steps[-1])
+        if again is not None:
+            todo.insert(0, again)
+            opts.log(f"[{opts.suite}] {variant}: {lost.scenario}: running the sweep again "
+                     f"without step k={result.lost_steps[-1]}")
         if todo:
             result.restarts += 1
             opts.log(f"[{opts.suite}] {variant}: restarting the guest for the {len(todo)} remaining jobs")

@@ -115,3 +115,20 @@ def test_sweep_step_is_the_last_announced_step() -> None:
     assert sweep_step(console) == 42
     assert sweep_step(console[2:]) is None
     assert sweep_step([]) is None
+
+
+def test_a_dead_sweep_runs_again_without_its_step_at_most_three_times() -> None:
+    from orchestrator.suites import MAX_SKIPPED_STEPS, sweep_without_step
+
+    opts = RunOptions(suite="faults", out=Path("/nonexistent"), scenarios=load_scenarios(["mixed-small"]))
+    job = plan(opts)[0]
+    again = sweep_without_step(job, 7)
+    assert again is not None and again.args[:2] == ("--skip", "7") and again.args[2:] == job.args
+    assert sweep_without_step(job, None) is None  # step unknown: nothing to skip
+    for k in range(8, 8 + MAX_SKIPPED_STEPS - 1):
+        again = sweep_without_step(again, k)
+        assert again is not None
+    assert again.args.count("--skip") == MAX_SKIPPED_STEPS
+    assert sweep_without_step(again, 99) is None
+    maps = plan(RunOptions(suite="maps", out=Path("/nonexistent"), scenarios=load_scenarios(["mixed-small"])))[0]
+    assert sweep_without_step(maps, 7) is None

@@ -99,8 +99,9 @@ def test_fault_sweep_crash_records_k_and_suite_goes_on(tmp_path: Path) -> None:
     """Real crashes in the middle of real fail-nth sweeps: a BUG (oops=panic: the kernel
     dies), a WARNING (the kernel lives on; the case is still crashed and the guest replaced)
     and an Oops from a shell job. The sweeps' records name the step k they died in, read
-    from the console lines faultsweep --kmsg printed; the real sweep after them completes
-    and matches the simulator."""
+    from the console lines faultsweep --kmsg printed; each dead sweep runs again without that
+    step, so no other step goes unrecorded; the real sweep after them completes and matches
+    the simulator."""
     scenario = load_scenarios(["mixed-small"])
     opts = RunOptions(suite="faults", out=tmp_path, variants=("patched",), scenarios=scenario,
                       icount=False, log=print)
@@ -124,13 +125,25 @@ def test_fault_sweep_crash_records_k_and_suite_goes_on(tmp_path: Path) -> None:
     for r in errors.values():
         assert r["values"]["kind"] == "GuestCrashed" and r["kernel_release"].endswith("-patched-faults")
     assert result.restarts == 3
-    # The sweep after the crashes ran to its end and nothing else was recorded for the dead ones.
-    done = [r for r in recs if r["scenario"]["name"] == "mixed-small"]
-    assert [r for r in done if r["measurement"] == "sweep_end"]
-    assert not [r for r in recs if r["scenario"]["name"] in errors and r["measurement"] != "error"]
+    # Each dead sweep ran again on a fresh guest without its fatal step: every other step is
+    # recorded, with the same outcome as in the sweep that never crashed.
+    def outcomes(name: str) -> dict[int, tuple]:
+        return {r["values"]["k"]: (r["measurement"], r["values"].get("fork_result"), r["values"].get("errno"))
+                for r in recs if r["scenario"]["name"] == name and r["measurement"] in ("fault", "not_reached")}
+
+    full = outcomes("mixed-small")
+    assert len(full) > 20 and [r for r in recs if r["scenario"]["name"] == "mixed-small"
+                               and r["measurement"] == "sweep_end"]
+    for name, k in (("bug-at-7", 7), ("warn-at-13", 13)):
+        assert outcomes(name) == {j: o for j, o in full.items() if j != k}
+        again = [r for r in recs if r["scenario"]["name"] == name and r["measurement"] == "sweep_end"]
+        assert len(again) == 1 and f"--skip {k} " in again[0]["command"]
+    assert not [r for r in recs if r["scenario"]["name"] == "oops" and r["measurement"] != "error"]
 
     df = compare_dir(tmp_path)
-    for name in errors:
-        assert set(df[df["scenario"] == name]["verdict"]) == {"crashed"}
+    assert list(df[df["scenario"] == "oops"]["verdict"]) == ["crashed"]
+    for name in ("bug-at-7", "warn-at-13"):
+        rows = df[df["scenario"] == name]
+        assert list(rows[rows["verdict"] != "match"]["verdict"]) == ["crashed"] and len(rows) > 20
     real_rows = df[df["scenario"] == "mixed-small"]
     assert len(real_rows) > 10 and set(real_rows["verdict"]) == {"match"}
