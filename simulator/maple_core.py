@@ -573,15 +573,19 @@ def mas_mab_cp(mas: MaState, mas_start: int, mas_end: int, b: BigNode, mab_start
     j += 1
     b.b_end = j
     j -= mab_start
-    b.slot[mab_start:mab_start + j] = node.slot[mas_start:mas_start + j]
-    if len(node.slot) < mas_start + j:  # C copies past the array end (into the next field)
-        for k in range(len(node.slot) - mas_start, j):
-            b.slot[mab_start + k] = None
+    bs = b.slot
+    nslot = node.slot
+    bs[mab_start:mab_start + j] = nslot[mas_start:mas_start + j]
+    if len(nslot) < mas_start + j:  # C copies past the array end (into the next field)
+        for k in range(len(nslot) - mas_start, j):
+            bs[mab_start + k] = None
     if not leaf:
         g = node.gap[mas_start:mas_start + j]
-        g += [0] * (j - len(g))
+        if len(g) < j:
+            g += [0] * (j - len(g))
         b.gap[mab_start:mab_start + j] = g
-    del b.pivot[BIG:], b.slot[BIG:], b.gap[BIG:]
+    if mab_start + j > BIG or len(bs) != BIG:  # a copy past the big node's arrays
+        del b.pivot[BIG:], bs[BIG:], b.gap[BIG:]
 
 
 def mab_mas_cp(b: BigNode, mab_start: int, mab_end: int, mas: MaState, new_max: bool) -> None:
@@ -602,9 +606,13 @@ def mab_mas_cp(b: BigNode, mab_start: int, mab_end: int, mas: MaState, new_max: 
     else:
         k = 1
     i = mab_start + k
-    pivots[0:min(k, npiv)] = bp[mab_start:mab_start + min(k, npiv)]
+    if k <= npiv:
+        pivots[0:k] = bp[mab_start:i]
+    else:
+        pivots[0:npiv] = bp[mab_start:mab_start + npiv]
     slots[0:k] = b.slot[mab_start:i]
-    del slots[len(pivots) + 1:]
+    if len(slots) > npiv + 1:
+        del slots[npiv + 1:]
     if new_max:
         mas.max = bp[i - 1]
     end = k - 1
@@ -616,7 +624,11 @@ def mab_mas_cp(b: BigNode, mab_start: int, mab_end: int, mas: MaState, new_max: 
         gaps[0:k] = g
         max_gap = max(g)
         # the C loop runs downwards and keeps the first (highest) offset of the maximum
-        offset = k - 1 - g[::-1].index(max_gap) if max_gap > 0 else 0
+        offset = 0
+        if max_gap > 0:
+            offset = end
+            while g[offset] != max_gap:
+                offset -= 1
         node.mgap = offset
         node.end = end
     elif end < LEAF_SLOTS - 1:
