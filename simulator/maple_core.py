@@ -702,14 +702,17 @@ def mas_prev_sibling(mas: MaState) -> bool:
 
 
 def mas_next_sibling(mas: MaState) -> bool:
-    if mte_is_root(mas.node):
+    node = mas.node
+    if node.parent is None:  # mte_is_root()
         return False
-    parent = mas.copy()
-    mas_ascend(parent)
-    parent.offset = mas.node.pslot + 1
-    if parent.offset > mas_data_end(parent):
+    # the kernel ascends a copy of mas ("parent = *mas") and assigns it back on success;
+    # mas_ascend() only moves node, offset, min and max, so those are saved and restored
+    saved = mas.node, mas.offset, mas.min, mas.max
+    mas_ascend(mas)
+    mas.offset = node.pslot + 1
+    if mas.offset > mas_data_end(mas):
+        mas.node, mas.offset, mas.min, mas.max = saved
         return False
-    mas.assign(parent)
     mas_descend(mas)
     return True
 
@@ -1202,23 +1205,26 @@ def mast_fill_bnode(mast: Mast, mas: MaState, skip: int) -> None:
     cp = True
     bn = mast.bn
     bn.clear()
-    if mte_is_root(mas.node):
+    if mas.node.parent is None:  # mte_is_root()
         cp = False
     else:
         mas_ascend(mas)
-        mas.offset = parent_slot(mas.node)
-    if cp and mast.l.offset:
-        mas_mab_cp(mas, 0, mast.l.offset - 1, bn, 0)
+        node = mas.node
+        mas.offset = 0 if node.parent is None else node.pslot  # parent_slot()
+    l_mas = mast.l
+    if cp and l_mas.offset:
+        mas_mab_cp(mas, 0, l_mas.offset - 1, bn, 0)
     split = bn.b_end
-    mab_set_b_end(bn, mast.l, mast.l.node)
+    mab_set_b_end(bn, l_mas, l_mas.node)
     mast.r.offset = bn.b_end
     mab_set_b_end(bn, mast.r, mast.r.node)
     if bn.pivot[bn.b_end - 1] == mas.max:
         cp = False
+    leaf = mas.node.leaf
     if cp:
-        mas_mab_cp(mas, split + skip, slots_of(mas.node.leaf) - 1, bn, bn.b_end)
+        mas_mab_cp(mas, split + skip, (LEAF_SLOTS if leaf else AR_SLOTS) - 1, bn, bn.b_end)
     bn.b_end -= 1
-    bn.leaf = mas.node.leaf
+    bn.leaf = leaf
 
 
 def mast_split_data(mast: Mast, mas: MaState, split: int) -> None:
@@ -1310,8 +1316,10 @@ def mas_split(mas: MaState, b: BigNode) -> None:
     height = 0
     mas.depth = tree.height
     mast = Mast()
-    l_mas = MaState(tree, mas.index, mas.last)
-    r_mas = MaState(tree, mas.index, mas.last)
+    # MA_STATE(l_mas)/MA_STATE(r_mas) are overwritten with *mas before their first use
+    l_mas = mas.copy()
+    r_mas = mas.copy()
+    first = True
     prev_l = MaState(tree, mas.index, mas.last)
     prev_r = MaState(tree, mas.index, mas.last)
     mast.l, mast.r, mast.orig_l, mast.orig_r, mast.bn = l_mas, r_mas, prev_l, prev_r, b
@@ -1324,8 +1332,11 @@ def mas_split(mas: MaState, b: BigNode) -> None:
         if slots_of(b.leaf) > b.b_end:
             mas_split_final_node(mast, mas, height)
             break
-        l_mas.assign(mas)
-        r_mas.assign(mas)
+        if first:
+            first = False
+        else:
+            l_mas.assign(mas)
+            r_mas.assign(mas)
         l_mas.node = mas_pop_node(mas, b.leaf)
         r_mas.node = mas_pop_node(mas, b.leaf)
         if mas_push_data(mas, height, mast, True):
