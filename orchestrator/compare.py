@@ -242,7 +242,9 @@ def _error_rows(job: Job, model: str) -> list[dict]:
     rows = []
     for r in job.by("error"):
         kind = (r.get("values") or {}).get("kind", "")
-        verdict = "crashed" if kind == "GuestCrashed" else "hung" if kind == "GuestHung" else "error"
+        # GuestLost here: QEMU ended by itself mid-case (the guest reset, e.g. a triple fault).
+        verdict = ("crashed" if kind in ("GuestCrashed", "GuestLost") else "hung" if kind == "GuestHung"
+                   else "error")
         rows.append(_row(job, model, "error", str(r.get("repeat", "")), r.get("value"), "",
                          rule="guest program must run to completion", verdict=verdict,
                          detail=str(r.get("value", ""))[:4000]))

@@ -110,6 +110,9 @@ class SshSession:
                     raise SshTimeout(f"guest command did not finish within {timeout:g} s: {cmd}",
                                      "raise the timeout, or read the console log for a hang")
             status = chan.recv_exit_status()
+            if status == -1:  # paramiko's "the connection closed without an exit status"
+                raise SshLost(f"SSH connection closed before '{cmd}' reported an exit status",
+                              "the guest may have crashed or reset: read the console log")
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise SshLost(f"SSH connection lost while running '{cmd}': {exc}",
                           "the guest may have crashed: read the console log") from exc

@@ -220,7 +220,7 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
                  result: SuiteResult) -> bool:
     """Run jobs on a booted guest (orchestrator.vm.Guest) of `variant`. Returns False when the
     guest crashed or hung (the remaining jobs were not run)."""
-    from .vm import GuestCrashed, GuestHung
+    from .vm import GuestCrashed, GuestHung, GuestLost
 
     t0 = time.monotonic()
     release = g.run("uname -r", timeout=30).stdout.strip()
@@ -234,7 +234,9 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
         mark = watcher.mark() if watcher is not None else 0
         try:
             r = g.run(job.command, timeout=job.timeout)
-        except (GuestCrashed, GuestHung) as err:
+        except (GuestCrashed, GuestHung, GuestLost) as err:
+            if isinstance(err, GuestLost) and (err.qemu_status is None or err.qemu_status < 0):
+                raise  # QEMU killed from outside (by us on SIGINT/SIGTERM, or by the user)
             values = {"kind": type(err).__name__, "console_log": str(g.console_log)}
             k = sweep_step(watcher.lines_since(mark, before_crash=True)) if watcher is not None else None
             message = err.one_line()

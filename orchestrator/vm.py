@@ -74,7 +74,11 @@ class GuestHung(_WithTail):
 
 
 class GuestLost(_WithTail):
-    """QEMU exited or the SSH connection broke without a recognised crash report."""
+    """QEMU exited without a recognised crash report. `qemu_status` is its exit status: >= 0
+    when QEMU ended by itself (with -no-reboot, a guest that resets, e.g. on a triple fault,
+    makes QEMU exit 0), negative when a signal killed it, None when there was no QEMU."""
+
+    qemu_status: int | None = None
 
 
 # --- process hygiene --------------------------------------------------------------------------
@@ -370,9 +374,11 @@ class Guest:
                 w.poll()
                 if w.crash is not None:
                     self._raise_crash()
-            raise GuestLost(f"QEMU exited with status {self.proc.returncode}",
-                            "read the console and QEMU logs", self.console_log,
-                            w.tail() if w else "")
+            lost = GuestLost(f"QEMU exited with status {self.proc.returncode}",
+                             "read the console and QEMU logs", self.console_log,
+                             w.tail() if w else "")
+            lost.qemu_status = self.proc.returncode
+            raise lost
 
     def _raise_crash(self) -> None:
         w = self.watcher

@@ -1,5 +1,6 @@
 """A guest that crashes or hangs in the middle of a suite (for real: a kernel panic through
-/proc/sysrq-trigger, BUG / WARNING / Oops through LKDTM's provoke-crash file, a command that
+/proc/sysrq-trigger, BUG / WARNING / Oops through LKDTM's provoke-crash file, a guest that
+resets itself with no report (sysrq b: QEMU, started with -no-reboot, exits), a command that
 never returns, QEMU itself stopped with SIGSTOP) costs that one case: it is recorded as
 crashed / hung, a fresh guest is booted, the suite goes on with the next case, no record is
 lost and no QEMU is left (the conftest fixture checks that after every test). A fault sweep
@@ -63,18 +64,22 @@ def test_crash_and_hang_mid_suite_restart_and_go_on(tmp_path: Path, sigstop_hook
     hang = ShellJob("hang", {"name": "hang"}, "sh", (), timeout=3, shell="sleep 600")
     stopped = ShellJob("stopped", {"name": "stopped"}, "sh", (), timeout=5,
                        shell=SIGSTOP_QEMU + "echo still here")
-    jobs = [real[0], crash, real[1], hang, stopped, real[2]]
+    reset = ShellJob("reset", {"name": "reset"}, "sh", (), timeout=60,
+                     shell="sh -c 'echo b > /proc/sysrq-trigger'")  # reboot: QEMU -no-reboot exits 0
+    jobs = [real[0], crash, real[1], hang, stopped, reset, real[2]]
     result = SuiteResult()
     run_variant(opts, "patched", jobs, ObservationLog(tmp_path), result)
 
     recs = read_records(tmp_path / "observations.jsonl")
     errors = [r for r in recs if r["measurement"] == "error"]
     assert [(r["scenario"]["name"], r["values"]["kind"]) for r in errors] == [
-        ("panic", "GuestCrashed"), ("hang", "GuestHung"), ("stopped", "GuestHung")]
+        ("panic", "GuestCrashed"), ("hang", "GuestHung"), ("stopped", "GuestHung"),
+        ("reset", "GuestLost")]
+    assert "QEMU exited with status 0" in errors[3]["value"]
     assert "Kernel panic" in errors[0]["value"] or "sysrq" in errors[0]["value"].lower()
     assert all("k" not in r["values"] for r in errors)  # not sweeps: no step to name
-    assert result.restarts == 3
-    assert [j.scenario for j in result.lost_jobs] == ["panic", "hang", "stopped"]
+    assert result.restarts == 4
+    assert [j.scenario for j in result.lost_jobs] == ["panic", "hang", "stopped", "reset"]
     # Every real case after the crash and the hang still ran to its final record.
     for sc in scenarios:
         assert [r for r in recs if r["scenario"]["name"] == sc.name and r["measurement"] == "parent_after"]
@@ -83,8 +88,8 @@ def test_crash_and_hang_mid_suite_restart_and_go_on(tmp_path: Path, sigstop_hook
     df = compare_dir(tmp_path)
     verdicts = dict(zip(df["scenario"] + "/" + df["measurement"], df["verdict"], strict=True))
     assert verdicts["panic/error"] == "crashed" and verdicts["hang/error"] == "hung"
-    assert verdicts["stopped/error"] == "hung"
-    real_rows = df[~df["scenario"].isin(["panic", "hang", "stopped"])]
+    assert verdicts["stopped/error"] == "hung" and verdicts["reset/error"] == "crashed"
+    real_rows = df[~df["scenario"].isin(["panic", "hang", "stopped", "reset"])]
     assert len(real_rows) > 0 and set(real_rows["verdict"]) == {"match"}
 
 
