@@ -99,6 +99,7 @@ class MapleTree:
         self.op_freed = 0
         mas = MaState(self, first, last)
         mas.pool = Pool(self._log)
+        mas.flags = C.F_ONESHOT  # mas is dropped after the store
         C.mas_store_gfp(mas, entry)
         if self.op_freed:
             self.alloc_log.append(AllocRecord("store", "free", self.op_freed, self.seq))

@@ -29,6 +29,10 @@ WR_INVALID, WR_NEW_ROOT, WR_STORE_ROOT, WR_EXACT_FIT, WR_SPANNING, WR_SPLIT, WR_
 ST_START, ST_ACTIVE, ST_NONE, ST_ROOT = range(4)
 
 F_BULK, F_REBALANCE, F_PREALLOC = 1, 2, 4
+# Not a kernel flag: the ma_state is dropped right after this store (MapleTree.store_range),
+# so the mtree_range_walk() that only repositions it after a split or rebalance is skipped
+# (it reads the tree and writes nothing but the ma_state).
+F_ONESHOT = 8
 
 
 def slots_of(leaf: bool) -> int:
@@ -99,7 +103,7 @@ class BigNode:
 
 class MaState:
     __slots__ = ("tree", "index", "last", "node", "min", "max", "offset", "end", "depth",
-                 "status", "flags", "pool", "store_type", "err")
+                 "status", "flags", "pool", "store_type")
 
     def __init__(self, tree, index=0, last=0):
         self.tree = tree
@@ -115,7 +119,6 @@ class MaState:
         self.flags = 0
         self.pool = None
         self.store_type = WR_INVALID
-        self.err = 0
 
     def copy(self) -> MaState:
         n = MaState.__new__(MaState)
@@ -132,7 +135,6 @@ class MaState:
         n.flags = self.flags
         n.pool = self.pool
         n.store_type = self.store_type
-        n.err = self.err
         return n
 
     def assign(self, o: MaState) -> None:
@@ -149,7 +151,6 @@ class MaState:
         self.flags = o.flags
         self.pool = o.pool
         self.store_type = o.store_type
-        self.err = o.err
 
 
 class WrState:
@@ -438,7 +439,16 @@ def mas_parent_gap(mas: MaState, offset: int, new: int) -> None:
                 return
             pnode.mgap = offset
         elif new < meta_gap:
-            new, meta_offset = ma_max_gap(pnode)
+            # ma_max_gap(pnode) inlined: the highest offset of the largest gap
+            end = pnode.end
+            new = max(pgaps[:end + 1])
+            if new <= 0:
+                new = 0
+                meta_offset = end
+            else:
+                meta_offset = end
+                while pgaps[meta_offset] != new:
+                    meta_offset -= 1
             pnode.mgap = meta_offset
         if pnode.parent is None:
             return
@@ -1112,7 +1122,8 @@ def mas_spanning_rebalance(mas: MaState, mast: Mast, count: int) -> None:
     mas.max = l_mas.max
     mas.offset = l_mas.offset
     mas_wmb_replace(mas, old)
-    mtree_range_walk(mas)
+    if not mas.flags & F_ONESHOT:
+        mtree_range_walk(mas)
 
 
 def mas_rebalance(mas: MaState, b: BigNode) -> None:
@@ -1352,7 +1363,8 @@ def mas_split(mas: MaState, b: BigNode) -> None:
     old = mas.node
     mas.node = l_mas.node
     mas_wmb_replace(mas, old)
-    mtree_range_walk(mas)
+    if not mas.flags & F_ONESHOT:
+        mtree_range_walk(mas)
 
 
 def mas_commit_b_node(wr: WrState, b: BigNode) -> None:
@@ -1773,24 +1785,25 @@ def mas_wr_store_entry(wr: WrState) -> None:
     mas = wr.mas
     new_end = mas_wr_new_end(wr)
     st = mas.store_type
-    if st == WR_NEW_ROOT:
-        mas_new_root(mas, wr.entry)
-    elif st == WR_STORE_ROOT:
-        mas_store_root(mas, wr.entry)
-    elif st == WR_EXACT_FIT:
-        wr.slots[mas.offset] = wr.entry
-        if (wr.entry is not None) ^ (wr.content is not None):
-            mas_update_gap(mas)
+    # the kernel's switch; the commonest cases first
+    if st == WR_NODE_STORE:
+        mas_wr_node_store(wr, new_end)
+    elif st == WR_SPLIT or st == WR_REBALANCE:
+        mas_wr_bnode(wr)
     elif st == WR_APPEND:
         mas_wr_append(wr, new_end)
     elif st == WR_SLOT_STORE:
         mas_wr_slot_store(wr)
-    elif st == WR_NODE_STORE:
-        mas_wr_node_store(wr, new_end)
+    elif st == WR_EXACT_FIT:
+        wr.slots[mas.offset] = wr.entry
+        if (wr.entry is not None) ^ (wr.content is not None):
+            mas_update_gap(mas)
     elif st == WR_SPANNING:
         mas_wr_spanning_store(wr)
-    elif st in (WR_SPLIT, WR_REBALANCE):
-        mas_wr_bnode(wr)
+    elif st == WR_NEW_ROOT:
+        mas_new_root(mas, wr.entry)
+    elif st == WR_STORE_ROOT:
+        mas_store_root(mas, wr.entry)
     else:
         raise AssertionError("maple: invalid store type")
 
@@ -1847,8 +1860,15 @@ def mas_wr_prealloc_setup(wr: WrState) -> None:
 
 
 def mas_prealloc_calc(mas: MaState, entry) -> int:
-    h = mas.tree.height
     st = mas.store_type
+    # the kernel's switch; the commonest cases first
+    if st == WR_NODE_STORE:
+        return 1 if mas.tree.rcu else 0
+    if st == WR_APPEND or st == WR_EXACT_FIT or st == WR_SLOT_STORE:
+        return 0
+    h = mas.tree.height
+    if st == WR_SPLIT:
+        return h * 2 + 1
     if st == WR_NEW_ROOT:
         return 1
     if st == WR_STORE_ROOT:
@@ -1857,14 +1877,8 @@ def mas_prealloc_calc(mas: MaState, entry) -> int:
         return 0
     if st == WR_SPANNING:
         return h * 3 + 1
-    if st == WR_SPLIT:
-        return h * 2 + 1
     if st == WR_REBALANCE:
         return h * 2 - 1
-    if st == WR_NODE_STORE:
-        return 1 if mas.tree.rcu else 0
-    if st in (WR_APPEND, WR_EXACT_FIT, WR_SLOT_STORE):
-        return 0
     return h * 3 + 1
 
 
