@@ -37,6 +37,10 @@ class AllocRecord(NamedTuple):
         return self.kind != "free"
 
 
+# AllocRecord(op, kind, count, seq) without the Python-level NamedTuple.__new__ (hot paths)
+_tuple_new = tuple.__new__
+
+
 class DupFailed(Exception):
     """__mt_dup() returned -ENOMEM (an injected allocation failure)."""
 
@@ -67,7 +71,7 @@ class MapleTree:
             if self._fail_countdown == 0:
                 self.alloc_log.append(AllocRecord(self._op, "fail_" + kind, count, self.seq))
                 raise _FailAt()
-        self.alloc_log.append(AllocRecord(self._op, kind, count, self.seq))
+        self.alloc_log.append(_tuple_new(AllocRecord, (self._op, kind, count, self.seq)))
 
     def _begin(self, op: str) -> None:
         self._op = op
@@ -102,7 +106,7 @@ class MapleTree:
         mas.flags = C.F_ONESHOT  # mas is dropped after the store
         C.mas_store_gfp(mas, entry)
         if self.op_freed:
-            self.alloc_log.append(AllocRecord("store", "free", self.op_freed, self.seq))
+            self.alloc_log.append(_tuple_new(AllocRecord, ("store", "free", self.op_freed, self.seq)))
         self.op_freed = 0
         self.seq += 1
 
