@@ -678,7 +678,8 @@ def mas_store_b_node(wr: WrState, b: BigNode, offset_end: int) -> None:
     if mas.last >= mas.max:
         b.b_end = b_end
         return
-    piv = mas_safe_pivot(mas, wr.pivots, offset_end, wr.leaf)
+    # mas_safe_pivot() inlined
+    piv = mas.max if offset_end >= (LEAF_PIVOTS if wr.leaf else AR_PIVOTS) else wr.pivots[offset_end]
     if piv > mas.last:
         if piv == M:
             mas_bulk_rebalance(mas, b.b_end, wr.leaf)
@@ -1199,17 +1200,26 @@ def mas_destroy_rebalance(mas: MaState, end: int) -> None:
 
 
 def mas_split_final_node(mast: Mast, mas: MaState, height: int) -> None:
-    if mte_is_root(mas.node):
-        mast.bn.leaf = False
+    bn = mast.bn
+    node = mas.node
+    if node.parent is None:  # mte_is_root()
+        bn.leaf = False
         mas.depth = height
-    ancestor = mas_pop_node(mas, mast.bn.leaf)
-    mas_set_parent(mast.l.node, ancestor, mast.l.offset)
-    mas_set_parent(mast.r.node, ancestor, mast.r.offset)
-    ancestor.parent = mas.node.parent
-    ancestor.pslot = mas.node.pslot
-    mast.l.node = ancestor
-    mab_mas_cp(mast.bn, 0, slots_of(mast.bn.leaf) - 1, mast.l, True)
-    mas.offset = mast.bn.b_end - 1
+    leaf = bn.leaf
+    ancestor = mas_pop_node(mas, leaf)
+    l_mas = mast.l
+    r_mas = mast.r
+    lnode = l_mas.node  # mas_set_parent() x2
+    lnode.parent = ancestor
+    lnode.pslot = l_mas.offset
+    rnode = r_mas.node
+    rnode.parent = ancestor
+    rnode.pslot = r_mas.offset
+    ancestor.parent = node.parent
+    ancestor.pslot = node.pslot
+    l_mas.node = ancestor
+    mab_mas_cp(bn, 0, (LEAF_SLOTS if leaf else AR_SLOTS) - 1, l_mas, True)
+    mas.offset = bn.b_end - 1
 
 
 def mast_fill_bnode(mast: Mast, mas: MaState, skip: int) -> None:
@@ -1240,13 +1250,16 @@ def mast_fill_bnode(mast: Mast, mas: MaState, skip: int) -> None:
 
 def mast_split_data(mast: Mast, mas: MaState, split: int) -> None:
     bn = mast.bn
-    mab_mas_cp(bn, 0, split, mast.l, True)
-    mast.r.node.piv[0] = mast.r.max
-    mab_mas_cp(bn, split + 1, bn.b_end, mast.r, False)
-    mast.l.offset = parent_slot(mas.node)
-    mast.l.max = bn.pivot[split]
-    mast.r.min = (mast.l.max + 1) & M
-    if mas.node.leaf:
+    l_mas = mast.l
+    r_mas = mast.r
+    mab_mas_cp(bn, 0, split, l_mas, True)
+    r_mas.node.piv[0] = r_mas.max
+    mab_mas_cp(bn, split + 1, bn.b_end, r_mas, False)
+    node = mas.node
+    l_mas.offset = 0 if node.parent is None else node.pslot  # parent_slot()
+    l_mas.max = lmax = bn.pivot[split]
+    r_mas.min = (lmax + 1) & M
+    if node.leaf:
         return
     p_slot = mast.orig_l.offset
     p_slot = mas_set_split_parent(mast.orig_l, mast.l.node, mast.r.node, p_slot, split)
@@ -1288,9 +1301,9 @@ def mas_push_data(mas: MaState, height: int, mast: Mast, left: bool) -> bool:
             return False
     elif not mas_next_sibling(tmp_mas):
         return False
-    end = mas_data_end(tmp_mas)
+    end = ma_data_end(tmp_mas.node, tmp_mas.max)  # mas_data_end()
     slot_total += end
-    space = 2 * slots_of(mas.node.leaf) - 2
+    space = 2 * (LEAF_SLOTS if mas.node.leaf else AR_SLOTS) - 2  # slots_of()
     if bn.leaf:
         space -= 1
     if mas.max == M:
@@ -1304,7 +1317,8 @@ def mas_push_data(mas: MaState, height: int, mast: Mast, left: bool) -> bool:
         bn.b_end = slot_total + 1
     else:
         mas_mab_cp(tmp_mas, 0, end, bn, bn.b_end)
-    split = slots_of(bn.leaf) - 2
+    slot_count = LEAF_SLOTS if bn.leaf else AR_SLOTS  # slots_of(bn.leaf)
+    split = slot_count - 2
     if left:
         mas.assign(tmp_mas)
         tmp_mas.node = mast.l.node
@@ -1313,7 +1327,7 @@ def mas_push_data(mas: MaState, height: int, mast: Mast, left: bool) -> bool:
         tmp_mas.node = mast.r.node
         mast.r.assign(tmp_mas)
         split = (slot_total - split) & 0xFF
-    split = mab_no_null_split(bn, split, slots_of(bn.leaf))
+    split = mab_no_null_split(bn, split, slot_count)
     if left:
         mast.orig_l.offset += end + 1
     mast_split_data(mast, mas, split)
@@ -1340,7 +1354,8 @@ def mas_split(mas: MaState, b: BigNode) -> None:
         height += 1
         if not h <= mas.depth:
             break
-        if slots_of(b.leaf) > b.b_end:
+        leaf = b.leaf
+        if (LEAF_SLOTS if leaf else AR_SLOTS) > b.b_end:  # slots_of()
             mas_split_final_node(mast, mas, height)
             break
         if first:
@@ -1348,8 +1363,8 @@ def mas_split(mas: MaState, b: BigNode) -> None:
         else:
             l_mas.assign(mas)
             r_mas.assign(mas)
-        l_mas.node = mas_pop_node(mas, b.leaf)
-        r_mas.node = mas_pop_node(mas, b.leaf)
+        l_mas.node = mas_pop_node(mas, leaf)
+        r_mas.node = mas_pop_node(mas, leaf)
         if mas_push_data(mas, height, mast, True):
             break
         if mas_push_data(mas, height, mast, False):
