@@ -1645,25 +1645,32 @@ def mas_wr_node_store(wr: WrState, new_end: int) -> None:
     newnode.pslot = old.pslot
     dst_pivots = newnode.piv
     dst_slots = newnode.slot
+    src_pivots = wr.pivots
+    src_slots = wr.slots
     off = mas.offset
-    dst_pivots[0:off] = wr.pivots[0:off]
-    dst_slots[0:off] = wr.slots[0:off]
-    if wr.r_min < mas.index:
+    dst_pivots[0:off] = src_pivots[0:off]
+    dst_slots[0:off] = src_slots[0:off]
+    index = mas.index
+    if wr.r_min < index:
         dst_slots[off] = wr.content
-        dst_pivots[off] = mas.index - 1
+        dst_pivots[off] = index - 1
         off += 1
         mas.offset = off
     if off < node_pivots:
         dst_pivots[off] = mas.last
     dst_slots[off] = wr.entry
-    if not offset_end > mas.end:
+    end = mas.end
+    if not offset_end > end:
         dst_offset = off + 1
-        copy_size = mas.end - offset_end + 1
-        dst_slots[dst_offset:dst_offset + copy_size] = wr.slots[offset_end:offset_end + copy_size]
+        copy_size = end - offset_end + 1
+        dst_slots[dst_offset:dst_offset + copy_size] = src_slots[offset_end:offset_end + copy_size]
         dst_pivots[dst_offset:dst_offset + copy_size - 1] = \
-            wr.pivots[offset_end:offset_end + copy_size - 1]
-        del dst_slots[LEAF_SLOTS if leaf else AR_SLOTS:]
-        del dst_pivots[node_pivots:]
+            src_pivots[offset_end:offset_end + copy_size - 1]
+        nslots = LEAF_SLOTS if leaf else AR_SLOTS
+        if len(dst_slots) > nslots:  # the copy can run past the arrays: truncate
+            del dst_slots[nslots:]
+        if len(dst_pivots) > node_pivots:
+            del dst_pivots[node_pivots:]
         if new_end < node_pivots:
             dst_pivots[new_end] = mas.max
     if new_end < LEAF_SLOTS - 1:  # mas_leaf_set_meta(): only ever reached for leaves
