@@ -426,7 +426,6 @@ def mas_max_gap(mas: MaState) -> int:
 
 def mas_parent_gap(mas: MaState, offset: int, new: int) -> None:
     pnode = mas.node.parent
-    penode = pnode
     while True:
         pgaps = pnode.gap
         meta_offset = pnode.mgap
@@ -452,9 +451,9 @@ def mas_parent_gap(mas: MaState, offset: int, new: int) -> None:
             pnode.mgap = meta_offset
         if pnode.parent is None:
             return
-        pnode = penode.parent
-        offset = penode.pslot
-        penode = pnode
+        # ascend: penode = pnode; pnode = mte_parent(penode); offset = mte_parent_slot(penode)
+        offset = pnode.pslot
+        pnode = pnode.parent
 
 
 def mas_update_gap(mas: MaState) -> None:
@@ -1631,7 +1630,7 @@ def mas_wr_node_store(wr: WrState, new_end: int) -> None:
     in_rcu = mas.tree.rcu
     if mas.last == wr.end_piv:
         offset_end += 1
-    elif wr.r_max == M:
+    elif wr.r_max == M and mas.flags & F_BULK:  # it returns at once outside bulk mode
         mas_bulk_rebalance(mas, mas.end, leaf)
     if in_rcu:
         # mas_pop_node() inlined
