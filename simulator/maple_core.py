@@ -263,10 +263,9 @@ def mas_ascend(mas: MaState) -> int:
     if mas.max == M:
         set_max = True
     while True:
-        p_enode = a_enode
-        a_node = p_enode.parent
-        a_slot = p_enode.pslot
-        a_enode = a_node
+        # p_enode = a_enode; a_node = mte_parent(p_enode); a_slot = mte_parent_slot(p_enode)
+        a_slot = a_enode.pslot
+        a_enode = a_node = a_enode.parent
         pivots = a_node.piv
         if not set_min and a_slot:
             set_min = True
