@@ -73,7 +73,7 @@ def test_plan(tmp_path: Path) -> None:
     big = [j for j in faults if j.scenario == "anon-touched-3221"][0]
     small = [j for j in faults if j.scenario == "anon-touched-21"][0]
     assert "--count-only" in big.args and "--count-only" not in small.args
-    assert small.command.startswith("/usr/local/bin/faultsweep --max-k ")
+    assert small.command.startswith("/usr/local/bin/faultsweep --kmsg --max-k ")
 
 
 def test_run_command_user_errors(tmp_path: Path, capsys) -> None:
