@@ -329,7 +329,7 @@ def build_rootfs(guest_bin: Path | None = None, force: bool = False) -> Rootfs:
             atomic_write(recorded, hashlib.sha256(data).hexdigest() + "\n")
         sha = recorded.read_text().strip()
     latest = cache_path("rootfs") / "latest"
-    tmp_link = latest.with_name(".latest.tmp")
+    tmp_link = latest.with_name(f".latest.{os.getpid()}.tmp")  # own name: runs may race here
     tmp_link.unlink(missing_ok=True)
     tmp_link.symlink_to(folder.name)
     os.replace(tmp_link, latest)
