@@ -42,6 +42,15 @@ def locked(name: str) -> Iterator[Path]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+LAST_USED = ".forkdiff-last-used"
+
+
+def mark_used(folder: Path) -> None:
+    """Record that a cache entry was used now (its LAST_USED file's mtime): prune keeps it."""
+    with contextlib.suppress(OSError):
+        (folder / LAST_USED).touch()
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import atomic_write, cache_path, locked, sha256_file, sha256_text
+from .cache import atomic_write, cache_path, locked, mark_used, sha256_file, sha256_text
 from .errors import ForkdiffError
 from .kconfig import ARCH, PROFILES, configure, profile_fragments
 from .patches import baseline_patches, env_patches, patch_identity, prepare_copy
@@ -283,6 +283,9 @@ class _Build:
         return None
 
     def result(self, manifest: dict) -> BuiltKernel:
+        mark_used(self.kdir)
+        if self.src.is_dir():
+            mark_used(self.src)
         return BuiltKernel(variant=self.variant, profile=self.profile, bzimage=self.bzimage,
                            config=self.config, release=manifest["release"], tree=self.tree,
                            build_dir=self.obj, log=self.log, manifest=manifest)

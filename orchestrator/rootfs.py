@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import guestbin
-from .cache import atomic_write, cache_path, locked, sha256_file, sha256_text
+from .cache import atomic_write, cache_path, locked, mark_used, sha256_file, sha256_text
 from .errors import ForkdiffError
 
 FORMAT_VERSION = "4"  # bump when the layout or the init script changes meaning
@@ -328,6 +328,7 @@ def build_rootfs(guest_bin: Path | None = None, force: bool = False) -> Rootfs:
             atomic_write(image, data)
             atomic_write(recorded, hashlib.sha256(data).hexdigest() + "\n")
         sha = recorded.read_text().strip()
+        mark_used(folder)
     latest = cache_path("rootfs") / "latest"
     tmp_link = latest.with_name(f".latest.{os.getpid()}.tmp")  # own name: runs may race here
     tmp_link.unlink(missing_ok=True)
