@@ -208,6 +208,7 @@ class _Build:
         ready = self.src / ".forkdiff-src-ready"
         with locked(f"src-{self.src_key}"):
             if ready.exists():
+                mark_used(self.src)  # a build starts here: prune must not take the copy now
                 return
             prepare_copy(self.tree.path, self.patches, self.src, self.log, self.say)
             atomic_write(ready, json.dumps({"tree": self.tree.identity, "patches": self.patch_ids}))
