@@ -6,7 +6,8 @@ FORKDIFF := $(PY) -m orchestrator
 # Debian packages the project needs (qemu, kernel build tools, guest rootfs parts, oracle).
 DEB_PACKAGES := qemu-system-x86 qemu-utils ccache busybox-static openssh-server \
 	openssh-sftp-server openssh-client liburcu-dev linux-source-6.12 build-essential \
-	flex bison bc libelf-dev libssl-dev cpio xz-utils gzip kmod patch python3-dev
+	flex bison bc libelf-dev libssl-dev cpio xz-utils gzip kmod patch python3-dev \
+	iproute2 procps util-linux
 
 # Knobs (see README): passed to forkdiff through the environment.
 export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL RESUME
