@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ class QemuConfig:
     nic_model: str = "virtio-net-pci"
     extra_append: str = ""
     extra_args: tuple[str, ...] = field(default_factory=tuple)
+    owner_pid: int = field(default_factory=os.getpid)  # the forkdiff process that started it
 
     @property
     def mode(self) -> str:
@@ -45,7 +47,7 @@ def qemu_argv(cfg: QemuConfig, qemu: str = QEMU) -> list[str]:
     append = BASE_APPEND + (f" {cfg.extra_append}" if cfg.extra_append else "")
     argv = [
         qemu,
-        "-name", "forkdiff-guest",
+        "-name", f"forkdiff-guest-{cfg.owner_pid}",  # `ps` shows which forkdiff process owns it
         "-machine", "pc",
         "-accel", cfg.accel,
         "-cpu", "qemu64" if cfg.accel == "tcg" else "host",
