@@ -9,12 +9,13 @@ allocation and free recorded in order.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from . import maple_core as C
 from .maple_core import M, MaState, Node, Pool
 
-__all__ = ["MapleTree", "AllocRecord", "DupFailed", "ULONG_MAX"]
+__all__ = ["MapleTree", "AllocRecord", "AllocLog", "DupFailed", "ULONG_MAX"]
 
 ULONG_MAX = M
 
@@ -37,8 +38,79 @@ class AllocRecord(NamedTuple):
         return self.kind != "free"
 
 
-# AllocRecord(op, kind, count, seq) without the Python-level NamedTuple.__new__ (hot paths)
-_tuple_new = tuple.__new__
+# Each record is kept packed in one int (seq << 40 | count << 8 | op << 3 | kind): a list of
+# ints holds no GC-tracked objects, where a list of tuples made the cyclic GC run a
+# generation-0 collection every 700 records (the records were ~90% of the containers a
+# store left alive) and cost ~9 MB at 51k VMAs. count < 2**32 (a node count).
+_KINDS = ("single", "bulk", "free", "fail_single", "fail_bulk")
+_KIND_CODE = {k: i for i, k in enumerate(_KINDS)}
+_OPS = ["store", "erase", "replace", "expect", "bstore", "bdestroy", "dup", ""]
+_OP_CODE = {o: i for i, o in enumerate(_OPS)}
+_FREE = _KIND_CODE["free"]
+_STORE_BITS = _OP_CODE["store"] << 3
+_BSTORE_BITS = _OP_CODE["bstore"] << 3
+
+
+def _op_bits(op: str) -> int:
+    code = _OP_CODE.get(op)
+    if code is None:  # an op name of a record built outside this module
+        if len(_OPS) >= 32:
+            raise ValueError(f"too many allocation-record op names ({op!r})")
+        code = _OP_CODE[op] = len(_OPS)
+        _OPS.append(op)
+    return code << 3
+
+
+def _pack(r: AllocRecord) -> int:
+    if not 0 <= r.count < 1 << 32 or r.seq < 0:
+        raise ValueError(f"allocation record out of range: {r!r}")
+    return r.seq << 40 | r.count << 8 | _op_bits(r.op) | _KIND_CODE[r.kind]
+
+
+def _unpack(x: int) -> AllocRecord:
+    return AllocRecord(_OPS[(x >> 3) & 31], _KINDS[x & 7], (x >> 8) & 0xFFFFFFFF, x >> 40)
+
+
+class AllocLog(Sequence):
+    """A tree's allocation log: a read-mostly sequence of AllocRecord (indexing and slicing
+    give AllocRecords / lists of them; append/extend take AllocRecords), stored packed."""
+
+    __slots__ = ("_recs",)
+
+    def __init__(self, records: Iterable[AllocRecord] = ()):
+        self._recs: list[int] = [_pack(r) for r in records]
+
+    def __len__(self) -> int:
+        return len(self._recs)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [_unpack(x) for x in self._recs[i]]
+        return _unpack(self._recs[i])
+
+    def __iter__(self) -> Iterator[AllocRecord]:
+        return map(_unpack, self._recs)
+
+    def append(self, r: AllocRecord) -> None:
+        self._recs.append(_pack(r))
+
+    def extend(self, records: Iterable[AllocRecord]) -> None:
+        self._recs.extend([_pack(r) for r in records])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AllocLog):
+            return self._recs == other._recs
+        if isinstance(other, (list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Iterable[AllocRecord]) -> list[AllocRecord]:
+        return list(self) + list(other)
+
+    def __repr__(self) -> str:
+        return f"AllocLog({list(self)!r})"
 
 
 class DupFailed(Exception):
@@ -57,29 +129,41 @@ class MapleTree:
         self.root: Node | object | None = None
         self.height = 0
         self.rcu = rcu
-        self.alloc_log: list[AllocRecord] = []
+        self._alog = AllocLog()
+        self._recs = self._alog._recs  # the packed records, appended to on the hot paths
         self.op_freed = 0
         self.seq = 0
-        self._op = ""
+        self._opbits = _OP_CODE[""] << 3  # the current operation's name, packed
         self._bulk: MaState | None = None
         self._fail_countdown = 0
+
+    @property
+    def alloc_log(self) -> AllocLog:
+        """Every allocation record, in order (a sequence of AllocRecord)."""
+        return self._alog
+
+    @alloc_log.setter
+    def alloc_log(self, records: Iterable[AllocRecord]) -> None:
+        self._alog = records if isinstance(records, AllocLog) else AllocLog(records)
+        self._recs = self._alog._recs
 
     # -------------------------------------------------------------- bookkeeping
     def _log(self, kind: str, count: int) -> None:
         if self._fail_countdown > 0:
             self._fail_countdown -= 1
             if self._fail_countdown == 0:
-                self.alloc_log.append(AllocRecord(self._op, "fail_" + kind, count, self.seq))
+                self._recs.append(self.seq << 40 | count << 8 | self._opbits
+                                  | _KIND_CODE["fail_" + kind])
                 raise _FailAt()
-        self.alloc_log.append(_tuple_new(AllocRecord, (self._op, kind, count, self.seq)))
+        self._recs.append(self.seq << 40 | count << 8 | self._opbits | _KIND_CODE[kind])
 
     def _begin(self, op: str) -> None:
-        self._op = op
+        self._opbits = _op_bits(op)
         self.op_freed = 0
 
     def _end(self) -> None:
         if self.op_freed:
-            self.alloc_log.append(AllocRecord(self._op, "free", self.op_freed, self.seq))
+            self._recs.append(self.seq << 40 | self.op_freed << 8 | self._opbits | _FREE)
         self.op_freed = 0
         self.seq += 1
 
@@ -99,14 +183,14 @@ class MapleTree:
         if not (0 <= first <= last <= M):
             self._check_range(first, last)
         # _begin("store"), _mas(), _end() inlined: this is the hot path of every mm model
-        self._op = "store"
+        self._opbits = _STORE_BITS
         self.op_freed = 0
         mas = MaState(self, first, last)
         mas.pool = Pool(self._log)
         mas.flags = C.F_ONESHOT  # mas is dropped after the store
         C.mas_store_gfp(mas, entry)
         if self.op_freed:
-            self.alloc_log.append(_tuple_new(AllocRecord, ("store", "free", self.op_freed, self.seq)))
+            self._recs.append(self.seq << 40 | self.op_freed << 8 | _STORE_BITS | _FREE)
         self.op_freed = 0
         self.seq += 1
 
@@ -143,14 +227,14 @@ class MapleTree:
             raise ValueError("bulk_store outside bulk mode: call expected_entries() first")
         if not (0 <= first <= last <= M):
             self._check_range(first, last)
-        self._op = "bstore"  # _begin() / _end() inlined (one call per VMA in dup_mmap)
+        self._opbits = _BSTORE_BITS  # _begin() / _end() inlined (one call per VMA in dup_mmap)
         self.op_freed = 0
         bulk = self._bulk
         bulk.index = first
         bulk.last = last
         C.mas_store(bulk, entry)
         if self.op_freed:
-            self.alloc_log.append(AllocRecord("bstore", "free", self.op_freed, self.seq))
+            self._recs.append(self.seq << 40 | self.op_freed << 8 | _BSTORE_BITS | _FREE)
         self.op_freed = 0
         self.seq += 1
 
