@@ -136,6 +136,9 @@ class MapleTree:
         self._opbits = _OP_CODE[""] << 3  # the current operation's name, packed
         self._bulk: MaState | None = None
         self._fail_countdown = 0
+        # the node pool of store_range()'s ma_states: one per tree, empty between stores
+        # (mas_destroy() empties it), so a store does not build a Pool and a bound method
+        self._store_pool = Pool(self._log)
 
     @property
     def alloc_log(self) -> AllocLog:
@@ -186,7 +189,8 @@ class MapleTree:
         self._opbits = _STORE_BITS
         self.op_freed = 0
         mas = MaState(self, first, last)
-        mas.pool = Pool(self._log)
+        pool = mas.pool = self._store_pool
+        pool.avail = 0  # (already 0 unless a previous store raised)
         mas.flags = C.F_ONESHOT  # mas is dropped after the store
         C.mas_store_gfp(mas, entry)
         if self.op_freed:

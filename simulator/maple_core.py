@@ -1976,13 +1976,30 @@ def mas_destroy(mas: MaState) -> None:
 
 def mas_store_gfp(mas: MaState, entry) -> None:
     wr = WrState(mas, entry)
-    mas_wr_prealloc_setup(wr)
+    if mas.status == ST_START:  # mas_wr_prealloc_setup() of a fresh ma_state: mas_start()
+        wr.content = mas_start(mas)
+    else:
+        mas_wr_prealloc_setup(wr)
     mas_wr_store_type(wr)
     request = mas_prealloc_calc(mas, entry)
     if request:
-        mas_node_count(mas, request)
+        # mas_node_count() inlined; mas_alloc_nodes() of one node is one single allocation
+        pool = mas.pool
+        if request == 1 and not pool.avail:
+            pool.log("single", 1)
+            pool.avail = 1
+        else:
+            mas_node_count(mas, request)
     mas_wr_store_entry(wr)
-    mas_destroy(mas)
+    if mas.flags & F_REBALANCE:
+        mas_destroy(mas)
+    else:
+        # mas_destroy() without a pending bulk rebalance, inlined
+        mas.flags &= ~(F_BULK | F_PREALLOC)
+        pool = mas.pool
+        if pool.avail:
+            mas.tree.op_freed += pool.avail
+            pool.avail = 0
 
 
 def mas_store(mas: MaState, entry):
