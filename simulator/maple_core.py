@@ -940,24 +940,23 @@ def mas_topiary_replace(mas: MaState, old: Node) -> None:
                             break
         if not ofound:
             break
-        _topiary_free(mas, olevel)
+        _topiary_free(mas, olevel, tree.rcu)
         olevel = ofound
         if ofound[0][0].leaf:
             break
-    _topiary_free(mas, olevel)
+    _topiary_free(mas, olevel, tree.rcu)
     for node, mx in subtrees:  # mas_mat_destroy: whole subtrees freed
         tree.op_freed += subtree_nodes_dead(node, mx)
 
 
-def _topiary_free(mas: MaState, level) -> None:
-    """mas_topiary_node() of each active state of a level."""
-    tree = mas.tree
+def _topiary_free(mas: MaState, level, in_rcu: bool) -> None:
+    """mas_topiary_node() of each active state of a level (mas_free() of each node)."""
     for node, _, _ in level:
         node.parent = DEAD
-        if tree.rcu:
-            tree.op_freed += 1
-        else:
-            mas.pool.avail += 1
+    if in_rcu:
+        mas.tree.op_freed += len(level)
+    else:
+        mas.pool.avail += len(level)  # mas_push_node() each
 
 
 def subtree_nodes_dead(node: Node, mx: int) -> int:
@@ -1233,11 +1232,25 @@ def mast_fill_bnode(mast: Mast, mas: MaState, skip: int) -> None:
     l_mas = mast.l
     if cp and l_mas.offset:
         mas_mab_cp(mas, 0, l_mas.offset - 1, bn, 0)
-    split = bn.b_end
-    mab_set_b_end(bn, l_mas, l_mas.node)
-    mast.r.offset = bn.b_end
-    mab_set_b_end(bn, mast.r, mast.r.node)
-    if bn.pivot[bn.b_end - 1] == mas.max:
+    split = b_end = bn.b_end
+    # mab_set_b_end(bn, mast->l, mast->l->node) and (bn, mast->r, mast->r->node) inlined:
+    # both nodes are non-NULL; mas_max_gap() of each
+    bslot = bn.slot
+    bgap = bn.gap
+    bpiv = bn.pivot
+    node = l_mas.node
+    bslot[b_end] = node
+    bgap[b_end] = mas_leaf_max_gap(l_mas) if node.leaf else node.gap[node.mgap]
+    bpiv[b_end] = l_mas.max
+    b_end += 1
+    r_mas = mast.r
+    r_mas.offset = b_end
+    node = r_mas.node
+    bslot[b_end] = node
+    bgap[b_end] = mas_leaf_max_gap(r_mas) if node.leaf else node.gap[node.mgap]
+    bpiv[b_end] = r_mas.max
+    bn.b_end = b_end = b_end + 1
+    if bpiv[b_end - 1] == mas.max:
         cp = False
     leaf = mas.node.leaf
     if cp:
