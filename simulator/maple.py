@@ -113,6 +113,9 @@ class AllocLog(Sequence):
         return f"AllocLog({list(self)!r})"
 
 
+_new_mas = MaState.__new__
+
+
 class DupFailed(Exception):
     """__mt_dup() returned -ENOMEM (an injected allocation failure)."""
 
@@ -188,10 +191,22 @@ class MapleTree:
         # _begin("store"), _mas(), _end() inlined: this is the hot path of every mm model
         self._opbits = _STORE_BITS
         self.op_freed = 0
-        mas = MaState(self, first, last)
+        # MA_STATE(mas, tree, first, last): MaState(self, first, last) without __init__
+        mas = _new_mas(MaState)
+        mas.tree = self
+        mas.index = first
+        mas.last = last
+        mas.node = None
+        mas.min = 0
+        mas.max = M
+        mas.offset = 0
+        mas.end = 0
+        mas.depth = 0
+        mas.status = C.ST_START
+        mas.flags = C.F_ONESHOT  # not a kernel flag: mas is dropped after the store
+        mas.store_type = C.WR_INVALID
         pool = mas.pool = self._store_pool
         pool.avail = 0  # (already 0 unless a previous store raised)
-        mas.flags = C.F_ONESHOT  # mas is dropped after the store
         C.mas_store_gfp(mas, entry)
         if self.op_freed:
             self._recs.append(self.seq << 40 | self.op_freed << 8 | _STORE_BITS | _FREE)

@@ -171,6 +171,9 @@ class WrState:
         self.content = None
 
 
+_new_wr = WrState.__new__
+
+
 class NoMem(Exception):
     """An allocation check failed (fault injection)."""
 
@@ -337,7 +340,22 @@ def mas_pop_node(mas: MaState, leaf: bool) -> Node:
     if pool.avail <= 0:
         raise AssertionError("maple: ran out of preallocated nodes")
     pool.avail -= 1
-    return new_node(leaf)
+    # new_node(leaf) inlined (the node comes zeroed, as mas_pop_node()'s memset leaves it)
+    n = _new_node(Node)
+    n.leaf = leaf
+    if leaf:
+        n.piv = _ZERO_LEAF_PIV[:]
+        n.slot = _NULL_LEAF_SLOT[:]
+        n.gap = None
+    else:
+        n.piv = _ZERO_AR_PIV[:]
+        n.slot = _NULL_AR_SLOT[:]
+        n.gap = _ZERO_AR_GAP[:]
+    n.end = 0
+    n.mgap = 0
+    n.parent = None
+    n.pslot = 0
+    return n
 
 
 def mas_free(mas: MaState, node: Node) -> None:
@@ -1988,7 +2006,19 @@ def mas_destroy(mas: MaState) -> None:
 
 
 def mas_store_gfp(mas: MaState, entry) -> None:
-    wr = WrState(mas, entry)
+    # MA_WR_STATE(wr_mas, mas, entry): WrState(mas, entry) without the __init__ call
+    wr = _new_wr(WrState)
+    wr.mas = mas
+    wr.node = None
+    wr.r_min = 0
+    wr.r_max = 0
+    wr.leaf = True
+    wr.offset_end = 0
+    wr.pivots = None
+    wr.end_piv = 0
+    wr.slots = None
+    wr.entry = entry
+    wr.content = None
     if mas.status == ST_START:  # mas_wr_prealloc_setup() of a fresh ma_state: mas_start()
         wr.content = mas_start(mas)
     else:
