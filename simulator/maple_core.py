@@ -155,7 +155,7 @@ class MaState:
 
 class WrState:
     __slots__ = ("mas", "node", "r_min", "r_max", "leaf", "offset_end", "pivots", "end_piv",
-                 "slots", "entry", "content")
+                 "slots", "entry", "content", "new_end")
 
     def __init__(self, mas, entry):
         self.mas = mas
@@ -169,6 +169,9 @@ class WrState:
         self.slots = None
         self.entry = entry
         self.content = None
+        # not a kernel field: mas_wr_new_end() as mas_wr_store_type() computed it (nothing
+        # between that and mas_wr_store_entry() changes what it reads)
+        self.new_end = 0
 
 
 _new_wr = WrState.__new__
@@ -1834,15 +1837,16 @@ def mas_wr_bnode(wr: WrState) -> None:
 
 def mas_wr_store_entry(wr: WrState) -> None:
     mas = wr.mas
-    new_end = mas_wr_new_end(wr)
+    # new_end = mas_wr_new_end(wr): computed by mas_wr_store_type() for the store types
+    # that use it (it sets wr.new_end before choosing any of them)
     st = mas.store_type
     # the kernel's switch; the commonest cases first
     if st == WR_NODE_STORE:
-        mas_wr_node_store(wr, new_end)
+        mas_wr_node_store(wr, wr.new_end)
     elif st == WR_SPLIT or st == WR_REBALANCE:
         mas_wr_bnode(wr)
     elif st == WR_APPEND:
-        mas_wr_append(wr, new_end)
+        mas_wr_append(wr, wr.new_end)
     elif st == WR_SLOT_STORE:
         mas_wr_slot_store(wr)
     elif st == WR_EXACT_FIT:
@@ -1961,6 +1965,7 @@ def mas_wr_store_type(wr: WrState) -> None:
         new_end -= 1
     if wr.end_piv == last:
         new_end -= 1
+    wr.new_end = new_end
     leaf = wr.leaf
     rcu = mas.tree.rcu
     if wr.r_min == index and wr.r_max == last:
@@ -2019,6 +2024,7 @@ def mas_store_gfp(mas: MaState, entry) -> None:
     wr.slots = None
     wr.entry = entry
     wr.content = None
+    wr.new_end = 0
     if mas.status == ST_START:  # mas_wr_prealloc_setup() of a fresh ma_state: mas_start()
         wr.content = mas_start(mas)
     else:
