@@ -926,10 +926,12 @@ def mas_topiary_replace(mas: MaState, old: Node) -> None:
             # mas_find_child() up to three in all, then mas_adopt_children(): the test of a
             # child's parent precedes its adoption, so one pass does both
             for off, c in enumerate(p.slot[:p.end + 1]):
-                if nf < 3 and c.parent is p:
-                    found.append(c)
-                    nf += 1
-                c.parent = p
+                if c.parent is p:
+                    if nf < 3:
+                        found.append(c)
+                        nf += 1
+                else:
+                    c.parent = p
                 c.pslot = off
         if not found:
             break
