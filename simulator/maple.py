@@ -114,6 +114,7 @@ class AllocLog(Sequence):
 
 
 _new_mas = MaState.__new__
+_new_pool = Pool.__new__
 
 
 class DupFailed(Exception):
@@ -139,9 +140,22 @@ class MapleTree:
         self._opbits = _OP_CODE[""] << 3  # the current operation's name, packed
         self._bulk: MaState | None = None
         self._fail_countdown = 0
-        # the node pool of store_range()'s ma_states: one per tree, empty between stores
-        # (mas_destroy() empties it), so a store does not build a Pool and a bound method
-        self._store_pool = Pool(self._log)
+
+    def __del__(self, _Node=Node) -> None:
+        """Break the node <-> parent reference cycles of a tree that is going away, so its
+        nodes are freed at once by reference counting instead of waiting for a full pass of
+        the cyclic GC (which charges that work to whatever runs then, and keeps the memory
+        meanwhile). Nothing reads a node's parent once its tree is gone."""
+        root = self.root
+        if not isinstance(root, _Node):
+            return
+        stack = [root]
+        while stack:
+            for c in stack.pop().slot:  # every child, stale slots past the end included
+                if isinstance(c, _Node) and c.parent is not None:
+                    c.parent = None
+                    if not c.leaf:
+                        stack.append(c)
 
     @property
     def alloc_log(self) -> AllocLog:
@@ -205,8 +219,9 @@ class MapleTree:
         mas.status = C.ST_START
         mas.flags = C.F_ONESHOT  # not a kernel flag: mas is dropped after the store
         mas.store_type = C.WR_INVALID
-        pool = mas.pool = self._store_pool
-        pool.avail = 0  # (already 0 unless a previous store raised)
+        pool = mas.pool = _new_pool(Pool)  # Pool(self._log) without __init__
+        pool.avail = 0
+        pool.log = self._log
         C.mas_store_gfp(mas, entry)
         if self.op_freed:
             self._recs.append(self.seq << 40 | self.op_freed << 8 | _STORE_BITS | _FREE)
