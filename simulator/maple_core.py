@@ -701,7 +701,8 @@ def mas_store_b_node(wr: WrState, b: BigNode, offset_end: int) -> None:
     piv = mas.max if offset_end >= (LEAF_PIVOTS if wr.leaf else AR_PIVOTS) else wr.pivots[offset_end]
     if piv > mas.last:
         if piv == M:
-            mas_bulk_rebalance(mas, b.b_end, wr.leaf)
+            if mas.flags & F_BULK:  # mas_bulk_rebalance() returns at once outside bulk mode
+                mas_bulk_rebalance(mas, b.b_end, wr.leaf)
         if offset_end != slot:
             wr.content = wr.slots[offset_end]
         b_end += 1
@@ -1729,7 +1730,14 @@ def mas_wr_node_store(wr: WrState, new_end: int) -> None:
             old.gap = newnode.gap
         old.end = newnode.end
         old.mgap = newnode.mgap
-    mas_update_gap(mas)
+    # mas_update_gap(mas) inlined
+    node = mas.node
+    parent = node.parent
+    if parent is not None:
+        max_gap = mas_leaf_max_gap(mas) if leaf else node.gap[node.mgap]  # mas_max_gap()
+        pslot = node.pslot
+        if parent.gap[pslot] != max_gap:
+            mas_parent_gap(mas, pslot, max_gap)
     mas.end = new_end
 
 
