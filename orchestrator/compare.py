@@ -245,9 +245,11 @@ def _error_rows(job: Job, model: str) -> list[dict]:
         # GuestLost here: QEMU ended by itself mid-case (the guest reset, e.g. a triple fault).
         verdict = ("crashed" if kind in ("GuestCrashed", "GuestLost") else "hung" if kind == "GuestHung"
                    else "error")
+        excerpt = (r.get("values") or {}).get("console_excerpt") or ""
+        detail = str(r.get("value", ""))[:4000] + (f"\n--- console ---\n{excerpt}" if excerpt else "")
         rows.append(_row(job, model, "error", str(r.get("repeat", "")), r.get("value"), "",
                          rule="guest program must run to completion", verdict=verdict,
-                         detail=str(r.get("value", ""))[:4000]))
+                         detail=detail))
     return rows
 
 

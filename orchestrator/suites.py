@@ -205,6 +205,14 @@ def sweep_step(console_lines: list[str]) -> int | None:
     return None
 
 
+def _console_excerpt(err: Exception, watcher) -> str:
+    """The console around the crash line (GuestCrashed), else the last lines the guest printed."""
+    text = getattr(err, "excerpt", "") or getattr(err, "console_tail", "")
+    if not text and watcher is not None:
+        text = watcher.tail()
+    return text[-8000:]
+
+
 MAX_SKIPPED_STEPS = 3  # a sweep that kills the kernel at more steps than this is given up
 
 
@@ -237,7 +245,8 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
         except (GuestCrashed, GuestHung, GuestLost) as err:
             if isinstance(err, GuestLost) and (err.qemu_status is None or err.qemu_status < 0):
                 raise  # QEMU killed from outside (by us on SIGINT/SIGTERM, or by the user)
-            values = {"kind": type(err).__name__, "console_log": str(g.console_log)}
+            values = {"kind": type(err).__name__, "console_log": str(g.console_log),
+                      "console_excerpt": _console_excerpt(err, watcher)}
             k = sweep_step(watcher.lines_since(mark, before_crash=True)) if watcher is not None else None
             message = err.one_line()
             if k is not None:  # a fault sweep: the step it died in, from its /dev/kmsg lines

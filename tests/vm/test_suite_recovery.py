@@ -77,6 +77,9 @@ def test_crash_and_hang_mid_suite_restart_and_go_on(tmp_path: Path, sigstop_hook
         ("reset", "GuestLost")]
     assert "QEMU exited with status 0" in errors[3]["value"]
     assert "Kernel panic" in errors[0]["value"] or "sysrq" in errors[0]["value"].lower()
+    # The console excerpt is kept in the record and shown with the verdict.
+    assert "Kernel panic - not syncing" in errors[0]["values"]["console_excerpt"]
+    assert "sysrq" in errors[0]["values"]["console_excerpt"].lower()
     assert all("k" not in r["values"] for r in errors)  # not sweeps: no step to name
     assert result.restarts == 4
     assert [j.scenario for j in result.lost_jobs] == ["panic", "hang", "stopped", "reset"]
@@ -89,6 +92,8 @@ def test_crash_and_hang_mid_suite_restart_and_go_on(tmp_path: Path, sigstop_hook
     verdicts = dict(zip(df["scenario"] + "/" + df["measurement"], df["verdict"], strict=True))
     assert verdicts["panic/error"] == "crashed" and verdicts["hang/error"] == "hung"
     assert verdicts["stopped/error"] == "hung" and verdicts["reset/error"] == "crashed"
+    panic_row = df[df["scenario"] == "panic"].iloc[0]
+    assert "--- console ---" in panic_row["detail"] and "Kernel panic - not syncing" in panic_row["detail"]
     real_rows = df[~df["scenario"].isin(["panic", "hang", "stopped", "reset"])]
     assert len(real_rows) > 0 and set(real_rows["verdict"]) == {"match"}
 
@@ -127,6 +132,9 @@ def test_fault_sweep_crash_records_k_and_suite_goes_on(tmp_path: Path) -> None:
     assert "k" not in errors["oops"]["values"]
     assert "(bug)" in errors["bug-at-7"]["value"] or "(panic)" in errors["bug-at-7"]["value"]
     assert "(warning)" in errors["warn-at-13"]["value"]
+    assert "forkdiff-sweep: k=7" in errors["bug-at-7"]["values"]["console_excerpt"]
+    assert "kernel BUG at" in errors["bug-at-7"]["values"]["console_excerpt"]
+    assert "WARNING:" in errors["warn-at-13"]["values"]["console_excerpt"]
     for r in errors.values():
         assert r["values"]["kind"] == "GuestCrashed" and r["kernel_release"].endswith("-patched-faults")
     assert result.restarts == 3
