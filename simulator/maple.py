@@ -113,7 +113,6 @@ class AllocLog(Sequence):
         return f"AllocLog({list(self)!r})"
 
 
-_new_mas = MaState.__new__
 _new_pool = Pool.__new__
 
 
@@ -205,18 +204,7 @@ class MapleTree:
         # _begin("store"), _mas(), _end() inlined: this is the hot path of every mm model
         self._opbits = _STORE_BITS
         self.op_freed = 0
-        # MA_STATE(mas, tree, first, last): MaState(self, first, last) without __init__
-        mas = _new_mas(MaState)
-        mas.tree = self
-        mas.index = first
-        mas.last = last
-        mas.node = None
-        mas.min = 0
-        mas.max = M
-        mas.offset = 0
-        mas.end = 0
-        mas.depth = 0
-        mas.status = C.ST_START
+        mas = MaState(self, first, last)  # MA_STATE(mas, tree, first, last)
         mas.flags = C.F_ONESHOT  # not a kernel flag: mas is dropped after the store
         mas.store_type = C.WR_INVALID
         pool = mas.pool = _new_pool(Pool)  # Pool(self._log) without __init__

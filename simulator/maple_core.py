@@ -343,22 +343,7 @@ def mas_pop_node(mas: MaState, leaf: bool) -> Node:
     if pool.avail <= 0:
         raise AssertionError("maple: ran out of preallocated nodes")
     pool.avail -= 1
-    # new_node(leaf) inlined (the node comes zeroed, as mas_pop_node()'s memset leaves it)
-    n = _new_node(Node)
-    n.leaf = leaf
-    if leaf:
-        n.piv = _ZERO_LEAF_PIV[:]
-        n.slot = _NULL_LEAF_SLOT[:]
-        n.gap = None
-    else:
-        n.piv = _ZERO_AR_PIV[:]
-        n.slot = _NULL_AR_SLOT[:]
-        n.gap = _ZERO_AR_GAP[:]
-    n.end = 0
-    n.mgap = 0
-    n.parent = None
-    n.pslot = 0
-    return n
+    return new_node(leaf)  # zeroed, as mas_pop_node()'s memset leaves it
 
 
 def mas_free(mas: MaState, node: Node) -> None:
