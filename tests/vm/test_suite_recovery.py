@@ -1,7 +1,7 @@
 """A guest that crashes or hangs in the middle of a suite (for real: a kernel panic through
 /proc/sysrq-trigger, BUG / WARNING / Oops through LKDTM's provoke-crash file, a guest that
-resets itself with no report (sysrq b: QEMU, started with -no-reboot, exits), a command that
-never returns, QEMU itself stopped with SIGSTOP) costs that one case: it is recorded as
+resets itself with no report (sysrq b: QEMU, started with -no-reboot, exits), a busy loop
+that never returns, QEMU itself stopped with SIGSTOP) costs that one case: it is recorded as
 crashed / hung, a fresh guest is booted, the suite goes on with the next case, no record is
 lost and no QEMU is left (the conftest fixture checks that after every test). A fault sweep
 that dies at step k records k."""
@@ -61,7 +61,8 @@ def test_crash_and_hang_mid_suite_restart_and_go_on(tmp_path: Path, sigstop_hook
     real = plan(opts)
     crash = ShellJob("panic", {"name": "panic"}, "sh", (), timeout=60,
                      shell="sh -c 'echo c > /proc/sysrq-trigger'")
-    hang = ShellJob("hang", {"name": "hang"}, "sh", (), timeout=3, shell="sleep 600")
+    hang = ShellJob("hang", {"name": "hang"}, "sh", (), timeout=3,
+                    shell="sh -c 'while :; do :; done'")  # a guest busy loop
     stopped = ShellJob("stopped", {"name": "stopped"}, "sh", (), timeout=5,
                        shell=SIGSTOP_QEMU + "echo still here")
     reset = ShellJob("reset", {"name": "reset"}, "sh", (), timeout=60,
