@@ -174,9 +174,6 @@ class WrState:
         self.new_end = 0
 
 
-_new_wr = WrState.__new__
-
-
 class NoMem(Exception):
     """An allocation check failed (fault injection)."""
 
@@ -2006,20 +2003,7 @@ def mas_destroy(mas: MaState) -> None:
 
 
 def mas_store_gfp(mas: MaState, entry) -> None:
-    # MA_WR_STATE(wr_mas, mas, entry): WrState(mas, entry) without the __init__ call
-    wr = _new_wr(WrState)
-    wr.mas = mas
-    wr.node = None
-    wr.r_min = 0
-    wr.r_max = 0
-    wr.leaf = True
-    wr.offset_end = 0
-    wr.pivots = None
-    wr.end_piv = 0
-    wr.slots = None
-    wr.entry = entry
-    wr.content = None
-    wr.new_end = 0
+    wr = WrState(mas, entry)  # MA_WR_STATE(wr_mas, mas, entry)
     if mas.status == ST_START:  # mas_wr_prealloc_setup() of a fresh ma_state: mas_start()
         wr.content = mas_start(mas)
     else:
