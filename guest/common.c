@@ -16,6 +16,7 @@ const char *g_prog = "guest";
 
 static char obuf[1 << 16];
 static size_t olen;
+static int out_fd = 1;  /* where j_flush writes: stdout, or the held file (j_hold) */
 static int first[64]; /* per nesting depth: no element written yet */
 static int depth;
 
@@ -23,7 +24,7 @@ void j_flush(void)
 {
 	size_t off = 0;
 	while (off < olen) {
-		ssize_t n = write(1, obuf + off, olen - off);
+		ssize_t n = write(out_fd, obuf + off, olen - off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -170,8 +171,40 @@ void j_arr_end(void)
 	depth--;
 }
 
+void j_hold(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		die(EXIT_RUNTIME, "output", "cannot create the held output file", errno);
+	unlink(path); /* nothing is left behind; the open file lives until j_release */
+	j_flush();
+	out_fd = fd;
+}
+
+void j_release(void)
+{
+	if (out_fd == 1)
+		return;
+	j_flush();
+	int fd = out_fd;
+	out_fd = 1;
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		_exit(EXIT_RUNTIME);
+	for (;;) {
+		ssize_t n = read(fd, obuf, sizeof(obuf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		olen = (size_t)n;
+		j_flush();
+	}
+	close(fd);
+}
+
 void die(int code, const char *stage, const char *msg, int err)
 {
+	j_release();
 	j_flush();
 	j_begin();
 	j_str("event", "error");
@@ -389,6 +422,30 @@ void slab_read_all(struct slabcount out[NCACHES])
 {
 	for (int i = 0; i < NCACHES; i++)
 		slab_read(g_caches[i], &out[i]);
+}
+
+void slab_shrink_all(void)
+{
+	char path[256];
+	for (int i = 0; i < NCACHES; i++) {
+		snprintf(path, sizeof(path), "/sys/kernel/slab/%s/shrink", g_caches[i]);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* cache does not exist in this kernel */
+		if (write(fd, "1", 1) != 1) {
+			int e = errno;
+			close(fd);
+			die(EXIT_RUNTIME, "slab", "cannot write a slab cache's shrink file", e);
+		}
+		close(fd);
+	}
+}
+
+void slab_read_objects(long long out[NCACHES])
+{
+	slab_shrink_all();
+	for (int i = 0; i < NCACHES; i++)
+		out[i] = slab_file(g_caches[i], "objects");
 }
 
 static void j_maybe(const char *key, long long v)

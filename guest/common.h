@@ -29,6 +29,12 @@ void j_obj_end(void);
 void j_arr(const char *key);
 void j_arr_end(void);
 void j_flush(void);
+/* Hold the JSON lines in `path` (unlinked at once) instead of writing them to stdout, and
+ * copy them to stdout at j_release() (die() releases too). A fault sweep holds its output so
+ * that sshd, which forwards stdout, does not grow its buffers (mmap/brk: VMAs and maple nodes)
+ * while the sweep reads slab counters. */
+void j_hold(const char *path);
+void j_release(void);
 
 /* {"prog":..,"event":"error","stage":stage,"message":msg,"errno":e} then exit(code). */
 void die(int code, const char *stage, const char *msg, int err) __attribute__((noreturn));
@@ -70,6 +76,11 @@ void slab_read(const char *cache, struct slabcount *out);
 #define NCACHES 5
 extern const char *const g_caches[NCACHES];
 void slab_read_all(struct slabcount out[NCACHES]);
+/* Write 1 to /sys/kernel/slab/<cache>/shrink for the default caches: per-CPU slabs go back to
+ * the node lists, so that 'objects' then counts exactly the objects in use. */
+void slab_shrink_all(void);
+/* Shrink, then read 'objects' of the default caches (-1: no such cache). */
+void slab_read_objects(long long out[NCACHES]);
 void j_slab(const char *key, const struct slabcount c[NCACHES]);
 
 /* Parse a decimal or 0x-prefixed unsigned number; exits with EXIT_USAGE on junk. */

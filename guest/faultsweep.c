@@ -4,10 +4,17 @@
  *   sweep: for k = 1, 2, ... (unless --count-only): open fail-nth, write k, syscall(SYS_fork)
  *          (the child _exits at once), read back (0 = the k-th check fired, > 0 = fork made
  *          fewer than k checks: the sweep is over), write 0, close; one "fault" record per k,
- *          with the parent's maps compared to the pre-sweep snapshot and slab counters
- *          before/after every failed fork. Ends with a "sweep_end" record.
+ *          with the parent's maps compared to the pre-sweep snapshot after every failed fork,
+ *          and per k the slab objects the fork allocated ("alloc": SLUB_STATS alloc counters,
+ *          exact) and what is left once its frees have settled ("net": 'objects' after
+ *          shrinking the caches, polled until it is back where it was before the fork or
+ *          --leak-wait-ms has passed: vm_area_struct/vma_lock and maple nodes are freed
+ *          through RCU). Ends with a "sweep_end" record (net over the whole sweep).
+ *          The JSON lines are held in a file and printed at the end (j_hold), so that sshd
+ *          does not map memory while the counters are read.
  * Options: layout args, --max-k K (default 100000), --count-only, --no-slab,
- *          --settle-ms MS (sleep before the final slab reading; default 200),
+ *          --leak-wait-ms MS (bound of the per-k settle; default 500),
+ *          --settle-ms MS (bound of the final settle; default 2000),
  *          --kmsg: before arming each k, write "forkdiff-sweep: k=K" to /dev/kmsg. printk puts
  *          it on the serial console synchronously, so when the kernel dies during fork k the
  *          host's console log names k even though the JSON lines of the run never left the
@@ -41,6 +48,65 @@ struct attempt {
 	int err;
 	unsigned long remaining;
 };
+
+/* Poll the caches' object counts (after a shrink) until they equal `want` or `bound_ms`
+ * has passed; `got` holds the last reading. Returns the milliseconds waited. */
+static double settle(const long long want[NCACHES], long long got[NCACHES],
+		     unsigned long bound_ms, int *settled)
+{
+	double t0 = now_monotonic();
+	for (;;) {
+		slab_read_objects(got);
+		int same = 1;
+		for (int i = 0; i < NCACHES; i++)
+			same &= want[i] < 0 || got[i] == want[i];
+		double ms = (now_monotonic() - t0) * 1000.0;
+		if (same || ms >= (double)bound_ms) {
+			*settled = same;
+			return ms;
+		}
+		struct timespec ts = {0, 1000000L};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+}
+
+/* Wait until the caches' object counts have not changed for `quiet_ms` (frees that earlier
+ * work left pending, e.g. RCU-deferred frees of the exec'ing shell's old mm, land before the
+ * sweep's baseline is read, not during the sweep); `out` holds the last reading. */
+static void quiesce(long long out[NCACHES], unsigned long quiet_ms, unsigned long bound_ms)
+{
+	long long now_[NCACHES];
+	double t0 = now_monotonic(), quiet_since = t0;
+	slab_read_objects(out);
+	while ((now_monotonic() - quiet_since) * 1000.0 < (double)quiet_ms &&
+	       (now_monotonic() - t0) * 1000.0 < (double)bound_ms) {
+		struct timespec ts = {0, 1000000L};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		slab_read_objects(now_);
+		if (memcmp(now_, out, sizeof(now_)) != 0) {
+			memcpy(out, now_, sizeof(now_));
+			quiet_since = now_monotonic();
+		}
+	}
+}
+
+/* {"cache": b - a, ...} for the caches this kernel has. */
+static void j_deltas(const char *key, const long long a[NCACHES], const long long b[NCACHES])
+{
+	j_obj(key);
+	for (int i = 0; i < NCACHES; i++)
+		if (a[i] >= 0 && b[i] >= 0)
+			j_int(g_caches[i], b[i] - a[i]);
+	j_obj_end();
+}
+
+static void allocs_of(const struct slabcount c[NCACHES], long long out[NCACHES])
+{
+	for (int i = 0; i < NCACHES; i++)
+		out[i] = c[i].alloc;
+}
 
 static void write_nth(int fd, unsigned long v)
 {
@@ -131,7 +197,7 @@ static void provoke(const char *type)
 int main(int argc, char **argv)
 {
 	struct layout L;
-	unsigned long max_k = 100000, settle_ms = 200, provoke_k = 0;
+	unsigned long max_k = 100000, settle_ms = 2000, leak_wait_ms = 500, provoke_k = 0;
 	const char *provoke_type = NULL;
 	unsigned long skip[16];
 	int count_only = 0, slab = 1, kmsg = -1, nskip = 0;
@@ -148,6 +214,8 @@ int main(int argc, char **argv)
 			max_k = parse_num("--max-k", argv[++i]);
 		else if (i + 1 < argc && strcmp(argv[i], "--settle-ms") == 0)
 			settle_ms = parse_num("--settle-ms", argv[++i]);
+		else if (i + 1 < argc && strcmp(argv[i], "--leak-wait-ms") == 0)
+			leak_wait_ms = parse_num("--leak-wait-ms", argv[++i]);
 		else if (strcmp(argv[i], "--kmsg") == 0) {
 			if (kmsg < 0 && (kmsg = open("/dev/kmsg", O_WRONLY | O_CLOEXEC)) < 0)
 				die(EXIT_RUNTIME, "kmsg", "cannot open /dev/kmsg", errno);
@@ -172,15 +240,28 @@ int main(int argc, char **argv)
 	layout_report(&L, count_own_vmas());
 
 	struct slabcount s_start[NCACHES], s0[NCACHES], s1[NCACHES];
+	long long o_start[NCACHES], o0[NCACHES], o1[NCACHES], a0[NCACHES], a1[NCACHES];
+	int settled = 1;
+	double waited = 0;
+	j_hold("/tmp/.faultsweep-out");
+	if (slab)
+		quiesce(o_start, 50, settle_ms);
 	slab_read_all(s_start);
 
 	struct attempt p = armed_fork(PROBE_NTH);
+	if (slab) /* the probe's child has exited: let its frees settle before the sweep */
+		waited = settle(o_start, o1, settle_ms, &settled);
 	j_begin();
 	j_str("event", "check_count");
 	j_int("checks", (long long)(PROBE_NTH - p.remaining));
 	j_int("fork_result", p.pid > 0 ? 1 : -1);
 	j_int("errno", p.err);
 	j_bool("injected", p.remaining == 0);
+	if (slab) {
+		j_deltas("net", o_start, o1);
+		j_bool("settled", settled);
+		j_dbl("settle_ms", waited);
+	}
 	j_end();
 
 	unsigned long k = 0, failures = 0, absorbed = 0, maps_changed = 0;
@@ -196,9 +277,13 @@ int main(int argc, char **argv)
 			kmsg_step(kmsg, k);
 		if (provoke_type && k == provoke_k)
 			provoke(provoke_type);
-		if (slab)
+		if (slab) {
+			slab_read_objects(o0);
 			slab_read_all(s0);
+		}
 		struct attempt a = armed_fork(k);
+		if (slab)
+			slab_read_all(s1);
 		int injected = a.remaining == 0;
 		if (!injected) { /* fork made fewer than k checks: the sweep is over */
 			complete = 1;
@@ -227,22 +312,23 @@ int main(int argc, char **argv)
 				maps_changed++;
 				j_first_diff(before, (size_t)nb, now, (size_t)nn);
 			}
-			if (slab) {
-				slab_read_all(s1);
-				j_slab("slab_before", s0);
-				j_slab("slab_after", s1);
-			}
 		} else {
 			absorbed++;
+		}
+		if (slab) {
+			allocs_of(s0, a0);
+			allocs_of(s1, a1);
+			j_deltas("alloc", a0, a1);
+			waited = settle(o0, o1, leak_wait_ms, &settled);
+			j_deltas("net", o0, o1);
+			j_bool("settled", settled);
+			j_dbl("settle_ms", waited);
 		}
 		j_end();
 	}
 
-	if (settle_ms) {
-		struct timespec ts = {(time_t)(settle_ms / 1000), (long)(settle_ms % 1000) * 1000000L};
-		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-			;
-	}
+	if (slab)
+		waited = settle(o_start, o1, settle_ms, &settled);
 	slab_read_all(s1);
 	long nn = read_maps(now);
 	j_begin();
@@ -254,10 +340,16 @@ int main(int argc, char **argv)
 	j_int("absorbed_faults", (long long)absorbed);
 	j_int("maps_changed", (long long)maps_changed);
 	j_bool("maps_unchanged_at_end", nn == nb && memcmp(before, now, (size_t)nn) == 0);
-	j_int("settle_ms", (long long)settle_ms);
+	if (slab) {
+		j_deltas("net", o_start, o1);
+		j_bool("settled", settled);
+		j_dbl("settle_ms", waited);
+		j_int("leak_wait_ms", (long long)leak_wait_ms);
+	}
 	j_slab("slab_start", s_start);
 	j_slab("slab_end", s1);
 	j_end();
+	j_release();
 	layout_cleanup(&L);
 	return 0;
 }

@@ -303,6 +303,64 @@ def _predicted_outcome(p: dict) -> str:
     return "ok (absorbed)" if p.get("fork") == "success" else str(p.get("errno"))
 
 
+def _cache_counts(d: dict | None) -> str:
+    """{"vm_area_struct": 1, "vma_lock": 0} -> "vm_area_struct +1"; all zero -> "0"."""
+    parts = [f"{c} {n:+d}" for c, n in sorted((d or {}).items()) if n]
+    return ", ".join(parts) or "0"
+
+
+def _failure_site(p: dict | None) -> str:
+    """The injected failure a prediction names: site, cache, gfp and the VMA being copied."""
+    if not p or not p.get("injected"):
+        return "no failure injected"
+    where = f", VMA {p['vma_index']} at {p['vma_start']}" if p.get("vma_index") is not None else ""
+    return f"{p.get('site')} ({p.get('cache')}, {p.get('gfp')}{where})"
+
+
+LEAK_RULE = ("exact: slab objects in use after the fork's frees settled (shrink + 'objects', "
+             "polled through RCU grace periods) equal those before it")
+
+
+def leak_rows(job: Job, model: str, r: dict, p: dict | None) -> list[dict]:
+    """Per fault record (one k): what the failed fork allocated per cache against the
+    simulator's trace up to the k-th check, and what is left once everything it allocated
+    should be freed again (net 0 in every cache, failed or absorbed)."""
+    v = r["values"]
+    k = v["k"]
+    if "net" not in v:  # recorded before faultsweep measured leaks
+        return []
+    rows = []
+    site = _failure_site(p)
+    failed = v.get("fork_result", 0) < 0
+    if failed and p is not None and "allocated" in p:
+        obs = {c: n for c, n in (v.get("alloc") or {}).items() if n}
+        pred = {c: n for c, n in p["allocated"].items() if n}
+        diff = [f"{c}: observed {obs.get(c, 0)}, predicted {pred.get(c, 0)}"
+                for c in sorted(set(obs) | set(pred)) if obs.get(c, 0) != pred.get(c, 0)]
+        rows.append(_row(job, model, "failed_fork_allocs", f"k={k}", _cache_counts(obs),
+                         _cache_counts(pred), rule="exact: SLUB_STATS alloc counters over the fork",
+                         detail=f"k={k}, failure at {site}" + (": " + "; ".join(diff) if diff else "")))
+    net = v.get("net") or {}
+    leaked = {c: n for c, n in net.items() if n > 0}
+    late = {c: n for c, n in net.items() if n < 0}
+    detail = f"k={k}, failure at {site}"
+    if leaked:
+        detail = (f"LEAK at k={k}: " + ", ".join(f"{n} {c}" for c, n in sorted(leaked.items()))
+                  + f" left after the {'failed' if failed else 'absorbed'} fork; failure at {site}")
+        if p and p.get("freed_by_teardown") is not None:
+            detail += (f"; predicted: error path frees {_cache_counts(p.get('freed_by_error_path'))}, "
+                       f"teardown frees {_cache_counts(p.get('freed_by_teardown'))} "
+                       f"({p.get('child_vmas_released')} VMAs in {p.get('teardown_range')}, "
+                       f"stopping at the {p.get('stops_at')})")
+        if not v.get("settled", True):
+            detail += f"; still there after {v.get('settle_ms', 0):.0f} ms of polling"
+    elif late:
+        detail += "; objects of an earlier step were freed during this one: " + _cache_counts(late)
+    rows.append(_row(job, model, "leak_after_fork", f"k={k}", _cache_counts(leaked), "0",
+                     rule=LEAK_RULE, detail=detail))
+    return rows
+
+
 def compare_faults(job: Job, model: str, preds: list[dict]) -> list[dict]:
     rows = []
     counts = _pred(preds, "counts")
@@ -310,6 +368,10 @@ def compare_faults(job: Job, model: str, preds: list[dict]) -> list[dict]:
     if cc:
         rows.append(_row(job, model, "checks_per_fork", "", cc["value"], counts["checks"],
                          detail="fail-nth checks a successful fork makes under dup_mmap"))
+        if "net" in cc["values"]:
+            left = {c: n for c, n in cc["values"]["net"].items() if n}
+            rows.append(_row(job, model, "leak_after_fork", "probe", _cache_counts(left), "0",
+                             rule=LEAK_RULE, detail="the probe: one successful fork, its child exited"))
     pred = {p["k"]: p for p in preds if p["measurement"] == "fault_outcome"}
     for r in sorted(job.by("fault") + job.by("not_reached"), key=lambda r: r["values"]["k"]):
         k = r["values"]["k"]
@@ -317,12 +379,23 @@ def compare_faults(job: Job, model: str, preds: list[dict]) -> list[dict]:
         po = _predicted_outcome(p) if p else "not reached"
         detail = f"{p.get('site')} ({p.get('cache')}, {p.get('gfp')})" if p and p.get("injected") else ""
         rows.append(_row(job, model, "fault_outcome", f"k={k}", _observed_outcome(r), po, detail=detail))
+        if r["measurement"] == "fault":
+            rows += leak_rows(job, model, r, p)
         if r["measurement"] == "fault" and r["values"].get("fork_result", 0) < 0:
             rows.append(_row(job, model, "parent_maps_after_failure", f"k={k}",
                              r["values"].get("maps_unchanged"), True,
                              rule="invariant: a failed fork leaves the parent's maps unchanged",
                              detail=str(r["values"].get("maps_diff", ""))))
     end = job.one("sweep_end")
+    if end and "net" in end["values"]:
+        net = end["values"]["net"]
+        rows.append(_row(job, model, "sweep_leak", "", _cache_counts(net), "0",
+                         rule="exact: slab objects in use at the end of the sweep (settled) equal "
+                              "those at its start",
+                         detail=f"over {end['values'].get('failed_forks')} failed and "
+                                f"{end['values'].get('absorbed_faults')} absorbed forks"
+                                + ("" if end["values"].get("settled", True) else
+                                   f"; not settled after {end['values'].get('settle_ms', 0):.0f} ms")))
     if end and not end["values"].get("complete", True):
         rows.append(_row(job, model, "sweep_complete", "", False, True, verdict="error",
                          rule="the sweep must reach a k the fork does not reach",

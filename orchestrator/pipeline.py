@@ -24,7 +24,7 @@ from .faultsetup import FaultOptions
 from .kernel import build_kernel, detect_dup_mmap_model
 from .observations import ObservationLog
 from .patches import baseline_patches, check_applies
-from .suites import SPAWN_VMAS, SUITES, RunOptions, run_suite
+from .suites import SPAWN_VMAS, SUITES, RunOptions, load_scenarios, run_suite
 from .summary import print_summary
 from .tree import resolve_tree
 from .verdicts import failing
@@ -44,6 +44,8 @@ class VmTestOptions:
     patches: tuple[Path, ...] = ()
     models: dict[str, str] = field(default_factory=dict)
     resume: bool = False
+    scenarios: tuple[str, ...] = ()  # maps/faults/counts: scenario names or files (default: each suite's own)
+    variants: tuple[str, ...] = ()  # kernels to run (default: every variant the tree gives)
 
 
 class Progress:
@@ -78,12 +80,20 @@ def run(opts: VmTestOptions) -> int:
         os.environ["PATCHES"] = " ".join(str(p) for p in opts.patches)
     tree = resolve_tree(opts.tree)
     variants, tree_model = _variants(tree.path, say)
+    if opts.variants:
+        missing = [v for v in opts.variants if v not in variants]
+        if missing:
+            raise ForkdiffError(f"VARIANTS asks for {', '.join(missing)}, which this tree does not give",
+                                f"use VARIANTS= with: {', '.join(variants)}")
+        variants = [v for v in variants if v in opts.variants]
+    scenarios = load_scenarios(opts.scenarios) if opts.scenarios else None
     models = {"patched": tree_model, **opts.models}
     meta = {"run": out.name, "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "tree": str(tree.path), "tree_identity": tree.identity, "kernel_version": tree.version,
             "variants": ", ".join(variants),
             "models": ", ".join(f"{v} kernel vs {models.get(v, v)} model" for v in variants),
-            "suites": ", ".join(opts.suites), "spawn_vmas": ", ".join(map(str, opts.vmas)),
+            "suites": ", ".join(opts.suites), "scenarios": ", ".join(opts.scenarios) or "default",
+            "spawn_vmas": ", ".join(map(str, opts.vmas)),
             "spawn_duration_s": opts.duration, "spawn_repeats": opts.repeats}
     say("setup", f"tree {tree.path} ({tree.identity}); variants {', '.join(variants)}; "
                  f"tree's dup_mmap model: {tree_model}")
@@ -100,6 +110,7 @@ def run(opts: VmTestOptions) -> int:
         t0 = time.monotonic()
         res = run_suite(RunOptions(
             suite=suite, out=out, variants=tuple(variants), vmas=opts.vmas, duration=opts.duration,
+            scenarios=scenarios if suite != "spawn" else None,
             repeats=opts.repeats if suite == "spawn" else None, resume=opts.resume,
             fault=FaultOptions(), log=lambda m: say("suite", m)))
         meta[f"suite {suite} wall s"] = round(time.monotonic() - t0, 1)

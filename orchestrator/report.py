@@ -8,6 +8,7 @@ the package (orchestrator/data/seed_fork_table.json)."""
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -52,19 +53,53 @@ def seed_comparison(timing: pd.DataFrame | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+LEAK_MEASUREMENTS = ("leak_after_fork", "failed_fork_allocs")
+_CACHE_COUNT = re.compile(r"(\S+) ([+-]\d+)")
+
+
 def fault_strips(df: pd.DataFrame) -> list[dict]:
-    """Per (variant, model, scenario): the sweep as a list of cells in k order."""
+    """Per (variant, model, scenario): the sweep as a list of cells in k order; a cell is
+    marked `leak` when the fork at that k left objects behind or allocated other than
+    predicted (orchestrator.compare.leak_rows)."""
     f = df[(df["measurement"] == "fault_outcome") & df["key"].str.startswith("k=")].copy()
     if f.empty:
         return []
     f["k"] = f["key"].str[2:].astype(int)
+    lk = df[df["measurement"].isin(LEAK_MEASUREMENTS) & (df["verdict"] != "match")]
+    leaky = {(r.variant, r.model, r.scenario, r.key): r.observed for r in lk.itertuples()}
     strips = []
     for (variant, model, scenario), grp in f.groupby(["variant", "model", "scenario"], sort=True):
-        cells = [{"k": int(r.k), "observed": r.observed, "predicted": r.predicted, "verdict": r.verdict}
+        cells = [{"k": int(r.k), "observed": r.observed, "predicted": r.predicted, "verdict": r.verdict,
+                  "leak": leaky.get((variant, model, scenario, r.key), "")}
                  for r in grp.sort_values("k").itertuples()]
         strips.append({"variant": variant, "model": model, "scenario": scenario, "cells": cells,
-                       "mismatches": sum(c["verdict"] != "match" for c in cells)})
+                       "mismatches": sum(c["verdict"] != "match" for c in cells),
+                       "leaks": sum(bool(c["leak"]) for c in cells)})
     return strips
+
+
+def leak_table(df: pd.DataFrame) -> list[dict]:
+    """Per (kernel, model, scenario, cache): forks that left objects of the cache behind, how
+    many objects in all, the first such k, and the sweep's net over its whole run."""
+    rows: dict[tuple, dict] = {}
+
+    def entry(r, cache: str) -> dict:
+        key = (r.variant, r.model, r.scenario, cache)
+        return rows.setdefault(key, {"variant": r.variant, "model": r.model, "scenario": r.scenario,
+                                     "cache": cache, "leaking_forks": 0, "objects": 0,
+                                     "first_k": "", "sweep_net": ""})
+
+    for r in df[df["measurement"] == "leak_after_fork"].itertuples():
+        for cache, n in _CACHE_COUNT.findall(r.observed):
+            e = entry(r, cache)
+            e["leaking_forks"] += 1
+            e["objects"] += int(n)
+            if e["first_k"] == "":
+                e["first_k"] = r.key
+    for r in df[df["measurement"] == "sweep_leak"].itertuples():
+        for cache, n in _CACHE_COUNT.findall(r.observed):
+            entry(r, cache)["sweep_net"] = n
+    return sorted(rows.values(), key=lambda e: (e["variant"], e["scenario"], e["cache"]))
 
 
 def _plots(cmp: pd.DataFrame, out: Path) -> list[str]:
@@ -150,6 +185,8 @@ def render(out: Path) -> dict:
         "plots": plots,
         "cost": cost,
         "strips": fault_strips(df),
+        "leaks": leak_table(df),
+        "leak_checks": int((df["measurement"].isin(("leak_after_fork", "sweep_leak"))).sum()),
         "failing": bad.to_dict(orient="records"),
         "crashes": df[df["verdict"].isin(["crashed", "hung"])].to_dict(orient="records"),
         "total": len(df),

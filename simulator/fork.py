@@ -381,6 +381,35 @@ def _reusable(av: AnonVma) -> bool:
 
 
 # ------------------------------------------------------------------ fault outcomes
+def slab_objects(events: list[AllocEvent]) -> dict[str, int]:
+    """Slab objects the events allocate, per cache (page-allocator events left out)."""
+    out: dict[str, int] = {}
+    for e in events:
+        if e.cache != "page":
+            out[e.cache] = out.get(e.cache, 0) + e.objects
+    return out
+
+
+def _teardown(res: ForkResult, e: AllocEvent, released: int, mark_at: int | None) -> dict:
+    """What the failure path frees once the k-th check fails at event `e`: the error path in
+    dup_mmap()/anon_vma_fork() frees what the current VMA got so far (e.frees), then mmput()
+    -> exit_mmap() releases the linked copies (remove_vma(): vm_area_struct, vma_lock through
+    call_rcu; unlink_anon_vmas(): their anon_vma_chains and the anon_vmas that drop to zero)
+    up to the XA_ZERO_ENTRY marker (patched) or the end of the copies (baseline), and
+    __mt_destroy() frees every node of the child's tree (including the nodes the baseline
+    preallocated and vma_iter_free() gave back). Nothing is left: net 0 in every cache."""
+    allocated = slab_objects(res.trace[:e.seq])
+    error_path = {c: n for c, n in e.frees.items() if n}
+    by_teardown = {c: n - error_path.get(c, 0) for c, n in allocated.items()}
+    first = res.parent_vmas[res.copied[0]][0] if released else None
+    last = res.parent_vmas[res.copied[released - 1]][1] if released else None
+    return {"allocated": allocated, "freed_by_error_path": error_path,
+            "freed_by_teardown": {c: n for c, n in by_teardown.items() if n},
+            "net": dict.fromkeys(allocated, 0),
+            "teardown_range": [hex(first), hex(last)] if released else None,
+            "stops_at": ("XA_ZERO_ENTRY marker" if mark_at is not None else "end of the tree")}
+
+
 def outcome(res: ForkResult, k: int) -> dict:
     """What happens when fail-nth is armed with k (the k-th counted check fails)."""
     counted = res.counted
@@ -392,6 +421,7 @@ def outcome(res: ForkResult, k: int) -> dict:
         return out
     if k > len(counted):
         out.update(injected=False, fork="success", errno=None, marker=None,
+                   allocated=slab_objects(res.trace),
                    reason=f"only {len(counted)} counted checks: fail-nth not reached")
         return out
     e = counted[k - 1]
@@ -399,8 +429,10 @@ def outcome(res: ForkResult, k: int) -> dict:
                vma_index=e.vma_index, vma_start=hex(e.vma_start) if e.vma_start is not None else None,
                level=e.level)
     if e.on_fail == "absorbed":
+        # the retry (GFP_KERNEL) allocates what the failed attempt did not: the fork allocates
+        # what an undisturbed one does, and the child's exit frees all of it
         out.update(fork="success", errno=None, absorbed=True, marker=None,
-                   frees={}, child_vmas_released=0,
+                   frees={}, child_vmas_released=0, allocated=slab_objects(res.trace),
                    reason=("GFP_NOWAIT failed, the GFP_KERNEL retry succeeded "
                            + ("(anon_vma_clone)" if e.site == "anon_vma_clone"
                               else "(mas_store_gfp -> mas_nomem)")))
@@ -409,6 +441,7 @@ def outcome(res: ForkResult, k: int) -> dict:
     parent_n = len(res.parent_vmas)
     if e.site in ("__mt_dup", "mas_expected_entries"):
         out.update(marker=None, child_vmas_released=0, tree_nodes_freed=e.frees.get("maple_node", 0),
+                   **_teardown(res, e, 0, None),
                    reason=f"{e.site} failed: the new tree is freed, no VMA was copied")
         return out
     i = e.vma_index
@@ -435,6 +468,7 @@ def outcome(res: ForkResult, k: int) -> dict:
         out["reason"] = (f"{e.site} failed at VMA {i}: the child tree holds only the "
                          f"{released} completed copies, exit_mmap() releases them")
     out["child_vmas_released"] = released
+    out.update(_teardown(res, e, released, mark_at if res.variant == "patched" else None))
     return out
 
 

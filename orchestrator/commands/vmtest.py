@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import ForkdiffError
 from ..outdir import new_results_dir
 from ..pipeline import VmTestOptions, run
-from ..suites import SPAWN_VMAS, SUITES
+from ..suites import SPAWN_VMAS, SUITES, VARIANTS
 from .compare import parse_models
 
 
@@ -51,6 +51,9 @@ def _run(args: argparse.Namespace) -> int:
         patches=tuple(Path(p) for p in (args.patches or env.get("PATCHES") or "").split()),
         models=parse_models(args.model or env.get("MODEL")),
         resume=args.resume or (env.get("RESUME") or "").lower() in ("1", "yes", "true"),
+        scenarios=tuple((args.scenarios or env.get("SCENARIOS") or "").replace(",", " ").split()),
+        variants=_list(args.variants or env.get("VARIANTS"), VARIANTS, "VARIANTS")
+        if (args.variants or env.get("VARIANTS")) else (),
     )
     if not explicit_out:
         if opts.resume:
@@ -70,4 +73,7 @@ def register(sub) -> None:
     p.add_argument("--patches", help="extra patches for the patched variant (PATCHES=)")
     p.add_argument("--model", help="model per kernel (MODEL=): baseline, patched, or a mapping")
     p.add_argument("--resume", action="store_true", help="continue the run in --out/OUT (RESUME=1)")
+    p.add_argument("--scenarios", help="maps/faults/counts scenarios, names or files (SCENARIOS=; "
+                                       "default: each suite's own)")
+    p.add_argument("--variants", help="kernels to run (VARIANTS=; default: baseline and patched)")
     p.set_defaults(func=_run)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.compare import compare_records
 from orchestrator.observations import ObservationLog, read_records
 from orchestrator.suites import RunOptions, SuiteResult, load_scenarios, pending, plan, run_on_guest
 from orchestrator.vm import Guest
@@ -82,13 +83,24 @@ def test_faults_suite(guest: Guest, tmp_path: Path) -> None:
         assert failed and all(f["errno"] == 12 for f in failed)  # ENOMEM
         assert all(f["maps_unchanged"] is True for f in failed)  # parent intact every time
         assert end["maps_changed"] == 0 and end["maps_unchanged_at_end"] is True
-        for f in failed:
-            assert set(f["slab_before"]) >= {"maple_node", "vm_area_struct"}
+        for r in faults:  # slab objects per k: allocated by the fork, left after it settled
+            assert set(r["values"]["alloc"]) >= {"maple_node", "vm_area_struct", "anon_vma"}
+            assert set(r["values"]["net"]) == set(r["values"]["alloc"])
         # the first allocation under dup_mmap has no fallback: failing it fails fork
         assert faults[0]["value"] == -1
     # touched anon VMAs: anon_vma_chain is tried with GFP_NOWAIT first, then GFP_KERNEL, so
     # some injected faults are absorbed and fork succeeds
     assert by(recs, "anon-touched-21", "sweep_end")[0]["values"]["absorbed_faults"] > 0
+    # the clean kernel's failure path: every failed fork allocates exactly what the simulator's
+    # trace says up to the failing check, and every fork (failed or absorbed) and every sweep
+    # gives back everything (0 leaks), compared through the same code make vm-test uses
+    df, _, _ = compare_records(recs)
+    leak = df[df["measurement"].isin(["leak_after_fork", "sweep_leak", "failed_fork_allocs"])]
+    n_failed = sum(1 for r in recs if r["measurement"] == "fault" and r["value"] == -1)
+    assert (leak["measurement"] == "failed_fork_allocs").sum() == n_failed > 0
+    assert (leak["measurement"] == "sweep_leak").sum() == len(names)
+    bad = leak[leak["verdict"] != "match"]
+    assert bad.empty, bad[["scenario", "measurement", "key", "observed", "predicted", "detail"]].to_string()
 
 
 def test_counts_suite(guest: Guest, tmp_path: Path) -> None:
