@@ -13,18 +13,22 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from . import report as report_mod
+from . import vm
 from .compare import compare_dir
 from .errors import ForkdiffError
 from .faultsetup import FaultOptions
+from .guest_pool import GuestPool
 from .kernel import build_kernel, detect_dup_mmap_model
 from .observations import ObservationLog
 from .patches import baseline_patches, check_applies
-from .suites import SPAWN_VMAS, SUITES, RunOptions, load_scenarios, run_suite
+from .rootfs import build_rootfs
+from .suites import SPAWN_VMAS, SUITES, RunOptions, SuiteResult, load_scenarios, plan, run_variant
 from .summary import print_summary
 from .tree import resolve_tree
 from .verdicts import failing
@@ -44,6 +48,7 @@ class VmTestOptions:
     patches: tuple[Path, ...] = ()
     models: dict[str, str] = field(default_factory=dict)
     resume: bool = False
+    jobs: int = 0  # guests at a time (one per variant, at most one per CPU); 0: automatic
     scenarios: tuple[str, ...] = ()  # maps/faults/counts: scenario names or files (default: each suite's own)
     variants: tuple[str, ...] = ()  # kernels to run (default: every variant the tree gives)
 
@@ -68,6 +73,29 @@ def _variants(tree_path: Path, say: Progress) -> tuple[list[str], str]:
     except ForkdiffError as err:
         say("baseline", f"skipped: {err.cause} (going on with the tree's own kernel)")
     return variants, model
+
+
+def _variant_suites(opts: VmTestOptions, variant: str, scenarios,
+                    say: Progress) -> dict[str, tuple[SuiteResult, float]]:
+    """Every suite of the run on one kernel variant, in order, in this worker thread. Suites
+    of one profile share one guest (GuestPool): maps, faults and counts boot the faults
+    kernel once."""
+    done: dict[str, tuple[SuiteResult, float]] = {}
+    log = ObservationLog(opts.out)
+    with GuestPool() as guests:
+        for suite in opts.suites:
+            t0 = time.monotonic()
+            ro = RunOptions(suite=suite, out=opts.out, variants=(variant,), vmas=opts.vmas,
+                            duration=opts.duration, scenarios=scenarios if suite != "spawn" else None,
+                            repeats=opts.repeats if suite == "spawn" else None, resume=opts.resume,
+                            fault=FaultOptions(), log=lambda m: say("suite", m))
+            guests.close(keep_profile=ro.profile_used)
+            res = SuiteResult()
+            run_variant(ro, variant, plan(ro), log, res, guests)
+            done[suite] = (res, time.monotonic() - t0)
+            say("suite", f"{suite} on {variant}: {res.records} records, {len(res.errors)} errors "
+                         f"in {done[suite][1]:.0f} s")
+    return done
 
 
 def run(opts: VmTestOptions) -> int:
@@ -103,19 +131,26 @@ def run(opts: VmTestOptions) -> int:
             say("kernel", f"{v}/{profile}")
             k = build_kernel(v, profile)
             meta[f"kernel {v}/{profile}"] = k.release
+    build_rootfs()
     (out / "run.json").write_text(json.dumps(meta, indent=1))
+    workers = max(1, min(len(variants), opts.jobs or os.cpu_count() or 1))
+    meta["parallel guests"] = workers
+    say("suites", f"{', '.join(opts.suites)} on {', '.join(variants)}, {workers} guest(s) at a time")
     errors = 0
-    for suite in opts.suites:
-        say("suite", suite)
-        t0 = time.monotonic()
-        res = run_suite(RunOptions(
-            suite=suite, out=out, variants=tuple(variants), vmas=opts.vmas, duration=opts.duration,
-            scenarios=scenarios if suite != "spawn" else None,
-            repeats=opts.repeats if suite == "spawn" else None, resume=opts.resume,
-            fault=FaultOptions(), log=lambda m: say("suite", m)))
-        meta[f"suite {suite} wall s"] = round(time.monotonic() - t0, 1)
-        errors += len(res.errors)
-        (out / "run.json").write_text(json.dumps(meta, indent=1))
+    t_suites = time.monotonic()
+    with vm.terminate_raises(), ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_variant_suites, opts, v, scenarios, say): v for v in variants}
+        try:
+            for fut in as_completed(futures):
+                for suite, (res, seconds) in fut.result().items():
+                    meta[f"suite {suite} {futures[fut]} wall s"] = round(seconds, 1)
+                    errors += len(res.errors)
+                (out / "run.json").write_text(json.dumps(meta, indent=1))
+        except BaseException:
+            vm.stop_all_guests()  # workers see their guests lost and end; no new guest starts
+            raise
+    meta["suites wall s"] = round(time.monotonic() - t_suites, 1)
+    (out / "run.json").write_text(json.dumps(meta, indent=1))
     say("compare", str(out))
     df = compare_dir(out, models)
     say("report", str(out / "report.html"))

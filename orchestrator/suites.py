@@ -13,6 +13,7 @@ already in the file is not run again, and no key is written twice.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import sys
@@ -27,6 +28,7 @@ from simulator.scenario import Scenario, ScenarioError, from_dict, load
 
 from . import faultsetup
 from .errors import ForkdiffError
+from .guest_pool import GuestPool
 from .observations import ObservationLog, record_key
 from .suite_parse import ParsedRecord, parse_output
 
@@ -59,7 +61,7 @@ class RunOptions:
     max_k: int = 20000  # faults: bound of the sweep
     count_only_above: int = 1000  # faults: layouts with more VMAs only count the checks
     resume: bool = False
-    icount: bool = True
+    icount: bool | None = None  # None: virtual time (-icount) for spawn only (see icount_used)
     memory_mb: int = 1024
     fault: faultsetup.FaultOptions = field(default_factory=faultsetup.FaultOptions)
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
@@ -68,6 +70,12 @@ class RunOptions:
     @property
     def profile_used(self) -> str:
         return self.profile or DEFAULT_PROFILE[self.suite]
+
+    @property
+    def icount_used(self) -> bool:
+        """Timings need deterministic virtual time (QEMU -icount); maps, faults and counts
+        need exactness only, which does not depend on time, and run faster without it."""
+        return self.suite == "spawn" if self.icount is None else self.icount
 
 
 @dataclass(frozen=True)
@@ -233,7 +241,7 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
     t0 = time.monotonic()
     release = g.run("uname -r", timeout=30).stdout.strip()
     settings = faultsetup.configure(g, opts.fault).to_dict() if opts.suite == "faults" else None
-    env = {"kernel_release": release, "qemu_mode": g.qemu_mode, "icount": opts.icount,
+    env = {"kernel_release": release, "qemu_mode": g.qemu_mode, "icount": opts.icount_used,
            "fault_settings": settings}
     alive = True
     for job in jobs:
@@ -288,11 +296,12 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
 
 
 def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: ObservationLog,
-                result: SuiteResult) -> None:
-    """Boot the variant's kernel (profile of the suite) and run the pending jobs on it."""
+                result: SuiteResult, pool: GuestPool | None = None) -> None:
+    """Run the pending jobs on a guest of the variant's kernel (profile of the suite): the
+    pool's live guest of that kernel, or a freshly booted one. Without a pool, the guest is
+    booted for this call and stopped at its end."""
     from .kernel import build_kernel
     from .rootfs import build_rootfs
-    from .vm import Guest
 
     todo = pending(opts, variant, jobs, log)
     result.skipped_jobs += len(jobs) - len(todo)
@@ -301,24 +310,30 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
         return
     kernel = build_kernel(variant, opts.profile_used)
     rootfs = build_rootfs()
-    while todo:
-        with Guest(kernel, rootfs, icount=opts.icount, memory_mb=opts.memory_mb) as g:
-            opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: booted ({g.qemu_mode}) in {g.boot_seconds:.0f} s")
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(GuestPool())
+        while todo:
+            g, fresh = pool.get(kernel, rootfs, icount=opts.icount_used, memory_mb=opts.memory_mb)
+            opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: "
+                     + (f"booted ({g.qemu_mode}) in {g.boot_seconds:.0f} s" if fresh
+                        else f"going on with the running guest ({g.qemu_mode})"))
             if run_on_guest(opts, variant, g, todo, log, result):
                 return
-        # The guest crashed or hung during a job (recorded as an error record): boot a fresh
-        # guest and go on with the jobs after it; a sweep that died at step k runs again
-        # without k first, so that its other steps are recorded too.
-        lost = result.lost_jobs[-1]
-        todo = todo[todo.index(lost) + 1:]
-        again = sweep_without_step(lost, result.lost_steps[-1])
-        if again is not None:
-            todo.insert(0, again)
-            opts.log(f"[{opts.suite}] {variant}: {lost.scenario}: running the sweep again "
-                     f"without step k={result.lost_steps[-1]}")
-        if todo:
-            result.restarts += 1
-            opts.log(f"[{opts.suite}] {variant}: restarting the guest for the {len(todo)} remaining jobs")
+            pool.drop(g)
+            # The guest crashed or hung during a job (recorded as an error record): boot a fresh
+            # guest and go on with the jobs after it; a sweep that died at step k runs again
+            # without k first, so that its other steps are recorded too.
+            lost = result.lost_jobs[-1]
+            todo = todo[todo.index(lost) + 1:]
+            again = sweep_without_step(lost, result.lost_steps[-1])
+            if again is not None:
+                todo.insert(0, again)
+                opts.log(f"[{opts.suite}] {variant}: {lost.scenario}: running the sweep again "
+                         f"without step k={result.lost_steps[-1]}")
+            if todo:
+                result.restarts += 1
+                opts.log(f"[{opts.suite}] {variant}: restarting the guest for the {len(todo)} remaining jobs")
 
 
 def run_suite(opts: RunOptions) -> SuiteResult:

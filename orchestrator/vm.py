@@ -98,6 +98,33 @@ def _kill_all_live() -> None:
 
 atexit.register(_kill_all_live)
 
+_STOPPING = threading.Event()
+
+
+def stop_all_guests() -> None:
+    """Kill every QEMU this process started and refuse to start new ones: how a run whose
+    guests live in worker threads stops on SIGINT/SIGTERM (the signal reaches the main thread
+    only; the workers then see their guest lost and end)."""
+    _STOPPING.set()
+    _kill_all_live()
+
+
+@contextlib.contextmanager
+def terminate_raises():
+    """In the main thread: SIGTERM/SIGHUP raise (like SIGINT's KeyboardInterrupt) while the
+    block runs, so that a run whose guests live in worker threads can stop them."""
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(ValueError, OSError):
+                old[sig] = signal.signal(sig, _raise_terminated)
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, handler)
+
 
 def _child_setup() -> None:
     """Runs in the QEMU child before exec: die with the parent, own process group."""
@@ -265,6 +292,8 @@ class Guest:
     # -- boot --
 
     def start(self) -> None:
+        if _STOPPING.is_set():
+            raise ForkdiffError("the run is stopping: no new guest is started", "")
         if self.rootfs is None:
             self.rootfs = build_rootfs()
         if not Path(self.kernel.bzimage).is_file():

@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
         patches=tuple(Path(p) for p in (args.patches or env.get("PATCHES") or "").split()),
         models=parse_models(args.model or env.get("MODEL")),
         resume=args.resume or (env.get("RESUME") or "").lower() in ("1", "yes", "true"),
+        jobs=int(args.jobs or env.get("JOBS") or 0),
         scenarios=tuple((args.scenarios or env.get("SCENARIOS") or "").replace(",", " ").split()),
         variants=_list(args.variants or env.get("VARIANTS"), VARIANTS, "VARIANTS")
         if (args.variants or env.get("VARIANTS")) else (),
@@ -75,5 +76,6 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out/OUT (RESUME=1)")
     p.add_argument("--scenarios", help="maps/faults/counts scenarios, names or files (SCENARIOS=; "
                                        "default: each suite's own)")
+    p.add_argument("--jobs", help="guests at a time (JOBS=; default: one per variant, at most one per CPU)")
     p.add_argument("--variants", help="kernels to run (VARIANTS=; default: baseline and patched)")
     p.set_defaults(func=_run)
