@@ -14,6 +14,12 @@ Rules:
           t-test), kernel vs simulator (cost model fitted on one variant, predicting the other,
           within a stated tolerance).
 
+Every job first: its guest program must end with its final record (suites.FINAL) or leave an
+error record (else an `error` row, final_record); its records' kernel_config and fault_settings
+must be ones the simulator models (simulator/runconfig.py; else one `error` row per cause,
+run_config, and no prediction), and the predictions are made with them. Records without them
+(made before they were recorded) are compared with today's defaults, said in an `info` row.
+
 The model a kernel is compared with is its own variant unless `models` maps it to another
 (MODEL=, or the detected dup_mmap of a user's tree); comparing a kernel against the other
 variant's model is how the planted-divergence test proves the comparison can fail.
@@ -24,12 +30,14 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 
 from simulator import predict as sim_predict
+from simulator import runconfig
 from simulator.cost import fit
 from simulator.exec_image import ElfInfo, Segment, read_elf
 from simulator.scenario import ScenarioError, from_dict
@@ -37,6 +45,7 @@ from simulator.scenario import ScenarioError, from_dict
 from . import verdicts as vd
 from .errors import ForkdiffError
 from .observations import read_records
+from .suites import FINAL
 from .timing import improvement_table
 
 KS = "kernel-vs-simulator"
@@ -72,6 +81,22 @@ class Job:
         rs = self.by(measurement)
         return rs[-1] if rs else None
 
+    @cached_property
+    def run_model(self) -> runconfig.RunModel:
+        """What the simulator makes of the kernel config and fault settings the job's records
+        carry (simulator/runconfig.py); records that disagree are not predictable."""
+        envs = {json.dumps([r.get("kernel_config"), r.get("fault_settings")], sort_keys=True)
+                for r in self.records if r.get("measurement") != "error"}
+        kc, fs = json.loads(min(envs)) if envs else (None, None)
+        rm = runconfig.resolve(self.suite, kc, fs)
+        if len(envs) > 1:
+            mixed = runconfig.NotModelled(
+                "kernel_config/fault_settings", f"{len(envs)} different",
+                "the job's records were made under different kernels or fault settings "
+                "(a resumed run on another kernel?)", "rerun the suite into a fresh folder", "1")
+            rm = replace(rm, not_modelled=(*rm.not_modelled, mixed))
+        return rm
+
     @property
     def total(self) -> int | None:
         args = shlex.split(self.command)
@@ -106,8 +131,15 @@ class Predictor:
         return self.elves[program]
 
     def __call__(self, job: Job, model: str) -> list[dict]:
+        """Predictions for the job's scenario under the kernel config and fault settings its
+        records carry. The caller checks job.run_model.modelled first."""
         sc = spawn_layout(job.scenario) if job.suite == "spawn" else job.scenario
-        key = (json.dumps(sc, sort_keys=True), job.program, job.total, model, measurements_for(job))
+        rm = job.run_model
+        if not rm.modelled:
+            raise ForkdiffError(f"{job.suite} {job.name}: " + rm.not_modelled[0].message(),
+                                rm.not_modelled[0].todo)
+        key = (json.dumps(sc, sort_keys=True), job.program, job.total, model, measurements_for(job),
+               rm.config, rm.settings)
         if key not in self._cache:
             try:
                 scenario = from_dict(sc, source=f"scenario {job.name}")
@@ -116,7 +148,8 @@ class Predictor:
                                     "rerun the suite with a valid scenario") from None
             self._cache[key] = sim_predict.records(scenario, model, program=job.program,
                                                    total=job.total, elf=self.elf(job.program),
-                                                   measurements=measurements_for(job))
+                                                   measurements=measurements_for(job),
+                                                   settings=rm.settings, config=rm.config)
         return self._cache[key]
 
     def all(self) -> list[dict]:
@@ -251,6 +284,44 @@ def _error_rows(job: Job, model: str) -> list[dict]:
                          rule="guest program must run to completion", verdict=verdict,
                          detail=detail))
     return rows
+
+
+# ----------------------------------------------------------------- run checks
+def _missing_final_rows(job: Job, model: str) -> list[dict]:
+    """A guest program that stopped before its final record (orchestrator/suites.py FINAL)
+    without an error or crash record for the job: its other rows would silently be fewer."""
+    final = FINAL.get(job.suite)
+    if final is None or job.by(final) or job.by("error"):
+        return []
+    seen = ", ".join(dict.fromkeys(str(r.get("measurement")) for r in job.records))
+    return [_row(job, model, "final_record", final, "missing", final, verdict="error",
+                 rule="every job ends with its final record or an error record",
+                 detail=f"{job.program} ended without its final record {final} "
+                        f"(records: {seen})")]
+
+
+def _not_modelled_rows(job: Job, model: str, rm: runconfig.RunModel) -> list[dict]:
+    """The run's kernel config or fault settings are outside what the simulator models: one
+    error per cause, naming it and what to do, instead of predictions for another kernel."""
+    return [_row(job, model, "run_config", nm.what, nm.value, nm.modelled, verdict="error",
+                 rule="the simulator must model the run's kernel config and fault settings",
+                 detail=nm.message())
+            for nm in rm.not_modelled]
+
+
+def _assumed_rows(jobs: list[Job]) -> list[dict]:
+    """One info row per suite, kernel and assumption, for records that do not say (made before
+    forkdiff recorded the kernel config): today's defaults were used."""
+    rows: dict[tuple, dict] = {}
+    for job in jobs:
+        for note in job.run_model.assumed:
+            key = (job.suite, job.variant, job.profile, note)
+            if key not in rows:
+                rows[key] = _row(job, "", "run_config", "assumed", "not recorded", "defaults",
+                                 verdict="info", rule="records without kernel config or fault "
+                                 "settings are compared as made with today's defaults",
+                                 detail=note) | {"scenario": ""}
+    return list(rows.values())
 
 
 # ----------------------------------------------------------------- suites
@@ -505,18 +576,28 @@ def compare_records(records: list[dict], models: dict[str, str] | None = None,
     predictor = predictor or Predictor()
     jobs = group_jobs(records)
     rows: list[dict] = []
+    unmodelled_spawn = False
     for job in jobs:
         model = models.get(job.variant, job.variant)
         rows += _error_rows(job, model)
-        comparer = COMPARERS.get(job.suite)
-        if comparer is None or not any(r.get("measurement") != "error" for r in job.records):
+        rows += _missing_final_rows(job, model)
+        if not any(r.get("measurement") != "error" for r in job.records):
             continue
-        rows += comparer(job, model, predictor(job, model))
+        rm = job.run_model
+        if not rm.modelled:
+            rows += _not_modelled_rows(job, model, rm)
+            unmodelled_spawn |= job.suite == "spawn"
+            continue
+        comparer = COMPARERS.get(job.suite)
+        if comparer is not None:
+            rows += comparer(job, model, predictor(job, model))
+    rows += _assumed_rows(jobs)
     timing, cost = None, None
     spawn = spawn_frame([j for j in jobs if j.suite == "spawn"])
     if not spawn.empty:
         timing = improvement_table(spawn[["variant", "vmas", "forks_per_s"]])
-        cost = cost_model(spawn, predictor, "baseline", "patched", models)
+        if not unmodelled_spawn:  # the cost model needs the simulator's op counts
+            cost = cost_model(spawn, predictor, "baseline", "patched", models)
         rows += timing_rows(timing, cost)
     return vd.frame(rows), timing, cost
 

@@ -18,7 +18,8 @@ mm/fail_page_alloc.c):
   copy_page_range) *and* new slab pages when a cache's free list runs dry; the latter depend
   on the slab history of the whole guest, not on the scenario, so counting them would make
   the sweep neither reproducible nor predictable. `page_alloc=True` counts them anyway
-  (ignore-gfp-wait = N, min-order = 0) for exploratory runs; the setting is in every record.
+  (ignore-gfp-wait = N, min-order = 0) for exploratory runs; the setting is in every record,
+  and compare reports such a sweep as not modelled (simulator/runconfig.py).
 - verbose = 0: no "FAULT_INJECTION: forcing a failure" report and stack dump per injected
   fault (thousands in a sweep, and slow on a serial console).
 - Stack filter: require-start = address of dup_mmap in /proc/kallsyms, require-end = the next

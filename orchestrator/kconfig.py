@@ -9,6 +9,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from simulator.runconfig import OPTIONS
+
+from .cache import sha256_file
 from .errors import ForkdiffError
 
 KCONFIG_DIR = Path(__file__).resolve().parent.parent / "kconfig"
@@ -138,3 +141,12 @@ def configure(src: Path, obj: Path, fragments: Sequence[Path], run: Runner) -> P
     config = obj / ".config"
     check_final_config(fragments, config)
     return config
+
+
+def run_record(config_path: Path) -> dict:
+    """What a run records about the kernel it booted (every observation's `kernel_config`):
+    the .config's sha256 and the options the simulator's rules read (simulator/runconfig.py),
+    'n' for an option the .config sets off or leaves out."""
+    values = parse_config(Path(config_path).read_text())
+    return {"sha256": sha256_file(Path(config_path)),
+            "options": {opt: _normal(values.get(opt, "n")) for opt in OPTIONS}}

@@ -29,6 +29,7 @@ from simulator.scenario import Scenario, ScenarioError, from_dict, load
 from . import faultsetup
 from .errors import ForkdiffError
 from .guest_pool import GuestPool
+from .kconfig import run_record
 from .observations import ObservationLog, record_key
 from .suite_parse import ParsedRecord, parse_output
 
@@ -232,6 +233,19 @@ def sweep_without_step(job: Job, k: int | None) -> Job | None:
     return replace(job, args=("--skip", str(k), *job.args))
 
 
+def kernel_config(g) -> dict | None:
+    """The booted kernel's options that decide dup_mmap()'s allocations (kconfig.run_record),
+    from the .config its build kept; None when the guest has no built kernel behind it."""
+    path = getattr(getattr(g, "kernel", None), "config", None)
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise ForkdiffError(f"the booted kernel's .config {path} is missing: the run could not "
+                            "record what the simulator must model",
+                            "build the kernel again ('forkdiff kernel build')")
+    return run_record(path)
+
+
 def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: ObservationLog,
                  result: SuiteResult) -> bool:
     """Run jobs on a booted guest (orchestrator.vm.Guest) of `variant`. Returns False when the
@@ -242,7 +256,7 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
     release = g.run("uname -r", timeout=30).stdout.strip()
     settings = faultsetup.configure(g, opts.fault).to_dict() if opts.suite == "faults" else None
     env = {"kernel_release": release, "qemu_mode": g.qemu_mode, "icount": opts.icount_used,
-           "fault_settings": settings}
+           "kernel_config": kernel_config(g), "fault_settings": settings}
     alive = True
     for job in jobs:
         t = time.monotonic()

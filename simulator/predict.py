@@ -82,7 +82,8 @@ def records(scenario: Scenario, variant: str, *, program: str = "mapsprobe",
     if parent is None:
         parent = build_parent(scenario, program, total, elf, params, tree_factory)
     res = dup_mmap(parent, variant, settings, config, replace_entries=replace_entries)
-    return fork_records(scenario.name, parent, res, measurements, program)
+    return [r | {"kernel_config": asdict(config)}
+            for r in fork_records(scenario.name, parent, res, measurements, program)]
 
 
 def fork_records(name: str, parent: Mm, res: ForkResult,

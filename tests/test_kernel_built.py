@@ -9,9 +9,10 @@ import subprocess
 import pytest
 
 from orchestrator.cache import sha256_file
-from orchestrator.kconfig import parse_config
+from orchestrator.kconfig import parse_config, run_record
 from orchestrator.kernel import VARIANTS, build_kernel, detect_dup_mmap_model, release_string
 from orchestrator.tree import resolve_tree
+from simulator import runconfig
 
 pytestmark = pytest.mark.build
 
@@ -57,3 +58,11 @@ def test_variants_differ(kernels):
     a, b = (kernels[v] for v in VARIANTS)
     assert a.manifest["bzimage"]["sha256"] != b.manifest["bzimage"]["sha256"]
     assert a.build_dir != b.build_dir
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_records_without_a_kernel_config_assume_what_the_profile_builds(kernels, variant):
+    """compare assumes Rule.assumed for records made before the kernel config was recorded
+    (simulator/runconfig.py): that must be what the faults profile really builds."""
+    options = run_record(kernels[variant].config)["options"]
+    assert options == {r.option: r.assumed for r in runconfig.RULES}

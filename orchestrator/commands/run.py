@@ -43,9 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count-only-above", type=int, default=1000,
                    help="faults: scenarios with more layout VMAs only count the checks (no sweep)")
     p.add_argument("--no-stack-filter", action="store_true",
-                   help="faults: count every check in fork, not only those under dup_mmap")
+                   help="faults: count every check in fork, not only those under dup_mmap "
+                        "(exploratory: compare reports the sweep as not modelled)")
     p.add_argument("--page-faults", action="store_true",
-                   help="faults: count page allocations too (fail_page_alloc; not reproducible)")
+                   help="faults: count page allocations too (fail_page_alloc; not reproducible: "
+                        "compare reports the sweep as not modelled)")
     p.add_argument("--no-icount", action="store_true",
                    help="real time instead of deterministic virtual time (QEMU -icount)")
     p.add_argument("--resume", action="store_true",

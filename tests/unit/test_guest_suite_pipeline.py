@@ -132,3 +132,33 @@ def test_a_dead_sweep_runs_again_without_its_step_at_most_three_times() -> None:
     assert sweep_without_step(again, 99) is None
     maps = plan(RunOptions(suite="maps", out=Path("/nonexistent"), scenarios=load_scenarios(["mixed-small"])))[0]
     assert sweep_without_step(maps, 7) is None
+
+
+def test_records_carry_the_booted_kernels_config(tmp_path: Path) -> None:
+    """The FAKE guest's kernel gets a .config file (as a BuiltKernel has): every record carries
+    its hash and the options the simulator's rules read; a missing .config stops the run."""
+    from orchestrator.errors import ForkdiffError
+    from orchestrator.kconfig import run_record
+
+    cfg = tmp_path / "config"
+    cfg.write_text("CONFIG_MMU=y\n# CONFIG_PER_VMA_LOCK is not set\nCONFIG_NUMA=y\n")
+
+    @dataclass
+    class ConfiguredKernel(Kernel):
+        config: Path = cfg
+
+    guest = HostGuest()
+    guest.kernel = ConfiguredKernel()
+    out = tmp_path / "out"
+    opts = RunOptions(suite="maps", out=out, variants=("patched",), icount=False,
+                      scenarios=load_scenarios(["dontfork-only"]), log=lambda m: None)
+    assert run_on_guest(opts, "patched", guest, plan(opts), ObservationLog(out), SuiteResult())
+    recs = read_records(out / "observations.jsonl")
+    assert len(recs) == 5
+    for r in recs:
+        assert r["kernel_config"] == run_record(cfg)
+        assert r["kernel_config"]["options"]["CONFIG_PER_VMA_LOCK"] == "n"
+        assert r["kernel_config"]["options"]["CONFIG_NUMA"] == "y"
+    cfg.unlink()
+    with pytest.raises(ForkdiffError, match="config"):
+        run_on_guest(opts, "patched", guest, plan(opts), ObservationLog(tmp_path / "o2"), SuiteResult())

@@ -4,14 +4,16 @@ the records say: the kernel's fork semantics, fault outcomes, counts and timings
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
-from orchestrator.compare import compare_records
+from orchestrator.compare import compare_dir
 from orchestrator.observations import ObservationLog, read_records
 from orchestrator.suites import RunOptions, SuiteResult, load_scenarios, pending, plan, run_on_guest
 from orchestrator.vm import Guest
+from simulator import runconfig
 
 pytestmark = pytest.mark.vm
 
@@ -70,6 +72,11 @@ def test_faults_suite(guest: Guest, tmp_path: Path) -> None:
     assert 0 < int(fs["require_start"], 16) < int(fs["require_end"], 16)
     assert fs["attrs"]["failslab"]["ignore-gfp-wait"] == "N"
     assert fs["attrs"]["failslab"]["probability"] == "0"
+    check_recorded_kernel_config(guest, recs)
+    # compared under the recorded config and settings, nothing assumed: every row matches
+    df = compare_dir(tmp_path)
+    assert "run_config" not in set(df["measurement"]) and (df["verdict"] == "match").all()
+    assert (df["measurement"] == "fault_outcome").sum() > 100
     for name in names:
         checks = by(recs, name, "check_count")[0]["value"]
         end = by(recs, name, "sweep_end")[0]["values"]
@@ -93,14 +100,45 @@ def test_faults_suite(guest: Guest, tmp_path: Path) -> None:
     assert by(recs, "anon-touched-21", "sweep_end")[0]["values"]["absorbed_faults"] > 0
     # the clean kernel's failure path: every failed fork allocates exactly what the simulator's
     # trace says up to the failing check, and every fork (failed or absorbed) and every sweep
-    # gives back everything (0 leaks), compared through the same code make vm-test uses
-    df, _, _ = compare_records(recs)
+    # gives back everything (0 leaks), compared through the same code make vm-test uses (df)
     leak = df[df["measurement"].isin(["leak_after_fork", "sweep_leak", "failed_fork_allocs"])]
     n_failed = sum(1 for r in recs if r["measurement"] == "fault" and r["value"] == -1)
     assert (leak["measurement"] == "failed_fork_allocs").sum() == n_failed > 0
     assert (leak["measurement"] == "sweep_leak").sum() == len(names)
     bad = leak[leak["verdict"] != "match"]
     assert bad.empty, bad[["scenario", "measurement", "key", "observed", "predicted", "detail"]].to_string()
+
+
+# Files the running kernel has exactly when the option is on: what the kernel shows of itself.
+WITNESS = {"CONFIG_PER_VMA_LOCK": "/sys/kernel/slab/vma_lock",
+           "CONFIG_TRANSPARENT_HUGEPAGE": "/sys/kernel/mm/transparent_hugepage",
+           "CONFIG_KSM": "/sys/kernel/mm/ksm",
+           "CONFIG_NUMA": "/sys/devices/system/node",
+           "CONFIG_USERFAULTFD": "/proc/sys/vm/unprivileged_userfaultfd",
+           "CONFIG_SLUB_STATS": "/sys/kernel/slab/maple_node/alloc_fastpath",
+           "CONFIG_KFENCE": "/sys/kernel/debug/kfence"}
+
+
+def check_recorded_kernel_config(guest: Guest, recs: list[dict]) -> None:
+    """Every record carries the booted kernel's config: the hash of the build's .config and,
+    for every option the simulator's rules read, the value that .config gives it (read here
+    line by line); where the running kernel shows an option in sysfs/procfs, it agrees."""
+    text = Path(guest.kernel.config).read_bytes()
+    lines = set(text.decode().splitlines())
+    kc = recs[0]["kernel_config"]
+    assert all(r["kernel_config"] == kc for r in recs)
+    assert kc["sha256"] == hashlib.sha256(text).hexdigest()
+    assert set(kc["options"]) == set(runconfig.OPTIONS)
+    for opt, value in kc["options"].items():
+        set_to = [ln.split("=", 1)[1] for ln in lines if ln.startswith(f"{opt}=")]
+        assert set_to in ([], ["y"]), (opt, set_to)  # bool options: "y", "is not set" or absent
+        assert value == ("y" if set_to == ["y"] else "n"), opt
+    present = guest.run("for p in " + " ".join(WITNESS.values())
+                        + "; do test -e $p && echo $p; done; true", timeout=30).stdout.split()
+    for opt, path in WITNESS.items():
+        assert (path in present) == (kc["options"][opt] == "y"), (opt, path, present)
+    print(f"{guest.kernel.variant}: kernel_config {kc['sha256'][:12]} "
+          + " ".join(f"{o[7:]}={v}" for o, v in kc["options"].items()))
 
 
 def test_counts_suite(guest: Guest, tmp_path: Path) -> None:

@@ -1,0 +1,229 @@
+"""What a run was, in the terms dup_mmap() cares about: the kernel's kconfig options and the
+fault-injection settings recorded with each observation -> the KernelConfig and FaultSettings the
+simulator runs with, or the reasons the run cannot be predicted (NotModelled). Every option ->
+behaviour rule lives here; compare turns NotModelled into an `error` verdict naming the option,
+never into a prediction made for another kernel.
+
+Kernel options (RULES), read from 6.12 kernel/fork.c dup_mmap() and vm_area_dup(). Per copied
+VMA the kernel calls vm_area_dup() (vm_area_struct; vma_lock_alloc() with PER_VMA_LOCK;
+dup_anon_vma_name()), vma_dup_policy() (NUMA), dup_userfaultfd(), anon_vma_fork(),
+copy_page_range(); after the loop ksm_fork() and khugepaged_fork(). Which of these allocate, and
+when, decides the allocation sequence fail-nth counts. A rule says which values the model
+handles and why; `suites` limits it to the suites whose predictions it changes.
+
+Fault settings (fault_settings()): the attributes orchestrator/faultsetup.py wrote and read
+back. fail-nth honours only the stack filter (lib/fault-inject.c should_fail_ex), then
+mm/failslab.c skips reclaim-capable allocations when ignore-gfp-wait is Y, and
+mm/fail_page_alloc.c skips orders below min-order and, with ignore-gfp-wait Y, reclaim-capable
+page allocations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .fork import FaultSettings, KernelConfig
+
+# include/linux/mmzone.h: MAX_PAGE_ORDER is 10 on x86-64 (no ARCH_FORCE_MAX_ORDER); a
+# fail_page_alloc min-order above it keeps every page allocation out of the count.
+MAX_PAGE_ORDER = 10
+# What orchestrator/faultsetup.py writes by default (and what records made before it was
+# recorded are assumed to have had): failslab ignore-gfp-wait N, fail_page_alloc
+# ignore-gfp-wait Y and min-order 32, stack filter on dup_mmap.
+DEFAULT_SETTINGS = FaultSettings(failslab_ignore_gfp_wait=False, page_ignore_gfp_wait=True,
+                                 page_min_order=32, stack_filter="dup_mmap")
+FAULTS_ONLY = ("faults",)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One kconfig option: the values the model handles, and what the kernel does with it."""
+
+    option: str  # CONFIG_...
+    modelled: tuple[str, ...]  # values the simulator predicts correctly ("n" = not set or absent)
+    assumed: str  # its value in kconfig/ (base + faults): used when a record does not carry it
+    kernel: str  # what 6.12 does with it under dup_mmap(), i.e. why it matters or not
+    todo: str = ""  # what to do when the value is not modelled
+    suites: tuple[str, ...] = ()  # suites whose predictions it changes (empty: all)
+
+    def applies(self, suite: str) -> bool:
+        return not self.suites or suite in self.suites
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("CONFIG_MMU", ("y",), "y",
+         "without an MMU dup_mmap() is the !CONFIG_MMU stub: there is no VMA tree to copy",
+         "build with CONFIG_MMU=y"),
+    Rule("CONFIG_PER_VMA_LOCK", ("y", "n"), "y",
+         "y: vm_area_dup() -> vma_lock_alloc() allocates a vma_lock (GFP_KERNEL, fatal) right "
+         "after each vm_area_struct; n: no vma_lock cache, no such allocation "
+         "(KernelConfig.per_vma_lock)"),
+    Rule("CONFIG_TRANSPARENT_HUGEPAGE", ("n",), "n",
+         "anonymous mmaps of a multiple of 2 MiB are 2 MiB-aligned (__get_unmapped_area -> "
+         "thp_get_unmapped_area_vmflags), write faults may map huge PMDs whose copy_huge_pmd() "
+         "allocates a deposited page table, and khugepaged_fork() allocates an mm_slot when the "
+         "parent is registered with khugepaged; none of this is modelled",
+         "build with '# CONFIG_TRANSPARENT_HUGEPAGE is not set' (kconfig/base.config)"),
+    Rule("CONFIG_MEMCG", ("n",), "n",
+         "vm_area_struct, vma_lock, anon_vma and anon_vma_chain are SLAB_ACCOUNT caches: once "
+         "a memory cgroup is online, a new slab of them gets an obj_cgroup vector "
+         "(account_slab/alloc_slab_obj_exts: a kcalloc under dup_mmap that failslab counts), "
+         "which depends on the guest's slab history, not on the scenario",
+         "build without CONFIG_MEMCG", FAULTS_ONLY),
+    Rule("CONFIG_MEM_ALLOC_PROFILING", ("n",), "n",
+         "every slab allocation is tagged: the first one from a slab allocates the slab's "
+         "obj_exts vector (alloc_slab_obj_exts: a kcalloc failslab counts), which depends on "
+         "the guest's slab history",
+         "build without CONFIG_MEM_ALLOC_PROFILING", FAULTS_ONLY),
+    Rule("CONFIG_NUMA", ("y", "n"), "n",
+         "vma_dup_policy() -> mpol_dup() allocates only for a VMA with a memory policy "
+         "(mbind()); the guest programs set none, so no allocation either way"),
+    Rule("CONFIG_USERFAULTFD", ("y", "n"), "n",
+         "dup_userfaultfd() allocates only for a VMA registered with a userfaultfd; the guest "
+         "programs register none"),
+    Rule("CONFIG_KSM", ("y", "n"), "n",
+         "ksm_fork() allocates an mm_slot only when the parent is MMF_VM_MERGEABLE "
+         "(MADV_MERGEABLE, PR_SET_MEMORY_MERGE); the guest programs never ask for it"),
+    Rule("CONFIG_ANON_VMA_NAME", ("y", "n"), "n",
+         "dup_anon_vma_name() allocates only for a named VMA (PR_SET_VMA_ANON_NAME) whose name "
+         "is referenced REFCOUNT_MAX times; the guest programs name none"),
+    Rule("CONFIG_SLUB_TINY", ("y", "n"), "n",
+         "one failslab check per kmem_cache_alloc()/kmem_cache_alloc_bulk() call "
+         "(slab_pre_alloc_hook) either way; it turns SLUB_STATS off (see there)"),
+    Rule("CONFIG_SLUB_STATS", ("y",), "y",
+         "the counts suite reads the SLUB_STATS alloc_fastpath/alloc_slowpath counters; "
+         "without them it observes no allocation at all",
+         "run the counts suite on a faults-profile kernel (CONFIG_SLUB_STATS=y)", ("counts",)),
+    Rule("CONFIG_SLAB_MERGE_DEFAULT", ("n",), "n",
+         "merged caches share one set of SLUB_STATS counters: the counted caches' alloc "
+         "counters would include other caches' allocations",
+         "build with '# CONFIG_SLAB_MERGE_DEFAULT is not set' (kconfig/faults.config)",
+         ("counts",)),
+    Rule("CONFIG_KFENCE", ("n",), "n",
+         "objects KFENCE hands out are not counted by ALLOC_FASTPATH/ALLOC_SLOWPATH, at random "
+         "intervals",
+         "build without CONFIG_KFENCE", ("counts",)),
+)
+OPTIONS: tuple[str, ...] = tuple(r.option for r in RULES)  # what a run records (kconfig.run_record)
+
+
+@dataclass(frozen=True)
+class NotModelled:
+    """Something the run did that the simulator cannot predict, and what to do about it."""
+
+    what: str  # CONFIG_X, or fault_settings.<attribute>
+    value: str
+    why: str
+    todo: str
+    modelled: str = ""  # the values that would be predicted
+
+    def message(self) -> str:
+        return f"{self.what}={self.value} is not modelled: {self.why}; {self.todo}"
+
+
+@dataclass(frozen=True)
+class RunModel:
+    """The simulator's view of one job's run."""
+
+    config: KernelConfig
+    settings: FaultSettings
+    not_modelled: tuple[NotModelled, ...] = ()
+    assumed: tuple[str, ...] = ()  # what the records did not say, and what was assumed
+    options: dict[str, str] = field(default_factory=dict)  # every RULES option, as used
+
+    @property
+    def modelled(self) -> bool:
+        return not self.not_modelled
+
+
+def _value(v: object) -> str:
+    return "n" if v in (None, "", "n") else str(v)
+
+
+def kernel_model(suite: str, kernel_config: dict | None
+                 ) -> tuple[KernelConfig, list[NotModelled], list[str], dict[str, str]]:
+    """The record's kernel_config (`{"sha256", "options": {CONFIG_X: value}}`, or None for
+    records made before it was recorded) -> KernelConfig, what is not modelled, what was
+    assumed, and the options used."""
+    recorded = (kernel_config or {}).get("options") or {}
+    options: dict[str, str] = {}
+    missing = []
+    for rule in RULES:
+        if rule.option in recorded:
+            options[rule.option] = _value(recorded[rule.option])
+        else:
+            options[rule.option] = rule.assumed
+            if rule.applies(suite):
+                missing.append(f"{rule.option}={rule.assumed}")
+    assumed = []
+    if missing and kernel_config is None:
+        assumed.append("kernel config not recorded (records made before forkdiff recorded it): "
+                       "assumed the kconfig/ profiles' values " + ", ".join(missing))
+    elif missing:
+        assumed.append("kernel config recorded without some options (an older forkdiff): "
+                       "assumed " + ", ".join(missing))
+    bad = [NotModelled(r.option, options[r.option], r.kernel, r.todo, " or ".join(r.modelled))
+           for r in RULES
+           if r.applies(suite) and options[r.option] not in r.modelled]
+    return KernelConfig(per_vma_lock=options["CONFIG_PER_VMA_LOCK"] == "y"), bad, assumed, options
+
+
+def fault_settings(suite: str, recorded: dict | None
+                   ) -> tuple[FaultSettings, list[NotModelled], list[str]]:
+    """The record's fault_settings (orchestrator/faultsetup.py FaultSettings.to_dict(); None
+    outside the faults suite) -> FaultSettings, what is not modelled, what was assumed. Only
+    the faults suite's predictions depend on them."""
+    if not recorded:
+        assumed = ([] if suite != "faults" else
+                   ["fault settings not recorded: assumed forkdiff's defaults (stack filter on "
+                    "dup_mmap, failslab ignore-gfp-wait N, fail_page_alloc ignore-gfp-wait Y "
+                    "min-order 32)"])
+        return DEFAULT_SETTINGS, [], assumed
+    attrs = recorded.get("attrs") or {}
+    slab = attrs.get("failslab") or {}
+    page = attrs.get("fail_page_alloc")  # absent: the kernel has no fail_page_alloc
+    filt = (recorded.get("function") or "dup_mmap") if recorded.get("stack_filter") else None
+    if page is None:
+        page_wait, min_order = True, MAX_PAGE_ORDER + 1
+    else:
+        page_wait = page.get("ignore-gfp-wait", "Y") == "Y"
+        min_order = int(page.get("min-order", "1"))
+    settings = FaultSettings(failslab_ignore_gfp_wait=slab.get("ignore-gfp-wait", "Y") == "Y",
+                             page_ignore_gfp_wait=page_wait, page_min_order=min_order,
+                             stack_filter=filt)
+    bad: list[NotModelled] = []
+    if suite != "faults":
+        return settings, bad, []
+    if filt is None:
+        bad.append(NotModelled(
+            "fault_settings.stack_filter", "off",
+            "without the dup_mmap stack filter fail-nth also counts the checks copy_process() "
+            "makes before dup_mmap (task struct, files, signal, mm_struct, ...)",
+            "rerun the faults suite without --no-stack-filter", "on dup_mmap"))
+    elif filt != "dup_mmap":
+        bad.append(NotModelled(
+            "fault_settings.function", filt,
+            f"the stack filter brackets {filt}, and only dup_mmap's allocations are modelled",
+            "rerun the faults suite with the stack filter on dup_mmap", "dup_mmap"))
+    if min_order <= MAX_PAGE_ORDER:
+        bad.append(NotModelled(
+            "fault_settings.fail_page_alloc", f"min-order {min_order}, ignore-gfp-wait "
+            + ("Y" if page_wait else "N"),
+            "page allocations under dup_mmap are counted: besides page tables (modelled) they "
+            "include new slab pages whenever a cache's free list runs dry, which depends on the "
+            "guest's whole slab history, not on the scenario",
+            "rerun the faults suite without --page-faults",
+            f"min-order > {MAX_PAGE_ORDER}"))
+    if slab.get("cache-filter") == "Y":
+        bad.append(NotModelled(
+            "fault_settings.failslab.cache-filter", "Y",
+            "only caches marked in /sys/kernel/slab/<cache>/failslab are counted",
+            "rerun with failslab cache-filter N", "N"))
+    return settings, bad, []
+
+
+def resolve(suite: str, kernel_config: dict | None, recorded_faults: dict | None) -> RunModel:
+    """One job's run (its suite, and the kernel_config and fault_settings of its records)."""
+    config, bad, assumed, options = kernel_model(suite, kernel_config)
+    settings, bad_f, assumed_f = fault_settings(suite, recorded_faults)
+    return RunModel(config, settings, tuple(bad + bad_f), tuple(assumed + assumed_f), options)
