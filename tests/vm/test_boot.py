@@ -31,7 +31,8 @@ def test_fault_injection_knobs_exist(guest: Guest) -> None:
                   timeout=60)
     assert r.status == 0, r.stderr
     assert "fail-nth" in r.stdout and "ignore-gfp-wait" in r.stdout
-    # By default failslab ignores allocations that may sleep (DESIGN.md): reads back Y.
+    # By default failslab ignores allocations that may sleep (mm/failslab.c:
+    # .ignore_gfp_reclaim = true, the debugfs file ignore-gfp-wait): reads back Y.
     assert guest.run("cat /sys/kernel/debug/failslab/ignore-gfp-wait", timeout=60).stdout.strip() == "Y"
 
 
