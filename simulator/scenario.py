@@ -6,7 +6,7 @@ A scenario is YAML or JSON:
     description: free text         # optional
     base: 0x100000000              # address of the first layout VMA (page aligned)
     gap_pages: 1                   # unmapped pages after every layout VMA (>= 0)
-    groups:                        # created in this order, at ascending addresses
+    groups:                        # created in this order, at ascending addresses (at most 64)
       - count: 20                  # VMAs in this group (>= 1)
         pages: 1                   # size of each VMA in 4 KiB pages (>= 1)
         prot: rw                   # none | r | rw | rx | rwx
@@ -37,6 +37,7 @@ ADVICES = ("none", "dontfork", "wipeonfork")
 TOUCHES = ("none", "first", "all")
 DEFAULT_BASE = 0x1_0000_0000
 USER_TOP = 0x7FFF_FFFF_F000  # TASK_SIZE on x86-64 with 4-level paging
+MAX_GROUPS = 64  # the guest layout builder's limit: MAX_GROUPS in guest/layout.h
 
 
 class ScenarioError(ValueError):
@@ -143,6 +144,10 @@ def from_dict(data: object, source: str = "<inline>") -> Scenario:
     raw_groups = data.get("groups")
     if not isinstance(raw_groups, list) or not raw_groups:
         raise ScenarioError(f"{source}: field 'groups' must be a non-empty list")
+    if len(raw_groups) > MAX_GROUPS:
+        raise ScenarioError(f"{source}: field 'groups' has {len(raw_groups)} groups; the guest "
+                            f"layout builder takes at most {MAX_GROUPS} (neighbouring groups with the same "
+                            "pages, prot, kind, advice and touch can be one group with a larger count)")
     groups = []
     gkeys = {"count", "pages", "prot", "kind", "advice", "touch"}
     for i, g in enumerate(raw_groups):

@@ -1,6 +1,7 @@
 """Built kernels of both variants (faults profile): `make test` builds them first, so here
 build_kernel() is a cache hit that verifies the recorded bzImage hash. Each bzImage's embedded
-version string names its variant, and each build's source copy has the right dup_mmap()."""
+version string names its variant, each build's source copy has the right dup_mmap(), and the
+compiled dup_mmap() calls what that variant's source does."""
 
 import json
 import re
@@ -54,10 +55,29 @@ def test_source_copy_has_the_variants_dup_mmap(kernels, variant):
     assert detect_dup_mmap_model(k.build_dir.parent) == variant
 
 
+def dup_mmap_calls(k) -> set[str]:
+    """The functions the compiled dup_mmap() of a build calls (objdump of its vmlinux; the
+    faults profile keeps dup_mmap out of line, see kconfig/faults)."""
+    vmlinux = k.build_dir / "vmlinux"
+    assert vmlinux.is_file(), f"{vmlinux} is missing (source copy pruned?): rebuild the kernel"
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "--disassemble=dup_mmap",
+                          str(vmlinux)], capture_output=True, text=True, check=True).stdout
+    assert "<dup_mmap>:" in out, f"no dup_mmap symbol in {vmlinux}"
+    return set(re.findall(r"\bcall\s+[0-9a-f]+ <([^>+]+)>", out))
+
+
 def test_variants_differ(kernels):
-    a, b = (kernels[v] for v in VARIANTS)
-    assert a.manifest["bzimage"]["sha256"] != b.manifest["bzimage"]["sha256"]
-    assert a.build_dir != b.build_dir
+    """The two kernels differ in the code the baseline patch changes, not only in their names
+    (LOCALVERSION alone makes the bzImage hashes differ): the patched kernel's compiled
+    dup_mmap() copies the tree with __mt_dup(), the baseline's preallocates with
+    mas_expected_entries() and never calls __mt_dup()."""
+    calls = {v: dup_mmap_calls(kernels[v]) for v in VARIANTS}
+    assert "__mt_dup" in calls["patched"], sorted(calls["patched"])
+    assert "mas_expected_entries" not in calls["patched"], sorted(calls["patched"])
+    assert "mas_expected_entries" in calls["baseline"], sorted(calls["baseline"])
+    assert "__mt_dup" not in calls["baseline"], sorted(calls["baseline"])
+    # Both call what the patch leaves alone: the disassembly is of the right function.
+    assert {"vm_area_dup", "anon_vma_fork", "copy_page_range"} <= calls["patched"] & calls["baseline"]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

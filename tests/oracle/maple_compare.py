@@ -1,15 +1,19 @@
 """Helpers of the maple differential suite: replay an operation list in Python and in the
-oracle (the kernel's lib/maple_tree.c) and compare the JSON lines; save failing lists."""
+oracle (the kernel's lib/maple_tree.c) and compare the JSON lines; save failing lists.
+
+A failing list is saved outside the source tree, in the cache (failures_dir()); the committed
+example set the suite replays every time is tests/oracle/regressions/*.ops."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from orchestrator.cache import cache_path
 from orchestrator.oracle import run_oracle_raw
 from simulator.maple_ops import format_ops, replay
 
-REGRESSIONS = Path(__file__).resolve().parent.parent / "regressions"
+REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 STATS = {"sequences": 0, "mismatches": 0, "dumps": 0}
 
 
@@ -46,7 +50,13 @@ def compare(ops: list[tuple], sequences: int = 1, save_as: str | None = None) ->
     if mismatch:
         STATS["mismatches"] += 1
         if save_as:
-            REGRESSIONS.mkdir(exist_ok=True)
-            (REGRESSIONS / save_as).write_text(
-                f"# saved by tests/oracle: {mismatch[:200]}\n" + text)
+            saved = failures_dir() / save_as
+            saved.write_text(f"# saved by tests/oracle: {mismatch[:200]}\n" + text)
+            mismatch += (f" (operation list saved as {saved}; copy it into {REGRESSIONS} to "
+                         "replay it on every run)")
         raise AssertionError(mismatch)
+
+
+def failures_dir() -> Path:
+    """Where failing operation lists go: the cache (FORKDIFF_CACHE), never the source tree."""
+    return cache_path("oracle-failures")

@@ -5,6 +5,7 @@ Real parts only: every comparison runs the compiled kernel code."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -169,11 +170,43 @@ def test_dup_allocates_one_single_plus_one_bulk_per_internal_node(n):
 
 
 def test_saved_regressions_replay():
-    """Every saved failing operation list (tests/regressions/*.ops) now matches the kernel."""
+    """Every committed operation list (tests/oracle/regressions/*.ops) matches the kernel."""
     from simulator.maple_ops import parse
 
     files = sorted(REGRESSIONS.glob("*.ops"))
-    if not files:
-        pytest.skip("no saved regressions")
+    assert files, f"{REGRESSIONS} holds the committed example set"
     for f in files:
-        compare(parse(f.read_text(), str(f)))
+        ops = parse(f.read_text(), str(f))
+        assert ops.count(("dump",)) >= 1, f"{f} dumps nothing: it would compare nothing"
+        compare(ops)
+
+
+def test_a_failing_list_is_saved_in_the_cache_not_the_source_tree(tmp_path, monkeypatch):
+    """The real oracle's output (run first, on the real cache) against a FAKE Python side that
+    prints one wrong line: the list goes to FORKDIFF_CACHE/oracle-failures/, and nothing is
+    written into the repository."""
+    import maple_compare
+
+    from simulator.maple_ops import format_ops
+
+    repo = Path(__file__).resolve().parents[2]
+    ops = [("tree", "rcu"), ("store", BASE, BASE + PAGE - 1, 1), ("dump",)]
+    kernel_out = maple_compare.run_oracle_raw(format_ops(ops))
+    monkeypatch.setattr(maple_compare, "run_oracle_raw", lambda text: kernel_out)
+    real_replay = maple_compare.replay
+
+    def wrong_replay(ops):
+        lines, rest = real_replay(ops)
+        return ["{}"] + lines[1:], rest
+
+    monkeypatch.setattr(maple_compare, "replay", wrong_replay)
+    monkeypatch.setenv("FORKDIFF_CACHE", str(tmp_path / "cache"))
+    for key, value in maple_compare.STATS.items():  # the planted mismatch is not counted
+        monkeypatch.setitem(maple_compare.STATS, key, value)
+    before = set(repo.rglob("*.ops"))
+    with pytest.raises(AssertionError) as err:
+        compare(ops, save_as="planted.ops")
+    saved = tmp_path / "cache" / "oracle-failures" / "planted.ops"
+    assert saved.is_file() and str(saved) in str(err.value)
+    assert saved.read_text().endswith(format_ops(ops))
+    assert set(repo.rglob("*.ops")) == before

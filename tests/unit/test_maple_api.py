@@ -75,7 +75,8 @@ def test_bulk_mode_needs_rcu_off_and_preallocates():
         t.expected_entries(10)
     t = MapleTree(rcu=False)
     t.expected_entries(100)
-    # T = L + ceil(L/8) + 3 with L = ceil((2N+1)/14) (DESIGN.md): 15 + 2 + 3 = 20
+    # T = L + ceil(L/8) + 3 with L = ceil((2N+1)/14) (mas_expected_entries() in
+    # lib/maple_tree.c): 15 + 2 + 3 = 20
     assert [(r.kind, r.count) for r in t.alloc_log] == [("single", 1), ("bulk", 19)]
     for i in range(100):
         t.bulk_store(0x10000 + 2 * i * PAGE, 0x10000 + 2 * i * PAGE + PAGE - 1, i)

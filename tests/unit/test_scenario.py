@@ -56,3 +56,31 @@ def test_unreadable_and_malformed_files(tmp_path):
     bad.write_text("name: [unclosed\n")
     with pytest.raises(sc.ScenarioError, match="not valid YAML"):
         sc.load(bad)
+
+
+def _alternating_groups(n: int) -> list[dict]:
+    """n groups that differ from their neighbours (so none could be folded into another)."""
+    return [{"count": 1, "prot": "rw" if i % 2 else "r"} for i in range(n)]
+
+
+def test_group_limit_is_the_guest_builders():
+    """The guest layout builder (guest/layout.c) keeps at most MAX_GROUPS groups (its
+    guest/layout.h): the simulator's limit is read against that header, not restated."""
+    import re
+    from pathlib import Path
+
+    header = (Path(__file__).parents[2] / "guest" / "layout.h").read_text()
+    m = re.search(r"^#define MAX_GROUPS (\d+)$", header, re.M)
+    assert m, "guest/layout.h defines MAX_GROUPS"
+    assert sc.MAX_GROUPS == int(m.group(1))
+
+
+def test_more_groups_than_the_guest_builder_takes_is_an_error():
+    ok = sc.from_dict({"name": "x", "groups": _alternating_groups(sc.MAX_GROUPS)}, source="s.yaml")
+    assert len(ok.groups) == sc.MAX_GROUPS
+    with pytest.raises(sc.ScenarioError) as err:
+        sc.from_dict({"name": "x", "groups": _alternating_groups(sc.MAX_GROUPS + 1)},
+                     source="s.yaml")
+    msg = str(err.value)
+    assert "s.yaml" in msg and "'groups'" in msg
+    assert f"{sc.MAX_GROUPS + 1} groups" in msg and f"at most {sc.MAX_GROUPS}" in msg

@@ -6,14 +6,18 @@ QEMU, sshd.
 Checks: the two runs' guests ran at the same time on different SSH ports and wrote to
 different folders; the interrupted run left no QEMU and only whole records; the resumed run
 gives the same verdicts and the same report summary as the run that was never interrupted;
-neither results folder holds a private key (ours or the guest's host key)."""
+neither results folder holds anything of the cache's private keys (the client key and the
+guest's host key: armoured lines or the raw, hex or base64 seed), a scan shown first to catch
+each key planted in a folder."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.compare import compare_dir
-from orchestrator.rootfs import build_rootfs
+from orchestrator.rootfs import ensure_keys
 
 pytestmark = pytest.mark.vm
 REPO = Path(__file__).resolve().parents[2]
@@ -103,13 +107,73 @@ def _summary_table(out: Path) -> list[str]:
     return table
 
 
+def _ed25519_seed(blob: bytes) -> bytes:
+    """The 32-byte private seed of an unencrypted OpenSSH ed25519 private key blob."""
+    magic = b"openssh-key-v1\0"
+    assert blob.startswith(magic)
+    pos = len(magic)
+
+    def string() -> bytes:
+        nonlocal pos
+        n = struct.unpack_from(">I", blob, pos)[0]
+        pos += 4 + n
+        return blob[pos - n:pos]
+
+    cipher, _kdf, _kdfopts = string(), string(), string()
+    assert cipher == b"none", "the cache's keys have no passphrase"
+    pos += 4  # number of keys (1)
+    string()  # public key
+    priv = string()
+    pos = 8  # inside the private section: two check words, then the key type
+    blob = priv
+    assert string() == b"ssh-ed25519"
+    string()  # public key
+    return string()[:32]  # seed || public key
+
+
+def _key_secrets(key: Path) -> list[bytes]:
+    """What a leak of the private key `key` would leave in a file: its armoured body lines
+    (all but the first, which every unencrypted OpenSSH ed25519 key shares), and its private
+    seed raw, in hex and in base64."""
+    lines = [ln for ln in key.read_text().splitlines() if ln and "PRIVATE KEY" not in ln]
+    seed = _ed25519_seed(base64.b64decode("".join(lines)))
+    return [ln.encode() for ln in lines[1:]] + [seed, seed.hex().encode(),
+                                                base64.b64encode(seed).rstrip(b"=")]
+
+
 def _no_secrets(out: Path, secrets: list[bytes]) -> None:
-    for f in out.rglob("*"):
-        if f.is_file():
-            data = f.read_bytes()
-            assert b"PRIVATE KEY" not in data, f"{f} holds a private key"
-            for s in secrets:
-                assert s not in data, f"{f} holds key material"
+    files = [f for f in out.rglob("*") if f.is_file()]
+    assert files, f"nothing to scan in {out}"
+    for f in files:
+        data = f.read_bytes()
+        assert b"PRIVATE KEY" not in data, f"{f} holds a private key"
+        leaked = [i for i, s in enumerate(secrets) if s in data]
+        if leaked:  # not `assert s not in data`: pytest would print the key material
+            pytest.fail(f"{f} holds key material (secrets {leaked})")
+
+
+def _secrets_of_the_cache_keys(tmp: Path) -> list[bytes]:
+    """The cache's client and host private keys (those the runs use), each checked to be
+    caught by _no_secrets when planted in a folder the way a log could carry it."""
+    keys = ensure_keys()
+    secrets = []
+    for key in (keys.client_key, keys.host_key):
+        mine = _key_secrets(key)
+        seed = mine[-3]
+        body = "\n".join(ln for ln in key.read_text().splitlines() if "PRIVATE KEY" not in ln)
+        for i, planted in enumerate((body.encode(), b"x" + seed + b"y",
+                                     b"seed=" + seed.hex().encode())):
+            folder = tmp / f"planted-{key.name}-{i}"
+            folder.mkdir()
+            (folder / "console.log").write_bytes(b"boot\n" + planted + b"\n")
+            with pytest.raises(pytest.fail.Exception, match="key material"):
+                _no_secrets(folder, mine)
+        secrets += mine
+    return secrets
+
+
+def test_secret_scan_catches_the_cache_keys(tmp_path: Path) -> None:
+    assert len(_secrets_of_the_cache_keys(tmp_path)) >= 2 * 4
 
 
 def test_two_runs_at_once_one_interrupted_and_resumed(tmp_path: Path) -> None:
@@ -157,11 +221,6 @@ def test_two_runs_at_once_one_interrupted_and_resumed(tmp_path: Path) -> None:
     assert _verdicts(cut) == _verdicts(clean)
     assert _summary_table(cut) == _summary_table(clean)
 
-    rootfs = build_rootfs()
-    secrets = []
-    for key in (rootfs.client_key, *rootfs.path.parent.glob("*host*key*")):
-        body = [ln for ln in Path(key).read_text().splitlines() if ln and "PRIVATE KEY" not in ln]
-        secrets += [ln.encode() for ln in body if "ssh-" not in ln and len(ln) > 40][:3]
-    assert secrets
+    secrets = _secrets_of_the_cache_keys(tmp_path)
     _no_secrets(clean, secrets)
     _no_secrets(cut, secrets)
