@@ -44,6 +44,7 @@ class VmTestOptions:
     patches: tuple[Path, ...] = ()
     models: dict[str, str] = field(default_factory=dict)
     resume: bool = False
+    kmemleak: bool = False  # faults suite: kmemleak=on, fork's caches only, a leak scan per sweep
 
 
 class Progress:
@@ -84,7 +85,8 @@ def run(opts: VmTestOptions) -> int:
             "variants": ", ".join(variants),
             "models": ", ".join(f"{v} kernel vs {models.get(v, v)} model" for v in variants),
             "suites": ", ".join(opts.suites), "spawn_vmas": ", ".join(map(str, opts.vmas)),
-            "spawn_duration_s": opts.duration, "spawn_repeats": opts.repeats}
+            "spawn_duration_s": opts.duration, "spawn_repeats": opts.repeats,
+            "kmemleak": "on (faults suite)" if opts.kmemleak else "off"}
     say("setup", f"tree {tree.path} ({tree.identity}); variants {', '.join(variants)}; "
                  f"tree's dup_mmap model: {tree_model}")
     profiles = sorted({PROFILES_OF[s] for s in opts.suites})
@@ -101,7 +103,7 @@ def run(opts: VmTestOptions) -> int:
         res = run_suite(RunOptions(
             suite=suite, out=out, variants=tuple(variants), vmas=opts.vmas, duration=opts.duration,
             repeats=opts.repeats if suite == "spawn" else None, resume=opts.resume,
-            fault=FaultOptions(), log=lambda m: say("suite", m)))
+            fault=FaultOptions(), kmemleak=opts.kmemleak, log=lambda m: say("suite", m)))
         meta[f"suite {suite} wall s"] = round(time.monotonic() - t0, 1)
         errors += len(res.errors)
         (out / "run.json").write_text(json.dumps(meta, indent=1))

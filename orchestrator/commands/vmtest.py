@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
         patches=tuple(Path(p) for p in (args.patches or env.get("PATCHES") or "").split()),
         models=parse_models(args.model or env.get("MODEL")),
         resume=args.resume or (env.get("RESUME") or "").lower() in ("1", "yes", "true"),
+        kmemleak=args.kmemleak or (env.get("KMEMLEAK") or "").lower() in ("1", "yes", "true"),
     )
     if not explicit_out:
         if opts.resume:
@@ -70,4 +71,6 @@ def register(sub) -> None:
     p.add_argument("--patches", help="extra patches for the patched variant (PATCHES=)")
     p.add_argument("--model", help="model per kernel (MODEL=): baseline, patched, or a mapping")
     p.add_argument("--resume", action="store_true", help="continue the run in --out/OUT (RESUME=1)")
+    p.add_argument("--kmemleak", action="store_true",
+                   help="faults suite: boot with kmemleak=on, scan for leaks after every sweep (KMEMLEAK=1)")
     p.set_defaults(func=_run)
