@@ -94,3 +94,21 @@ def test_check_lets_a_tolerated_report_pass_once_and_still_raises_on_others(tmp_
         fh.write("[   32.0] Kernel panic - not syncing: Fatal exception\n")
     with pytest.raises(GuestCrashed, match="panic"):
         g.check(frozenset({"panic"}))  # a fatal report is never tolerated
+
+
+def test_kmemleak_knob_reaches_the_vm_test_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """KMEMLEAK=1 (make vm-test exports it) and --kmemleak; pipeline.run is replaced by a FAKE
+    that only keeps the options it is given."""
+    import argparse
+
+    from orchestrator.commands import vmtest
+
+    seen = []
+    monkeypatch.setattr(vmtest, "run", lambda opts: seen.append(opts) or 0)
+    parser = argparse.ArgumentParser()
+    vmtest.register(parser.add_subparsers())
+    for env, argv, want in (("1", [], True), ("", [], False), ("", ["--kmemleak"], True)):
+        monkeypatch.setenv("KMEMLEAK", env)
+        args = parser.parse_args(["vm-test", "--out", str(tmp_path), *argv])
+        assert args.func(args) == 0
+        assert seen[-1].kmemleak is want
