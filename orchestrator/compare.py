@@ -44,6 +44,7 @@ from simulator.scenario import ScenarioError, from_dict
 
 from . import verdicts as vd
 from .errors import ForkdiffError
+from .kmemleak import summary as kmemleak_summary
 from .observations import read_records
 from .suites import FINAL
 from .timing import improvement_table
@@ -324,6 +325,28 @@ def _assumed_rows(jobs: list[Job]) -> list[dict]:
     return list(rows.values())
 
 
+# --- kmemleak (orchestrator/kmemleak.py): one row per scanned sweep -----------------------------
+def _kmemleak_rows(job: Job, model: str) -> list[dict]:
+    """A sweep's kmemleak scan: no report is a match; unreferenced objects are `crashed`
+    (the kernel lost memory on fork's paths, whatever the model says), with the report."""
+    rows = []
+    for r in job.by("kmemleak"):
+        v = r.get("values") or {}
+        n = int(r.get("value") or 0)
+        if n == 0:
+            rows.append(_row(job, model, "kmemleak", "", "no kmemleak report", "no kmemleak report",
+                             rule=KMEMLEAK_RULE, verdict="match"))
+            continue
+        detail = f"{kmemleak_summary(v.get('leaks') or [])}\n--- kmemleak ---\n{v.get('report', '')}"
+        rows.append(_row(job, model, "kmemleak", "", f"{n} unreferenced objects", "no kmemleak report",
+                         rule=KMEMLEAK_RULE, verdict="crashed", detail=detail[:8000]))
+    return rows
+
+
+KMEMLEAK_RULE = "kmemleak: no unreferenced object after the sweep (two scans, objects >= 5 s old)"
+# --- end kmemleak -------------------------------------------------------------------------------
+
+
 # ----------------------------------------------------------------- suites
 def compare_maps(job: Job, model: str, preds: list[dict]) -> list[dict]:
     rows = []
@@ -579,7 +602,7 @@ def compare_records(records: list[dict], models: dict[str, str] | None = None,
     unmodelled_spawn = False
     for job in jobs:
         model = models.get(job.variant, job.variant)
-        rows += _error_rows(job, model)
+        rows += _error_rows(job, model) + _kmemleak_rows(job, model)
         rows += _missing_final_rows(job, model)
         if not any(r.get("measurement") != "error" for r in job.records):
             continue

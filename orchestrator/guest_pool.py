@@ -1,6 +1,7 @@
-"""Guests a run shares between its suites: one booted guest per (kernel, virtual time or not,
-memory), so that the maps, faults and counts suites, which all use the faults-profile kernel,
-boot it once per run instead of once each. A guest that crashed or hung is dropped and the next
+"""Guests a run shares between its suites: the booted guest of a (kernel, virtual time or not,
+memory, extra kernel parameters) is reused by the next suite that asks for the same, so that
+the maps, faults and counts suites, which all use the faults-profile kernel, boot it once per
+run instead of once each (twice with KMEMLEAK=1: the faults suite's guest boots kmemleak=on). A guest that crashed or hung is dropped and the next
 get() boots a fresh one. One pool per thread: a pool is not shared between threads."""
 
 from __future__ import annotations
@@ -16,18 +17,18 @@ class GuestPool:
     def __init__(self) -> None:
         self._live: dict[tuple, object] = {}
 
-    def get(self, kernel: BuiltKernel, rootfs: Rootfs, *, icount: bool,
-            memory_mb: int) -> tuple[object, bool]:
-        """(guest, freshly booted?) for this kernel and settings."""
+    def get(self, kernel: BuiltKernel, rootfs: Rootfs, *, icount: bool, memory_mb: int,
+            extra_append: str = "") -> tuple[object, bool]:
+        """(guest, freshly booted?) for this kernel and settings. A pool runs one guest at a
+        time: asking for another kernel or other settings stops the running one first."""
         from .vm import Guest
 
-        key = (str(kernel.bzimage), kernel.variant, kernel.profile, icount, memory_mb)
+        key = (str(kernel.bzimage), kernel.variant, kernel.profile, icount, memory_mb, extra_append)
         g = self._live.get(key)
         if g is not None and getattr(g, "proc", None) is not None and g.proc.poll() is None:
             return g, False
-        if g is not None:
-            self.drop(g)
-        g = Guest(kernel, rootfs, icount=icount, memory_mb=memory_mb)
+        self.close()
+        g = Guest(kernel, rootfs, icount=icount, memory_mb=memory_mb, extra_append=extra_append)
         g.__enter__()
         self._live[key] = g
         return g, True
@@ -39,11 +40,9 @@ class GuestPool:
                 del self._live[key]
         guest.__exit__(None, None, None)
 
-    def close(self, keep_profile: str | None = None) -> None:
-        """Stop every guest (but those of `keep_profile`'s kernels)."""
-        for key, g in list(self._live.items()):
-            if key[2] != keep_profile:
-                self.drop(g)
+    def close(self) -> None:
+        for g in list(self._live.values()):
+            self.drop(g)
 
     def __enter__(self) -> GuestPool:
         return self

@@ -51,6 +51,7 @@ class VmTestOptions:
     jobs: int = 0  # guests at a time (one per variant, at most one per CPU); 0: automatic
     scenarios: tuple[str, ...] = ()  # maps/faults/counts: scenario names or files (default: each suite's own)
     variants: tuple[str, ...] = ()  # kernels to run (default: every variant the tree gives)
+    kmemleak: bool = False  # faults suite: kmemleak=on, fork's caches only, a leak scan per sweep
 
 
 class Progress:
@@ -88,8 +89,8 @@ def _variant_suites(opts: VmTestOptions, variant: str, scenarios,
             ro = RunOptions(suite=suite, out=opts.out, variants=(variant,), vmas=opts.vmas,
                             duration=opts.duration, scenarios=scenarios if suite != "spawn" else None,
                             repeats=opts.repeats if suite == "spawn" else None, resume=opts.resume,
-                            fault=FaultOptions(), log=lambda m: say("suite", m))
-            guests.close(keep_profile=ro.profile_used)
+                            fault=FaultOptions(), kmemleak=opts.kmemleak,
+                            log=lambda m: say("suite", m))
             res = SuiteResult()
             run_variant(ro, variant, plan(ro), log, res, guests)
             done[suite] = (res, time.monotonic() - t0)
@@ -122,7 +123,8 @@ def run(opts: VmTestOptions) -> int:
             "models": ", ".join(f"{v} kernel vs {models.get(v, v)} model" for v in variants),
             "suites": ", ".join(opts.suites), "scenarios": ", ".join(opts.scenarios) or "default",
             "spawn_vmas": ", ".join(map(str, opts.vmas)),
-            "spawn_duration_s": opts.duration, "spawn_repeats": opts.repeats}
+            "spawn_duration_s": opts.duration, "spawn_repeats": opts.repeats,
+            "kmemleak": "on (faults suite)" if opts.kmemleak else "off"}
     say("setup", f"tree {tree.path} ({tree.identity}); variants {', '.join(variants)}; "
                  f"tree's dup_mmap model: {tree_model}")
     profiles = sorted({PROFILES_OF[s] for s in opts.suites})

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from simulator.scenario import Scenario, ScenarioError, from_dict, load
 
-from . import faultsetup
+from . import faultsetup, kmemleak
 from .errors import ForkdiffError
 from .guest_pool import GuestPool
 from .kconfig import run_record
@@ -45,7 +45,8 @@ DEFAULT_SCENARIOS = {
 }
 GUEST_BIN = "/usr/local/bin"
 PROGRAM = {"maps": "mapsprobe", "faults": "faultsweep", "counts": "forkcount", "spawn": "spawn"}
-# The final record of a job: when its key is in the file, the job is done (resume).
+# The final record of a job: when its key is in the file, the job is done (resume). With
+# kmemleak on, a sweep is done when its leak scan is recorded.
 FINAL = {"maps": "parent_after", "faults": "sweep_end", "counts": "summary", "spawn": "spawn"}
 
 
@@ -65,6 +66,7 @@ class RunOptions:
     icount: bool | None = None  # None: virtual time (-icount), see icount_used
     memory_mb: int = 1024
     fault: faultsetup.FaultOptions = field(default_factory=faultsetup.FaultOptions)
+    kmemleak: bool = False  # faults: boot with kmemleak=on, count fork's caches only, scan after each sweep
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
     log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr, flush=True))
 
@@ -85,6 +87,22 @@ class RunOptions:
         """faultsweep --leak-wait-ms: how long a fork's frees may take to settle before what
         is left counts as leaked (only a leaking fork waits this long)."""
         return 500 if self.icount_used else 5000
+
+    @property
+    def scans_leaks(self) -> bool:
+        return self.kmemleak and self.suite == "faults"
+
+    @property
+    def final(self) -> str:
+        return "kmemleak" if self.scans_leaks else FINAL[self.suite]
+
+    @property
+    def fault_options(self) -> faultsetup.FaultOptions:
+        """With kmemleak, failslab counts fork's own caches only (faultsetup: kmemleak's
+        metadata allocations would otherwise be checks too)."""
+        if self.scans_leaks and not self.fault.cache_filter:
+            return replace(self.fault, cache_filter=faultsetup.FORK_CACHES)
+        return self.fault
 
 
 @dataclass(frozen=True)
@@ -205,7 +223,7 @@ def _error_record(opts: RunOptions, variant: str, job: Job, env: dict, message: 
 
 def pending(opts: RunOptions, variant: str, jobs: list[Job], log: ObservationLog) -> list[Job]:
     """Jobs whose final record is not in the file yet (all of them unless resuming)."""
-    final = FINAL[opts.suite]
+    final = opts.final
     return [j for j in jobs
             if not (opts.resume and log.has(record_key(opts.suite, variant, opts.profile_used,
                                                        j.scenario, final, j.repeat)))]
@@ -263,9 +281,11 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
 
     t0 = time.monotonic()
     release = g.run("uname -r", timeout=30).stdout.strip()
-    settings = faultsetup.configure(g, opts.fault).to_dict() if opts.suite == "faults" else None
+    settings = faultsetup.configure(g, opts.fault_options).to_dict() if opts.suite == "faults" else None
+    if opts.scans_leaks:
+        kmemleak.setup(g)
     env = {"kernel_release": release, "qemu_mode": g.qemu_mode, "icount": opts.icount_used,
-           "kernel_config": kernel_config(g), "fault_settings": settings}
+           "kernel_config": kernel_config(g), "fault_settings": settings, "kmemleak": opts.scans_leaks}
     alive = True
     for job in jobs:
         t = time.monotonic()
@@ -274,23 +294,7 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
         try:
             r = g.run(job.command, timeout=job.timeout)
         except (GuestCrashed, GuestHung, GuestLost) as err:
-            if isinstance(err, GuestLost) and (err.qemu_status is None or err.qemu_status < 0):
-                raise  # QEMU killed from outside (by us on SIGINT/SIGTERM, or by the user)
-            values = {"kind": type(err).__name__, "console_log": str(g.console_log),
-                      "console_excerpt": _console_excerpt(err, watcher)}
-            k = sweep_step(watcher.lines_since(mark, before_crash=True)) if watcher is not None else None
-            message = err.one_line()
-            if k is not None:  # a fault sweep: the step it died in, from its /dev/kmsg lines
-                values["k"] = k
-                message = f"during sweep step k={k}: {message}"
-            log.append(_error_record(opts, variant, job, env, message, values,
-                                     "vm" if k is None else f"vm:k={k}"))
-            result.records += 1
-            result.errors.append(f"{variant} {job.scenario}: {err.cause.splitlines()[0]}")
-            result.lost_jobs.append(job)
-            result.lost_steps.append(k)
-            opts.log(f"[{opts.suite}] {variant}: {job.scenario}: {type(err).__name__}; guest lost "
-                     f"(console: {g.console_log})")
+            _guest_lost(opts, variant, g, job, env, err, mark, log, result)
             alive = False
             break
         parsed = parse_output(job.program, r.stdout)
@@ -310,12 +314,71 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
                                      {"status": r.status, "stderr": r.stderr[-4000:]}, "exit"))
             n += 1
             result.errors.append(f"{variant} {job.scenario}: {msg}")
+        if opts.scans_leaks and job.program == "faultsweep":
+            mark = watcher.mark() if watcher is not None else 0
+            try:
+                n += _scan_leaks(opts, variant, g, job, env, log, result)
+            except (GuestCrashed, GuestHung, GuestLost) as err:
+                result.records += n
+                _guest_lost(opts, variant, g, job, env, err, mark, log, result, "during the kmemleak scan")
+                alive = False
+                break
         result.records += n
         rep = f" #{job.repeat}" if job.repeat is not None else ""
         opts.log(f"[{opts.suite}] {variant}: {job.scenario}{rep}: {n} records in {time.monotonic() - t:.1f} s"
                  + ("" if r.status == 0 else f" (status {r.status})"))
     result.wall_seconds[variant] = result.wall_seconds.get(variant, 0.0) + time.monotonic() - t0
     return alive
+
+
+def _guest_lost(opts: RunOptions, variant: str, g, job: Job, env: dict, err: ForkdiffError, mark: int,
+                log: ObservationLog, result: SuiteResult, during: str = "") -> None:
+    """Record a guest that crashed or hung during a job (or the job's leak scan, `during`),
+    as an error record naming the sweep step it died in, if any; re-raise when QEMU was
+    killed from outside (by us on SIGINT/SIGTERM, or by the user)."""
+    from .vm import GuestLost
+
+    if isinstance(err, GuestLost) and (err.qemu_status is None or err.qemu_status < 0):
+        raise err
+    watcher = getattr(g, "watcher", None)
+    values = {"kind": type(err).__name__, "console_log": str(g.console_log),
+              "console_excerpt": _console_excerpt(err, watcher)}
+    k = sweep_step(watcher.lines_since(mark, before_crash=True)) if watcher is not None else None
+    message = err.one_line()
+    if during:
+        message = f"{during}: {message}"
+    if k is not None:  # a fault sweep: the step it died in, from its /dev/kmsg lines
+        values["k"] = k
+        message = f"during sweep step k={k}: {message}"
+    log.append(_error_record(opts, variant, job, env, message, values,
+                             "vm" if k is None else f"vm:k={k}"))
+    result.records += 1
+    result.errors.append(f"{variant} {job.scenario}: {err.cause.splitlines()[0]}")
+    result.lost_jobs.append(job)
+    result.lost_steps.append(k)
+    opts.log(f"[{opts.suite}] {variant}: {job.scenario}: {type(err).__name__}; guest lost "
+             f"(console: {g.console_log})")
+
+
+def _scan_leaks(opts: RunOptions, variant: str, g, job: Job, env: dict, log: ObservationLog,
+                result: SuiteResult) -> int:
+    """The job's kmemleak scan (orchestrator.kmemleak) as a `kmemleak` record (value: the
+    number of unreferenced objects; 0 = no report), or an error record when kmemleak refuses.
+    Returns the number of records written."""
+    try:
+        found = kmemleak.scan(g)
+    except ForkdiffError as err:
+        log.append(_error_record(opts, variant, job, env, err.one_line(), {}, "kmemleak"))
+        result.errors.append(f"{variant} {job.scenario}: {err.cause}")
+        return 1
+    rec = _record(opts, variant, job, ParsedRecord("kmemleak", None, len(found.objects), found.values()), env)
+    if opts.resume and log.has(rec["key"]):
+        return 0
+    log.append(rec)
+    if found.objects:
+        opts.log(f"[{opts.suite}] {variant}: {job.scenario}: kmemleak: {len(found.objects)} unreferenced "
+                 f"objects:\n{kmemleak.summary(found.objects)}")
+    return 1
 
 
 def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: ObservationLog,
@@ -333,11 +396,13 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
         return
     kernel = build_kernel(variant, opts.profile_used)
     rootfs = build_rootfs()
+    append = kmemleak.BOOT_PARAM if opts.scans_leaks else ""
     with contextlib.ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(GuestPool())
         while todo:
-            g, fresh = pool.get(kernel, rootfs, icount=opts.icount_used, memory_mb=opts.memory_mb)
+            g, fresh = pool.get(kernel, rootfs, icount=opts.icount_used, memory_mb=opts.memory_mb,
+                                extra_append=append)
             opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: "
                      + (f"booted ({g.qemu_mode}) in {g.boot_seconds:.0f} s" if fresh
                         else f"going on with the running guest ({g.qemu_mode})"))

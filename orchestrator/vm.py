@@ -259,6 +259,7 @@ class Guest:
         self.qmp: QEMUMonitorProtocol | None = None
         self.watcher: ConsoleWatcher | None = None
         self.ssh: SshSession | None = None
+        self.tolerated: list[crash.CrashMatch | None] = []  # reports check(tolerate=) let pass
         self._sockdir: str | None = None
         self._old_handlers: dict[int, object] = {}
 
@@ -391,11 +392,16 @@ class Guest:
     def qemu_alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def check(self) -> None:
-        """Raise GuestCrashed if the console shows a crash, GuestLost if QEMU is gone."""
+    def check(self, tolerate: frozenset[str] = frozenset()) -> None:
+        """Raise GuestCrashed if the console shows a crash, GuestLost if QEMU is gone. A
+        non-fatal report of a kind in `tolerate` (one a command provokes on purpose, e.g. the
+        "kmemleak: N new suspected memory leaks" line of our own kmemleak scan) is
+        acknowledged instead, and kept in `tolerated`."""
         w = self.watcher
         if w is not None:
             w.poll()
+            if w.crash is not None and w.crash.kind in tolerate and not w.crash.fatal:
+                self.tolerated.append(w.acknowledge())
             if w.crash is not None:
                 self._raise_crash()
         if self.proc is not None and self.proc.poll() is not None:
@@ -435,19 +441,21 @@ class Guest:
 
     # -- commands --
 
-    def run(self, cmd: str, timeout: float = 60, stdin: bytes | None = None) -> CommandResult:
-        """Run a shell command in the guest. GuestCrashed as soon as the console shows a crash,
-        GuestHung after `timeout` seconds, GuestLost if QEMU or SSH goes away."""
+    def run(self, cmd: str, timeout: float = 60, stdin: bytes | None = None,
+            tolerate: frozenset[str] = frozenset()) -> CommandResult:
+        """Run a shell command in the guest. GuestCrashed as soon as the console shows a crash
+        (except non-fatal reports of a kind in `tolerate`, see check()), GuestHung after
+        `timeout` seconds, GuestLost if QEMU or SSH goes away."""
         self.check()
         if self.ssh is None:
             raise GuestLost("the guest is not booted", "use Guest as a context manager")
         try:
-            result = self.ssh.run(cmd, timeout, check=self.check, stdin=stdin)
+            result = self.ssh.run(cmd, timeout, check=lambda: self.check(tolerate), stdin=stdin)
         except SshTimeout as exc:
             raise GuestHung(exc.cause, exc.next_step, self.console_log) from exc
         except SshLost as exc:
             self._lost_or_hung(exc)
-        self.check()
+        self.check(tolerate)
         return result
 
     def put(self, local: Path | str, remote: str, mode: int = 0o644, timeout: float = 60) -> None:

@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--page-faults", action="store_true",
                    help="faults: count page allocations too (fail_page_alloc; not reproducible: "
                         "compare reports the sweep as not modelled)")
+    p.add_argument("--kmemleak", action="store_true",
+                   help="faults: boot with kmemleak=on, count fork's own slab caches only, and scan "
+                        "for leaks after every sweep")
     p.add_argument("--no-icount", action="store_true",
                    help="real time instead of deterministic virtual time (QEMU -icount)")
     p.add_argument("--resume", action="store_true",
@@ -63,6 +66,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume and args.out is None:
         raise ForkdiffError("--resume needs --out DIR (the folder of the run to resume)",
                             "give --out results/<timestamp>")
+    if args.kmemleak and "faults" not in args.suite:
+        raise ForkdiffError("--kmemleak applies to the faults suite", "add --suite faults")
     scenarios = load_scenarios(args.scenario) if args.scenario else None
     out = args.out or new_results_dir()
     total_errors = 0
@@ -71,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
                           profile=args.profile, scenarios=scenarios, vmas=args.vmas,
                           duration=args.duration, repeats=args.repeats, max_k=args.max_k,
                           count_only_above=args.count_only_above, resume=args.resume,
-                          icount=not args.no_icount,
+                          icount=not args.no_icount, kmemleak=args.kmemleak,
                           fault=FaultOptions(stack_filter=not args.no_stack_filter,
                                              page_alloc=args.page_faults))
         t0 = time.monotonic()

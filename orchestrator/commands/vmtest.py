@@ -55,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
         scenarios=tuple((args.scenarios or env.get("SCENARIOS") or "").replace(",", " ").split()),
         variants=_list(args.variants or env.get("VARIANTS"), VARIANTS, "VARIANTS")
         if (args.variants or env.get("VARIANTS")) else (),
+        kmemleak=args.kmemleak or (env.get("KMEMLEAK") or "").lower() in ("1", "yes", "true"),
     )
     if not explicit_out:
         if opts.resume:
@@ -78,4 +79,6 @@ def register(sub) -> None:
                                        "default: each suite's own)")
     p.add_argument("--jobs", help="guests at a time (JOBS=; default: one per variant, at most one per CPU)")
     p.add_argument("--variants", help="kernels to run (VARIANTS=; default: baseline and patched)")
+    p.add_argument("--kmemleak", action="store_true",
+                   help="faults suite: boot with kmemleak=on, scan for leaks after every sweep (KMEMLEAK=1)")
     p.set_defaults(func=_run)

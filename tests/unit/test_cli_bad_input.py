@@ -25,6 +25,7 @@ def forkdiff(*args, env_extra=None, cwd=None):
     (["report", "/nonexistent-forkdiff-dir"], "no verdicts in /nonexistent-forkdiff-dir"),
     (["run", "--suite", "mapz"], "argument --suite: invalid choice: 'mapz'"),
     (["run", "--suite", "maps", "--variant", "upstream"], "argument --variant: invalid choice: 'upstream'"),
+    (["run", "--suite", "maps", "--kmemleak"], "--kmemleak applies to the faults suite"),
     (["boot", "--variant", "patched", "--profile", "debug", "--", "true"],
      "argument --profile: invalid choice: 'debug'"),
     (["kernel", "build", "--variant", "patched", "--profile", "fast"], "invalid choice: 'fast'"),

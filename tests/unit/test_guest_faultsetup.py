@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from orchestrator.errors import ForkdiffError
-from orchestrator.faultsetup import FaultOptions, configure, symbol_range
+from orchestrator.faultsetup import FORK_CACHES, FaultOptions, configure, symbol_range
 
 KALLSYMS = """ffffffff81060000 T copy_process
 ffffffff81062a10 t dup_mmap
@@ -44,10 +44,11 @@ class Res:
 class FakeGuest:
     """Stands in for orchestrator.vm.Guest: interprets the few shell forms configure() uses."""
 
-    def __init__(self, attrs: list[str]):
+    def __init__(self, attrs: list[str], slabs: tuple[str, ...] = ()):
         self.files = {f"/sys/kernel/debug/{a}/{f}": "1" for a in attrs
                       for f in ("probability", "require-start")}
         self.files["/sys/kernel/debug/failslab/ignore-gfp-wait"] = "Y"
+        self.slabs = {f"/sys/kernel/slab/{c}" for c in slabs}  # caches the fake kernel has
 
     def run(self, cmd: str, timeout: float = 60) -> Res:
         if cmd.startswith("ls -d"):
@@ -55,9 +56,17 @@ class FakeGuest:
         if cmd.startswith("grep"):
             return Res(0, KALLSYMS)
         if cmd.startswith("set -e"):
-            for m in re.finditer(r"echo (\S+) > (\S+)", cmd):
-                self.files[m.group(2)] = m.group(1)
-            return Res(0, "")
+            out = []
+            for part in cmd.split(" && ")[1:]:
+                cond = re.match(r"if \[ -d (\S+) \]; then (.*); fi$", part)
+                if cond and cond.group(1) not in self.slabs:
+                    continue
+                body = cond.group(2) if cond else part
+                for m in re.finditer(r"echo (\S+) > ([^\s;]+)", body):
+                    self.files[m.group(2)] = m.group(1)
+                for m in re.finditer(r"echo (\S+)=\$\(cat (\S+)\)", body):
+                    out.append(f"{m.group(1)}={self.files.get(m.group(2), '')}")
+            return Res(0, "\n".join(out))
         out = []
         for m in re.finditer(r"echo (\S+)=\$\(cat (\S+)\)", cmd):
             out.append(f"{m.group(1)}={self.files.get(m.group(2), '')}")
@@ -93,3 +102,27 @@ def test_configure_without_filter_and_with_page_faults() -> None:
 def test_kernel_without_failslab_is_a_user_error() -> None:
     with pytest.raises(ForkdiffError, match="no failslab"):
         configure(FakeGuest(["fail_page_alloc"]))
+
+
+def test_cache_filter_flags_the_fork_caches_the_kernel_has() -> None:
+    g = FakeGuest(["failslab", "fail_page_alloc"],
+                  slabs=("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain", "kmalloc-64"))
+    s = configure(g, FaultOptions(cache_filter=FORK_CACHES))
+    assert g.files["/sys/kernel/debug/failslab/cache-filter"] == "Y"
+    assert s.attrs["failslab"]["cache-filter"] == "Y"
+    # vma_lock is missing from this fake kernel: not flagged, not claimed
+    assert s.cache_filter == ["maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"]
+    assert all(g.files[f"/sys/kernel/slab/{c}/failslab"] == "1" for c in s.cache_filter)
+    assert "/sys/kernel/slab/kmalloc-64/failslab" not in g.files
+
+
+def test_without_cache_filter_every_cache_counts() -> None:
+    g = FakeGuest(["failslab"], slabs=FORK_CACHES)
+    s = configure(g, FaultOptions())
+    assert g.files["/sys/kernel/debug/failslab/cache-filter"] == "N"
+    assert s.cache_filter == [] and not any(k.startswith("/sys/kernel/slab/") for k in g.files)
+
+
+def test_cache_filter_with_no_fork_cache_is_an_error() -> None:
+    with pytest.raises(ForkdiffError, match="took the failslab flag"):
+        configure(FakeGuest(["failslab"], slabs=("kmalloc-64",)), FaultOptions(cache_filter=FORK_CACHES))

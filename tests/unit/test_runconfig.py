@@ -182,3 +182,17 @@ def test_run_record_reads_the_rules_options_from_a_config_file(tmp_path):
     assert rec["options"]["CONFIG_TRANSPARENT_HUGEPAGE"] == "y"
     assert rec["options"]["CONFIG_NUMA"] == "n"  # "is not set"
     assert rec["options"]["CONFIG_KSM"] == "n"  # absent
+
+
+def test_a_cache_filter_on_every_cache_fork_uses_is_modelled_and_one_missing_is_not():
+    """kmemleak runs restrict failslab to fork's caches (cache-filter Y + each cache's failslab
+    flag): the same checks as without the filter when every traced cache is flagged."""
+    every = {**faults(**{"cache-filter": "Y"}),
+             "cache_filter": ["maple_node", "vm_area_struct", "vma_lock", "anon_vma", "anon_vma_chain"]}
+    assert runconfig.resolve("faults", kconfig(), every).modelled
+    no_lock = {**every, "cache_filter": [c for c in every["cache_filter"] if c != "vma_lock"]}
+    bad = runconfig.resolve("faults", kconfig(), no_lock).not_modelled
+    assert [nm.what for nm in bad] == ["fault_settings.failslab.cache-filter"]
+    assert "vma_lock" in bad[0].value
+    # without PER_VMA_LOCK there is no vma_lock cache to flag
+    assert runconfig.resolve("faults", kconfig(PER_VMA_LOCK="n"), no_lock).modelled
