@@ -8,9 +8,11 @@ layouts move them independently:
               vm_area_dup and exit's remove_vma do not
   dontfork-*  VM_DONTCOPY on a half / three quarters of the VMAs: the loop visits every parent
               VMA, but copies, stores and tears down only the rest
-  gap0-dontfork  both: the child gets gaps the parent does not have
-  anon-touched, anon-8pages  written private pages: anon_vma_fork, page tables, ptes
-  file        private file mappings: get_file, the i_mmap interval tree
+  gap0-dontfork  both: the child gets gaps the parent does not have (with dontfork-half:
+              the cost of the parent-side iterator step alone)
+  gap0-40     a small process: the per-fork constant apart from the seed's 21-VMA point
+  anon-*      written private pages, 1, 4 or 8 per VMA: anon_vma_fork apart from ptes
+  file-*      private file mappings (two sizes): get_file, the i_mmap interval tree
 
 No patched-kernel measurement is ever used: the patched kernel's forks/s is predicted.
 Under -icount a run's forks/s is deterministic (virtual time), so each layout runs once, for
@@ -38,9 +40,12 @@ CALIBRATION_LAYOUTS: dict[str, dict] = {
                          "groups": [_g(3, advice="dontfork"), _g()]},
     "gap0-dontfork-1600": {"gap_pages": 0, "repeat": 800,
                            "groups": [_g(advice="dontfork"), _g(prot="r")]},
+    "gap0-40": {"gap_pages": 0, "repeat": 20, "groups": [_g(), _g(prot="r")]},
     "anon-touched-800": {"gap_pages": 1, "groups": [_g(800, touch="all")]},
+    "anon-4pages-600": {"gap_pages": 1, "groups": [_g(600, pages=4, touch="all")]},
     "anon-8pages-300": {"gap_pages": 1, "groups": [_g(300, pages=8, touch="all")]},
     "file-800": {"gap_pages": 1, "groups": [_g(800, prot="r", kind="file")]},
+    "file-2400": {"gap_pages": 1, "groups": [_g(2400, prot="r", kind="file")]},
 }
 
 

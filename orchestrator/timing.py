@@ -13,6 +13,10 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
+# Under -icount two runs of the same job on fresh guests give forks/s within 0.2% of each
+# other (measured on the perf kernels: 0.03-0.2%, the spread coming from the guest's state
+# at boot, not from the host). A one-run difference below this is not a difference.
+ICOUNT_REPEAT_PCT = 0.5
 
 
 def _mean_ci(values: np.ndarray) -> tuple[float, float]:
@@ -30,10 +34,11 @@ def improvement_table(rows: pd.DataFrame, base: str = "baseline", new: str = "pa
     """One row per VMA count present for both variants: means, CIs, improvement % (with a CI by
     the delta method on the ratio of means) and Welch's t-test p-value with its verdict.
 
-    deterministic: the rates come from QEMU -icount (virtual time), where a run's forks/s is
-    the same on every repeat; with a single run per side there is nothing for Welch's test
-    to estimate, and the comparison is exact: different rates are a real difference (p = 0),
-    equal ones none (p = 1). With repeats, Welch's test is used as always."""
+    deterministic: the rates come from QEMU -icount (virtual time), where repeats of a run
+    agree within ICOUNT_REPEAT_PCT; with a single run per side there is nothing for Welch's
+    test to estimate, and the comparison is direct: rates further apart than
+    ICOUNT_REPEAT_PCT are a real difference (p = 0), closer ones none (p = 1). With repeats,
+    Welch's test is used as always."""
     out = []
     for vmas, grp in rows.groupby("vmas", sort=True):
         a = grp.loc[grp["variant"] == base, "forks_per_s"].to_numpy(dtype=float)
@@ -52,11 +57,11 @@ def improvement_table(rows: pd.DataFrame, base: str = "baseline", new: str = "pa
         elif len(a) >= 2 and len(b) >= 2:
             p = 0.0 if ma != mb else 1.0  # identical repeats on each side: no variance at all
         elif deterministic:
-            p = 0.0 if ma != mb else 1.0
+            p = 0.0 if abs(mb / ma - 1.0) * 100.0 > ICOUNT_REPEAT_PCT else 1.0
         else:
             p = float("nan")
         test = "Welch t-test" if len(a) >= 2 and len(b) >= 2 else \
-            "exact (-icount, one run)" if deterministic else "none (one run)"
+            f"one -icount run (differs if > {ICOUNT_REPEAT_PCT:g}%)" if deterministic else "none (one run)"
         out.append({
             "vmas": int(vmas),
             f"{base}_forks_per_s": ma, f"{base}_ci": ha, f"{base}_n": len(a),

@@ -15,7 +15,8 @@ maple tree        from the write path's counters (simulator.maple_core.OPS): wal
                   types st_*; __mt_dup's dup_nodes and dup_children; allocations from the
                   dup_mmap trace: alloc_calls, nodes_allocated, nodes_freed.
 exit_mmap         exit_vmas (unmap_vmas + remove_vma per VMA), exit_iter_slots and
-                  exit_iter_leaves (its iterators over the child's tree), exit_nodes (the
+                  exit_iter_leaves (its three iterator passes over the child's tree:
+                  unmap_vmas, free_pgtables, the remove_vma loop), exit_nodes (the
                   child tree's nodes freed by __mt_destroy), exit_ptes (ptes zapped),
                   exit_avcs (unlink_anon_vmas), exit_pt_pages (free_pgtables).
 """
@@ -28,6 +29,10 @@ from typing import Any
 from . import maple_core as C
 from .fork import ForkResult
 from .mm import PAGE_SHIFT, VM_MIXEDMAP, VM_PFNMAP, VM_WIPEONFORK, Mm
+
+# exit_mmap() walks the child's tree three times: unmap_vmas(), free_pgtables() (mas_find
+# loops) and the remove_vma() loop (vma_next), each stepping over every slot.
+EXIT_PASSES = 3
 
 
 def tree_shape(tree: Any) -> dict[str, int]:
@@ -69,8 +74,8 @@ def fork_work(parent: Mm, res: ForkResult) -> dict[str, int]:
         "file_vmas": ops["file_vmas"], "ptes_copied": ptes, "pt_pages": ops["pt_pages"],
         "alloc_calls": ops["alloc_calls"], "nodes_allocated": ops["nodes_allocated"],
         "nodes_freed": ops["nodes_freed"],
-        "exit_vmas": res.child_map_count, "exit_iter_slots": child["slots"],
-        "exit_iter_leaves": child["leaves"], "exit_nodes": child["nodes"],
+        "exit_vmas": res.child_map_count, "exit_iter_slots": EXIT_PASSES * child["slots"],
+        "exit_iter_leaves": EXIT_PASSES * child["leaves"], "exit_nodes": child["nodes"],
         "exit_ptes": ptes, "exit_avcs": ops["avc_allocs"], "exit_pt_pages": ops["pt_pages"],
     }
     for name in C.OP_NAMES.values():
