@@ -59,6 +59,9 @@ def test_clean_kernel_passes_and_planted_slowdown_is_a_mismatch(tmp_path: Path) 
         assert float(r["observed"]) < float(r["predicted"]), (name, r)
     assert rc != 0
     # the prediction does not move with the planted patch: it comes from the baseline
-    # kernel's measurements and the model, never from the patched kernel's
+    # kernel's measurements and the model, never from the patched kernel's. The two runs'
+    # baseline measurements differ only by -icount's run-to-run spread (<= 0.2%), and the
+    # refit with them moves the prediction by about as much
     for name in planted:
-        assert planted[name]["predicted"] == clean[name]["predicted"]
+        assert float(planted[name]["predicted"]) == \
+            pytest.approx(float(clean[name]["predicted"]), rel=0.01)
