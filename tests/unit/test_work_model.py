@@ -122,3 +122,12 @@ def test_one_deterministic_run_per_side_is_compared_exactly():
     assert exact.loc[21, "test"].startswith("one -icount run")
     unknown = improvement_table(rows).set_index("vmas")
     assert not bool(unknown.loc[21, "significant"])
+
+
+def test_costs_are_never_negative():
+    """Points no non-negative law explains exactly (fake rates): the fit stays >= 0."""
+    w = [{"forks": 1, "iter_vmas": a, "vmas_copied": b} for a, b in ((1, 2), (2, 1), (3, 3))]
+    pts = [CalPoint(f"l{i}", 0, r, x) for i, (x, r) in enumerate(zip(w, (100.0, 90.0, 50.0),
+                                                                  strict=True))]
+    m = calibrate(pts, ("fork", "vma_visit", "vma_copy"))
+    assert all(c >= 0 for c in m.coef.values())
