@@ -401,8 +401,10 @@ def timing_rows(timing: pd.DataFrame, cost: dict | None) -> list[dict]:
                          "observed": f"{e['observed']:.2f}", "predicted": f"{e['predicted']:.2f}",
                          "verdict": band_verdict(e["error_pct"], band),
                          "rule": f"work model fitted on {fo['variant']} only ({fo['points']} points, "
-                                 f"{len(fo['layouts'])} layouts); band ±{band:.2f}% "
-                                 "(largest leave-one-layout-out error + margin)",
+                                 f"{len(fo['layouts'])} layouts); "
+                                 + (f"band ±{band:.2f}% (largest leave-one-layout-out error + margin)"
+                                    if band == band else "no validated band (one layout: "
+                                    "nothing to hold out), informational"),
                          "detail": f"prediction error {e['error_pct']:+.2f}%; {e.get('how', '')}"})
     return rows
 

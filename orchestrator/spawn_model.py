@@ -75,4 +75,8 @@ def work_model(frame: pd.DataFrame, work_of: Callable[[object, str], dict],
 
 
 def verdict(error_pct: float, band_pct: float) -> str:
+    """match / mismatch against the band; info when there is no validated band (a design of
+    one layout: nothing can be held out, e.g. a spawn run without the calibration layouts)."""
+    if band_pct != band_pct:  # NaN
+        return "info"
     return "match" if abs(error_pct) <= band_pct else "mismatch"
