@@ -33,6 +33,7 @@ void layout_init(struct layout *L)
 	memset(L, 0, sizeof(*L));
 	L->base = 0x100000000UL;
 	L->gap = 1;
+	L->repeat = 1;
 	L->fd = -1;
 }
 
@@ -91,7 +92,7 @@ bad:
 int layout_arg(struct layout *L, int argc, char **argv, int *i)
 {
 	const char *a = argv[*i];
-	if (strcmp(a, "--base") == 0 || strcmp(a, "--gap") == 0) {
+	if (strcmp(a, "--base") == 0 || strcmp(a, "--gap") == 0 || strcmp(a, "--repeat") == 0) {
 		if (*i + 1 >= argc)
 			die(EXIT_USAGE, "args", "option needs a value", 0);
 		unsigned long long v = parse_num(a, argv[++*i]);
@@ -99,6 +100,10 @@ int layout_arg(struct layout *L, int argc, char **argv, int *i)
 			if (v % PAGE || v == 0)
 				die(EXIT_USAGE, "args", "--base must be a positive multiple of 4096", 0);
 			L->base = v;
+		} else if (a[2] == 'r') {
+			if (v == 0)
+				die(EXIT_USAGE, "args", "--repeat must be >= 1", 0);
+			L->repeat = v;
 		} else {
 			L->gap = v;
 		}
@@ -116,7 +121,7 @@ unsigned long layout_count(const struct layout *L)
 	unsigned long n = 0;
 	for (int g = 0; g < L->ngroups; g++)
 		n += L->g[g].count;
-	return n;
+	return n * L->repeat;
 }
 
 void layout_iter_start(const struct layout *L, struct layout_iter *it)
@@ -131,6 +136,10 @@ int layout_iter_next(const struct layout *L, struct layout_iter *it)
 	while (it->g < L->ngroups && it->j == L->g[it->g].count) {
 		it->g++;
 		it->j = 0;
+		if (it->g == L->ngroups && it->rep + 1 < L->repeat) {
+			it->g = 0;
+			it->rep++;
+		}
 	}
 	if (it->g >= L->ngroups)
 		return 0;
@@ -310,6 +319,7 @@ void layout_report(const struct layout *L, long map_count)
 	j_str("event", "layout");
 	j_hex("base", L->base);
 	j_int("gap_pages", (long long)L->gap);
+	j_int("repeat", (long long)L->repeat);
 	j_arr("groups");
 	for (int i = 0; i < L->ngroups; i++) {
 		const struct group *g = &L->g[i];

@@ -1,7 +1,8 @@
 /* The layout builder: creates exactly the VMAs a scenario asks for, at the addresses
  * simulator/scenario.py Scenario.layout() computes, and checks /proc/self/maps.
  * Command-line contract (Scenario.guest_args()):
- *     --base 0xADDR --gap N COUNTxPAGES:PROT:KIND:ADVICE:TOUCH ...
+ *     --base 0xADDR --gap N [--repeat N] COUNTxPAGES:PROT:KIND:ADVICE:TOUCH ...
+ * (--repeat N: the groups, in order, N times over)
  * Order of operations, per layout VMA in ascending address order:
  *     mmap(MAP_FIXED_NOREPLACE) -> madvise(advice) -> writes (touch) */
 #ifndef FORKDIFF_LAYOUT_H
@@ -25,7 +26,7 @@ struct group {
 };
 
 struct layout {
-	unsigned long base, gap;
+	unsigned long base, gap, repeat;
 	int ngroups;
 	struct group g[MAX_GROUPS];
 	int fd;                 /* the backing file of file kinds, or -1 */
@@ -44,7 +45,7 @@ unsigned long layout_count(const struct layout *L);
 /* Iterate the layout VMAs: for (layout_iter_start(&it); layout_iter_next(L, &it);) ... */
 struct layout_iter {
 	int g;
-	unsigned long j, idx, start, end, addr;
+	unsigned long rep, j, idx, start, end, addr;
 };
 void layout_iter_start(const struct layout *L, struct layout_iter *it);
 int layout_iter_next(const struct layout *L, struct layout_iter *it);

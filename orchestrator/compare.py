@@ -10,9 +10,9 @@ Rules:
           parent's maps unchanged after every failed fork (invariant, no prediction needed).
   counts  exact: median objects allocated per fork from maple_node, vm_area_struct, anon_vma,
           anon_vma_chain (SLUB_STATS alloc counters).
-  spawn   timings, see orchestrator/timing.py and cost_model(): variant vs variant (Welch's
-          t-test), kernel vs simulator (cost model fitted on one variant, predicting the other,
-          within a stated tolerance).
+  spawn   timings, see orchestrator/timing.py and orchestrator/spawn_model.py: variant vs
+          variant (Welch's t-test), kernel vs simulator (work model fitted on the baseline's
+          measurements only, predicting the patched kernel, within its validated band).
 
 Every job first: its guest program must end with its final record (suites.FINAL) or leave an
 error record (else an `error` row, final_record); its records' kernel_config and fault_settings
@@ -38,14 +38,16 @@ import pandas as pd
 
 from simulator import predict as sim_predict
 from simulator import runconfig
-from simulator.cost import fit
 from simulator.exec_image import ElfInfo, Segment, read_elf
 from simulator.scenario import ScenarioError, from_dict
 
 from . import verdicts as vd
+from .calibration import is_calibration
 from .errors import ForkdiffError
 from .kmemleak import summary as kmemleak_summary
 from .observations import read_records
+from .spawn_model import verdict as band_verdict
+from .spawn_model import work_model
 from .suites import FINAL
 from .timing import improvement_table
 
@@ -53,10 +55,6 @@ KS = "kernel-vs-simulator"
 VV = "variant-vs-variant"
 LAYOUT_FILE = sim_predict.LAYOUT_FILE
 SLAB_CACHES = ("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain")
-# Spawn timing: relative error allowed between the cost model's forks/s and the guest's.
-COST_TOLERANCE_PCT = 15.0
-COST_FEATURES = ("vmas_copied", "nodes_allocated", "alloc_calls", "tree_walk_levels",
-                 "anon_vma_forks", "avc_allocs", "pt_pages", "file_vmas")
 
 
 @dataclass
@@ -206,7 +204,8 @@ def load_elves(path: Path) -> dict[str, ElfInfo]:
 def spawn_layout(scenario: dict) -> dict:
     """The layout the spawn suite passes to the guest (its scenario dict carries it)."""
     if "groups" in scenario:
-        return {k: scenario[k] for k in ("name", "base", "gap_pages", "groups") if k in scenario}
+        return {k: scenario[k] for k in ("name", "base", "gap_pages", "repeat", "groups")
+                if k in scenario}
     raise ForkdiffError(f"spawn observation for {scenario.get('name')} carries no layout",
                         "rerun the spawn suite with this version of forkdiff")
 
@@ -524,70 +523,56 @@ def spawn_frame(jobs: list[Job]) -> pd.DataFrame:
     for j in jobs:
         for r in j.by("spawn"):
             rows.append({"variant": j.variant, "vmas": r["values"].get("map_count"),
-                         "forks_per_s": r["value"], "job": j})
-    return pd.DataFrame(rows, columns=["variant", "vmas", "forks_per_s", "job"])
+                         "forks_per_s": r["value"], "job": j, "icount": bool(r.get("icount"))})
+    return pd.DataFrame(rows, columns=["variant", "vmas", "forks_per_s", "job", "icount"])
 
 
-def cost_model(frame: pd.DataFrame, predictor: Predictor, fitted_on: str, predicts: str,
-               models: dict[str, str]) -> dict | None:
-    """Fit seconds/fork on the simulator's op counts for `fitted_on`'s measurements, predict
-    `predicts`'s forks/s from its own op counts, and report the error per VMA count."""
-    def ops_for(variant: str) -> pd.DataFrame:
-        sub = frame[frame["variant"] == variant]
-        out = []
-        for vmas, grp in sub.groupby("vmas"):
-            job = grp["job"].iloc[0]
-            ops = _pred(predictor(job, models.get(variant, variant)), "op_counts")["ops"]
-            out.append({"vmas": int(vmas), "forks_per_s": float(grp["forks_per_s"].mean()), "ops": ops})
-        return pd.DataFrame(out)
-
-    a, b = ops_for(fitted_on), ops_for(predicts)
-    if len(a) < 2 or b.empty:
-        return None
-    model = fit(list(a["ops"]), list(a["forks_per_s"]), COST_FEATURES,
-                fitted_on={"variant": fitted_on, "points": len(a), "vmas": [int(x) for x in a["vmas"]]})
-    errors = []
-    for r in b.itertuples():
-        pred = model.forks_per_s(r.ops)
-        errors.append({"vmas": int(r.vmas), "observed": float(r.forks_per_s), "predicted": pred,
-                       "error_pct": (pred / r.forks_per_s - 1.0) * 100.0})
-    return {"model": model.to_dict(), "predicts": predicts, "tolerance_pct": COST_TOLERANCE_PCT,
-            "errors": errors}
+def spawn_work(predictor: Predictor) -> Callable[[Job, str], dict]:
+    """The simulator's work counts (simulator.work) of a spawn job under a kernel model."""
+    def work_of(job: Job, model: str) -> dict:
+        return _pred(predictor(job, model), "op_counts")["work"]
+    return work_of
 
 
 def timing_rows(timing: pd.DataFrame, cost: dict | None) -> list[dict]:
     """Variant vs variant: the patched kernel must not be significantly slower than the
-    baseline at any VMA count (Welch's t-test, p < 0.05); the cost model's predicted
-    improvement stands beside the observed one. Kernel vs simulator: the cost model's forks/s
-    against the guest's, with its error; informational (a model fitted on one variant cannot
-    see costs only the other variant has, e.g. __mt_dup's node copies), flagged when outside
-    the stated tolerance."""
-    predicted_rate = {e["vmas"]: e["predicted"] for e in cost["errors"]} if cost else {}
+    baseline at any VMA count (Welch's t-test, p < 0.05; under -icount with one run per
+    count the rates are exact, see orchestrator.timing); the work model's predicted
+    improvement stands beside the observed one. Kernel vs simulator: the work model's forks/s
+    for the patched kernel (orchestrator.spawn_model, fitted on baseline measurements only)
+    against the guest's: a mismatch outside the model's validated band."""
+    predicted_rate = {e["vmas"]: e["predicted"] for e in cost["errors"]
+                      if e.get("layout", "spawn") == "spawn"} if cost else {}
     rows = []
     for r in timing.itertuples():
         regression = bool(r.significant) and r.improvement_pct < 0
         pred = predicted_rate.get(r.vmas)
+        test = r.test if hasattr(r, "test") else "Welch t-test"
         rows.append({"axis": VV, "suite": "spawn", "variant": "both", "model": "", "profile": "",
                      "scenario": f"total-{r.vmas}", "measurement": "improvement_pct", "key": f"vmas={r.vmas}",
                      "observed": f"{r.improvement_pct:.2f} ± {r.improvement_ci:.2f}",
                      "predicted": f"{(pred / r.baseline_forks_per_s - 1) * 100:.2f}" if pred else "",
                      "verdict": "mismatch" if regression else "match",
-                     "rule": "Welch t-test p<0.05: patched not significantly slower",
+                     "rule": f"{test} p<0.05: patched not significantly slower",
                      "detail": f"p={r.welch_p:.4g}; "
                                + ("significantly slower" if regression else "significantly faster"
                                   if r.significant else "no significant difference")})
     if cost:
+        band = cost["tolerance_pct"]
+        fo = cost["model"]["fitted_on"]
         for e in cost["errors"]:
-            within = abs(e["error_pct"]) <= cost["tolerance_pct"]
+            scen = f"total-{e['vmas']}" if e.get("layout", "spawn") == "spawn" else e["layout"]
             rows.append({"axis": KS, "suite": "spawn", "variant": cost["predicts"],
-                         "model": cost["predicts"], "profile": "", "scenario": f"total-{e['vmas']}",
+                         "model": cost["predicts"], "profile": "", "scenario": scen,
                          "measurement": "forks_per_s", "key": f"vmas={e['vmas']}",
                          "observed": f"{e['observed']:.2f}", "predicted": f"{e['predicted']:.2f}",
-                         "verdict": "info",
-                         "rule": f"cost model fitted on {cost['model']['fitted_on']['variant']}, "
-                                 f"tolerance {cost['tolerance_pct']:g}%",
-                         "detail": f"error {e['error_pct']:+.2f}% "
-                                   + ("(within tolerance)" if within else "(OUTSIDE tolerance)")})
+                         "verdict": band_verdict(e["error_pct"], band),
+                         "rule": f"work model fitted on {fo['variant']} only ({fo['points']} points, "
+                                 f"{len(fo['layouts'])} layouts); "
+                                 + (f"band ±{band:.2f}% (largest leave-one-layout-out error + margin)"
+                                    if band == band else "no validated band (one layout: "
+                                    "nothing to hold out), informational"),
+                         "detail": f"prediction error {e['error_pct']:+.2f}%; {e.get('how', '')}"})
     return rows
 
 
@@ -618,9 +603,12 @@ def compare_records(records: list[dict], models: dict[str, str] | None = None,
     timing, cost = None, None
     spawn = spawn_frame([j for j in jobs if j.suite == "spawn"])
     if not spawn.empty:
-        timing = improvement_table(spawn[["variant", "vmas", "forks_per_s"]])
-        if not unmodelled_spawn:  # the cost model needs the simulator's op counts
-            cost = cost_model(spawn, predictor, "baseline", "patched", models)
+        seed = spawn[[not is_calibration(j.scenario) for j in spawn["job"]]]
+        deterministic = bool(len(seed)) and bool(seed["icount"].all())
+        timing = improvement_table(seed[["variant", "vmas", "forks_per_s"]],
+                                   deterministic=deterministic)
+        if not unmodelled_spawn:  # the work model needs the simulator's op counts
+            cost = work_model(spawn, spawn_work(predictor), models)
         rows += timing_rows(timing, cost)
     return vd.frame(rows), timing, cost
 

@@ -43,7 +43,7 @@ class VmTestOptions:
     suites: tuple[str, ...] = SUITES
     vmas: tuple[int, ...] = SPAWN_VMAS
     duration: float = 2.0  # guest (virtual) seconds per spawn measurement
-    repeats: int = 3  # spawn runs per VMA count (Welch's test needs >= 2)
+    repeats: int = 1  # spawn runs per VMA count (-icount: repeats are identical; Welch needs >= 2)
     tree: str | None = None
     patches: tuple[Path, ...] = ()
     models: dict[str, str] = field(default_factory=dict)

@@ -63,6 +63,7 @@ class RunOptions:
     max_k: int = 20000  # faults: bound of the sweep
     count_only_above: int = 1000  # faults: layouts with more VMAs only count the checks
     resume: bool = False
+    calibrate: bool = True  # spawn: also run the calibration layouts on the baseline kernel
     icount: bool | None = None  # None: virtual time (-icount), see icount_used
     memory_mb: int = 1024
     fault: faultsetup.FaultOptions = field(default_factory=faultsetup.FaultOptions)
@@ -434,5 +435,22 @@ def run_suite(opts: RunOptions) -> SuiteResult:
     log = ObservationLog(opts.out)
     result = SuiteResult()
     for variant in opts.variants:
-        run_variant(opts, variant, jobs, log, result)
+        run_variant(opts, variant, jobs + variant_jobs(opts, variant), log, result)
     return result
+
+
+def variant_jobs(opts: RunOptions, variant: str) -> list[Job]:
+    """Jobs only one variant runs: spawn's calibration layouts, on the baseline kernel
+    (orchestrator.calibration; the patched kernel's timings are predicted, never fitted)."""
+    if opts.suite != "spawn" or variant != "baseline" or not opts.calibrate:
+        return []
+    from .calibration import CALIBRATION_DURATION, calibration_scenarios
+
+    out = []
+    for sc in calibration_scenarios():
+        layout = from_dict({k: v for k, v in sc.items() if k != "calibration"})
+        out.append(Job(sc["name"], sc, "spawn",
+                       (*layout.guest_args(), "--duration", f"{CALIBRATION_DURATION:g}"),
+                       timeout=120 + 40 * CALIBRATION_DURATION + layout.layout_count / 50,
+                       repeat=0))
+    return out

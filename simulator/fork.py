@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .maple_core import ops_since as maple_ops_since
+from .maple_core import ops_snapshot as maple_ops_snapshot
 from .mm import (
     PGDIR_SHIFT,
     PMD_SHIFT,
@@ -223,6 +225,7 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
     tr = _Tracer(settings)
+    maple_ops0 = maple_ops_snapshot()  # the maple write path's counters (cost model units)
     vmas = list(parent.vmas())
     ops = dict.fromkeys(("nodes_allocated", "alloc_calls", "nodes_copied", "nodes_freed",
                          "tree_stores", "tree_walk_levels", "null_stores", "vmas_copied",
@@ -367,6 +370,7 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
         ops["nodes_freed"] += sum(r.count for r in _log(child_tree, n0) if r.kind == "free")
     _set_rcu(child_tree, True)
     tree_ops.append(("rcu", "on"))
+    ops.update(maple_ops_since(maple_ops0))
     ops["alloc_calls"] = sum(1 for e in tr.trace if e.cache == "maple_node")
     ops["child_nodes"] = getattr(child_tree, "node_count", 0)
     ops["child_height"] = getattr(child_tree, "height", 0)

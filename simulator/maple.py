@@ -315,6 +315,8 @@ class MapleTree:
                         new._log("bulk", end + 1)
                         allocated += end + 1
                         stack.extend(reversed(node.slot[:end + 1]))
+                C.OPS[C.O_DUP_NODES] += len(order)
+                C.OPS[C.O_DUP_CHILDREN] += allocated - 1
                 for node in order:
                     copies[id(node)] = _copy_node(node)
                 for node in order:

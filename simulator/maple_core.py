@@ -34,6 +34,36 @@ F_BULK, F_REBALANCE, F_PREALLOC = 1, 2, 4
 # (it reads the tree and writes nothing but the ma_state).
 F_ONESHOT = 8
 
+# Operation counters (not kernel state): the work the write path does, in units the two
+# dup_mmap variants share, for the timing cost model (simulator.cost). Indices 0..9 count the
+# stores of each store type (WR_*); the others are named below. Counting never changes what a
+# store does; callers read OPS before and after the work they want to count (ops_snapshot()).
+O_WALK = 10          # nodes visited by write walks (mas_wr_walk: one per level descended)
+O_SLOT_WRITES = 11   # slots and pivots written in place (append, slot store, exact fit)
+O_NODE_BUILDS = 12   # new nodes built by the write path (node store, split, rebalance, root)
+O_BUILD_SLOTS = 13   # slots written into nodes the write path builds (mas_wr_node_store)
+O_BNODE_SLOTS = 14   # slots copied through maple_big_node (mas_mab_cp + mab_mas_cp)
+O_GAP_UPDATES = 15   # parent gap writes (mas_parent_gap: one per level it writes)
+O_DUP_NODES = 16     # whole nodes copied by __mt_dup (memcpy of a maple_node)
+O_DUP_CHILDREN = 17  # child pointers __mt_dup re-points at the copies (and their parents)
+OPS = [0] * 18
+OP_NAMES = {WR_NEW_ROOT: "st_new_root", WR_STORE_ROOT: "st_store_root",
+            WR_EXACT_FIT: "st_exact_fit", WR_SPANNING: "st_spanning", WR_SPLIT: "st_split",
+            WR_REBALANCE: "st_rebalance", WR_APPEND: "st_append", WR_NODE_STORE: "st_node_store",
+            WR_SLOT_STORE: "st_slot_store", O_WALK: "walk_nodes", O_SLOT_WRITES: "slot_writes",
+            O_NODE_BUILDS: "node_builds", O_BUILD_SLOTS: "build_slots",
+            O_BNODE_SLOTS: "bnode_slots", O_GAP_UPDATES: "gap_updates",
+            O_DUP_NODES: "dup_nodes", O_DUP_CHILDREN: "dup_children"}
+
+
+def ops_snapshot() -> list[int]:
+    return OPS[:]
+
+
+def ops_since(before: list[int]) -> dict[str, int]:
+    """The counters' growth since ops_snapshot() returned `before`, by name."""
+    return {name: OPS[i] - before[i] for i, name in OP_NAMES.items()}
+
 
 def slots_of(leaf: bool) -> int:
     return LEAF_SLOTS if leaf else AR_SLOTS
@@ -318,6 +348,7 @@ _ZERO_AR_GAP = [0] * AR_SLOTS
 
 def new_node(leaf: bool) -> Node:
     """Node(leaf) without the __init__ call (the hot allocation path)."""
+    OPS[O_NODE_BUILDS] += 1
     n = _new_node(Node)
     n.leaf = leaf
     if leaf:
@@ -433,6 +464,7 @@ def mas_parent_gap(mas: MaState, offset: int, new: int) -> None:
         meta_offset = pnode.mgap
         meta_gap = pgaps[meta_offset]
         pgaps[offset] = new
+        OPS[O_GAP_UPDATES] += 1
         if meta_gap == new:
             return
         if offset != meta_offset:
@@ -584,6 +616,7 @@ def mas_mab_cp(mas: MaState, mas_start: int, mas_end: int, b: BigNode, mab_start
     j += 1
     b.b_end = j
     j -= mab_start
+    OPS[O_BNODE_SLOTS] += j
     bs = b.slot
     nslot = node.slot
     bs[mab_start:mab_start + j] = nslot[mas_start:mas_start + j]
@@ -617,6 +650,7 @@ def mab_mas_cp(b: BigNode, mab_start: int, mab_end: int, mas: MaState, new_max: 
     else:
         k = 1
     i = mab_start + k
+    OPS[O_BNODE_SLOTS] += k
     if k <= npiv:
         pivots[0:k] = bp[mab_start:i]
     else:
@@ -1485,7 +1519,7 @@ def mas_wr_walk(wr: WrState) -> bool:
     mn = mas.min
     mx = mas.max
     offset = mas.offset
-    depth = mas.depth
+    depth = d0 = mas.depth
     index = mas.index
     last = mas.last
     entry = wr.entry
@@ -1520,6 +1554,7 @@ def mas_wr_walk(wr: WrState) -> bool:
             offset = 0
         mx = r_max
         depth += 1
+    OPS[O_WALK] += depth - d0 + 1
     wr.leaf = leaf
     wr.node = node
     wr.pivots = pivots
@@ -1693,6 +1728,7 @@ def mas_wr_node_store(wr: WrState, new_end: int) -> None:
     if new_end < LEAF_SLOTS - 1:  # mas_leaf_set_meta(): only ever reached for leaves
         newnode.mgap = 0
         newnode.end = new_end
+    OPS[O_BUILD_SLOTS] += new_end + 1
     if in_rcu:
         mas.node = newnode
         # mas_replace_node(): mas_put_in_tree(), mas_free() (in RCU mode) inlined
@@ -1731,6 +1767,7 @@ def mas_wr_slot_store(wr: WrState) -> None:
     gap |= not slots[offset]
     gap |= not slots[offset + 1]
     if wr.offset_end - offset == 1:
+        OPS[O_SLOT_WRITES] += 2
         if mas.index == wr.r_min:
             slots[offset] = wr.entry
             wr.pivots[offset] = mas.last
@@ -1739,6 +1776,7 @@ def mas_wr_slot_store(wr: WrState) -> None:
             wr.pivots[offset] = mas.index - 1
             mas.offset += 1
     elif not mas.tree.rcu:
+        OPS[O_SLOT_WRITES] += 4
         gap |= not slots[offset + 2]
         slots[offset + 1] = wr.entry
         wr.pivots[offset] = mas.index - 1
@@ -1801,6 +1839,7 @@ def mas_wr_append(wr: WrState, new_end: int) -> None:
         pivots[new_end] = pivots[end]
         ma_set_meta(wr.node, 0, new_end)
     slots = wr.slots
+    OPS[O_SLOT_WRITES] += 2 * (new_end - end) + 1  # new slots and pivots, the end pivot
     if new_end == end + 1:
         if mas.last == wr.r_max:
             slots[new_end] = wr.entry
@@ -1832,6 +1871,7 @@ def mas_wr_store_entry(wr: WrState) -> None:
     # new_end = mas_wr_new_end(wr): computed by mas_wr_store_type() for the store types
     # that use it (it sets wr.new_end before choosing any of them)
     st = mas.store_type
+    OPS[st] += 1
     # the kernel's switch; the commonest cases first
     if st == WR_NODE_STORE:
         mas_wr_node_store(wr, wr.new_end)
@@ -1842,6 +1882,7 @@ def mas_wr_store_entry(wr: WrState) -> None:
     elif st == WR_SLOT_STORE:
         mas_wr_slot_store(wr)
     elif st == WR_EXACT_FIT:
+        OPS[O_SLOT_WRITES] += 1
         wr.slots[mas.offset] = wr.entry
         if (wr.entry is not None) ^ (wr.content is not None):
             mas_update_gap(mas)

@@ -145,6 +145,8 @@ class Mm:
         self.pte_tables: set[int] = set()  # addr >> PMD_SHIFT of regions with a PTE table
         self.pmd_tables: set[int] = set()
         self.pud_tables: set[int] = set()
+        self.pages: set[int] = set()  # addr >> PAGE_SHIFT of every present page (a written
+        # or read-faulted page: copy_page_range() copies its pte, exit_mmap() zaps it)
         self._next_id = 1
         self._next_anon = 1
 
@@ -371,6 +373,11 @@ class Mm:
             self.total_vm -= v.pages
             if v.anon_vma is not None:
                 v.anon_vma.num_active_vmas -= 1
+        lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+        if hi - lo < len(self.pages):
+            self.pages.difference_update(range(lo, hi))
+        else:
+            self.pages = {p for p in self.pages if not lo <= p < hi}
         self._free_pgtables(start, end)
 
     def _modify_flags(self, start: int, end: int, change: Callable[[int], int], why: str) -> None:
@@ -477,6 +484,7 @@ class Mm:
 
     # ------------------------------------------------------- faults
     def _map_page(self, addr: int) -> None:
+        self.pages.add(addr >> PAGE_SHIFT)
         self.pte_tables.add(addr >> PMD_SHIFT)
         self.pmd_tables.add(addr >> PUD_SHIFT)
         self.pud_tables.add(addr >> PGDIR_SHIFT)

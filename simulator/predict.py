@@ -13,6 +13,7 @@ from .exec_image import DEFAULT_ELF, MMAP_BASE, ElfInfo, ExecParams, build_exec_
 from .fork import SUITE_SETTINGS, FaultSettings, ForkResult, KernelConfig, dup_mmap, outcomes
 from .mm import PAGE_SIZE, PROT_READ, PROT_WRITE, PROTS, Mm, page_align
 from .scenario import Scenario
+from .work import fork_work
 
 DEFAULT_PARAMS = ExecParams()
 DEFAULT_CONFIG = KernelConfig()
@@ -124,5 +125,6 @@ def fork_records(name: str, parent: Mm, res: ForkResult,
         for o in outcomes(res):
             out.append(base | {"measurement": "fault_outcome", "settings": sets} | o)
     if "op_counts" in measurements:
-        out.append(base | {"measurement": "op_counts", "ops": dict(res.ops)})
+        out.append(base | {"measurement": "op_counts", "ops": dict(res.ops),
+                           "work": fork_work(parent, res)})
     return out

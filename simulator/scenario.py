@@ -6,6 +6,7 @@ A scenario is YAML or JSON:
     description: free text         # optional
     base: 0x100000000              # address of the first layout VMA (page aligned)
     gap_pages: 1                   # unmapped pages after every layout VMA (>= 0)
+    repeat: 1                      # the groups, in order, this many times (>= 1)
     groups:                        # created in this order, at ascending addresses (at most 64)
       - count: 20                  # VMAs in this group (>= 1)
         pages: 1                   # size of each VMA in 4 KiB pages (>= 1)
@@ -14,11 +15,13 @@ A scenario is YAML or JSON:
         advice: none               # none | dontfork | wipeonfork (wipeonfork: private anon only)
         touch: all                 # none | first | all: pages written (needs 'w' in prot)
 
-Layout VMA i of the whole list starts at base + sum(previous sizes + gap). With gap_pages 0,
+Layout VMA i of the whole list starts at base + sum(previous sizes + gap); with repeat N the
+list is the groups' VMAs N times over (e.g. two 1-VMA groups of different prot, repeated, give
+alternating neighbours that gap_pages 0 cannot merge). With gap_pages 0,
 neighbours must differ in prot, kind or advice, or the kernel would merge them; the guest
 builder checks its own /proc/self/maps and fails on any merge. File-backed VMAs map offset 0 of
 one file created by the guest builder. The guest builder receives `guest_args()` on its command
-line: `--base 0x... --gap N COUNTxPAGES:PROT:KIND:ADVICE:TOUCH ...`.
+line: `--base 0x... --gap N [--repeat N] COUNTxPAGES:PROT:KIND:ADVICE:TOUCH ...`.
 """
 
 from __future__ import annotations
@@ -76,16 +79,17 @@ class Scenario:
     base: int = DEFAULT_BASE
     gap_pages: int = 1
     description: str = ""
+    repeat: int = 1
     source: str = field(default="<inline>", compare=False)
 
     @property
     def layout_count(self) -> int:
-        return sum(g.count for g in self.groups)
+        return sum(g.count for g in self.groups) * self.repeat
 
     def layout(self) -> list[LayoutVma]:
         out: list[LayoutVma] = []
         addr = self.base
-        for g in self.groups:
+        for g in self.groups * self.repeat:
             for _ in range(g.count):
                 end = addr + g.pages * PAGE_SIZE
                 out.append(LayoutVma(addr, end, g.prot, g.kind, g.advice, g.touch))
@@ -93,16 +97,21 @@ class Scenario:
         return out
 
     def guest_args(self) -> list[str]:
-        return ["--base", hex(self.base), "--gap", str(self.gap_pages)] + [g.spec() for g in self.groups]
+        rep = ["--repeat", str(self.repeat)] if self.repeat != 1 else []
+        return ["--base", hex(self.base), "--gap", str(self.gap_pages), *rep] + \
+            [g.spec() for g in self.groups]
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "name": self.name,
             "description": self.description,
             "base": hex(self.base),
             "gap_pages": self.gap_pages,
             "groups": [g.__dict__.copy() for g in self.groups],
         }
+        if self.repeat != 1:
+            d["repeat"] = self.repeat
+        return d
 
 
 def _int(value, where: str) -> int:
@@ -128,7 +137,7 @@ def from_dict(data: object, source: str = "<inline>") -> Scenario:
     """Validate a parsed scenario; every error names `source` and the field."""
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: a scenario is a mapping with 'name' and 'groups'")
-    known = {"name", "description", "base", "gap_pages", "groups"}
+    known = {"name", "description", "base", "gap_pages", "groups", "repeat"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ScenarioError(f"{source}: unknown field(s) {', '.join(map(str, unknown))}")
@@ -141,6 +150,9 @@ def from_dict(data: object, source: str = "<inline>") -> Scenario:
     gap = _int(data.get("gap_pages", 1), f"{source}: field 'gap_pages'")
     if gap < 0:
         raise ScenarioError(f"{source}: field 'gap_pages' must be >= 0")
+    repeat = _int(data.get("repeat", 1), f"{source}: field 'repeat'")
+    if repeat < 1:
+        raise ScenarioError(f"{source}: field 'repeat' must be >= 1")
     raw_groups = data.get("groups")
     if not isinstance(raw_groups, list) or not raw_groups:
         raise ScenarioError(f"{source}: field 'groups' must be a non-empty list")
@@ -175,7 +187,7 @@ def from_dict(data: object, source: str = "<inline>") -> Scenario:
             raise ScenarioError(f"{where}.advice: wipeonfork is only allowed on private anonymous memory (kind is {kind!r})")
         groups.append(Group(count, pages, prot, kind, advice, touch))
     sc = Scenario(name=name, groups=tuple(groups), base=base, gap_pages=gap,
-                  description=str(data.get("description", "")), source=source)
+                  description=str(data.get("description", "")), source=source, repeat=repeat)
     last = sc.layout()[-1]
     if last.end > USER_TOP:
         raise ScenarioError(f"{source}: layout ends at {last.end:#x}, above the user address space; lower 'base' or sizes")

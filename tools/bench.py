@@ -8,6 +8,7 @@ import sys
 # (title, module with a main() -> int). tools.bench_predict is run by the Makefile itself.
 SECTIONS = [
     ("maple tree (simulator.maple)", "tools.bench_maple"),
+    ("spawn calibration (orchestrator.calibration)", "tools.bench_calibration"),
 ]
 
 

@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
         suites=_list(args.suites or env.get("SUITES") or " ".join(SUITES), SUITES, "SUITES"),
         vmas=_vmas(args.vmas or env.get("VMAS") or ",".join(map(str, SPAWN_VMAS))),
         duration=duration,
-        repeats=int(args.repeats or env.get("REPEATS") or 3),
+        repeats=int(args.repeats or env.get("REPEATS") or 1),
         tree=args.tree or env.get("KERNEL_TREE") or None,
         patches=tuple(Path(p) for p in (args.patches or env.get("PATCHES") or "").split()),
         models=parse_models(args.model or env.get("MODEL")),
@@ -70,7 +70,7 @@ def register(sub) -> None:
     p.add_argument("--suites", help="suites to run (SUITES=; default: maps faults counts spawn)")
     p.add_argument("--vmas", help="spawn VMA counts (VMAS=; default: the seed's 11 counts)")
     p.add_argument("--duration", help="spawn guest seconds per measurement (DURATION=; default 2)")
-    p.add_argument("--repeats", help="spawn runs per VMA count (REPEATS=; default 3)")
+    p.add_argument("--repeats", help="spawn runs per VMA count (REPEATS=; default 1: under -icount a run repeats exactly)")
     p.add_argument("--tree", help="kernel tree (KERNEL_TREE=; default Debian's linux-source-6.12)")
     p.add_argument("--patches", help="extra patches for the patched variant (PATCHES=)")
     p.add_argument("--model", help="model per kernel (MODEL=): baseline, patched, or a mapping")

@@ -1,0 +1,82 @@
+"""The spawn suite's comparison on a stored observation set recorded from real guests
+(tests/data/spawn-run: `forkdiff vm-test SUITES=spawn` on the perf kernels under -icount,
+the seed's counts up to 6,421 VMAs and the 11 calibration layouts on the baseline kernel).
+No VM here: what is tested is the work model's fit and verdicts on real measurements."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from orchestrator.compare import KS, VV, Predictor, compare_records, load_elves
+from orchestrator.observations import read_records
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "spawn-run"
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    return read_records(DATA / "observations.jsonl")
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor(load_elves(DATA / "guest-elf.json"))
+
+
+def _spawn(df, axis: str):
+    # the forks/s rows (records made before the kernel config was recorded also give one
+    # run_config info row per kernel: what was assumed)
+    return df[(df["suite"] == "spawn") & (df["axis"] == axis) & (df["measurement"] != "run_config")]
+
+
+def test_fitted_on_the_baseline_only_and_the_patched_kernel_matches(records, predictor):
+    df, timing, cost = compare_records(records, predictor=predictor)
+    fo = cost["model"]["fitted_on"]
+    assert fo["variant"] == "baseline" and fo["model"] == "baseline"
+    assert "spawn" in fo["layouts"] and len(fo["layouts"]) == 12
+    assert all(p["layout"] for p in cost["model"]["points"])
+    ks = _spawn(df, KS)
+    assert len(ks) == 8 and set(ks["variant"]) == {"patched"}
+    assert (ks["verdict"] == "match").all(), ks[["scenario", "observed", "predicted", "detail"]]
+    assert cost["model"]["condition_number"] < 100 and cost["model"]["lolo_not_identified"] == []
+    # the band comes from the calibration: its largest leave-one-layout-out error + margin
+    lolo = max(abs(p["lolo_error_pct"]) for p in cost["model"]["points"])
+    assert cost["tolerance_pct"] == pytest.approx(lolo + 1.0)
+    vv = _spawn(df, VV)
+    assert (vv["verdict"] == "match").all() and len(vv) == 8  # patched faster at every count
+    assert set(timing["test"]) == {"one -icount run (differs if > 0.5%)"}
+
+
+def test_patched_measurements_do_not_move_the_prediction(records, predictor):
+    """The patched kernel's forks/s made 20% lower: same predictions, mismatches everywhere."""
+    slow = copy.deepcopy(records)
+    for r in slow:
+        if r["variant"] == "patched" and r["measurement"] == "spawn":
+            r["value"] *= 0.8
+            r["values"]["forks_per_s"] *= 0.8
+    df0, _, cost0 = compare_records(records, predictor=predictor)
+    df1, _, cost1 = compare_records(slow, predictor=predictor)
+    assert cost1["model"]["coef"] == cost0["model"]["coef"]
+    assert [e["predicted"] for e in cost1["errors"]] == [e["predicted"] for e in cost0["errors"]]
+    assert (_spawn(df1, KS)["verdict"] == "mismatch").all()
+
+
+def test_the_other_variants_model_is_a_mismatch(records, predictor):
+    """The patched kernel compared with the baseline's dup_mmap model: the prediction is the
+    baseline's own rate, far slower than the patched kernel above a few VMAs."""
+    df, _, _ = compare_records(records, models={"patched": "baseline"}, predictor=predictor)
+    ks = _spawn(df, KS).set_index("scenario")
+    for n in (421, 1621, 6421):
+        assert ks.loc[f"total-{n}", "verdict"] == "mismatch"
+
+
+def test_without_calibration_layouts_there_is_no_band_and_no_verdict(records, predictor):
+    """Only the seed's layout measured on the baseline (a run without the calibration jobs):
+    no layout can be held out, so the rows are informational."""
+    seed_only = [r for r in records if not r["scenario"].get("calibration")]
+    df, _, cost = compare_records(seed_only, predictor=predictor)
+    assert cost["tolerance_pct"] != cost["tolerance_pct"]  # NaN: no validated band
+    assert (_spawn(df, KS)["verdict"] == "info").all()
