@@ -247,6 +247,8 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
                 raise  # QEMU killed from outside (by us on SIGINT/SIGTERM, or by the user)
             values = {"kind": type(err).__name__, "console_log": str(g.console_log),
                       "console_excerpt": _console_excerpt(err, watcher)}
+            if isinstance(err, GuestCrashed):
+                values["crash"] = err.kind  # the crash table's kind: panic, soft-lockup, ...
             k = sweep_step(watcher.lines_since(mark, before_crash=True)) if watcher is not None else None
             message = err.one_line()
             if k is not None:  # a fault sweep: the step it died in, from its /dev/kmsg lines
