@@ -1,10 +1,10 @@
 """A guest that crashes or hangs in the middle of a suite (for real: a kernel panic through
-/proc/sysrq-trigger, BUG / WARNING / Oops through LKDTM's provoke-crash file, a guest that
-resets itself with no report (sysrq b: QEMU, started with -no-reboot, exits), a busy loop
-that never returns, QEMU itself stopped with SIGSTOP) costs that one case: it is recorded as
-crashed / hung, a fresh guest is booted, the suite goes on with the next case, no record is
-lost and no QEMU is left (the conftest fixture checks that after every test). A fault sweep
-that dies at step k records k."""
+/proc/sysrq-trigger, BUG / WARNING / Oops, a soft lockup and a hung task through LKDTM's
+provoke-crash file, a guest that resets itself with no report (sysrq b: QEMU, started with
+-no-reboot, exits), a busy loop that never returns, QEMU itself stopped with SIGSTOP) costs
+that one case: it is recorded as crashed / hung, a fresh guest is booted, the suite goes on
+with the next case, no record is lost and no QEMU is left (the conftest fixture checks that
+after every test). A fault sweep that dies at step k records k."""
 
 from __future__ import annotations
 
