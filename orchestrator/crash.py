@@ -34,9 +34,19 @@ PATTERNS: tuple[CrashPattern, ...] = (
     _p("page-fault", r"(?:BUG: )?[Uu]nable to handle (?:kernel|page)"),
     _p("null-deref", r"BUG: kernel NULL pointer dereference"),
     _p("lockdep", r"(?:WARNING|BUG): (?:possible circular locking|possible recursive locking|bad unlock balance|held lock freed|lock held when returning)"),
-    _p("soft-lockup", r"(?:watchdog: )?BUG: soft lockup"),
-    _p("hung-task", r"INFO: task .* blocked for more than \d+ seconds"),
-    _p("rcu-stall", r"INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stalls?"),
+    # Progress detectors. None of them kills the kernel (softlockup_panic, hardlockup_panic,
+    # hung_task_panic and panic_on_rcu_stall are 0 by default), so, like a WARNING, they are
+    # not fatal: the case is crashed and the guest replaced. kernel/watchdog.c prints through
+    # pr_fmt "watchdog: " (the perf-based hard lockup detector of older kernels: "NMI
+    # watchdog: "), kernel/rcu/tree.c through "rcu: "; kernel/hung_task.c has no prefix.
+    _p("soft-lockup", r"(?:watchdog: )?BUG: soft lockup - CPU#\d+ stuck for"),
+    _p("hard-lockup", r"(?:(?:NMI )?watchdog: )?Watchdog detected hard LOCKUP on cpu \d+"),
+    _p("hung-task", r"INFO: task .+:\d+ blocked for more than \d+ seconds"),
+    # kernel/rcu/tree_stall.h: "detected stalls on CPUs/tasks:" (seen by another CPU),
+    # "self-detected stall on CPU", "detected stall, but suppressed ..."; tree_exp.h:
+    # "detected expedited stalls ..."; tasks.h: rcu_tasks / rcu_tasks_trace "detected stalls
+    # on tasks:". The flavour is rcu_sched or rcu_preempt, after the preemption model.
+    _p("rcu-stall", r"(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected(?: expedited)? stalls?\b"),
     _p("bug", r"BUG: "),
     _p("bug", r"kernel BUG at "),
     _p("oops", r"Oops: "),

@@ -16,8 +16,13 @@ QEMU = "qemu-system-x86_64"
 # ends the VM at once, so a crash is seen in seconds instead of as a hang; printk.devkmsg=on:
 # lines a guest program writes to /dev/kmsg (faultsweep's "forkdiff-sweep: k=K") are not
 # ratelimited, so the console names the step a crash happened in.
+# watchdog_thresh=60 (soft lockup after 120 s, hard lockup after 60 s) and an RCU stall
+# timeout of 120 s: without -icount a guest's clock is the host's, and a guest starved by a
+# loaded host once reported a false "soft lockup - CPU#0 stuck for 22s" while booting. Tests
+# that provoke lockups lower the thresholds in their own guest at run time.
 BASE_APPEND = ("console=ttyS0,115200 earlyprintk=serial,ttyS0,115200 panic=-1 oops=panic "
-               "printk.devkmsg=on norandmaps nokaslr rdinit=/init")
+               "printk.devkmsg=on norandmaps nokaslr rdinit=/init "
+               "watchdog_thresh=60 rcupdate.rcu_cpu_stall_timeout=120")
 
 
 @dataclass(frozen=True)

@@ -337,13 +337,15 @@ def _guest_lost(opts: RunOptions, variant: str, g, job: Job, env: dict, err: For
     """Record a guest that crashed or hung during a job (or the job's leak scan, `during`),
     as an error record naming the sweep step it died in, if any; re-raise when QEMU was
     killed from outside (by us on SIGINT/SIGTERM, or by the user)."""
-    from .vm import GuestLost
+    from .vm import GuestCrashed, GuestLost
 
     if isinstance(err, GuestLost) and (err.qemu_status is None or err.qemu_status < 0):
         raise err
     watcher = getattr(g, "watcher", None)
     values = {"kind": type(err).__name__, "console_log": str(g.console_log),
               "console_excerpt": _console_excerpt(err, watcher)}
+    if isinstance(err, GuestCrashed):
+        values["crash"] = err.kind  # the crash table's kind: panic, soft-lockup, ...
     k = sweep_step(watcher.lines_since(mark, before_crash=True)) if watcher is not None else None
     message = err.one_line()
     if during:

@@ -1,10 +1,10 @@
 """A guest that crashes or hangs in the middle of a suite (for real: a kernel panic through
-/proc/sysrq-trigger, BUG / WARNING / Oops through LKDTM's provoke-crash file, a guest that
-resets itself with no report (sysrq b: QEMU, started with -no-reboot, exits), a busy loop
-that never returns, QEMU itself stopped with SIGSTOP) costs that one case: it is recorded as
-crashed / hung, a fresh guest is booted, the suite goes on with the next case, no record is
-lost and no QEMU is left (the conftest fixture checks that after every test). A fault sweep
-that dies at step k records k."""
+/proc/sysrq-trigger, BUG / WARNING / Oops, a soft lockup and a hung task through LKDTM's
+provoke-crash file, a guest that resets itself with no report (sysrq b: QEMU, started with
+-no-reboot, exits), a busy loop that never returns, QEMU itself stopped with SIGSTOP) costs
+that one case: it is recorded as crashed / hung, a fresh guest is booted, the suite goes on
+with the next case, no record is lost and no QEMU is left (the conftest fixture checks that
+after every test). A fault sweep that dies at step k records k."""
 
 from __future__ import annotations
 
@@ -161,3 +161,44 @@ def test_fault_sweep_crash_records_k_and_suite_goes_on(tmp_path: Path) -> None:
         assert list(rows[rows["verdict"] != "match"]["verdict"]) == ["crashed"] and len(rows) > 20
     real_rows = df[df["scenario"] == "mixed-small"]
     assert len(real_rows) > 10 and set(real_rows["verdict"]) == {"match"}
+
+
+def test_lockup_and_hung_task_mid_suite_are_crashed_cases(tmp_path: Path) -> None:
+    """A real soft lockup and a real hung task in the middle of a suite: LKDTM spins with
+    preemption off / sleeps uninterruptibly after the detector's threshold was lowered in that
+    guest (kernel.watchdog_thresh=1: soft lockup after 2 s; hung_task_timeout_secs=1). Neither
+    kills the kernel, but the console report makes the case `crashed` with the report's kind,
+    the guest is replaced and the suite goes on. The fresh guests keep the default thresholds."""
+    scenarios = load_scenarios(["dontfork-only", "wipeonfork-only", "mixed-small"])
+    opts = RunOptions(suite="maps", out=tmp_path, variants=("patched",), profile="faults",
+                      scenarios=scenarios, icount=False, log=print)
+    real = plan(opts)
+    direct = "/sys/kernel/debug/provoke-crash/DIRECT"
+    # The commands never return: the console report ends them (else the timeout: hung).
+    soft = ShellJob("soft-lockup", {"name": "soft-lockup"}, "sh", (), timeout=30,
+                    shell=f"echo 1 > /proc/sys/kernel/watchdog_thresh && echo SOFTLOCKUP > {direct}")
+    hung = ShellJob("hung-task", {"name": "hung-task"}, "sh", (), timeout=30,
+                    shell=f"echo 1 > /proc/sys/kernel/hung_task_timeout_secs && echo HUNG_TASK > {direct}")
+    jobs = [real[0], soft, real[1], hung, real[2]]
+    result = SuiteResult()
+    run_variant(opts, "patched", jobs, ObservationLog(tmp_path), result)
+
+    recs = read_records(tmp_path / "observations.jsonl")
+    errors = {r["scenario"]["name"]: r for r in recs if r["measurement"] == "error"}
+    assert sorted(errors) == ["hung-task", "soft-lockup"]
+    for name, culprit in (("soft-lockup", "lkdtm_SOFTLOCKUP"), ("hung-task", "lkdtm_HUNG_TASK")):
+        values = errors[name]["values"]
+        assert (values["kind"], values["crash"]) == ("GuestCrashed", name)
+        assert f"({name})" in errors[name]["value"]
+        assert culprit in values["console_excerpt"]  # the stack of the stuck task
+    assert "BUG: soft lockup - CPU#0 stuck for" in errors["soft-lockup"]["value"]
+    assert "blocked for more than 1 seconds" in errors["hung-task"]["value"]
+    assert result.restarts == 2
+    assert [j.scenario for j in result.lost_jobs] == ["soft-lockup", "hung-task"]
+    for sc in scenarios:
+        assert [r for r in recs if r["scenario"]["name"] == sc.name and r["measurement"] == "parent_after"]
+
+    df = compare_dir(tmp_path)
+    assert list(df[df["scenario"].isin(["soft-lockup", "hung-task"])]["verdict"]) == ["crashed", "crashed"]
+    real_rows = df[~df["scenario"].isin(["soft-lockup", "hung-task"])]
+    assert len(real_rows) > 0 and set(real_rows["verdict"]) == {"match"}
