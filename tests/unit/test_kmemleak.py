@@ -3,7 +3,7 @@ first two objects of /sys/kernel/debug/kmemleak from the patched faults kernel w
 tests/planted/leak-anon-vma-on-chain-failure.patch after an anon-touched-21 sweep, stored in
 tests/data/), the verdict rows, the run options kmemleak implies, and Guest.check(tolerate)
 on a console log file we write ourselves (a FAKE console: no QEMU). The real thing runs in
-tests/vm/test_kmemleak.py."""
+tests/vm/test_kmemleak_guest.py."""
 
 from __future__ import annotations
 
