@@ -314,6 +314,8 @@ def _assumed_rows(jobs: list[Job]) -> list[dict]:
     forkdiff recorded the kernel config): today's defaults were used."""
     rows: dict[tuple, dict] = {}
     for job in jobs:
+        if not any(r.get("measurement") != "error" for r in job.records):
+            continue  # only a crash record: nothing is predicted, nothing assumed
         for note in job.run_model.assumed:
             key = (job.suite, job.variant, job.profile, note)
             if key not in rows:

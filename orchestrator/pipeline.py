@@ -28,7 +28,16 @@ from .kernel import build_kernel, detect_dup_mmap_model
 from .observations import ObservationLog
 from .patches import baseline_patches, check_applies
 from .rootfs import build_rootfs
-from .suites import SPAWN_VMAS, SUITES, RunOptions, SuiteResult, load_scenarios, plan, run_variant
+from .suites import (
+    SPAWN_VMAS,
+    SUITES,
+    RunOptions,
+    SuiteResult,
+    load_scenarios,
+    plan,
+    run_variant,
+    variant_jobs,
+)
 from .summary import print_summary
 from .tree import resolve_tree
 from .verdicts import failing
@@ -92,7 +101,7 @@ def _variant_suites(opts: VmTestOptions, variant: str, scenarios,
                             fault=FaultOptions(), kmemleak=opts.kmemleak,
                             log=lambda m: say("suite", m))
             res = SuiteResult()
-            run_variant(ro, variant, plan(ro), log, res, guests)
+            run_variant(ro, variant, plan(ro) + variant_jobs(ro, variant), log, res, guests)
             done[suite] = (res, time.monotonic() - t0)
             say("suite", f"{suite} on {variant}: {res.records} records, {len(res.errors)} errors "
                          f"in {done[suite][1]:.0f} s")
