@@ -10,7 +10,7 @@ DEB_PACKAGES := qemu-system-x86 qemu-utils ccache busybox-static openssh-server 
 	iproute2 procps util-linux
 
 # Knobs (see README): passed to forkdiff through the environment.
-export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL RESUME SCENARIOS VARIANTS JOBS KMEMLEAK
+export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL RESUME SCENARIOS VARIANTS JOBS KMEMLEAK SPAWN_TIMING
 
 .PHONY: setup test vm-test kernels rootfs guest report bench lint clean help
 

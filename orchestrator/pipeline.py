@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import kvm, vm
 from . import report as report_mod
-from . import vm
 from .compare import compare_dir
 from .errors import ForkdiffError
 from .faultsetup import FaultOptions
@@ -35,6 +35,7 @@ from .suites import (
     SuiteResult,
     load_scenarios,
     plan,
+    resolve_icount,
     run_variant,
     variant_jobs,
 )
@@ -52,11 +53,12 @@ class VmTestOptions:
     suites: tuple[str, ...] = SUITES
     vmas: tuple[int, ...] = SPAWN_VMAS
     duration: float = 2.0  # guest (virtual) seconds per spawn measurement
-    repeats: int = 1  # spawn runs per VMA count (-icount: repeats are identical; Welch needs >= 2)
+    repeats: int = 0  # spawn runs per VMA count; 0: 1 under -icount (a run repeats exactly), 5 in real time
     tree: str | None = None
     patches: tuple[Path, ...] = ()
     models: dict[str, str] = field(default_factory=dict)
     resume: bool = False
+    spawn_timing: str = "icount"  # spawn: "icount" (virtual time) or "realtime" (KVM only)
     jobs: int = 0  # guests at a time (one per variant, at most one per CPU); 0: automatic
     scenarios: tuple[str, ...] = ()  # maps/faults/counts: scenario names or files (default: each suite's own)
     variants: tuple[str, ...] = ()  # kernels to run (default: every variant the tree gives)
@@ -85,8 +87,8 @@ def _variants(tree_path: Path, say: Progress) -> tuple[list[str], str]:
     return variants, model
 
 
-def _variant_suites(opts: VmTestOptions, variant: str, scenarios,
-                    say: Progress) -> dict[str, tuple[SuiteResult, float]]:
+def _variant_suites(opts: VmTestOptions, variant: str, scenarios, say: Progress,
+                    kvm_usable) -> dict[str, tuple[SuiteResult, float]]:
     """Every suite of the run on one kernel variant, in order, in this worker thread. Suites
     of one profile share one guest (GuestPool): maps, faults and counts boot the faults
     kernel once."""
@@ -95,11 +97,12 @@ def _variant_suites(opts: VmTestOptions, variant: str, scenarios,
     with GuestPool() as guests:
         for suite in opts.suites:
             t0 = time.monotonic()
-            ro = RunOptions(suite=suite, out=opts.out, variants=(variant,), vmas=opts.vmas,
+            ro = resolve_icount(RunOptions(suite=suite, out=opts.out, variants=(variant,), vmas=opts.vmas,
                             duration=opts.duration, scenarios=scenarios if suite != "spawn" else None,
-                            repeats=opts.repeats if suite == "spawn" else None, resume=opts.resume,
+                            repeats=(opts.repeats or None) if suite == "spawn" else None, resume=opts.resume,
                             fault=FaultOptions(), kmemleak=opts.kmemleak,
-                            log=lambda m: say("suite", m))
+                            spawn_timing=opts.spawn_timing,
+                            log=lambda m: say("suite", m)), kvm_usable)
             res = SuiteResult()
             run_variant(ro, variant, plan(ro) + variant_jobs(ro, variant), log, res, guests)
             done[suite] = (res, time.monotonic() - t0)
@@ -132,7 +135,7 @@ def run(opts: VmTestOptions) -> int:
             "models": ", ".join(f"{v} kernel vs {models.get(v, v)} model" for v in variants),
             "suites": ", ".join(opts.suites), "scenarios": ", ".join(opts.scenarios) or "default",
             "spawn_vmas": ", ".join(map(str, opts.vmas)),
-            "spawn_duration_s": opts.duration, "spawn_repeats": opts.repeats,
+            "spawn_duration_s": opts.duration, "spawn_repeats": opts.repeats or "1 (-icount), 5 (real time)",
             "kmemleak": "on (faults suite)" if opts.kmemleak else "off"}
     say("setup", f"tree {tree.path} ({tree.identity}); variants {', '.join(variants)}; "
                  f"tree's dup_mmap model: {tree_model}")
@@ -143,6 +146,13 @@ def run(opts: VmTestOptions) -> int:
             k = build_kernel(v, profile)
             meta[f"kernel {v}/{profile}"] = k.release
     build_rootfs()
+    # KVM for the suites that need exactness only, when it works here (suites.resolve_icount);
+    # probed once, with the kernel the first of them boots
+    first = next((s for s in opts.suites if s != "spawn"), None)
+    needs_probe = first is not None or opts.spawn_timing == "realtime"
+    kvm_ok = needs_probe and kvm.probe(
+        Path(build_kernel(variants[0], PROFILES_OF[first or "spawn"]).bzimage)).usable
+    meta["kvm"] = "usable" if kvm_ok else "not usable (TCG)" if needs_probe else "not probed"
     (out / "run.json").write_text(json.dumps(meta, indent=1))
     workers = max(1, min(len(variants), opts.jobs or os.cpu_count() or 1))
     meta["parallel guests"] = workers
@@ -150,7 +160,8 @@ def run(opts: VmTestOptions) -> int:
     errors = 0
     t_suites = time.monotonic()
     with vm.terminate_raises(), ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_variant_suites, opts, v, scenarios, say): v for v in variants}
+        futures = {pool.submit(_variant_suites, opts, v, scenarios, say, lambda: kvm_ok): v
+                   for v in variants}
         try:
             for fut in as_completed(futures):
                 for suite, (res, seconds) in fut.result().items():

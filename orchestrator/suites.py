@@ -64,6 +64,7 @@ class RunOptions:
     count_only_above: int = 1000  # faults: layouts with more VMAs only count the checks
     resume: bool = False
     calibrate: bool = True  # spawn: also run the calibration layouts on the baseline kernel
+    spawn_timing: str = "icount"  # spawn: "icount" (virtual time) or "realtime" (KVM only)
     icount: bool | None = None  # None: virtual time (-icount), see icount_used
     memory_mb: int = 1024
     fault: faultsetup.FaultOptions = field(default_factory=faultsetup.FaultOptions)
@@ -133,6 +134,35 @@ class SuiteResult:
     restarts: int = 0  # guests booted again after a crash or hang to go on with the suite
 
 
+REALTIME_REPEATS = 5  # spawn runs per count in real time (KVM): noisy, so Welch's test needs them
+SPAWN_TIMINGS = ("icount", "realtime")
+
+
+def resolve_icount(opts: RunOptions, kvm_usable: Callable[[], bool]) -> RunOptions:
+    """The suite's options with `icount` decided, unless asked for explicitly:
+    - spawn: deterministic virtual time (TCG -icount) by default; SPAWN_TIMING=realtime times
+      forks in real time under KVM instead (noisy: REALTIME_REPEATS runs per count and Welch's
+      test), and is an error where KVM does not work;
+    - maps, faults, counts: exactness needs no virtual time: under KVM when the probe says it
+      works (real time; the leak check then waits up to 5 s for RCU frees), else under TCG with
+      -icount, whose virtual time keeps the leak check's bound independent of the host's load.
+    kvm_usable is called only when the answer matters (orchestrator.kvm.probe)."""
+    if opts.spawn_timing not in SPAWN_TIMINGS:
+        raise ForkdiffError(f"unknown spawn timing {opts.spawn_timing!r}",
+                            f"SPAWN_TIMING is one of: {', '.join(SPAWN_TIMINGS)}")
+    if opts.icount is not None:
+        return opts
+    if opts.suite == "spawn":
+        if opts.spawn_timing == "icount":
+            return replace(opts, icount=True)
+        if not kvm_usable():
+            raise ForkdiffError("SPAWN_TIMING=realtime needs KVM, and the KVM probe says it does "
+                                "not work here (real time under TCG measures the emulator)",
+                                "use SPAWN_TIMING=icount (the default)")
+        return replace(opts, icount=False)
+    return replace(opts, icount=not kvm_usable())
+
+
 def load_scenarios(names: Iterable[str]) -> list[Scenario]:
     """Built-in scenario names (scenarios/<name>.yaml) or paths to YAML/JSON files."""
     out = []
@@ -165,7 +195,7 @@ def plan(opts: RunOptions) -> list[Job]:
     """The jobs of a suite, in order (the same for every variant)."""
     s = opts.suite
     if s == "spawn":
-        reps = opts.repeats or 1
+        reps = opts.repeats or (1 if opts.icount_used else REALTIME_REPEATS)
         layout = from_dict({"name": "spawn", **SPAWN_LAYOUT})
         return [Job(f"total-{n}", spawn_scenario(n), "spawn",
                     (*layout.guest_args(), "--total", str(n), "--duration", f"{opts.duration:g}"),
@@ -433,6 +463,9 @@ def run_suite(opts: RunOptions) -> SuiteResult:
     for v in opts.variants:
         if v not in VARIANTS:
             raise ForkdiffError(f"unknown variant {v!r}", f"use one of: {', '.join(VARIANTS)}")
+    from . import kvm
+
+    opts = resolve_icount(opts, lambda: kvm.probe().usable)
     jobs = plan(opts)
     log = ObservationLog(opts.out)
     result = SuiteResult()

@@ -46,12 +46,13 @@ def _run(args: argparse.Namespace) -> int:
         suites=_list(args.suites or env.get("SUITES") or " ".join(SUITES), SUITES, "SUITES"),
         vmas=_vmas(args.vmas or env.get("VMAS") or ",".join(map(str, SPAWN_VMAS))),
         duration=duration,
-        repeats=int(args.repeats or env.get("REPEATS") or 1),
+        repeats=int(args.repeats or env.get("REPEATS") or 0),
         tree=args.tree or env.get("KERNEL_TREE") or None,
         patches=tuple(Path(p) for p in (args.patches or env.get("PATCHES") or "").split()),
         models=parse_models(args.model or env.get("MODEL")),
         resume=args.resume or (env.get("RESUME") or "").lower() in ("1", "yes", "true"),
         jobs=int(args.jobs or env.get("JOBS") or 0),
+        spawn_timing=args.spawn_timing or env.get("SPAWN_TIMING") or "icount",
         scenarios=tuple((args.scenarios or env.get("SCENARIOS") or "").replace(",", " ").split()),
         variants=_list(args.variants or env.get("VARIANTS"), VARIANTS, "VARIANTS")
         if (args.variants or env.get("VARIANTS")) else (),
@@ -70,13 +71,16 @@ def register(sub) -> None:
     p.add_argument("--suites", help="suites to run (SUITES=; default: maps faults counts spawn)")
     p.add_argument("--vmas", help="spawn VMA counts (VMAS=; default: the seed's 11 counts)")
     p.add_argument("--duration", help="spawn guest seconds per measurement (DURATION=; default 2)")
-    p.add_argument("--repeats", help="spawn runs per VMA count (REPEATS=; default 1: under -icount a run repeats exactly)")
+    p.add_argument("--repeats", help="spawn runs per VMA count (REPEATS=; default 1 under -icount, where a run repeats "
+                                     "exactly, 5 with SPAWN_TIMING=realtime)")
     p.add_argument("--tree", help="kernel tree (KERNEL_TREE=; default Debian's linux-source-6.12)")
     p.add_argument("--patches", help="extra patches for the patched variant (PATCHES=)")
     p.add_argument("--model", help="model per kernel (MODEL=): baseline, patched, or a mapping")
     p.add_argument("--resume", action="store_true", help="continue the run in --out/OUT (RESUME=1)")
     p.add_argument("--scenarios", help="maps/faults/counts scenarios, names or files (SCENARIOS=; "
                                        "default: each suite's own)")
+    p.add_argument("--spawn-timing", help="spawn: icount (virtual time, default) or realtime "
+                                          "(KVM only; SPAWN_TIMING=)")
     p.add_argument("--jobs", help="guests at a time (JOBS=; default: one per variant, at most one per CPU)")
     p.add_argument("--variants", help="kernels to run (VARIANTS=; default: baseline and patched)")
     p.add_argument("--kmemleak", action="store_true",
