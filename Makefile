@@ -12,10 +12,10 @@ DEB_PACKAGES := qemu-system-x86 qemu-utils ccache busybox-static openssh-server 
 # Knobs (see README): passed to forkdiff through the environment.
 export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL RESUME SCENARIOS VARIANTS JOBS KMEMLEAK SPAWN_TIMING
 
-.PHONY: setup test vm-test kernels rootfs guest report bench lint clean help
+.PHONY: setup test vm-test kernels rootfs guest report bench bench-vmtest lint clean help
 
 help:
-	@echo "make setup | test | vm-test | kernels | rootfs | guest | bench | report OUT=dir | lint | clean"
+	@echo "make setup | test | vm-test | kernels | rootfs | guest | bench | bench-vmtest | report OUT=dir | lint | clean"
 
 setup:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -55,6 +55,10 @@ vm-test: setup guest
 bench: setup
 	$(PY) -m tools.bench
 	$(PY) -m tools.bench_predict
+
+# wall time per stage and suite of a vm-test (a fresh run, or OUT=<folder> of an existing one)
+bench-vmtest: setup guest
+	$(PY) -m tools.bench_vmtest
 
 report: setup
 	$(FORKDIFF) report $(OUT)

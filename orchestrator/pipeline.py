@@ -143,9 +143,13 @@ def run(opts: VmTestOptions) -> int:
     for profile in profiles:
         for v in variants:
             say("kernel", f"{v}/{profile}")
+            t0 = time.monotonic()
             k = build_kernel(v, profile)
             meta[f"kernel {v}/{profile}"] = k.release
+            meta[f"kernel {v}/{profile} wall s"] = round(time.monotonic() - t0, 1)
+    t0 = time.monotonic()
     build_rootfs()
+    meta["rootfs wall s"] = round(time.monotonic() - t0, 1)
     # KVM for the suites that need exactness only, when it works here (suites.resolve_icount);
     # probed once, with the kernel the first of them boots
     first = next((s for s in opts.suites if s != "spawn"), None)
@@ -174,9 +178,14 @@ def run(opts: VmTestOptions) -> int:
     meta["suites wall s"] = round(time.monotonic() - t_suites, 1)
     (out / "run.json").write_text(json.dumps(meta, indent=1))
     say("compare", str(out))
+    t0 = time.monotonic()
     df = compare_dir(out, models)
+    meta["compare wall s"] = round(time.monotonic() - t0, 1)
     say("report", str(out / "report.html"))
+    t0 = time.monotonic()
     report_mod.render(out)
+    meta["report wall s"] = round(time.monotonic() - t0, 1)
+    (out / "run.json").write_text(json.dumps(meta, indent=1))
     print_summary(df, out)
     print(f"report: {out / 'report.html'}")
     return 1 if (errors or not failing(df).empty) else 0
