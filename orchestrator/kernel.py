@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from simulator.fork import VARIANTS
+
 from .cache import atomic_write, cache_path, locked, mark_used, sha256_file, sha256_text
 from .errors import ForkdiffError
 from .kconfig import ARCH, PROFILES, configure, profile_fragments
@@ -36,7 +38,6 @@ from .tree import KernelTree, resolve_tree
 __all__ = ["VARIANTS", "PROFILES", "BuiltKernel", "build_kernel", "detect_dup_mmap_model",
            "check_build_tools", "release_string"]
 
-VARIANTS: tuple[str, ...] = ("patched", "baseline")
 # Bump when the build recipe changes in a way that changes the bzImage.
 RECIPE = "3"
 BUILD_TOOLS = ("gcc", "make", "flex", "bison", "bc", "ccache", "patch", "tar", "perl")

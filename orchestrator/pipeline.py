@@ -29,6 +29,7 @@ from .observations import ObservationLog
 from .patches import baseline_patches, check_applies
 from .rootfs import build_rootfs
 from .suites import (
+    DEFAULT_PROFILE,
     SPAWN_VMAS,
     SUITES,
     RunOptions,
@@ -42,9 +43,6 @@ from .suites import (
 from .summary import print_summary
 from .tree import resolve_tree
 from .verdicts import failing
-
-# The profiles each suite's kernels are built with (suites.DEFAULT_PROFILE).
-PROFILES_OF = {"maps": "faults", "faults": "faults", "counts": "faults", "spawn": "perf"}
 
 
 @dataclass
@@ -101,7 +99,7 @@ def _variant_suites(opts: VmTestOptions, variant: str, scenarios, say: Progress,
                             duration=opts.duration, scenarios=scenarios if suite != "spawn" else None,
                             repeats=(opts.repeats or None) if suite == "spawn" else None, resume=opts.resume,
                             fault=FaultOptions(), kmemleak=opts.kmemleak,
-                            spawn_timing=opts.spawn_timing,
+                            spawn_timing=opts.spawn_timing, tree=opts.tree, patches=opts.patches,
                             log=lambda m: say("suite", m)), kvm_usable)
             res = SuiteResult()
             run_variant(ro, variant, plan(ro) + variant_jobs(ro, variant), log, res, guests)
@@ -115,10 +113,6 @@ def run(opts: VmTestOptions) -> int:
     say = Progress()
     out = opts.out
     ObservationLog(out)  # fails now, before any build, when the folder cannot be written
-    if opts.tree:
-        os.environ["KERNEL_TREE"] = str(opts.tree)
-    if opts.patches:
-        os.environ["PATCHES"] = " ".join(str(p) for p in opts.patches)
     tree = resolve_tree(opts.tree)
     variants, tree_model = _variants(tree.path, say)
     if opts.variants:
@@ -139,12 +133,12 @@ def run(opts: VmTestOptions) -> int:
             "kmemleak": "on (faults suite)" if opts.kmemleak else "off"}
     say("setup", f"tree {tree.path} ({tree.identity}); variants {', '.join(variants)}; "
                  f"tree's dup_mmap model: {tree_model}")
-    profiles = sorted({PROFILES_OF[s] for s in opts.suites})
+    profiles = sorted({DEFAULT_PROFILE[s] for s in opts.suites})
     for profile in profiles:
         for v in variants:
             say("kernel", f"{v}/{profile}")
             t0 = time.monotonic()
-            k = build_kernel(v, profile)
+            k = build_kernel(v, profile, tree=opts.tree, patches=opts.patches)
             meta[f"kernel {v}/{profile}"] = k.release
             meta[f"kernel {v}/{profile} wall s"] = round(time.monotonic() - t0, 1)
     t0 = time.monotonic()
@@ -155,7 +149,8 @@ def run(opts: VmTestOptions) -> int:
     first = next((s for s in opts.suites if s != "spawn"), None)
     needs_probe = first is not None or opts.spawn_timing == "realtime"
     kvm_ok = needs_probe and kvm.probe(
-        Path(build_kernel(variants[0], PROFILES_OF[first or "spawn"]).bzimage)).usable
+        Path(build_kernel(variants[0], DEFAULT_PROFILE[first or "spawn"], tree=opts.tree,
+                          patches=opts.patches).bzimage)).usable
     meta["kvm"] = "usable" if kvm_ok else "not usable (TCG)" if needs_probe else "not probed"
     (out / "run.json").write_text(json.dumps(meta, indent=1))
     workers = max(1, min(len(variants), opts.jobs or os.cpu_count() or 1))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from simulator.fork import VARIANTS
 from simulator.scenario import Scenario, ScenarioError, from_dict, load
 
 from . import faultsetup, kmemleak
@@ -34,7 +35,6 @@ from .observations import ObservationLog, record_key
 from .suite_parse import ParsedRecord, parse_output
 
 SUITES = ("maps", "faults", "counts", "spawn")
-VARIANTS = ("baseline", "patched")
 DEFAULT_PROFILE = {"maps": "faults", "faults": "faults", "counts": "faults", "spawn": "perf"}
 SPAWN_VMAS = (21, 121, 221, 421, 821, 1621, 3221, 6421, 12821, 25621, 51221)
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
@@ -65,6 +65,8 @@ class RunOptions:
     resume: bool = False
     calibrate: bool = True  # spawn: also run the calibration layouts on the baseline kernel
     spawn_timing: str = "icount"  # spawn: "icount" (virtual time) or "realtime" (KVM only)
+    tree: str | None = None  # kernel source tree (None: $KERNEL_TREE, else Debian's 6.12)
+    patches: tuple[Path, ...] = ()  # extra patches for the patched kernel (empty: $PATCHES)
     icount: bool | None = None  # None: virtual time (-icount), see icount_used
     memory_mb: int = 1024
     fault: faultsetup.FaultOptions = field(default_factory=faultsetup.FaultOptions)
@@ -427,7 +429,7 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
     if not todo:
         opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: all {len(jobs)} jobs already recorded")
         return
-    kernel = build_kernel(variant, opts.profile_used)
+    kernel = build_kernel(variant, opts.profile_used, tree=opts.tree, patches=opts.patches)
     rootfs = build_rootfs()
     append = kmemleak.BOOT_PARAM if opts.scans_leaks else ""
     with contextlib.ExitStack() as stack:

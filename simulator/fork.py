@@ -47,7 +47,7 @@ from .mm import (
     Vma,
 )
 
-VARIANTS = ("patched", "baseline")
+VARIANTS = ("baseline", "patched")  # the one list of kernel variants; orchestrator uses it too
 GFP_KERNEL = "GFP_KERNEL"
 GFP_NOWAIT = "GFP_NOWAIT|__GFP_NOWARN"
 GFP_PGTABLE = "GFP_PGTABLE_USER"  # GFP_KERNEL | __GFP_ZERO | __GFP_ACCOUNT
