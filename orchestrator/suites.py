@@ -29,6 +29,7 @@ from simulator.scenario import Scenario, ScenarioError, from_dict, load
 
 from . import faultsetup, kmemleak
 from .errors import ForkdiffError
+from .guest_api import GuestLike
 from .guest_pool import GuestPool
 from .kconfig import run_record
 from .observations import ObservationLog, record_key
@@ -306,7 +307,7 @@ def kernel_config(g) -> dict | None:
     return run_record(path)
 
 
-def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: ObservationLog,
+def run_on_guest(opts: RunOptions, variant: str, g: GuestLike, jobs: list[Job], log: ObservationLog,
                  result: SuiteResult) -> bool:
     """Run jobs on a booted guest (orchestrator.vm.Guest) of `variant`. Returns False when the
     guest crashed or hung (the remaining jobs were not run)."""
@@ -364,7 +365,7 @@ def run_on_guest(opts: RunOptions, variant: str, g, jobs: list[Job], log: Observ
     return alive
 
 
-def _guest_lost(opts: RunOptions, variant: str, g, job: Job, env: dict, err: ForkdiffError, mark: int,
+def _guest_lost(opts: RunOptions, variant: str, g: GuestLike, job: Job, env: dict, err: ForkdiffError, mark: int,
                 log: ObservationLog, result: SuiteResult, during: str = "") -> None:
     """Record a guest that crashed or hung during a job (or the job's leak scan, `during`),
     as an error record naming the sweep step it died in, if any; re-raise when QEMU was
@@ -395,7 +396,7 @@ def _guest_lost(opts: RunOptions, variant: str, g, job: Job, env: dict, err: For
              f"(console: {g.console_log})")
 
 
-def _scan_leaks(opts: RunOptions, variant: str, g, job: Job, env: dict, log: ObservationLog,
+def _scan_leaks(opts: RunOptions, variant: str, g: GuestLike, job: Job, env: dict, log: ObservationLog,
                 result: SuiteResult) -> int:
     """The job's kmemleak scan (orchestrator.kmemleak) as a `kmemleak` record (value: the
     number of unreferenced objects; 0 = no report), or an error record when kmemleak refuses.

@@ -45,9 +45,15 @@ class HostGuest:
     qemu_mode = "host"
     icount = False
     console_log = Path("/dev/null")
+    boot_seconds = 0.0
+    watcher = None
     kernel = Kernel()
 
-    def run(self, cmd: str, timeout: float = 60) -> Res:
+    def check(self, tolerate: frozenset[str] = frozenset()) -> None:
+        pass
+
+    def run(self, cmd: str, timeout: float = 60, stdin: bytes | None = None,
+            tolerate: frozenset[str] = frozenset()) -> Res:
         cmd = cmd.replace(GUEST_BIN, str(ROOT / "guest" / "bin"))
         r = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout)
         return Res(r.returncode, r.stdout, r.stderr)
@@ -162,3 +168,16 @@ def test_records_carry_the_booted_kernels_config(tmp_path: Path) -> None:
     cfg.unlink()
     with pytest.raises(ForkdiffError, match="config"):
         run_on_guest(opts, "patched", guest, plan(opts), ObservationLog(tmp_path / "o2"), SuiteResult())
+
+
+def test_the_fake_and_the_real_guest_state_the_same_contract(tmp_path: Path) -> None:
+    """orchestrator.guest_api.GuestLike: what run_on_guest needs of a guest. The fake above and
+    orchestrator.vm.Guest (constructed, not booted) both have every member it names."""
+    from orchestrator.guest_api import GuestLike
+    from orchestrator.vm import Guest
+
+    assert isinstance(HostGuest(), GuestLike)
+    real = Guest(Kernel(), None, log_dir=tmp_path)  # type: ignore[arg-type]
+    assert isinstance(real, GuestLike)
+    partial = type("NoCheck", (), {k: v for k, v in vars(HostGuest).items() if k != "check"})
+    assert not isinstance(partial(), GuestLike)  # the contract is checked, member by member
