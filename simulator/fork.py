@@ -257,9 +257,7 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
 
     child: list[ChildVma] = []
     copied: list[int] = []
-    child_pud: set[int] = set()
-    child_pmd: set[int] = set()
-    child_pte: set[int] = set()
+    tables = ChildTables()
     child_total_vm = parent.total_vm
     new_id = max(parent.by_id, default=0) + 1
     for i, v in enumerate(vmas):
@@ -278,38 +276,13 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
                 ops["null_stores"] += 1
                 ops["tree_walk_levels"] += height
             continue
-        # vm_area_dup(): the struct, then its lock
-        tr.add("vm_area_dup", "vm_area_struct", GFP_KERNEL, "single", 1, "fatal", at)
-        ops["vma_allocs"] += 1
-        if config.per_vma_lock:
-            tr.add("vma_lock_alloc", "vma_lock", GFP_KERNEL, "single", 1, "fatal", at,
-                   frees={"vm_area_struct": 1})
+        vm_area_dup(tr, config, ops, at)
         wipe = bool(v.flags & VM_WIPEONFORK)
         has_anon = False
-        if wipe:
+        if wipe:  # VM_WIPEONFORK: a clean slate, no anon_vma until the child faults
             ops["vmas_wipeonfork"] += 1
         elif v.anon_vma is not None:
-            ops["anon_vma_forks"] += 1
-            lock = {"vma_lock": 1} if config.per_vma_lock else {}
-            cloned = 0
-            reused = None
-            for av in reversed(v.chain):  # list_for_each_entry_reverse
-                tr.add("anon_vma_clone", "anon_vma_chain", GFP_NOWAIT, "single", 1, "absorbed",
-                       at)
-                cloned += 1
-                ops["avc_allocs"] += 1
-                if reused is None and _reusable(av):
-                    reused = av
-            if reused is None:
-                tr.add("anon_vma_fork", "anon_vma", GFP_KERNEL, "single", 1, "fatal", at,
-                       frees={"vm_area_struct": 1, **lock, "anon_vma_chain": cloned})
-                tr.add("anon_vma_fork", "anon_vma_chain", GFP_KERNEL, "single", 1, "fatal", at,
-                       frees={"vm_area_struct": 1, **lock, "anon_vma_chain": cloned,
-                              "anon_vma": 1})
-                ops["anon_vma_allocs"] += 1
-                ops["avc_allocs"] += 1
-            else:
-                ops["anon_vma_reused"] += 1
+            anon_vma_fork(tr, config, ops, at)
             has_anon = True
         # link into the tree
         if variant == "patched":
@@ -333,32 +306,8 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
         copied.append(i)
         if v.file is not None:
             ops["file_vmas"] += 1
-        # copy_page_range(): only when vma_needs_copy()
-        if not wipe and (v.anon_vma is not None or v.flags & (VM_PFNMAP | VM_MIXEDMAP)):
-            ops["pt_vmas"] += 1
-            for g in _pt_regions(v, PGDIR_SHIFT):
-                if g not in parent.pud_tables:
-                    continue
-                if g not in child_pud:
-                    child_pud.add(g)
-                    tr.add("copy_page_range", "page", GFP_PGTABLE, "page", 1, "fatal", at, "pud")
-                    ops["pt_pages"] += 1
-                for u in _pt_regions(v, PUD_SHIFT):
-                    if u >> (PGDIR_SHIFT - PUD_SHIFT) != g or u not in parent.pmd_tables:
-                        continue
-                    if u not in child_pmd:
-                        child_pmd.add(u)
-                        tr.add("copy_page_range", "page", GFP_PGTABLE, "page", 1, "fatal", at,
-                               "pmd")
-                        ops["pt_pages"] += 1
-                    for m in _pt_regions(v, PMD_SHIFT):
-                        if m >> (PUD_SHIFT - PMD_SHIFT) != u or m not in parent.pte_tables:
-                            continue
-                        if m not in child_pte:
-                            child_pte.add(m)
-                            tr.add("copy_page_range", "page", GFP_PGTABLE, "page", 1, "fatal",
-                                   at, "pte")
-                            ops["pt_pages"] += 1
+        if not wipe:
+            copy_page_range(tr, ops, parent, at, tables)
         child.append(ChildVma(v.start, v.end, v.perms,
                               (v.pgoff << 12) if v.file is not None else 0, v.file is not None,
                               parent.name_of(v), has_anon, wipe))
@@ -377,6 +326,92 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
     return ForkResult(variant, parent.map_count, len(copied), parent.total_vm, child_total_vm,
                       child, tr.trace, ops, child_tree, copied,
                       [(v.start, v.end) for v in vmas], settings, tree_ops)
+
+
+def vm_area_dup(tr: _Tracer, config: KernelConfig, ops: dict, at: tuple[int, Vma]) -> None:
+    """kernel/fork.c vm_area_dup(): the vm_area_struct, then (CONFIG_PER_VMA_LOCK)
+    vma_lock_alloc()'s vma_lock; failing the lock frees the struct again."""
+    tr.add("vm_area_dup", "vm_area_struct", GFP_KERNEL, "single", 1, "fatal", at)
+    ops["vma_allocs"] += 1
+    if config.per_vma_lock:
+        tr.add("vma_lock_alloc", "vma_lock", GFP_KERNEL, "single", 1, "fatal", at,
+               frees={"vm_area_struct": 1})
+
+
+def anon_vma_clone(tr: _Tracer, ops: dict, at: tuple[int, Vma]) -> AnonVma | None:
+    """mm/rmap.c anon_vma_clone(): one anon_vma_chain per anon_vma of the parent VMA's chain
+    (list_for_each_entry_reverse), each tried with GFP_NOWAIT|__GFP_NOWARN first and GFP_KERNEL
+    after (an injected failure of the first is absorbed); returns the anon_vma it reuses (the
+    first with no VMA and at most one child), if any."""
+    reused = None
+    for av in reversed(at[1].chain):
+        tr.add("anon_vma_clone", "anon_vma_chain", GFP_NOWAIT, "single", 1, "absorbed", at)
+        ops["avc_allocs"] += 1
+        if reused is None and _reusable(av):
+            reused = av
+    return reused
+
+
+def anon_vma_fork(tr: _Tracer, config: KernelConfig, ops: dict, at: tuple[int, Vma]) -> None:
+    """mm/rmap.c anon_vma_fork() for a parent VMA with an anon_vma: anon_vma_clone(), then,
+    unless an anon_vma was reused, a new anon_vma and its anon_vma_chain (GFP_KERNEL, fatal).
+    A failure there frees, on dup_mmap()'s error path, the new VMA and its lock, the chains
+    cloned so far and the new anon_vma."""
+    ops["anon_vma_forks"] += 1
+    reused = anon_vma_clone(tr, ops, at)
+    if reused is not None:
+        ops["anon_vma_reused"] += 1
+        return
+    cloned = len(at[1].chain)
+    lock = {"vma_lock": 1} if config.per_vma_lock else {}
+    tr.add("anon_vma_fork", "anon_vma", GFP_KERNEL, "single", 1, "fatal", at,
+           frees={"vm_area_struct": 1, **lock, "anon_vma_chain": cloned})
+    tr.add("anon_vma_fork", "anon_vma_chain", GFP_KERNEL, "single", 1, "fatal", at,
+           frees={"vm_area_struct": 1, **lock, "anon_vma_chain": cloned, "anon_vma": 1})
+    ops["anon_vma_allocs"] += 1
+    ops["avc_allocs"] += 1
+
+
+@dataclass
+class ChildTables:
+    """Page-table pages the child has so far, by the index of the region each one maps."""
+
+    pud: set[int] = field(default_factory=set)
+    pmd: set[int] = field(default_factory=set)
+    pte: set[int] = field(default_factory=set)
+
+
+def copy_page_range(tr: _Tracer, ops: dict, parent: Mm, at: tuple[int, Vma],
+                    child: ChildTables) -> None:
+    """mm/memory.c copy_page_range(), only when vma_needs_copy() (an anon_vma, VM_PFNMAP or
+    VM_MIXEDMAP; never for VM_WIPEONFORK): a pud, pmd and pte table page for every region
+    where the parent has one and the child does not have it yet (copy_p4d_range ->
+    copy_pud_range -> copy_pmd_range -> copy_pte_range allocating on the way down)."""
+    v = at[1]
+    if not (v.anon_vma is not None or v.flags & (VM_PFNMAP | VM_MIXEDMAP)):
+        return
+    ops["pt_vmas"] += 1
+    for g in _pt_regions(v, PGDIR_SHIFT):
+        if g not in parent.pud_tables:
+            continue
+        if g not in child.pud:
+            child.pud.add(g)
+            tr.add("copy_page_range", "page", GFP_PGTABLE, "page", 1, "fatal", at, "pud")
+            ops["pt_pages"] += 1
+        for u in _pt_regions(v, PUD_SHIFT):
+            if u >> (PGDIR_SHIFT - PUD_SHIFT) != g or u not in parent.pmd_tables:
+                continue
+            if u not in child.pmd:
+                child.pmd.add(u)
+                tr.add("copy_page_range", "page", GFP_PGTABLE, "page", 1, "fatal", at, "pmd")
+                ops["pt_pages"] += 1
+            for m in _pt_regions(v, PMD_SHIFT):
+                if m >> (PUD_SHIFT - PMD_SHIFT) != u or m not in parent.pte_tables:
+                    continue
+                if m not in child.pte:
+                    child.pte.add(m)
+                    tr.add("copy_page_range", "page", GFP_PGTABLE, "page", 1, "fatal", at, "pte")
+                    ops["pt_pages"] += 1
 
 
 def _reusable(av: AnonVma) -> bool:
