@@ -391,27 +391,27 @@ def copy_page_range(tr: _Tracer, ops: dict, parent: Mm, at: tuple[int, Vma],
     if not (v.anon_vma is not None or v.flags & (VM_PFNMAP | VM_MIXEDMAP)):
         return
     ops["pt_vmas"] += 1
-    for g in _pt_regions(v, PGDIR_SHIFT):
-        if g not in parent.pud_tables:
+    levels = (("pud", PGDIR_SHIFT, parent.pud_tables, child.pud),
+              ("pmd", PUD_SHIFT, parent.pmd_tables, child.pmd),
+              ("pte", PMD_SHIFT, parent.pte_tables, child.pte))
+    _copy_tables(tr, ops, at, levels, None, None)
+
+
+def _copy_tables(tr: _Tracer, ops: dict, at: tuple[int, Vma], levels: tuple, above: int | None,
+                 above_shift: int | None) -> None:
+    """One level of copy_page_range()'s descent: for each region of the VMA at this level
+    (inside the region `above` of the level above) where the parent has a table, the child
+    allocates one if it has none yet, then the level below."""
+    (level, shift, parent_has, child_has), below = levels[0], levels[1:]
+    for r in _pt_regions(at[1], shift):
+        if (above_shift is not None and r >> (above_shift - shift) != above) or r not in parent_has:
             continue
-        if g not in child.pud:
-            child.pud.add(g)
-            tr.add("copy_page_range", "page", GFP_PGTABLE, "page", 1, "fatal", at, "pud")
+        if r not in child_has:
+            child_has.add(r)
+            tr.add("copy_page_range", "page", GFP_PGTABLE, "page", 1, "fatal", at, level)
             ops["pt_pages"] += 1
-        for u in _pt_regions(v, PUD_SHIFT):
-            if u >> (PGDIR_SHIFT - PUD_SHIFT) != g or u not in parent.pmd_tables:
-                continue
-            if u not in child.pmd:
-                child.pmd.add(u)
-                tr.add("copy_page_range", "page", GFP_PGTABLE, "page", 1, "fatal", at, "pmd")
-                ops["pt_pages"] += 1
-            for m in _pt_regions(v, PMD_SHIFT):
-                if m >> (PUD_SHIFT - PMD_SHIFT) != u or m not in parent.pte_tables:
-                    continue
-                if m not in child.pte:
-                    child.pte.add(m)
-                    tr.add("copy_page_range", "page", GFP_PGTABLE, "page", 1, "fatal", at, "pte")
-                    ops["pt_pages"] += 1
+        if below:
+            _copy_tables(tr, ops, at, below, r, shift)
 
 
 def _reusable(av: AnonVma) -> bool:
