@@ -409,13 +409,24 @@ static long long slab_file(const char *cache, const char *file)
 	return strtoll(buf, NULL, 10); /* first number: the total over CPUs/nodes */
 }
 
+static long long slab_allocs(const char *cache)
+{
+	long long af = slab_file(cache, "alloc_fastpath"), as = slab_file(cache, "alloc_slowpath");
+	return (af < 0 || as < 0) ? -1 : af + as;
+}
+
 void slab_read(const char *cache, struct slabcount *c)
 {
 	c->objects = slab_file(cache, "objects");
-	long long af = slab_file(cache, "alloc_fastpath"), as = slab_file(cache, "alloc_slowpath");
+	c->alloc = slab_allocs(cache);
 	long long ff = slab_file(cache, "free_fastpath"), fs = slab_file(cache, "free_slowpath");
-	c->alloc = (af < 0 || as < 0) ? -1 : af + as;
 	c->free = (ff < 0 || fs < 0) ? -1 : ff + fs;
+}
+
+void slab_read_allocs(long long out[NCACHES])
+{
+	for (int i = 0; i < NCACHES; i++)
+		out[i] = slab_allocs(g_caches[i]);
 }
 
 void slab_read_all(struct slabcount out[NCACHES])

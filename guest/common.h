@@ -79,6 +79,8 @@ void slab_read_all(struct slabcount out[NCACHES]);
 /* Write 1 to /sys/kernel/slab/<cache>/shrink for the default caches: per-CPU slabs go back to
  * the node lists, so that 'objects' then counts exactly the objects in use. */
 void slab_shrink_all(void);
+/* alloc_fastpath + alloc_slowpath of the default caches (-1: no such cache or no SLUB_STATS). */
+void slab_read_allocs(long long out[NCACHES]);
 /* Shrink, then read 'objects' of the default caches (-1: no such cache). */
 void slab_read_objects(long long out[NCACHES]);
 void j_slab(const char *key, const struct slabcount c[NCACHES]);

@@ -102,12 +102,6 @@ static void j_deltas(const char *key, const long long a[NCACHES], const long lon
 	j_obj_end();
 }
 
-static void allocs_of(const struct slabcount c[NCACHES], long long out[NCACHES])
-{
-	for (int i = 0; i < NCACHES; i++)
-		out[i] = c[i].alloc;
-}
-
 static void write_nth(int fd, unsigned long v)
 {
 	char b[32];
@@ -239,7 +233,7 @@ int main(int argc, char **argv)
 	layout_verify(&L, before, (size_t)nb);
 	layout_report(&L, count_own_vmas());
 
-	struct slabcount s_start[NCACHES], s0[NCACHES], s1[NCACHES];
+	struct slabcount s_start[NCACHES], s1[NCACHES];
 	long long o_start[NCACHES], o0[NCACHES], o1[NCACHES], a0[NCACHES], a1[NCACHES];
 	int settled = 1;
 	double waited = 0;
@@ -279,11 +273,11 @@ int main(int argc, char **argv)
 			provoke(provoke_type);
 		if (slab) {
 			slab_read_objects(o0);
-			slab_read_all(s0);
+			slab_read_allocs(a0);
 		}
 		struct attempt a = armed_fork(k);
 		if (slab)
-			slab_read_all(s1);
+			slab_read_allocs(a1);
 		int injected = a.remaining == 0;
 		if (!injected) { /* fork made fewer than k checks: the sweep is over */
 			complete = 1;
@@ -316,8 +310,6 @@ int main(int argc, char **argv)
 			absorbed++;
 		}
 		if (slab) {
-			allocs_of(s0, a0);
-			allocs_of(s1, a1);
 			j_deltas("alloc", a0, a1);
 			waited = settle(o0, o1, leak_wait_ms, &settled);
 			j_deltas("net", o0, o1);
