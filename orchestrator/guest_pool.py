@@ -1,8 +1,9 @@
 """Guests a run shares between its suites: the booted guest of a (kernel, virtual time or not,
 memory, extra kernel parameters) is reused by the next suite that asks for the same, so that
 the maps, faults and counts suites, which all use the faults-profile kernel, boot it once per
-run instead of once each (twice with KMEMLEAK=1: the faults suite's guest boots kmemleak=on). A guest that crashed or hung is dropped and the next
-get() boots a fresh one. One pool per thread: a pool is not shared between threads."""
+run instead of once each (twice with KMEMLEAK=1: the faults suite's guest boots kmemleak=on).
+A guest that crashed or hung is dropped and the next get() boots a fresh one. One pool per
+thread: a pool is not shared between threads."""
 
 from __future__ import annotations
 

@@ -133,12 +133,16 @@ def run(opts: VmTestOptions) -> int:
             "kmemleak": "on (faults suite)" if opts.kmemleak else "off"}
     say("setup", f"tree {tree.path} ({tree.identity}); variants {', '.join(variants)}; "
                  f"tree's dup_mmap model: {tree_model}")
+    def save_meta() -> None:
+        (out / "run.json").write_text(json.dumps(meta, indent=1))
+
     profiles = sorted({DEFAULT_PROFILE[s] for s in opts.suites})
+    built = {}
     for profile in profiles:
         for v in variants:
             say("kernel", f"{v}/{profile}")
             t0 = time.monotonic()
-            k = build_kernel(v, profile, tree=opts.tree, patches=opts.patches)
+            k = built[(v, profile)] = build_kernel(v, profile, tree=opts.tree, patches=opts.patches)
             meta[f"kernel {v}/{profile}"] = k.release
             meta[f"kernel {v}/{profile} wall s"] = round(time.monotonic() - t0, 1)
     t0 = time.monotonic()
@@ -149,10 +153,9 @@ def run(opts: VmTestOptions) -> int:
     first = next((s for s in opts.suites if s != "spawn"), None)
     needs_probe = first is not None or opts.spawn_timing == "realtime"
     kvm_ok = needs_probe and kvm.probe(
-        Path(build_kernel(variants[0], DEFAULT_PROFILE[first or "spawn"], tree=opts.tree,
-                          patches=opts.patches).bzimage)).usable
+        Path(built[(variants[0], DEFAULT_PROFILE[first or "spawn"])].bzimage)).usable
     meta["kvm"] = "usable" if kvm_ok else "not usable (TCG)" if needs_probe else "not probed"
-    (out / "run.json").write_text(json.dumps(meta, indent=1))
+    save_meta()
     workers = max(1, min(len(variants), opts.jobs or os.cpu_count() or 1))
     meta["parallel guests"] = workers
     say("suites", f"{', '.join(opts.suites)} on {', '.join(variants)}, {workers} guest(s) at a time")
@@ -166,12 +169,12 @@ def run(opts: VmTestOptions) -> int:
                 for suite, (res, seconds) in fut.result().items():
                     meta[f"suite {suite} {futures[fut]} wall s"] = round(seconds, 1)
                     errors += len(res.errors)
-                (out / "run.json").write_text(json.dumps(meta, indent=1))
+                save_meta()
         except BaseException:
             vm.stop_all_guests()  # workers see their guests lost and end; no new guest starts
             raise
     meta["suites wall s"] = round(time.monotonic() - t_suites, 1)
-    (out / "run.json").write_text(json.dumps(meta, indent=1))
+    save_meta()
     say("compare", str(out))
     t0 = time.monotonic()
     df = compare_dir(out, models)
@@ -180,7 +183,7 @@ def run(opts: VmTestOptions) -> int:
     t0 = time.monotonic()
     report_mod.render(out)
     meta["report wall s"] = round(time.monotonic() - t0, 1)
-    (out / "run.json").write_text(json.dumps(meta, indent=1))
+    save_meta()
     print_summary(df, out)
     print(f"report: {out / 'report.html'}")
     return 1 if (errors or not failing(df).empty) else 0
