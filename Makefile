@@ -3,11 +3,8 @@ SHELL := /bin/bash
 PY ?= python3
 FORKDIFF := $(PY) -m orchestrator
 
-# Debian packages the project needs (qemu, kernel build tools, guest rootfs parts, oracle).
-DEB_PACKAGES := qemu-system-x86 qemu-utils ccache busybox-static openssh-server \
-	openssh-sftp-server openssh-client liburcu-dev linux-source-6.12 build-essential \
-	flex bison bc libelf-dev libssl-dev cpio xz-utils gzip kmod patch python3-dev \
-	iproute2 procps util-linux
+# Debian packages the project needs: one list, shared with `forkdiff setup` (--print shows it).
+DEB_PACKAGES := $(shell sed -e 's/\#.*//' orchestrator/data/deb-packages.txt)
 
 # Knobs (see README): passed to forkdiff through the environment.
 export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL RESUME SCENARIOS VARIANTS JOBS KMEMLEAK SPAWN_TIMING

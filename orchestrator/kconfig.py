@@ -11,10 +11,11 @@ from pathlib import Path
 
 from simulator.runconfig import OPTIONS
 
+from . import resources
 from .cache import sha256_file
 from .errors import ForkdiffError
 
-KCONFIG_DIR = Path(__file__).resolve().parent.parent / "kconfig"
+KCONFIG_DIR = resources.data_dir("kconfig")
 
 # Profile -> fragment names (kconfig/<name>.config), merged in this order.
 PROFILES: dict[str, tuple[str, ...]] = {

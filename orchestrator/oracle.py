@@ -12,11 +12,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from . import resources
 from .cache import atomic_write, cache_path, locked, sha256_file, sha256_text
 from .errors import ForkdiffError
 from .tree import KernelTree, resolve_tree
 
-DRIVER = Path(__file__).resolve().parent.parent / "simulator" / "oracle" / "maple_oracle.c"
+DRIVER = resources.oracle_source()
 CFLAGS = ["-O2", "-g", "-D_LGPL_SOURCE", "-Wno-unused-variable", "-Wno-unused-function"]
 LIBS = ["-lurcu", "-lpthread"]
 

@@ -12,10 +12,11 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import resources
 from .cache import sha256_file
 from .errors import ForkdiffError
 
-PATCHES_DIR = Path(__file__).resolve().parent.parent / "patches"
+PATCHES_DIR = resources.data_dir("patches")
 
 
 def baseline_patches(patches_dir: Path | None = None) -> list[Path]:

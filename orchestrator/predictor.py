@@ -11,6 +11,7 @@ from simulator import predict as sim_predict
 from simulator.exec_image import ElfInfo, Segment, read_elf
 from simulator.scenario import ScenarioError, from_dict
 
+from . import resources
 from .compare_jobs import Job
 from .errors import ForkdiffError
 
@@ -66,7 +67,7 @@ def measurements_for(job: Job) -> tuple[str, ...]:
     return ("op_counts",)
 
 
-GUEST_BIN_HOST = Path(__file__).resolve().parents[1] / "guest" / "bin"
+GUEST_BIN_HOST = resources.guest_bin_dir()
 GUEST_BIN_GUEST = "/usr/local/bin"
 
 

@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import guestbin
+from . import guestbin, resources
 from .cache import atomic_write, cache_path, locked, mark_used, sha256_file, sha256_text
 from .errors import ForkdiffError
 
@@ -34,8 +34,7 @@ SSHD = Path("/usr/sbin/sshd")
 SFTP_SERVER = Path("/usr/lib/openssh/sftp-server")
 # NSS modules glibc may dlopen for "files" lookups (built into libc since 2.34; kept if present).
 NSS_LIBS = (Path("/lib/x86_64-linux-gnu/libnss_files.so.2"),)
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_GUEST_BIN = REPO_ROOT / "guest" / "bin"
+DEFAULT_GUEST_BIN = resources.guest_bin_dir()
 
 INIT_SCRIPT = f"""#!/bin/sh
 # forkdiff guest init (PID 1). Never exits: PID 1 exiting panics the kernel.

@@ -27,7 +27,7 @@ from pathlib import Path
 from simulator.fork import VARIANTS
 from simulator.scenario import Scenario, ScenarioError, from_dict, load
 
-from . import faultsetup, kmemleak
+from . import faultsetup, kmemleak, resources
 from .errors import ForkdiffError
 from .guest_api import GuestLike
 from .guest_pool import GuestPool
@@ -38,7 +38,7 @@ from .suite_parse import ParsedRecord, parse_output
 SUITES = ("maps", "faults", "counts", "spawn")
 DEFAULT_PROFILE = {"maps": "faults", "faults": "faults", "counts": "faults", "spawn": "perf"}
 SPAWN_VMAS = (21, 121, 221, 421, 821, 1621, 3221, 6421, 12821, 25621, 51221)
-SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+SCENARIO_DIR = resources.data_dir("scenarios")
 DEFAULT_SCENARIOS = {
     "maps": ("mixed-small", "dontfork-only", "wipeonfork-only", "anon-touched-21"),
     "faults": ("mixed-small", "anon-touched-21", "anon-touched-421", "anon-touched-3221"),

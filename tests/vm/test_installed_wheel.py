@@ -1,0 +1,109 @@
+"""forkdiff installed from its wheel, outside any checkout: the wheel is built from a copy of
+the repository's files (`pip wheel --no-deps`), installed into a fresh venv (dependencies
+from the package index), and run from a folder outside the checkout with the shared cache
+(FORKDIFF_CACHE), so the cached kernels are reused. For real: pip, the venv, the console
+script, the guest programs built into the cache from the wheel's sources, QEMU, sshd.
+
+Checks: the installed packages and data come from the venv, not the checkout; `forkdiff setup
+--print` prints the Makefile's package list (one list for both); `forkdiff vm-test SUITES=maps`
+passes with maps rows for both kernels, guest programs built in cache/guest/<key>/bin."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cache import cache_dir
+
+pytestmark = pytest.mark.vm
+REPO = Path(__file__).resolve().parents[2]
+SKIP = shutil.ignore_patterns(".git", "build", "results", "bin", "*.egg-info", "__pycache__",
+                              ".pytest_cache", ".ruff_cache", ".hypothesis", "tests")
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A fresh venv with forkdiff installed from a wheel built from this checkout's files."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    shutil.copytree(REPO, src, ignore=SKIP)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["FORKDIFF_CACHE"] = str(cache_dir())
+    t0 = time.monotonic()
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp / "dist"), str(src)],
+         tmp, env, 600)
+    wheels = list((tmp / "dist").glob("forkdiff-*.whl"))
+    assert len(wheels) == 1, wheels
+    print(f"\nwheel {wheels[0].name}: {wheels[0].stat().st_size} bytes, "
+          f"built in {time.monotonic() - t0:.0f} s")
+    venv = tmp / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], tmp, env, 300)
+    t0 = time.monotonic()
+    _run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(wheels[0])],
+         tmp, env, 900)
+    print(f"installed into a fresh venv in {time.monotonic() - t0:.0f} s")
+    shutil.rmtree(src)  # nothing may point back at the copy the wheel was built from
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return venv, env
+
+
+def test_installed_package_reads_its_own_data(venv, tmp_path: Path) -> None:
+    vdir, env = venv
+    probe = ("import json, orchestrator, simulator\n"
+             "from orchestrator import resources, suites\n"
+             "print(json.dumps({'orchestrator': orchestrator.__file__, 'checkout': str(resources.checkout_root()),"
+             " 'scenarios': str(resources.data_dir('scenarios')), 'oracle': str(resources.oracle_source()),"
+             " 'guest_bin': str(resources.guest_bin_dir()),"
+             " 'loaded': [s.name for s in suites.load_scenarios(['mixed-small'])]}))\n")
+    r = _run([str(vdir / "bin" / "python"), "-c", probe], tmp_path, env, 120)
+    got = json.loads(r.stdout)
+    assert got["orchestrator"].startswith(str(vdir)), got
+    assert got["checkout"] == "None"
+    assert got["scenarios"].startswith(str(vdir)) and got["oracle"].startswith(str(vdir))
+    assert Path(got["oracle"]).read_bytes() == (REPO / "simulator/oracle/maple_oracle.c").read_bytes()
+    assert got["guest_bin"].startswith(str(cache_dir() / "guest")), got
+    assert got["loaded"] == ["mixed-small"]
+
+
+def test_setup_print_is_the_makefile_list(venv, tmp_path: Path) -> None:
+    _vdir, env = venv
+    printed = _run(["forkdiff", "setup", "--print"], tmp_path, env, 60).stdout.split()
+    make = subprocess.run(["make", "-s", "-C", str(REPO), "--eval", "print-debs: ; @echo $(DEB_PACKAGES)",
+                           "print-debs"], capture_output=True, text=True, timeout=60)
+    assert make.returncode == 0, make.stderr
+    assert printed == make.stdout.split()
+    assert {"qemu-system-x86", "busybox-static", "openssh-server", "linux-source-6.12"} <= set(printed)
+
+
+def test_vm_test_maps_outside_the_checkout(venv, tmp_path: Path) -> None:
+    _vdir, env = venv
+    out = tmp_path / "out"
+    run_env = {**env, "SUITES": "maps", "OUT": str(out)}
+    t0 = time.monotonic()
+    r = subprocess.run(["forkdiff", "vm-test"], cwd=tmp_path, env=run_env, capture_output=True,
+                       text=True, timeout=1200)
+    print(f"forkdiff vm-test SUITES=maps (installed): {time.monotonic() - t0:.0f} s, exit {r.returncode}")
+    assert r.returncode == 0, f"{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
+    rows = [json.loads(line) for line in (out / "verdicts.jsonl").read_text().splitlines() if line.strip()]
+    maps = [x for x in rows if x["suite"] == "maps"]
+    assert {x["variant"] for x in maps} == {"baseline", "patched"}
+    assert maps and all(x["verdict"] == "match" for x in maps), [x for x in maps if x["verdict"] != "match"][:3]
+    assert (out / "report.html").is_file()
+    guest_bin = _run([str(_vdir / "bin" / "python"), "-c",
+                      "from orchestrator import resources; print(resources.guest_bin_dir())"],
+                     tmp_path, env, 120).stdout.strip()
+    assert Path(guest_bin).parent.parent == cache_dir() / "guest"
+    assert all((Path(guest_bin) / p).is_file() for p in ("mapsprobe", "faultsweep", "forkcount", "spawn"))
