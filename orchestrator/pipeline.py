@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import kvm, vm
+from . import kvm, provenance, shards, vm
 from . import report as report_mod
 from .compare import compare_dir
 from .errors import ForkdiffError
@@ -28,6 +28,7 @@ from .kernel import build_kernel, detect_dup_mmap_model
 from .observations import ObservationLog
 from .patches import baseline_patches, check_applies
 from .rootfs import build_rootfs
+from .shards import Unit, unit_name, units_of
 from .suites import (
     DEFAULT_PROFILE,
     SPAWN_VMAS,
@@ -61,6 +62,8 @@ class VmTestOptions:
     scenarios: tuple[str, ...] = ()  # maps/faults/counts: scenario names or files (default: each suite's own)
     variants: tuple[str, ...] = ()  # kernels to run (default: every variant the tree gives)
     kmemleak: bool = False  # faults suite: kmemleak=on, fork's caches only, a leak scan per sweep
+    shard: tuple[int, int] | None = None  # (i, n): run only the i-th of n shards (orchestrator.shards)
+    executor: str = ""  # "": threads here; "dask" or "dask:ADDRESS" (orchestrator.dask_executor)
 
 
 class Progress:
@@ -85,28 +88,54 @@ def _variants(tree_path: Path, say: Progress) -> tuple[list[str], str]:
     return variants, model
 
 
+def suite_options(opts: VmTestOptions, suite: str, variant: str, scenarios, say: Progress,
+                  kvm_usable) -> RunOptions:
+    """The RunOptions of one suite on one kernel variant of this run."""
+    return resolve_icount(RunOptions(suite=suite, out=opts.out, variants=(variant,), vmas=opts.vmas,
+                          duration=opts.duration, scenarios=scenarios if suite != "spawn" else None,
+                          repeats=(opts.repeats or None) if suite == "spawn" else None, resume=opts.resume,
+                          fault=FaultOptions(), kmemleak=opts.kmemleak,
+                          spawn_timing=opts.spawn_timing, tree=opts.tree, patches=opts.patches,
+                          log=lambda m: say("suite", m)), kvm_usable)
+
+
+def suite_jobs(ro: RunOptions, variant: str) -> list:
+    return plan(ro) + variant_jobs(ro, variant)
+
+
 def _variant_suites(opts: VmTestOptions, variant: str, scenarios, say: Progress,
-                    kvm_usable) -> dict[str, tuple[SuiteResult, float]]:
-    """Every suite of the run on one kernel variant, in order, in this worker thread. Suites
-    of one profile share one guest (GuestPool): maps, faults and counts boot the faults
-    kernel once."""
+                    kvm_usable, keep: set[str] | None = None) -> dict[str, tuple[SuiteResult, float]]:
+    """Every suite of the run on one kernel variant, in order, in this worker thread (only the
+    jobs named in `keep`, a shard's, when given). Suites of one profile share one guest
+    (GuestPool): maps, faults and counts boot the faults kernel once."""
     done: dict[str, tuple[SuiteResult, float]] = {}
     log = ObservationLog(opts.out)
     with GuestPool() as guests:
         for suite in opts.suites:
             t0 = time.monotonic()
-            ro = resolve_icount(RunOptions(suite=suite, out=opts.out, variants=(variant,), vmas=opts.vmas,
-                            duration=opts.duration, scenarios=scenarios if suite != "spawn" else None,
-                            repeats=(opts.repeats or None) if suite == "spawn" else None, resume=opts.resume,
-                            fault=FaultOptions(), kmemleak=opts.kmemleak,
-                            spawn_timing=opts.spawn_timing, tree=opts.tree, patches=opts.patches,
-                            log=lambda m: say("suite", m)), kvm_usable)
+            ro = suite_options(opts, suite, variant, scenarios, say, kvm_usable)
+            jobs = suite_jobs(ro, variant)
+            if keep is not None:
+                jobs = [j for j in jobs if unit_name(suite, variant, ro.profile_used, j) in keep]
+                if not jobs:
+                    continue
             res = SuiteResult()
-            run_variant(ro, variant, plan(ro) + variant_jobs(ro, variant), log, res, guests)
+            run_variant(ro, variant, jobs, log, res, guests)
             done[suite] = (res, time.monotonic() - t0)
             say("suite", f"{suite} on {variant}: {res.records} records, {len(res.errors)} errors "
                          f"in {done[suite][1]:.0f} s")
     return done
+
+
+def run_units(opts: VmTestOptions, variants: list[str], scenarios, say: Progress,
+              kvm_usable) -> list[Unit]:
+    """Every job of the run, in run order (variant, suite, the suite's job order)."""
+    units = []
+    for v in variants:
+        for suite in opts.suites:
+            ro = suite_options(opts, suite, v, scenarios, say, kvm_usable)
+            units += units_of(ro, v, suite_jobs(ro, v))
+    return units
 
 
 def run(opts: VmTestOptions) -> int:
@@ -155,15 +184,28 @@ def run(opts: VmTestOptions) -> int:
     kvm_ok = needs_probe and kvm.probe(
         Path(built[(variants[0], DEFAULT_PROFILE[first or "spawn"])].bzimage)).usable
     meta["kvm"] = "usable" if kvm_ok else "not usable (TCG)" if needs_probe else "not probed"
+    provenance.record(out, meta)
+    meta["model map"] = models
+    units = run_units(opts, variants, scenarios, say, lambda: kvm_ok)
+    keep = None
+    if opts.shard:
+        keep = shards.select(units, opts.shard, out, meta, say)
+    run_variants = [v for v in variants if keep is None or any(u.variant == v and u.name in keep for u in units)]
     save_meta()
-    workers = max(1, min(len(variants), opts.jobs or os.cpu_count() or 1))
+    if opts.executor:
+        from .dask_executor import run_dask
+
+        errors = run_dask(opts, units, keep, meta, say)
+        save_meta()
+        return _finish(opts, models, meta, say, errors)
+    workers = max(1, min(len(run_variants), opts.jobs or os.cpu_count() or 1))
     meta["parallel guests"] = workers
-    say("suites", f"{', '.join(opts.suites)} on {', '.join(variants)}, {workers} guest(s) at a time")
+    say("suites", f"{', '.join(opts.suites)} on {', '.join(run_variants)}, {workers} guest(s) at a time")
     errors = 0
     t_suites = time.monotonic()
     with vm.terminate_raises(), ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_variant_suites, opts, v, scenarios, say, lambda: kvm_ok): v
-                   for v in variants}
+        futures = {pool.submit(_variant_suites, opts, v, scenarios, say, lambda: kvm_ok, keep): v
+                   for v in run_variants}
         try:
             for fut in as_completed(futures):
                 for suite, (res, seconds) in fut.result().items():
@@ -175,6 +217,16 @@ def run(opts: VmTestOptions) -> int:
             raise
     meta["suites wall s"] = round(time.monotonic() - t_suites, 1)
     save_meta()
+    return _finish(opts, models, meta, say, errors)
+
+
+def _finish(opts: VmTestOptions, models: dict[str, str], meta: dict, say: Progress, errors: int) -> int:
+    """Compare and report, or for a shard only say how to merge it."""
+    out = opts.out
+    if opts.shard:
+        say("shard", f"{opts.shard[0]}/{opts.shard[1]} done: {out} ({errors} errors); when every "
+                     f"shard is done: forkdiff merge MERGED SHARD-FOLDERS...")
+        return 1 if errors else 0
     say("compare", str(out))
     t0 = time.monotonic()
     df = compare_dir(out, models)
@@ -183,7 +235,7 @@ def run(opts: VmTestOptions) -> int:
     t0 = time.monotonic()
     report_mod.render(out)
     meta["report wall s"] = round(time.monotonic() - t0, 1)
-    save_meta()
+    (out / "run.json").write_text(json.dumps(meta, indent=1))
     print_summary(df, out)
     print(f"report: {out / 'report.html'}")
     return 1 if (errors or not failing(df).empty) else 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import ForkdiffError
 from ..outdir import new_results_dir
 from ..pipeline import VmTestOptions, run
+from ..shards import parse_executor, parse_shard
 from ..suites import SPAWN_VMAS, SUITES, VARIANTS
 from .compare import parse_models
 
@@ -57,6 +58,8 @@ def _run(args: argparse.Namespace) -> int:
         variants=_list(args.variants or env.get("VARIANTS"), VARIANTS, "VARIANTS")
         if (args.variants or env.get("VARIANTS")) else (),
         kmemleak=args.kmemleak or (env.get("KMEMLEAK") or "").lower() in ("1", "yes", "true"),
+        shard=parse_shard(args.shard or env["SHARD"]) if (args.shard or env.get("SHARD")) else None,
+        executor=parse_executor(args.executor or env.get("EXECUTOR") or ""),
     )
     if not explicit_out:
         if opts.resume:
@@ -85,4 +88,8 @@ def register(sub) -> None:
     p.add_argument("--variants", help="kernels to run (VARIANTS=; default: baseline and patched)")
     p.add_argument("--kmemleak", action="store_true",
                    help="faults suite: boot with kmemleak=on, scan for leaks after every sweep (KMEMLEAK=1)")
+    p.add_argument("--shard", help="run only shard i of n (SHARD=i/n; jobs balanced by estimated "
+                                   "cost); join the shard folders with 'forkdiff merge'")
+    p.add_argument("--executor", help="run the jobs on Dask (EXECUTOR=): 'dask' (a LocalCluster, one "
+                                      "QEMU per worker) or 'dask:ADDRESS' (a running scheduler)")
     p.set_defaults(func=_run)

@@ -1,0 +1,94 @@
+"""One small run three ways on the same cached kernels: unsharded (`forkdiff vm-test`), as two
+shards run by two processes at once (`--shard 1/2`, `--shard 2/2`) joined by `forkdiff merge`
+(which compares and reports), and on a Dask LocalCluster with two single-slot workers
+(`--executor dask`). For real: the CLI, kernels from the locked cache, QEMU, sshd, Dask.
+
+Selection, a few minutes each: SUITES=maps,faults,spawn with SCENARIOS=mixed-small,
+VMAS=21,121 and DURATION=0.5 (spawn rows: both kernels' timings, the baseline's calibration
+layouts, the variant-vs-variant rows and the work model's rows).
+
+Checks: the two shards split the run's job list (disjoint, together all of it, each shard
+some); the merged folder's verdict table equals the unsharded one row for row (spawn rows
+included); so does the Dask run's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.vm
+REPO = Path(__file__).resolve().parents[2]
+KNOBS = {"SUITES": "maps,faults,spawn", "SCENARIOS": "mixed-small", "VMAS": "21,121", "DURATION": "0.5"}
+ROW = ("axis", "suite", "variant", "model", "profile", "scenario", "measurement", "key",
+       "observed", "predicted", "verdict")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return {**env, **KNOBS, **extra}
+
+
+def _forkdiff(*args: str, **extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "orchestrator", *args], cwd=REPO, env=_env(**extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait(p: subprocess.Popen[str], what: str) -> tuple[int, str]:
+    out, _ = p.communicate(timeout=1500)
+    print(f"--- {what}: exit {p.returncode}\n{out[-1500:]}")
+    return p.returncode, out
+
+
+def verdict_table(folder: Path) -> list[tuple]:
+    rows = [json.loads(x) for x in (folder / "verdicts.jsonl").read_text().splitlines() if x.strip()]
+    return sorted(tuple(str(r.get(c)) for c in ROW) for r in rows)
+
+
+@pytest.fixture(scope="module")
+def unsharded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    out = tmp_path_factory.mktemp("unsharded") / "run"
+    t0 = time.monotonic()
+    rc, _ = _wait(_forkdiff("vm-test", "--out", str(out)), "unsharded")
+    print(f"unsharded run: {time.monotonic() - t0:.0f} s")
+    assert (out / "verdicts.jsonl").is_file()
+    return out, rc
+
+
+def test_two_shards_merged_give_the_unsharded_verdicts(unsharded, tmp_path: Path) -> None:
+    ref, ref_rc = unsharded
+    t0 = time.monotonic()
+    procs = [_forkdiff("vm-test", "--shard", f"{i}/2", "--out", str(tmp_path / f"shard{i}"), JOBS="1")
+             for i in (1, 2)]
+    results = [_wait(p, f"shard {i}/2") for i, p in enumerate(procs, 1)]
+    print(f"two shards side by side: {time.monotonic() - t0:.0f} s")
+    assert [rc for rc, _ in results] == [0, 0]
+    infos = [json.loads((tmp_path / f"shard{i}" / "shard.json").read_text()) for i in (1, 2)]
+    a, b = (set(x["units"]) for x in infos)
+    assert a and b and not a & b
+    assert len(a | b) == infos[0]["jobs"] == infos[1]["jobs"]
+    t0 = time.monotonic()
+    rc, out = _wait(_forkdiff("merge", str(tmp_path / "merged"), str(tmp_path / "shard1"),
+                              str(tmp_path / "shard2")), "merge")
+    print(f"merge + compare + report: {time.monotonic() - t0:.0f} s")
+    assert rc == ref_rc, out
+    merged, expected = verdict_table(tmp_path / "merged"), verdict_table(ref)
+    assert any(r[1] == "spawn" for r in expected) and any(r[0] == "variant-vs-variant" for r in expected)
+    assert merged == expected
+    assert (tmp_path / "merged" / "report.html").is_file()
+
+
+def test_dask_local_cluster_gives_the_unsharded_verdicts(unsharded, tmp_path: Path) -> None:
+    pytest.importorskip("distributed", reason="make setup installs it (pip install -e '.[test]')")
+    ref, ref_rc = unsharded
+    t0 = time.monotonic()
+    rc, out = _wait(_forkdiff("vm-test", "--executor", "dask", "--out", str(tmp_path / "dask"),
+                              JOBS="2"), "dask")
+    print(f"Dask LocalCluster (2 workers): {time.monotonic() - t0:.0f} s")
+    assert rc == ref_rc, out
+    assert verdict_table(tmp_path / "dask") == verdict_table(ref)
