@@ -65,7 +65,7 @@ def estimate(ro: RunOptions, job: Job) -> float:
         cost = 2.0 + n / 500 if "--count-only" in job.args else 2.0 + n * n / 9000
         return cost * (2.5 if ro.scans_leaks else 1.0)
     duration = float(job.args[job.args.index("--duration") + 1])
-    return 1.5 + duration + n / 4000
+    return 3.0 + 1.5 * duration + n / 2000  # layout set-up and SSH round trips dominate short runs
 
 
 def units_of(ro: RunOptions, variant: str, jobs: list[Job]) -> list[Unit]:

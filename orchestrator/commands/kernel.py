@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .. import kernel_bundle_cli
 from ..errors import ForkdiffError
 from ..kernel import PROFILES, VARIANTS, build_kernel, detect_dup_mmap_model
 from ..tree import resolve_tree
@@ -25,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = ksub.add_parser("model", help="say whether a tree's dup_mmap() is 'patched' or 'baseline'")
     m.add_argument("--tree", help="kernel source tree (default: $KERNEL_TREE, else linux-source-6.12)")
     m.set_defaults(func=_model)
+    kernel_bundle_cli.register(ksub)
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -84,7 +84,6 @@ def test_two_shards_merged_give_the_unsharded_verdicts(unsharded, tmp_path: Path
 
 
 def test_dask_local_cluster_gives_the_unsharded_verdicts(unsharded, tmp_path: Path) -> None:
-    pytest.importorskip("distributed", reason="make setup installs it (pip install -e '.[test]')")
     ref, ref_rc = unsharded
     t0 = time.monotonic()
     rc, out = _wait(_forkdiff("vm-test", "--executor", "dask", "--out", str(tmp_path / "dask"),
