@@ -13,6 +13,8 @@
  *          The JSON lines are held in a file and printed at the end (j_hold), so that sshd
  *          does not map memory while the counters are read.
  * Options: layout args, --max-k K (default 100000), --count-only, --no-slab,
+ *          --k-from K (default 1): start the sweep at step K (a long sweep split into k-ranges,
+ *          --k-from A --max-k B each, run by different guests; sweep_end then has "k_from"),
  *          --leak-wait-ms MS (bound of the per-k settle; default 500),
  *          --settle-ms MS (bound of the final settle; default 2000),
  *          --kmsg: before arming each k, write "forkdiff-sweep: k=K" to /dev/kmsg. printk puts
@@ -191,7 +193,7 @@ static void provoke(const char *type)
 int main(int argc, char **argv)
 {
 	struct layout L;
-	unsigned long max_k = 100000, settle_ms = 2000, leak_wait_ms = 500, provoke_k = 0;
+	unsigned long max_k = 100000, settle_ms = 2000, leak_wait_ms = 500, provoke_k = 0, k_from = 1;
 	const char *provoke_type = NULL;
 	unsigned long skip[16];
 	int count_only = 0, slab = 1, kmsg = -1, nskip = 0;
@@ -206,7 +208,11 @@ int main(int argc, char **argv)
 			slab = 0;
 		else if (i + 1 < argc && strcmp(argv[i], "--max-k") == 0)
 			max_k = parse_num("--max-k", argv[++i]);
-		else if (i + 1 < argc && strcmp(argv[i], "--settle-ms") == 0)
+		else if (i + 1 < argc && strcmp(argv[i], "--k-from") == 0) {
+			k_from = parse_num("--k-from", argv[++i]);
+			if (k_from < 1)
+				die(EXIT_USAGE, "args", "--k-from must be at least 1", 0);
+		} else if (i + 1 < argc && strcmp(argv[i], "--settle-ms") == 0)
 			settle_ms = parse_num("--settle-ms", argv[++i]);
 		else if (i + 1 < argc && strcmp(argv[i], "--leak-wait-ms") == 0)
 			leak_wait_ms = parse_num("--leak-wait-ms", argv[++i]);
@@ -258,7 +264,7 @@ int main(int argc, char **argv)
 	}
 	j_end();
 
-	unsigned long k = 0, failures = 0, absorbed = 0, maps_changed = 0;
+	unsigned long k = k_from - 1, failures = 0, absorbed = 0, maps_changed = 0;
 	int complete = count_only;
 	while (!count_only && k < max_k) {
 		k++;
@@ -326,6 +332,8 @@ int main(int argc, char **argv)
 	j_begin();
 	j_str("event", "sweep_end");
 	j_bool("complete", complete);
+	if (k_from > 1)
+		j_int("k_from", (long long)k_from);
 	j_int("last_k", (long long)k);
 	j_int("checks", (long long)(PROBE_NTH - p.remaining));
 	j_int("failed_forks", (long long)failures);

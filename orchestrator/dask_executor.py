@@ -22,10 +22,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from . import sweep_parts
+from .cache import atomic_write
 from .errors import ForkdiffError
 from .observations import FILENAME, read_records
 from .provenance import GUEST_BINARIES, QEMU_VERSION
-from .shards import Unit, assign, shard_cost
+from .shards import assign, shard_cost
 
 RETRIES = 2  # a task whose worker died runs again elsewhere this many times
 
@@ -95,12 +97,12 @@ def _append(out: Path, records: list[dict]) -> None:
         os.close(fd)
 
 
-def run_dask(opts, units: list[Unit], keep: set[str] | None, meta: dict, say) -> int:
-    """Run the units (a shard's, when `keep` is given) on Dask; returns the number of errors."""
+def run_dask(opts, keep: set[str] | None, meta: dict, say, plan) -> int:
+    """Run the run's jobs (a shard's, when `keep` is given) on Dask; `plan(opts)` lists them
+    (long sweeps split into up to one k-range per QEMU slot). Returns the number of errors."""
     if opts.resume:
         raise ForkdiffError("--resume is not supported with --executor dask",
                             "rerun into a fresh folder, or resume without --executor")
-    todo = [u for u in units if keep is None or u.name in keep]
     client, cluster = _client(opts, say)
     t0 = time.monotonic()
     errors = 0
@@ -108,6 +110,9 @@ def run_dask(opts, units: list[Unit], keep: set[str] | None, meta: dict, say) ->
         from distributed import as_completed
 
         slots = _slots(client)
+        if not opts.shard:
+            opts = replace(opts, split_n=slots)
+        todo = [u for u in plan(opts) if keep is None or u.name in keep]
         parts = [p for p in assign(todo, slots) if p]
         kvm_ok = meta.get("kvm") == "usable"
         say("dask", f"{len(todo)} jobs in {len(parts)} tasks on {slots} QEMU slot(s) at {client.scheduler.address}")
@@ -131,6 +136,10 @@ def run_dask(opts, units: list[Unit], keep: set[str] | None, meta: dict, say) ->
         client.close()
         if cluster is not None:
             cluster.close()
+    if not opts.shard:  # a whole run: the parts of split sweeps are all here
+        records = sweep_parts.join(read_records(opts.out / FILENAME))
+        atomic_write(opts.out / FILENAME, "".join(json.dumps(r, separators=(",", ":")) + "\n"
+                                                   for r in records))
     meta["suites wall s"] = round(time.monotonic() - t0, 1)
     meta["executor"] = f"dask ({opts.executor.partition(':')[2] or 'LocalCluster'}), {len(parts)} tasks"
     return errors

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import sweep_parts
 from .cache import atomic_write
 from .errors import ForkdiffError
 from .observations import FILENAME, read_records
@@ -109,6 +110,9 @@ def merge(out: Path, folders: list[Path]) -> Merged:
             if isinstance(key, str):
                 by_key[key] = (rec, Path(folder))
             lines.append(json.dumps(rec, separators=(",", ":")) + "\n")
+    if shards[0] is not None:  # every shard is here: split sweeps are whole again
+        lines = [json.dumps(r, separators=(",", ":")) + "\n"
+                 for r in sweep_parts.join([json.loads(x) for x in lines])]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / FILENAME, "".join(lines))
     atomic_write(out / ELF_FILE, elves[0])

@@ -28,7 +28,7 @@ from .kernel import build_kernel, detect_dup_mmap_model
 from .observations import ObservationLog
 from .patches import baseline_patches, check_applies
 from .rootfs import build_rootfs
-from .shards import Unit, unit_name, units_of
+from .shards import Unit, units_of
 from .suites import (
     DEFAULT_PROFILE,
     SPAWN_VMAS,
@@ -64,6 +64,12 @@ class VmTestOptions:
     kmemleak: bool = False  # faults suite: kmemleak=on, fork's caches only, a leak scan per sweep
     shard: tuple[int, int] | None = None  # (i, n): run only the i-th of n shards (orchestrator.shards)
     executor: str = ""  # "": threads here; "dask" or "dask:ADDRESS" (orchestrator.dask_executor)
+    sweep_part_s: float = 600.0  # with shards/Dask: split fault sweeps estimated longer into k-ranges
+    split_n: int = 0  # k-ranges per long sweep at most (0: the shard count; Dask: its QEMU slots)
+
+    @property
+    def parts(self) -> int:
+        return self.split_n or (self.shard[1] if self.shard else 1)
 
 
 class Progress:
@@ -114,11 +120,10 @@ def _variant_suites(opts: VmTestOptions, variant: str, scenarios, say: Progress,
         for suite in opts.suites:
             t0 = time.monotonic()
             ro = suite_options(opts, suite, variant, scenarios, say, kvm_usable)
-            jobs = suite_jobs(ro, variant)
-            if keep is not None:
-                jobs = [j for j in jobs if unit_name(suite, variant, ro.profile_used, j) in keep]
-                if not jobs:
-                    continue
+            jobs = [u.job for u in units_of(ro, variant, suite_jobs(ro, variant), opts.parts, opts.sweep_part_s)
+                    if keep is None or u.name in keep]
+            if not jobs:
+                continue
             res = SuiteResult()
             run_variant(ro, variant, jobs, log, res, guests)
             done[suite] = (res, time.monotonic() - t0)
@@ -134,7 +139,7 @@ def run_units(opts: VmTestOptions, variants: list[str], scenarios, say: Progress
     for v in variants:
         for suite in opts.suites:
             ro = suite_options(opts, suite, v, scenarios, say, kvm_usable)
-            units += units_of(ro, v, suite_jobs(ro, v))
+            units += units_of(ro, v, suite_jobs(ro, v), opts.parts, opts.sweep_part_s)
     return units
 
 
@@ -195,7 +200,8 @@ def run(opts: VmTestOptions) -> int:
     if opts.executor:
         from .dask_executor import run_dask
 
-        errors = run_dask(opts, units, keep, meta, say)
+        errors = run_dask(opts, keep, meta, say,
+                          lambda o: run_units(o, variants, scenarios, say, lambda: kvm_ok))
         save_meta()
         return _finish(opts, models, meta, say, errors)
     workers = max(1, min(len(run_variants), opts.jobs or os.cpu_count() or 1))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +69,19 @@ def estimate(ro: RunOptions, job: Job) -> float:
     return 3.0 + 1.5 * duration + n / 2000  # layout set-up and SSH round trips dominate short runs
 
 
-def units_of(ro: RunOptions, variant: str, jobs: list[Job]) -> list[Unit]:
+def units_of(ro: RunOptions, variant: str, jobs: list[Job], parts: int = 1,
+             part_s: float = 600.0) -> list[Unit]:
+    """The jobs as units; with parts > 1, a fault sweep estimated above part_s seconds becomes
+    up to `parts` k-ranges (orchestrator.sweep_parts), each a unit of its own."""
+    from .sweep_parts import split
+
     kernel = (variant, ro.profile_used, ro.scans_leaks)
-    return [Unit(ro.suite, variant, ro.profile_used, j, estimate(ro, j), kernel) for j in jobs]
+    out = []
+    for j in jobs:
+        cost = estimate(ro, j)
+        pieces = split(j, _vmas(j) + 20, min(parts, math.ceil(cost / part_s))) if cost > part_s else [j]
+        out += [Unit(ro.suite, variant, ro.profile_used, p, cost / len(pieces), kernel) for p in pieces]
+    return out
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -36,6 +36,16 @@ def _vmas(text: str) -> tuple[int, ...]:
     return vals
 
 
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = 0.0
+    if v <= 0:
+        raise ForkdiffError(f"SWEEP_PART={text!r} is not a positive number of seconds", "e.g. SWEEP_PART=600")
+    return v
+
+
 def _run(args: argparse.Namespace) -> int:
     env = os.environ
     explicit_out = args.out or env.get("OUT")
@@ -60,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         kmemleak=args.kmemleak or (env.get("KMEMLEAK") or "").lower() in ("1", "yes", "true"),
         shard=parse_shard(args.shard or env["SHARD"]) if (args.shard or env.get("SHARD")) else None,
         executor=parse_executor(args.executor or env.get("EXECUTOR") or ""),
+        sweep_part_s=_seconds(args.sweep_part or env.get("SWEEP_PART") or "600"),
     )
     if not explicit_out:
         if opts.resume:
@@ -92,4 +103,6 @@ def register(sub) -> None:
                                    "cost); join the shard folders with 'forkdiff merge'")
     p.add_argument("--executor", help="run the jobs on Dask (EXECUTOR=): 'dask' (a LocalCluster, one "
                                       "QEMU per worker) or 'dask:ADDRESS' (a running scheduler)")
+    p.add_argument("--sweep-part", help="with --shard/--executor: split fault sweeps estimated longer "
+                                        "than this many seconds into k-ranges (SWEEP_PART=; default 600)")
     p.set_defaults(func=_run)
