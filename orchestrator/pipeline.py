@@ -200,8 +200,9 @@ def run(opts: VmTestOptions) -> int:
     if opts.executor:
         from .dask_executor import run_dask
 
-        errors = run_dask(opts, keep, meta, say,
-                          lambda o: run_units(o, variants, scenarios, say, lambda: kvm_ok))
+        with vm.terminate_raises():  # SIGTERM/SIGHUP too stop the cluster and its guests
+            errors = run_dask(opts, keep, meta, say,
+                              lambda o: run_units(o, variants, scenarios, say, lambda: kvm_ok))
         save_meta()
         return _finish(opts, models, meta, say, errors)
     workers = max(1, min(len(run_variants), opts.jobs or os.cpu_count() or 1))
