@@ -110,8 +110,8 @@ def run_dask(opts, keep: set[str] | None, meta: dict, say, plan) -> int:
         from distributed import as_completed
 
         slots = _slots(client)
-        if not opts.shard:
-            opts = replace(opts, split_n=slots)
+        # tasks run with shard=None: they must split sweeps as the plan did
+        opts = replace(opts, split_n=opts.parts if opts.shard else slots)
         todo = [u for u in plan(opts) if keep is None or u.name in keep]
         parts = [p for p in assign(todo, slots) if p]
         kvm_ok = meta.get("kvm") == "usable"
