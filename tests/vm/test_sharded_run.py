@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -112,12 +114,46 @@ def test_two_shards_merged_give_the_unsharded_verdicts(unsharded, tmp_path: Path
     assert (tmp_path / "merged" / "report.html").is_file()
 
 
+def _children(pid: int) -> dict[int, str]:
+    """Direct children of pid -> their command line (a /proc scan)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _kill_a_busy_worker(proc: subprocess.Popen[str], timeout: float = 600) -> int | None:
+    """SIGKILL the first Dask worker process of `proc` seen running a QEMU; its pid."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        for pid, cmd in _children(proc.pid).items():
+            if "spawn_main" in cmd and any("qemu-system" in c for c in _children(pid).values()):
+                time.sleep(3)  # let it get into its jobs
+                os.kill(pid, signal.SIGKILL)
+                return pid
+        time.sleep(1)
+    return None
+
+
 def test_dask_local_cluster_gives_the_unsharded_verdicts(unsharded, tmp_path: Path) -> None:
+    """One worker is killed (SIGKILL) while its guest runs: its task runs again elsewhere."""
     ref, ref_rc = unsharded
     t0 = time.monotonic()
-    rc, out = _wait(_forkdiff("vm-test", "--executor", "dask", "--out", str(tmp_path / "dask"),
-                              JOBS="2", SWEEP_PART="1"), "dask")
-    print(f"Dask LocalCluster (2 workers): {time.monotonic() - t0:.0f} s")
+    proc = _forkdiff("vm-test", "--executor", "dask", "--out", str(tmp_path / "dask"), JOBS="2",
+                     SWEEP_PART="1")
+    killed = _kill_a_busy_worker(proc)
+    rc, out = _wait(proc, "dask")
+    print(f"Dask LocalCluster (2 workers, worker {killed} killed mid-task): {time.monotonic() - t0:.0f} s")
+    assert killed is not None, "no Dask worker ran a QEMU"
     assert rc == ref_rc, out
+    done_on = re.findall(r"forkdiff-dask-\d+-of-\d+ on [^:]+:(\d+):", out)
+    assert len(done_on) == 2 and str(killed) not in done_on, done_on
     assert verdict_table(tmp_path / "dask") == verdict_table(ref)
     same_timings(tmp_path / "dask", ref)
