@@ -87,6 +87,20 @@ def _slots(client) -> int:
     return slots
 
 
+def _result(fut) -> dict:
+    """A task's result; its failure as one ForkdiffError (the records of the tasks done so far
+    are in observations.jsonl already)."""
+    try:
+        return fut.result()
+    except ForkdiffError:
+        raise
+    except Exception as err:  # raised in the worker or by Dask itself
+        text = " ".join(str(err).split())[:400]
+        raise ForkdiffError(f"Dask task {fut.key} failed: {type(err).__name__}: {text}",
+                            "the scheduler and every worker need this forkdiff installed (same "
+                            "version); see the worker's log") from None
+
+
 def _append(out: Path, records: list[dict]) -> None:
     data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
     fd = os.open(out / FILENAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -121,7 +135,7 @@ def run_dask(opts, keep: set[str] | None, meta: dict, say, plan) -> int:
                                  key=f"forkdiff-{opts.out.name}-{i}-of-{len(parts)}")
                    for i, p in enumerate(parts, 1)]
         for fut in as_completed(futures):
-            got = fut.result()
+            got = _result(fut)
             for what, mine, theirs in (("guest binaries", meta.get(GUEST_BINARIES), got["guest"]),
                                        ("QEMU version", meta.get(QEMU_VERSION), got["qemu"])):
                 if mine != theirs:
