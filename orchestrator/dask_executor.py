@@ -6,8 +6,8 @@ dask-kubernetes) and share the kernel cache or imported it (`forkdiff kernel imp
 
 Each task runs one shard of the job list (as `--shard i/n` would, n = the cluster's QEMU
 slots) into a scratch folder on its worker, and returns the records and the worker's guest
-binaries and QEMU version. Every task holds the `qemu` resource (one guest per worker slot)
-and is retried on another worker when its worker is lost. This process writes the records
+binaries and QEMU version. Every task holds the `qemu` resource (one guest per worker slot);
+Dask runs a lost worker's task again on another worker, and a task that raised is retried. This process writes the records
 into the run's observations.jsonl as tasks finish, after checking that each worker ran the
 same guest binaries and QEMU as this machine recorded (the checks forkdiff merge makes)."""
 
@@ -29,7 +29,7 @@ from .observations import FILENAME, read_records
 from .provenance import GUEST_BINARIES, QEMU_VERSION
 from .shards import assign, shard_cost
 
-RETRIES = 2  # a task whose worker died runs again elsewhere this many times
+RETRIES = 2  # a task that raised runs again this many times (a lost worker's task is rescheduled by Dask)
 
 
 def run_task(opts, names: list[str], kvm_ok: bool) -> dict:
