@@ -1,7 +1,8 @@
-"""forkdiff installed from its wheel, outside any checkout: the wheel is built from a copy of
-the repository's files (`pip wheel --no-deps`), installed into a fresh venv (dependencies
-from the package index), and run from a folder outside the checkout with the shared cache
-(FORKDIFF_CACHE), so the cached kernels are reused. For real: pip, the venv, the console
+"""forkdiff installed from its wheel, outside any checkout: an sdist is built from a copy of
+the repository's files (PyPA build, in a venv of its own), the wheel from the sdist (`pip wheel
+--no-deps`), and the wheel installed into a fresh venv (dependencies from the package index),
+then run from a folder outside the checkout with the shared cache (FORKDIFF_CACHE), so the
+cached kernels are reused. For real: pip, the venv, the console
 script, the guest programs built into the cache from the wheel's sources, QEMU, sshd.
 
 Checks: the installed packages and data come from the venv, not the checkout; `forkdiff setup
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -42,15 +44,31 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
     shutil.copytree(REPO, src, ignore=SKIP)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["FORKDIFF_CACHE"] = str(cache_dir())
+    venv = tmp / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], tmp, env, 300)
     t0 = time.monotonic()
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp / "dist"), str(src)],
+    # the sdist first (PyPA build, into the fresh venv), then the wheel from the sdist: what
+    # `pipx install forkdiff-<v>.tar.gz` does, and the wheel then holds what the sdist carried
+    tools = tmp / "tools"  # PyPA build in a venv of its own: the forkdiff venv stays as pipx makes it
+    _run([sys.executable, "-m", "venv", str(tools)], tmp, env, 300)
+    _run([str(tools / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "build"], tmp, env, 600)
+    _run([str(tools / "bin" / "python"), "-m", "build", "--sdist", "--outdir", str(tmp / "sdist"), str(src)],
+         tmp, env, 600)
+    sdists = list((tmp / "sdist").glob("forkdiff-*.tar.gz"))
+    assert len(sdists) == 1, sdists
+    _run([str(venv / "bin" / "pip"), "wheel", "-q", "--no-deps", "-w", str(tmp / "dist"), str(sdists[0])],
          tmp, env, 600)
     wheels = list((tmp / "dist").glob("forkdiff-*.whl"))
     assert len(wheels) == 1, wheels
-    print(f"\nwheel {wheels[0].name}: {wheels[0].stat().st_size} bytes, "
-          f"built in {time.monotonic() - t0:.0f} s")
-    venv = tmp / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)], tmp, env, 300)
+    print(f"\nsdist {sdists[0].stat().st_size} bytes, wheel {wheels[0].name}: "
+          f"{wheels[0].stat().st_size} bytes, both built in {time.monotonic() - t0:.0f} s")
+    with zipfile.ZipFile(wheels[0]) as whl:
+        data = {n for n in whl.namelist() if n.startswith("forkdiff_data/")}
+    for folder in ("kconfig", "scenarios", "guest"):
+        want = {f"forkdiff_data/{folder}/{f.name}" for f in (REPO / folder).iterdir()
+                if f.is_file() and (f.suffix in (".config", ".yaml", ".c", ".h") or f.name == "Makefile")}
+        assert want and want <= data, (folder, want - data)
+    assert not any("/bin/" in n for n in data)  # no built guest programs in the wheel
     t0 = time.monotonic()
     _run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(wheels[0])],
          tmp, env, 900)
