@@ -52,6 +52,7 @@ def record_kernel(out: Path, kernel) -> Path | None:
         return None
     path = record_path(out, kernel.variant, kernel.profile)
     atomic_write(path, json.dumps(rec, indent=1, sort_keys=True) + "\n")
+    path.chmod(0o644)  # like the folder's other files (atomic_write's temporary file is 0600)
     return path
 
 

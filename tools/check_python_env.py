@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 MODULES = ["paramiko", "qemu.qmp", "jinja2", "pandas", "yaml", "scipy", "matplotlib",
-           "pytest", "hypothesis", "ruff"]
+           "kcidb_io", "pytest", "hypothesis", "ruff"]
 
 
 def main() -> int:
