@@ -280,7 +280,7 @@ def _test(group: tuple, rows: list[dict], build_id: str, first: dict, opts: Expo
     if env:
         t["start_time"] = env["start_time"]
         if env["qemu_mode"]:
-            t["environment"] = {"comment": f"QEMU x86_64 guest, 1 vCPU ({env['qemu_mode']})",
+            t["environment"] = {"comment": f"QEMU x86_64 guest ({env['qemu_mode']})",
                                 "misc": {"qemu_mode": env["qemu_mode"], "icount": env["icount"]}}
     return t
 
