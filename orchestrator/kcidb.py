@@ -108,8 +108,10 @@ def excerpt(text: str, limit: int = LOG_EXCERPT_MAX) -> str:
     text = text.replace("\0", "\\0")
     if len(text) <= limit:
         return text
-    note = f"\n[... cut: {len(text) - limit} more characters; see verdicts.jsonl]"
-    return text[:limit - len(note)] + note
+    note = "\n[... cut: {} more characters; see verdicts.jsonl]"
+    keep = limit - len(note.format(len(text)))  # the count has at most as many digits as len(text)
+    note = note.format(len(text) - keep)
+    return text[:keep] + note
 
 
 def _rfc3339(stamp: str) -> str | None:

@@ -279,8 +279,12 @@ def test_a_long_console_excerpt_is_cut_to_the_limit(run_dir):
     data = kcidb.build_report(run_dir)
     kcidb.validate(data)
     t = next(t for t in data["tests"] if t["path"] == "forkdiff.maps.fake-scenario.error")
-    assert len(console) > kcidb.LOG_EXCERPT_MAX and len(t["log_excerpt"]) == kcidb.LOG_EXCERPT_MAX
-    assert "Call Trace line 0\n" in t["log_excerpt"] and "more characters" in t["log_excerpt"]
+    assert len(console) > kcidb.LOG_EXCERPT_MAX
+    assert kcidb.LOG_EXCERPT_MAX - 100 < len(t["log_excerpt"]) <= kcidb.LOG_EXCERPT_MAX
+    assert "Call Trace line 0\n" in t["log_excerpt"]  # the start of the excerpt is kept
+    kept, _, note = t["log_excerpt"].rpartition("\n[... cut: ")
+    full = f"CRASHED r:vm: observed=\n--- console ---\n{console}\\0\n"
+    assert full.startswith(kept) and note == f"{len(full) - len(kept)} more characters; see verdicts.jsonl]"
 
 
 def test_a_scenario_name_outside_the_path_alphabet_still_makes_a_valid_path():
