@@ -14,19 +14,20 @@ kmemleak report (`crashed`). Tests that add rows of their own to a copy of it sa
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import io
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 from kcidb_io.schema import LATEST
 
-from orchestrator import kcidb
+from orchestrator import cli, kcidb
 from orchestrator.errors import ForkdiffError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,8 +37,12 @@ BASELINE_PATCHES = sorted((REPO / "patches" / "baseline").glob("*.patch"))
 
 
 def forkdiff(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], capture_output=True,
-                          text=True, timeout=300, cwd=REPO)
+    """The forkdiff command line, in this process (orchestrator.cli.main: its exit status, what
+    it printed)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main(list(args))
+    return subprocess.CompletedProcess(["forkdiff", *args], rc, out.getvalue(), err.getvalue())
 
 
 def rows_of(folder: Path) -> list[dict]:
