@@ -423,6 +423,7 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
     pool's live guest of that kernel, or a freshly booted one. Without a pool, the guest is
     booted for this call and stopped at its end."""
     from .kernel import build_kernel
+    from .kernel_records import record_kernel
     from .rootfs import build_rootfs
 
     todo = pending(opts, variant, jobs, log)
@@ -431,6 +432,7 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
         opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: all {len(jobs)} jobs already recorded")
         return
     kernel = build_kernel(variant, opts.profile_used, tree=opts.tree, patches=opts.patches)
+    record_kernel(opts.out, kernel)  # <out>/kernels/: what the observations were made on
     rootfs = build_rootfs()
     append = kmemleak.BOOT_PARAM if opts.scans_leaks else ""
     with contextlib.ExitStack() as stack:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 MODULES = ["paramiko", "qemu.qmp", "jinja2", "pandas", "yaml", "scipy", "matplotlib",
-           "pytest", "hypothesis", "ruff", "distributed"]
+           "kcidb_io", "pytest", "hypothesis", "ruff", "distributed"]
 
 
 def main() -> int:
