@@ -22,7 +22,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from . import sweep_parts
+from . import kernel_records, sweep_parts
 from .cache import atomic_write
 from .errors import ForkdiffError
 from .observations import FILENAME, read_records
@@ -51,7 +51,8 @@ def run_task(opts, names: list[str], kvm_ok: bool) -> dict:
                 errors += len(res.errors)
         meta: dict = {}
         provenance.record(scratch, meta)
-        return {"records": read_records(scratch / FILENAME), "errors": errors,
+        kernels = {f.name: f.read_text() for f in sorted((scratch / kernel_records.FOLDER).glob("*.json"))}
+        return {"records": read_records(scratch / FILENAME), "errors": errors, "kernels": kernels,
                 "guest": meta[GUEST_BINARIES], "qemu": meta[QEMU_VERSION],
                 "worker": f"{socket.gethostname()}:{os.getpid()}", "seconds": time.monotonic() - t0}
     finally:
@@ -101,6 +102,23 @@ def _result(fut) -> dict:
                             "version); see the worker's log") from None
 
 
+def _kernels(out: Path, got: dict) -> None:
+    """The task's kernel records (orchestrator.kernel_records) into the run's folder; a worker
+    that booted another build of a kernel than an earlier task is refused."""
+    from .merge import same_kernel
+
+    for name, text in got.get("kernels", {}).items():
+        path = out / kernel_records.FOLDER / name
+        if path.is_file():
+            if not same_kernel(json.loads(path.read_text()), json.loads(text)):
+                raise ForkdiffError(f"Dask worker {got['worker']} booted another build of {name} "
+                                    "than an earlier task", "give every worker the same kernels "
+                                    "(a shared cache, or 'forkdiff kernel import')")
+            continue
+        atomic_write(path, text)
+        path.chmod(0o644)
+
+
 def _append(out: Path, records: list[dict]) -> None:
     data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
     fd = os.open(out / FILENAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -142,6 +160,7 @@ def run_dask(opts, keep: set[str] | None, meta: dict, say, plan) -> int:
                     raise ForkdiffError(f"Dask worker {got['worker']} ran other {what} than this "
                                         f"machine: {json.dumps(theirs)[:300]}",
                                         f"give every worker the same {what} (same forkdiff, same image)")
+            _kernels(opts.out, got)
             _append(opts.out, got["records"])
             errors += got["errors"]
             say("dask", f"{fut.key} on {got['worker']}: {len(got['records'])} records, "

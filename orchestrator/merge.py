@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import sweep_parts
+from . import kernel_records, sweep_parts
 from .cache import atomic_write
 from .errors import ForkdiffError
 from .observations import FILENAME, read_records
@@ -78,6 +78,32 @@ def _check_shards(folders: list[Path], shards: list[dict | None]) -> None:
                             "from the merge", "run the missing shards, then merge all of them")
 
 
+VOLATILE = ("build_seconds", "built_at")  # differ between two builds of the same kernel
+
+
+def same_kernel(a: dict, b: dict) -> bool:
+    return {k: v for k, v in a.items() if k not in VOLATILE} == {k: v for k, v in b.items() if k not in VOLATILE}
+
+
+def _kernel_records(folders: list[Path]) -> dict[str, str]:
+    """kernels/<variant>-<profile>.json of every folder (orchestrator.kernel_records), one per
+    kernel; two folders that booted different kernels of one variant and profile are refused."""
+    texts: dict[str, tuple[str, Path]] = {}
+    for folder in folders:
+        for path in sorted((Path(folder) / kernel_records.FOLDER).glob("*.json")):
+            text = path.read_text()
+            if path.name in texts:
+                first, where = texts[path.name]
+                if not same_kernel(json.loads(first), json.loads(text)):
+                    raise ForkdiffError(f"{where} and {folder} ran different kernels "
+                                        f"({path.name}: build or bzImage differ)",
+                                        "build the kernels once and 'forkdiff kernel import' them "
+                                        "on every shard")
+                continue
+            texts[path.name] = (text, Path(folder))
+    return {name: text for name, (text, _f) in texts.items()}
+
+
 def merge(out: Path, folders: list[Path]) -> Merged:
     if not folders:
         raise ForkdiffError("no shard folders to merge", "forkdiff merge OUT SHARD1 SHARD2 ...")
@@ -113,7 +139,11 @@ def merge(out: Path, folders: list[Path]) -> Merged:
     if shards[0] is not None:  # every shard is here: split sweeps are whole again
         lines = [json.dumps(r, separators=(",", ":")) + "\n"
                  for r in sweep_parts.join([json.loads(x) for x in lines])]
+    kernels = _kernel_records(folders)
     out.mkdir(parents=True, exist_ok=True)
+    for name, text in kernels.items():
+        atomic_write(out / kernel_records.FOLDER / name, text)
+        (out / kernel_records.FOLDER / name).chmod(0o644)
     atomic_write(out / FILENAME, "".join(lines))
     atomic_write(out / ELF_FILE, elves[0])
     meta = dict(metas[0])

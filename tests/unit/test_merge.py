@@ -73,3 +73,23 @@ def test_merge_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ForkdiffError, match="not a run folder"):
         merge(tmp_path / "m", [tmp_path / "empty"])
+
+
+def _kernel(folder: Path, name: str, sha: str, built_at: str) -> None:
+    (folder / "kernels").mkdir(exist_ok=True)
+    (folder / "kernels" / name).write_text(json.dumps({"variant": "patched", "profile": "faults",
+                                                       "bzimage": {"sha256": sha}, "built_at": built_at}))
+
+
+def test_merge_keeps_one_record_per_kernel_and_refuses_other_builds(tmp_path: Path) -> None:
+    a = _shard(tmp_path / "a", 1, 2, [_rec("k1", 1)])
+    b = _shard(tmp_path / "b", 2, 2, [_rec("k2", 1)])
+    _kernel(a, "patched-faults.json", "1" * 64, "2026-11-27T10:00")
+    _kernel(b, "patched-faults.json", "1" * 64, "2026-11-27T11:00")  # the same build, built twice
+    _kernel(b, "patched-perf.json", "2" * 64, "2026-11-27T11:00")
+    merge(tmp_path / "m", [a, b])
+    assert sorted(p.name for p in (tmp_path / "m" / "kernels").iterdir()) == ["patched-faults.json",
+                                                                             "patched-perf.json"]
+    _kernel(b, "patched-faults.json", "3" * 64, "2026-11-27T11:00")
+    with pytest.raises(ForkdiffError, match="ran different kernels"):
+        merge(tmp_path / "m2", [a, b])

@@ -111,6 +111,8 @@ def test_two_shards_merged_give_the_unsharded_verdicts(unsharded, tmp_path: Path
     assert any(r[1] == "spawn" for r in expected) and any(r[0] == "variant-vs-variant" for r in expected)
     assert merged == expected
     same_timings(tmp_path / "merged", ref)
+    kernels = sorted(p.name for p in (ref / "kernels").glob("*.json"))
+    assert len(kernels) == 4 and sorted(p.name for p in (tmp_path / "merged" / "kernels").glob("*.json")) == kernels
     assert (tmp_path / "merged" / "report.html").is_file()
 
 
@@ -157,3 +159,5 @@ def test_dask_local_cluster_gives_the_unsharded_verdicts(unsharded, tmp_path: Pa
     assert len(done_on) == 2 and str(killed) not in done_on, done_on
     assert verdict_table(tmp_path / "dask") == verdict_table(ref)
     same_timings(tmp_path / "dask", ref)
+    assert sorted(p.name for p in (tmp_path / "dask" / "kernels").glob("*.json")) == \
+        sorted(p.name for p in (ref / "kernels").glob("*.json"))
