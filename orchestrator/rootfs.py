@@ -25,7 +25,7 @@ from . import guestbin
 from .cache import atomic_write, cache_path, locked, mark_used, sha256_file, sha256_text
 from .errors import ForkdiffError
 
-FORMAT_VERSION = "5"  # bump when the layout or the init script changes meaning
+FORMAT_VERSION = "6"  # bump when the layout or the init script changes meaning
 READY_MARKER = "FORKDIFF-READY"
 GUEST_IP = "10.0.2.15"
 GUEST_GW = "10.0.2.2"
@@ -61,6 +61,10 @@ ip link set eth0 up || echo "forkdiff-init: no eth0 (NIC driver missing from the
 ip addr add {GUEST_IP}/24 dev eth0
 ip route add default via {GUEST_GW}
 /usr/sbin/sshd -e -f /etc/ssh/sshd_config || echo "forkdiff-init: sshd failed to start"
+# sshd forks into the background before it binds port 22, and writes its pid file once bound:
+# the marker means "sshd listens" (up to 10 s of guest time, then it is printed anyway).
+n=0
+while [ ! -s /run/sshd.pid ] && [ $n -lt 5000 ]; do usleep 2000; n=$((n + 1)); done
 echo "{READY_MARKER} $(uname -r)"
 while true; do sleep 3600; done
 """

@@ -75,6 +75,7 @@ def boot_once(kernel, rootfs, icount: bool, append: str) -> tuple[dict[str, floa
         g.run("true", timeout=60)
         wall = dict(g.boot_phases)
         wall["first command"] = time.monotonic() - t0
+        wall["ssh attempts"] = g.ssh.connect_attempts if g.ssh is not None else 0
         time.sleep(0.01)
         cpu = {phase: sampler.at(t0 + s) for phase, s in wall.items()}
         return wall, cpu
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         walls.append(wall)
         cpus.append(cpu)
         print(f"  boot {i + 1} (load {loadavg().split()[0]}): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in wall.items() if k in PHASES), flush=True)
+              + ", ".join(f"{k} {v:.2f}" for k, v in wall.items() if k in PHASES)
+              + f"; SSH connections tried: {wall['ssh attempts']:.0f}", flush=True)
     print(f"seconds from QEMU start to each phase (n={len(walls)}, min / median / max; "
           f"load after {loadavg()}):")
     print(f"  {'':<20} {'wall':^20}   {'QEMU CPU':^20}   {'step (median)':>13}")
