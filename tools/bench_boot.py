@@ -6,6 +6,7 @@ machine the wall time stretches with the load; QEMU's CPU time hardly does, and 
 one it is the wall time less the waits. Prints figures with the load average; asserts nothing.
 
     python3 -m tools.bench_boot [-n 5] [--variant patched] [--profile faults] [--no-icount]
+    make bench-boot BOOT_ARGS="-n 10"      (make bench runs it with the defaults)
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="faults", choices=sorted(PROFILES))
     ap.add_argument("--no-icount", action="store_true", help="plain TCG (or KVM where it works)")
     ap.add_argument("--append", default="", help="extra kernel parameters")
-    args = ap.parse_args(argv)
+    args = ap.parse_args(argv if argv is not None else [])
     kernel = build_kernel(args.variant, args.profile, progress=False)
     rootfs = build_rootfs()
     walls: list[dict[str, float]] = []
@@ -124,4 +125,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
