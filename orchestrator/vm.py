@@ -46,7 +46,7 @@ CRASH_SETTLE = 2.0  # after a crash line, wait this long (or for QEMU to exit) f
 CONSOLE_TAIL = 40
 BOOT_POLL = 0.01  # console poll while booting: the readiness marker is acted on within 10 ms
 WATCH_POLL = 0.1  # console poll afterwards (crash watch)
-# Console lines that mark the phases of a boot (Guest.boot_phases, make bench-vmtest).
+# Console lines that mark the phases of a boot (Guest.boot_phases, make bench-boot).
 BOOT_LANDMARKS = (("kernel first line", "Linux version"), ("init started", "Run /init"),
                   ("ready marker", READY_MARKER))
 
@@ -387,6 +387,8 @@ class Guest:
         else:
             raise ForkdiffError("QEMU could not forward a free port three times",
                                 "retry; check what listens on 127.0.0.1", self.qemu_log)
+        if self.watcher is not None:  # a boot before this one (KVM fell back to TCG)
+            self.watcher.stop()
         self.watcher = ConsoleWatcher(self.console_log, interval=BOOT_POLL)
         self.watcher.start()
         deadline = t0 + self.boot_timeout
