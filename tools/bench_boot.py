@@ -1,7 +1,9 @@
 """Boot to SSH ready, per phase: boots the faults (or perf) kernel of a variant several times the
 way the suites do (TCG with -icount unless --no-icount) and prints min/median/max of the wall
 time from QEMU's start to each landmark (Guest.boot_phases) and to the first command's answer,
-with the CPU time QEMU had used by then (sampled every 5 ms from /proc/<pid>/stat). On a busy
+with the CPU time QEMU had used by then (sampled every 5 ms from /proc/<pid>/stat). The console
+is read every 0.1 s until /init starts and every 10 ms from there to the readiness marker, so
+the kernel's first line and /init are timed to 0.1 s. On a busy
 machine the wall time stretches with the load; QEMU's CPU time hardly does, and on an idle
 one it is the wall time less the waits. Prints figures with the load average; asserts nothing.
 
