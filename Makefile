@@ -9,10 +9,10 @@ DEB_PACKAGES := $(shell sed -e 's/\#.*//' orchestrator/data/deb-packages.txt)
 # Knobs (see README): passed to forkdiff through the environment.
 export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL RESUME SCENARIOS VARIANTS JOBS KMEMLEAK SPAWN_TIMING SHARD EXECUTOR SWEEP_PART
 
-.PHONY: setup test vm-test kernels rootfs guest report bench bench-vmtest lint clean help
+.PHONY: setup test vm-test kernels rootfs guest report bench bench-boot bench-vmtest lint clean help
 
 help:
-	@echo "make setup | test | vm-test | kernels | rootfs | guest | bench | bench-vmtest | report OUT=dir | lint | clean"
+	@echo "make setup | test | vm-test | kernels | rootfs | guest | bench | bench-boot | bench-vmtest | report OUT=dir | lint | clean"
 
 setup:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -49,9 +49,13 @@ test: setup guest
 vm-test: setup guest
 	$(FORKDIFF) vm-test
 
-bench: setup
+bench: setup guest
 	$(PY) -m tools.bench
 	$(PY) -m tools.bench_predict
+
+# boot to SSH ready per phase, wall and QEMU CPU seconds (BOOT_ARGS: see tools/bench_boot.py)
+bench-boot: setup guest
+	$(PY) -m tools.bench_boot $(BOOT_ARGS)
 
 # wall time per stage and suite of a vm-test (a fresh run, or OUT=<folder> of an existing one)
 bench-vmtest: setup guest

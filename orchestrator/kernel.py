@@ -154,8 +154,15 @@ class _Build:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
+        # CCACHE_DEPEND: ccache takes a file's includes from the compiler's own -MMD output
+        # (Kbuild passes -Wp,-MMD) instead of running the preprocessor first on every miss.
+        # That preprocessor run only pays when it finds a hit direct mode missed (same
+        # preprocessed text, different inputs), which forkdiff's builds do not produce: the
+        # second variant hits in direct mode, and the two profiles compile with different flags
+        # (faults: -fno-inline-functions-called-once). Measured on 62 of the faults kernel's
+        # objects in an empty cache: 20.2 s of CPU instead of 28.9 s, the same objects.
         env.update(CCACHE_DIR=str(cache_path("ccache")), CCACHE_NOHASHDIR="1",
-                   CCACHE_BASEDIR=str(self.src), KBUILD_BUILD_USER="forkdiff",
+                   CCACHE_BASEDIR=str(self.src), CCACHE_DEPEND="1", KBUILD_BUILD_USER="forkdiff",
                    KBUILD_BUILD_HOST="forkdiff", ARCH=ARCH, LC_ALL="C")
         env.pop("KCONFIG_CONFIG", None)
         return env

@@ -24,6 +24,21 @@ BASE_APPEND = ("console=ttyS0,115200 earlyprintk=serial,ttyS0,115200 panic=-1 oo
                "printk.devkmsg=on norandmaps nokaslr rdinit=/init "
                "watchdog_thresh=60 rcupdate.rcu_cpu_stall_timeout=120")
 
+# Under TCG (the boot-time figures are QEMU CPU seconds with -icount, see tools/bench_boot.py):
+# - The CPU has RDRAND (qemu64 lacks it; TCG emulates it from the host's getrandom()), so the
+#   kernel's RNG is seeded at boot (random.trust_cpu is on by default). Without it sshd's first
+#   getrandom() blocked until the jitter entropy loop had run, 1.0 s of guest time after /init
+#   started: 1.3 s of QEMU CPU per boot.
+# - noapictimer: the local APIC timer is not calibrated. That calibration spins on rdtsc and
+#   pause for 0.22 s of guest time, and under -icount each of those instructions ends a
+#   translation block and pause returns to QEMU's main loop: 2.0 s of QEMU CPU per boot, over
+#   half of it. TCG has no TSC-deadline timer (the other way to skip it). The tick then comes
+#   from the HPET, the global clock event device of a one-CPU guest.
+# - no_timer_check: the check that the timer interrupt works (a 16 ms rdtsc/pause spin, as
+#   above) is skipped: 0.23 s of QEMU CPU. QEMU's timer works.
+TCG_CPU = "qemu64,+rdrand"
+TCG_APPEND = "noapictimer no_timer_check"
+
 
 @dataclass(frozen=True)
 class QemuConfig:
@@ -49,13 +64,14 @@ class QemuConfig:
 def qemu_argv(cfg: QemuConfig, qemu: str = QEMU) -> list[str]:
     if cfg.icount and cfg.accel != "tcg":
         raise ValueError("icount needs the TCG accelerator")
-    append = BASE_APPEND + (f" {cfg.extra_append}" if cfg.extra_append else "")
+    append = BASE_APPEND + (f" {TCG_APPEND}" if cfg.accel == "tcg" else "")
+    append += f" {cfg.extra_append}" if cfg.extra_append else ""
     argv = [
         qemu,
         "-name", f"forkdiff-guest-{cfg.owner_pid}",  # `ps` shows which forkdiff process owns it
         "-machine", "pc",
         "-accel", cfg.accel,
-        "-cpu", "qemu64" if cfg.accel == "tcg" else "host",
+        "-cpu", TCG_CPU if cfg.accel == "tcg" else "host",
         "-m", str(cfg.memory_mb),
         "-smp", str(cfg.smp),
         "-nodefaults",

@@ -19,6 +19,7 @@ from .errors import ForkdiffError
 HOST = "127.0.0.1"  # the only address we ever connect to (QEMU hostfwd on loopback)
 USER = "root"
 POLL_SECONDS = 0.2
+CONNECT_RETRY = 0.1  # between connection attempts while the guest's sshd is not up yet
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class SshSession:
     def __init__(self, client: paramiko.SSHClient, port: int):
         self.client = client
         self.port = port
+        self.connect_attempts = 1  # how many connections connect() tried to get this one
 
     @property
     def transport(self) -> paramiko.Transport:
@@ -170,12 +172,16 @@ def connect(port: int, client_key: Path, known_hosts: Path, deadline: float,
     """Retry until sshd answers or `deadline` (time.monotonic()) passes. A wrong host key or a
     refused login is never retried. `check()` is called between attempts (it may raise)."""
     last: Exception | None = None
+    attempts = 0
     while True:
         if check is not None:
             check()
+        attempts += 1
         try:
-            return connect_once(port, client_key, known_hosts,
-                                timeout=max(1.0, min(10.0, deadline - time.monotonic())))
+            session = connect_once(port, client_key, known_hosts,
+                                   timeout=max(1.0, min(10.0, deadline - time.monotonic())))
+            session.connect_attempts = attempts
+            return session
         except (paramiko.BadHostKeyException, paramiko.AuthenticationException) as exc:
             raise ForkdiffError(f"SSH to the guest refused: {type(exc).__name__}: {exc}",
                                 "rebuild the rootfs ('forkdiff rootfs build'): keys and image disagree") from exc
@@ -189,4 +195,4 @@ def connect(port: int, client_key: Path, known_hosts: Path, deadline: float,
         if time.monotonic() > deadline:
             raise SshTimeout(f"sshd in the guest did not answer on {HOST}:{port}: {last}",
                              "read the console log (did sshd start? is the NIC driver built in?)")
-        time.sleep(0.3)
+        time.sleep(CONNECT_RETRY)

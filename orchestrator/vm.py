@@ -44,6 +44,14 @@ QMP_ACCEPT_TIMEOUT = 20.0
 KVM_SILENCE_LIMIT = 20.0  # no console byte this long under KVM: KVM hangs here, use TCG
 CRASH_SETTLE = 2.0  # after a crash line, wait this long (or for QEMU to exit) for the report
 CONSOLE_TAIL = 40
+BOOT_POLL = 0.01  # console poll from /init to the readiness marker: acted on within 10 ms
+WATCH_POLL = 0.1  # console poll otherwise (crash watch). Not faster while the kernel boots: in
+#                   plain TCG its TSC calibration times QEMU against the host's clock, and a
+#                   loaded host already makes it fail now and then (bad MHz, RCU stall reports)
+# Console lines that mark the phases of a boot (Guest.boot_phases, make bench-boot).
+INIT_LINE = "Run /init"  # the kernel starts the initramfs's /init
+BOOT_LANDMARKS = (("kernel first line", "Linux version"), ("init started", INIT_LINE),
+                  ("ready marker", READY_MARKER))
 
 
 class GuestCrashed(ForkdiffError):
@@ -154,6 +162,9 @@ class ConsoleWatcher:
         self.crash: crash.CrashMatch | None = None
         self.crash_time: float | None = None
         self.bytes_seen = 0
+        self.line_times: list[float] = []  # time.monotonic() when each line was first read
+        self.ready_event = threading.Event()
+        self._faster: tuple[str, float] | None = None
         self._partial = b""
         self._offset = 0
         self._lock = threading.Lock()
@@ -162,6 +173,10 @@ class ConsoleWatcher:
 
     def start(self) -> None:
         self._thread.start()
+
+    def poll_faster_after(self, text: str, interval: float) -> None:
+        """Poll every `interval` seconds once a line holding `text` has been read."""
+        self._faster = (text, interval)
 
     def stop(self) -> None:
         self._stop.set()
@@ -189,16 +204,31 @@ class ConsoleWatcher:
             self.bytes_seen += len(data)
             chunks = (self._partial + data).split(b"\n")
             self._partial = chunks.pop()
+            now = time.monotonic()
             for raw in chunks:
                 line = raw.decode(errors="replace").rstrip("\r")
                 self.lines.append(line)
+                self.line_times.append(now)
+                if self._faster is not None and self._faster[0] in line:
+                    self.interval, self._faster = self._faster[1], None
                 if self.ready_line is None and line.startswith(READY_MARKER):
                     self.ready_line = line
+                    self.ready_event.set()
                 if self.crash is None:
                     pat = crash.match_line(line)
                     if pat is not None:
                         self.crash = crash.CrashMatch(pat.kind, len(self.lines) - 1, line, pat.fatal)
                         self.crash_time = time.monotonic()
+
+    def first_seen(self, landmarks: tuple[tuple[str, str], ...]) -> dict[str, float]:
+        """name -> time.monotonic() when a line holding that landmark's text was first read."""
+        found: dict[str, float] = {}
+        with self._lock:
+            for line, seen in zip(self.lines, self.line_times, strict=True):
+                for name, text in landmarks:
+                    if name not in found and text in line:
+                        found[name] = seen
+        return found
 
     def acknowledge(self) -> crash.CrashMatch | None:
         """Forget the recorded crash (and any report lines seen so far); watch on."""
@@ -253,6 +283,8 @@ class Guest:
         self.console_log = self.log_dir / "console.log"
         self.qemu_log = self.log_dir / "qemu.log"
         self.boot_seconds = 0.0
+        # seconds after the boot began (QEMU started, ...): see _boot() and BOOT_LANDMARKS
+        self.boot_phases: dict[str, float] = {}
         self.qemu_mode = ""
         self.ssh_port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -328,6 +360,7 @@ class Guest:
     def _boot(self, accel: str) -> None:
         assert self.rootfs is not None
         t0 = time.monotonic()
+        self.boot_phases = {}
         for _attempt in range(3):
             self._sockdir = tempfile.mkdtemp(prefix="forkdiff-qmp-")
             qmp_path = Path(self._sockdir) / "qmp.sock"
@@ -342,12 +375,14 @@ class Guest:
             self.qmp = QEMUMonitorProtocol(str(qmp_path), server=True)
             argv = qemu_argv(cfg)
             (self.log_dir / "qemu.cmdline").write_text(" ".join(argv) + "\n")
+            self.boot_phases["qemu started"] = time.monotonic() - t0
             with open(self.qemu_log, "wb") as qlog:
                 self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=qlog,
                                              stderr=subprocess.STDOUT, preexec_fn=_child_setup)
             _LIVE.add(self.proc)
             try:
                 self.qmp.accept(timeout=QMP_ACCEPT_TIMEOUT)
+                self.boot_phases["qmp connected"] = time.monotonic() - t0
                 break
             except Exception as exc:
                 hung = self.proc.poll() is None  # still running but never connected to QMP
@@ -362,10 +397,13 @@ class Guest:
         else:
             raise ForkdiffError("QEMU could not forward a free port three times",
                                 "retry; check what listens on 127.0.0.1", self.qemu_log)
-        self.watcher = ConsoleWatcher(self.console_log)
+        if self.watcher is not None:  # a boot before this one (KVM fell back to TCG)
+            self.watcher.stop()
+        self.watcher = ConsoleWatcher(self.console_log, interval=WATCH_POLL)
+        self.watcher.poll_faster_after(INIT_LINE, BOOT_POLL)
         self.watcher.start()
         deadline = t0 + self.boot_timeout
-        while self.watcher.ready_line is None:
+        while not self.watcher.ready_event.wait(WATCH_POLL):  # returns as soon as it is set
             self.check()
             now = time.monotonic()
             if accel == "kvm" and self.watcher.bytes_seen == 0 and now - t0 > KVM_SILENCE_LIMIT:
@@ -374,13 +412,22 @@ class Guest:
                 raise GuestHung(f"guest did not boot within {self.boot_timeout:g} s ({self.qemu_mode})",
                                 "read the console log; raise boot_timeout under TCG", self.console_log,
                                 self.watcher.tail())
-            time.sleep(0.1)
+        self.check()
+        self.watcher.interval = WATCH_POLL
         try:
             self.ssh = ssh_connect(self.ssh_port, self.rootfs.client_key, self.rootfs.known_hosts,
                                    deadline=deadline, check=self.check)
         except SshTimeout as exc:
             raise GuestHung(exc.cause, exc.next_step, self.console_log, self.watcher.tail()) from exc
         self.boot_seconds = time.monotonic() - t0
+        self.boot_phases.update(self._console_phases(t0))
+        self.boot_phases["ssh connected"] = self.boot_seconds
+
+    def _console_phases(self, t0: float) -> dict[str, float]:
+        """When (seconds after t0, as the watcher first read them) the console showed the
+        boot's landmarks: the kernel's first line, /init started, the readiness marker."""
+        assert self.watcher is not None
+        return {phase: seen - t0 for phase, seen in self.watcher.first_seen(BOOT_LANDMARKS).items()}
 
     def _qemu_stderr(self) -> str:
         with contextlib.suppress(OSError):

@@ -9,6 +9,8 @@ import sys
 SECTIONS = [
     ("maple tree (simulator.maple)", "tools.bench_maple"),
     ("spawn calibration (orchestrator.calibration)", "tools.bench_calibration"),
+    ("boot to SSH ready (orchestrator.vm; builds the patched faults kernel if missing)",
+     "tools.bench_boot"),
 ]
 
 

@@ -6,7 +6,6 @@ The `forkdiff run` tests go through the real CLI, suite planner and initramfs bu
 the kernel build and the VM are FAKES (a BuiltKernel pointing nowhere, and a Guest class that
 records what it was given and refuses to boot), since what is checked happens before a boot."""
 
-import gzip
 import shutil
 import subprocess
 from pathlib import Path
@@ -108,7 +107,7 @@ def _fake_run(monkeypatch, guest_dir: Path, tmp_path: Path) -> int:
 
 
 def _image_names(image: Path) -> set[str]:
-    out = subprocess.run(["cpio", "-it", "--quiet"], input=gzip.decompress(image.read_bytes()),
+    out = subprocess.run(["cpio", "-it", "--quiet"], input=image.read_bytes(),
                          capture_output=True, check=True).stdout.decode()
     return set(out.split())
 

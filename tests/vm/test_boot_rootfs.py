@@ -4,7 +4,6 @@ uses a private cache (FORKDIFF_CACHE in tmp_path)."""
 
 from __future__ import annotations
 
-import gzip
 import os
 import subprocess
 from pathlib import Path
@@ -23,7 +22,7 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _listing(image: Path) -> dict[str, str]:
-    out = subprocess.run(["cpio", "-itv", "--quiet"], input=gzip.decompress(image.read_bytes()),
+    out = subprocess.run(["cpio", "-itv", "--quiet"], input=image.read_bytes(),
                          capture_output=True, check=True).stdout.decode()
     entries = {}
     for line in out.splitlines():
