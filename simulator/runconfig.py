@@ -247,3 +247,30 @@ def resolve(suite: str, kernel_config: dict | None, recorded_faults: dict | None
     settings, bad_f, assumed_f = fault_settings(suite, recorded_faults)
     bad_f = bad_f + cache_filter_problems(suite, config, recorded_faults)
     return RunModel(config, settings, tuple(bad + bad_f), tuple(assumed + assumed_f), options)
+
+
+# ------------------------------------------------------------------ kernel facts
+# What a tree's source says (orchestrator/treefacts.py: `kernel_facts`) -> how the simulator
+# models it. Facts are read from the tree, never from its version number.
+MAPLE_ALLOC = {
+    # fact value -> simulator.maple.MapleTree(alloc=...)
+    "prealloc": "prealloc",  # 6.12: mas_preallocate()/mas_store_gfp() ask for the store's exact need
+    "ondemand": "ondemand",  # 6.1: the write path asks for nodes where it needs them (GFP_NOWAIT)
+}
+
+
+def maple_alloc_model(facts: dict | None) -> tuple[str, list[NotModelled]]:
+    """The maple tree allocation rules for a tree with these facts (None: the default tree,
+    6.12's rules), and what is not modelled."""
+    value = (facts or {}).get("maple_alloc", "prealloc")
+    if value in MAPLE_ALLOC:
+        return MAPLE_ALLOC[value], []
+    why = {"sheaves": "the tree's maple nodes come from slab sheaves "
+                      "(kmem_cache_prefill_sheaf/refill, mas_alloc_nodes over a sheaf), whose "
+                      "allocation calls and counts the Python port does not follow"}
+    return "prealloc", [NotModelled(
+        "kernel_facts.maple_alloc", str(value),
+        why.get(str(value), "the tree's lib/maple_tree.c allocates nodes in a way none of "
+                            "the Python port's rules matches"),
+        "compare only trees whose maple_alloc is " + " or ".join(MAPLE_ALLOC),
+        " or ".join(MAPLE_ALLOC))]
