@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from .maple_core import ops_since as maple_ops_since
@@ -92,6 +93,9 @@ SUITE_SETTINGS = FaultSettings(failslab_ignore_gfp_wait=False)  # our suites: ig
 @dataclass(frozen=True)
 class KernelConfig:
     per_vma_lock: bool = True  # kconfig/base.config sets CONFIG_PER_VMA_LOCK=y (needs SMP)
+    # how the kernel's maple tree gets nodes (kernel fact maple_alloc, simulator.maple.MapleTree):
+    # "prealloc" (6.12) or "ondemand" (6.1); the parent's and the child's trees follow it
+    maple_alloc: str = "prealloc"
 
 
 @dataclass
@@ -247,7 +251,7 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
     else:
         # mm_init() gives the new tree MT_FLAGS_USE_RCU; the patch calls mas_expected_entries()
         # before mt_clear_in_rcu(), which does not change what it allocates.
-        child_tree = (tree_factory or type(parent.tree))()
+        child_tree = (tree_factory or partial(type(parent.tree), alloc=config.maple_alloc))()
         _set_rcu(child_tree, False)
         child_tree.expected_entries(parent.map_count)
         tree_ops = [("tree", "norcu"), ("expect", parent.map_count)]

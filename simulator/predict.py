@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 from .exec_image import DEFAULT_ELF, MMAP_BASE, ElfInfo, ExecParams, build_exec_image
 from .fork import SUITE_SETTINGS, FaultSettings, ForkResult, KernelConfig, dup_mmap, outcomes
+from .maple import MapleTree
 from .mm import PAGE_SIZE, PROT_READ, PROT_WRITE, PROTS, Mm, page_align
 from .scenario import Scenario
 from .work import fork_work
@@ -81,7 +83,8 @@ def records(scenario: Scenario, variant: str, *, program: str = "mapsprobe",
     """Prediction records of one scenario and variant. `parent` may be passed to share one
     replayed parent between variants (dup_mmap does not modify it)."""
     if parent is None:
-        parent = build_parent(scenario, program, total, elf, params, tree_factory)
+        parent = build_parent(scenario, program, total, elf, params,
+                              tree_factory or partial(MapleTree, alloc=config.maple_alloc))
     res = dup_mmap(parent, variant, settings, config, replace_entries=replace_entries)
     return [r | {"kernel_config": asdict(config)}
             for r in fork_records(scenario.name, parent, res, measurements, program)]
