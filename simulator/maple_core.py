@@ -2019,6 +2019,9 @@ def mas_wr_store_type(wr: WrState) -> None:
     if wr.end_piv == last:
         new_end -= 1
     wr.new_end = new_end
+    if mas.tree.ondemand:
+        mas.store_type = mas_wr_modify_type_61(wr)
+        return
     leaf = wr.leaf
     rcu = mas.tree.rcu
     if wr.r_min == index and wr.r_max == last:
@@ -2047,6 +2050,84 @@ def mas_wr_store_type(wr: WrState) -> None:
         mas.store_type = WR_NODE_STORE
         return
     mas.store_type = WR_INVALID
+
+
+def mas_wr_modify_type_61(wr: WrState) -> int:
+    """6.1 (MapleTree.ondemand) has no store types: mas_wr_store_entry() tests for a new root,
+    then mas_wr_modify() tries the writers in turn (exact fit, append, slot store, node store)
+    and falls back to mas_wr_bnode() -> mas_commit_b_node() (rebalance, split, or the node
+    rewritten: in place off RCU, mas_reuse_node(), a new node in RCU mode). This returns the
+    store type whose writer here writes what 6.1's chosen writer writes; the choice decides
+    which stores allocate (a 6.1 slot store in place where 6.12 rebuilds a small root node)."""
+    mas = wr.mas
+    index, last = mas.index, mas.last
+    if not index and last == M:
+        return WR_NEW_ROOT
+    if wr.r_min == index and wr.r_max == last:
+        return WR_EXACT_FIT
+    slots = LEAF_SLOTS if wr.leaf else AR_SLOTS
+    end, offset = mas.end, mas.offset
+    node_size = end - wr.offset_end + offset + 2 + (1 if mas.max == M else 0)
+    if node_size < slots:  # else "slot and node store will not fit, go to the slow path"
+        if (wr.entry is not None and end < slots - 1 and offset == end and not mas.tree.rcu
+                and ((index != wr.r_min and last == wr.r_max)
+                     or (index == wr.r_min and last < wr.r_max))):  # mas_wr_append()
+            return WR_APPEND
+        if wr.offset_end - offset <= 1 and mas_wr_slot_store_fits_61(wr):
+            return WR_SLOT_STORE
+        if mas_wr_node_store_fits_61(wr):
+            return WR_NODE_STORE
+    new_end = wr.new_end  # mas_store_b_node()'s b_end
+    if new_end < min_slots_of(wr.leaf) and mas.node.parent is not None:
+        return WR_REBALANCE
+    if new_end >= slots:
+        return WR_SPLIT
+    return WR_NODE_STORE
+
+
+def mas_wr_slot_store_fits_61(wr: WrState) -> bool:
+    """6.1 mas_wr_slot_store()'s tests (it writes as mas_wr_slot_store() here does)."""
+    mas = wr.mas
+    offset, last = mas.offset, mas.last
+    if wr.r_max > last and (wr.r_min != mas.index or offset != mas.end):
+        return False
+    if offset == mas.end - 1:
+        lmax = mas.max
+    elif offset + 1 < len(wr.pivots):
+        lmax = wr.pivots[offset + 1]  # past the end it reads a stale pivot, as C does
+    else:
+        raise NotImplementedError("6.1 slot store reading past the pivots of a full node")
+    if lmax < last:
+        return False
+    if wr.r_min == mas.index:
+        if lmax == last:
+            return False
+        if wr.r_max > last:
+            raise NotImplementedError("6.1 slot store over a stale pivot past the node's end")
+        return True
+    return lmax == last
+
+
+def mas_wr_node_store_fits_61(wr: WrState) -> bool:
+    """6.1 mas_wr_node_store()'s tests: its own count of the node's new end, refused when it
+    does not fit or a non-root node would drop to its minimum (outside bulk mode)."""
+    mas = wr.mas
+    offset = mas.offset
+    new_end = mas.end
+    if mas.last == wr.r_max:
+        if mas.last == mas.max:
+            new_end = offset
+    elif mas.last < wr.r_max:
+        new_end += 1
+    else:
+        offset_end = wr.offset_end + (1 if wr.end_piv == mas.last else 0)
+        new_end -= offset_end - offset - 1
+    if wr.r_min < mas.index:
+        new_end += 1
+    if new_end >= (LEAF_SLOTS if wr.leaf else AR_SLOTS):
+        return False
+    return not (mas.node.parent is not None and new_end <= min_slots_of(wr.leaf)
+                and not mas.flags & F_BULK)
 
 
 def mas_destroy(mas: MaState) -> None:
