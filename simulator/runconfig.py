@@ -20,7 +20,7 @@ page allocations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .fork import FaultSettings, KernelConfig
 
@@ -241,9 +241,14 @@ def cache_filter_problems(suite: str, config, recorded_faults: dict | None) -> l
         "N, or Y with every cache fork uses")]
 
 
-def resolve(suite: str, kernel_config: dict | None, recorded_faults: dict | None) -> RunModel:
-    """One job's run (its suite, and the kernel_config and fault_settings of its records)."""
+def resolve(suite: str, kernel_config: dict | None, recorded_faults: dict | None,
+            kernel_facts: dict | None = None) -> RunModel:
+    """One job's run (its suite, and the kernel_config, fault_settings and kernel_facts of its
+    records; records without kernel_facts were made on the default tree, 6.12)."""
     config, bad, assumed, options = kernel_model(suite, kernel_config)
+    alloc, bad_facts = maple_alloc_model(kernel_facts)
+    config = replace(config, maple_alloc=alloc)
+    bad = bad + bad_facts
     settings, bad_f, assumed_f = fault_settings(suite, recorded_faults)
     bad_f = bad_f + cache_filter_problems(suite, config, recorded_faults)
     return RunModel(config, settings, tuple(bad + bad_f), tuple(assumed + assumed_f), options)
