@@ -268,23 +268,41 @@ class _Build:
                            build_dir=self.obj, log=self.log, manifest=manifest)
 
 
+def variant_patches(variant: str, tree_model: str, patches: Sequence[Path], tree_label: str) -> list[Path]:
+    """The patches that make `variant` out of a tree whose own dup_mmap() is `tree_model`.
+    A tree whose dup_mmap() copies with __mt_dup ("patched", 6.8 on): `patched` is the tree plus
+    `patches`, `baseline` the tree plus patches/baseline/. A tree from before the series
+    ("baseline", e.g. 6.1): `baseline` is the tree as it is, `patched` the tree plus `patches`,
+    which must then be given (there is nothing else to make it from)."""
+    if tree_model == "baseline":
+        if variant == "baseline":
+            return []
+        if not patches:
+            raise ForkdiffError(f"{tree_label}: its own dup_mmap() is the baseline one (no __mt_dup), "
+                                "so variant 'patched' needs patches to make it",
+                                "give PATCHES=/--patch with the series to test, or build --variant baseline")
+        return list(patches)
+    return baseline_patches() if variant == "baseline" else list(patches)
+
+
 def build_kernel(variant: str, profile: str, tree: str | Path | None = None,
                  patches: Sequence[Path] = (), progress: bool = True) -> BuiltKernel:
     """Build (or fetch from the cache) the bzImage of one variant and profile.
 
-    tree: a kernel source tree (default: $KERNEL_TREE, else Debian's linux-source-6.12).
-    patches: extra patches for the `patched` variant (default: $PATCHES); `baseline` is always
-    the tree plus patches/baseline/*.patch.
+    tree: a kernel source tree or debian:SUITE:PACKAGE (default: $KERNEL_TREE, else Debian's
+    linux-source-6.12).
+    patches: extra patches for the `patched` variant (default: $PATCHES). `baseline` is the tree
+    plus patches/baseline/*.patch, or the tree itself when its dup_mmap() is already the
+    baseline one (variant_patches).
     """
     if variant not in VARIANTS:
         raise ForkdiffError(f"unknown kernel variant {variant!r}", f"use one of: {', '.join(VARIANTS)}")
     fragments = profile_fragments(profile)
     check_build_tools()
     kt = resolve_tree(tree)
-    if variant == "baseline":
-        plist = baseline_patches()
-    else:
-        plist = [Path(p) for p in patches] if patches else env_patches()
+    tree_model = detect_dup_mmap_model(kt.path)
+    extra = [Path(p) for p in patches] if patches else env_patches()
+    plist = variant_patches(variant, tree_model, extra, f"tree {kt.path} ({kt.version})")
     b = _Build(variant, profile, kt, plist, fragments, progress)
     with locked(f"kernel-{b.key}"):
         manifest = b.cached()

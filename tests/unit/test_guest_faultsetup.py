@@ -126,3 +126,16 @@ def test_without_cache_filter_every_cache_counts() -> None:
 def test_cache_filter_with_no_fork_cache_is_an_error() -> None:
     with pytest.raises(ForkdiffError, match="took the failslab flag"):
         configure(FakeGuest(["failslab"], slabs=("kmalloc-64",)), FaultOptions(cache_filter=FORK_CACHES))
+
+
+def test_kernel_without_stack_filter_counts_fork_caches_only() -> None:
+    """x86-64 before 6.3 has no FAULT_INJECTION_STACKTRACE_FILTER: the default set-up falls back
+    to failslab's cache filter on fork's caches, and the settings say so (FAKE guest)."""
+    g = FakeGuest(["failslab"], slabs=("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"))
+    for a in ("failslab",):
+        del g.files[f"/sys/kernel/debug/{a}/require-start"]
+    s = configure(g, FaultOptions())
+    assert s.stack_filter is False and s.function == ""
+    assert "require-start" not in s.attrs["failslab"]
+    assert s.attrs["failslab"]["cache-filter"] == "Y"
+    assert s.cache_filter == ["maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"]

@@ -80,8 +80,8 @@ def test_maple_alloc_follows_the_recorded_facts():
     assert rm.modelled and rm.config.maple_alloc == "ondemand"
     bad = runconfig.resolve("faults", kconfig(), faults(), {"maple_alloc": "no-such-rule"})
     assert not bad.modelled
-    assert [n.what for n in bad.not_modelled] == ["kernel_facts.maple_alloc"]
-    assert "no-such-rule" in bad.not_modelled[0].message()
+    assert [n.what for n in bad.tree_not_modelled] == ["kernel_facts.maple_alloc"]
+    assert "no-such-rule" in bad.tree_not_modelled[0].message()
 
 
 def test_failslab_ignore_gfp_wait_y_counts_only_allocations_that_cannot_sleep():
