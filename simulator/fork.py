@@ -54,6 +54,15 @@ GFP_NOWAIT = "GFP_NOWAIT|__GFP_NOWARN"
 GFP_PGTABLE = "GFP_PGTABLE_USER"  # GFP_KERNEL | __GFP_ZERO | __GFP_ACCOUNT
 
 
+# The slab caches fork() allocates from only inside dup_mmap(): kernel/fork.c copy_process()
+# (6.1 and 6.12) takes its task_struct, creds, files, fs, sighand, signal, mm_struct, pid and
+# namespace objects from other caches; vm_area_dup(), vma_lock_alloc(), anon_vma_fork() and the
+# maple tree of the child's mm are dup_mmap()'s alone. The parent's path after fork() returns
+# up to reading fail-nth back (faultsweep's armed_fork(): a pread) allocates from none of them.
+DUP_MMAP_ONLY_CACHES = frozenset({"maple_node", "vm_area_struct", "vma_lock", "anon_vma",
+                                  "anon_vma_chain"})
+
+
 @dataclass(frozen=True)
 class FaultSettings:
     """The fault-injection knobs that decide which allocations fail-nth counts.
@@ -64,12 +73,16 @@ class FaultSettings:
     stack_filter:             "dup_mmap" when require-start/end bracket dup_mmap (only its
                               own allocations count), None when nothing filters (then checks
                               made by copy_process() before dup_mmap also count and are not
-                              modelled: predictions say so)."""
+                              modelled: predictions say so), unless cache_filter confines
+                              failslab to caches fork() allocates from only in dup_mmap().
+    cache_filter:             the caches /sys/kernel/slab/<cache>/failslab flags when
+                              failslab's cache-filter is Y (empty: every cache counts)."""
 
     failslab_ignore_gfp_wait: bool = True
     page_ignore_gfp_wait: bool = True
     page_min_order: int = 1
     stack_filter: str | None = "dup_mmap"
+    cache_filter: tuple[str, ...] = ()
 
     def counts(self, allocator: str, may_sleep: bool, order: int = 0) -> bool:
         """mm/failslab.c should_failslab() / mm/fail_page_alloc.c should_fail_alloc_page()
@@ -84,7 +97,15 @@ class FaultSettings:
 
     @property
     def modelled_prefix(self) -> bool:
-        return self.stack_filter == "dup_mmap"
+        """fail-nth counts dup_mmap()'s checks and nothing else of fork(): under the dup_mmap
+        stack filter, or, without one (x86-64 kernels before 6.3 have no
+        FAULT_INJECTION_STACKTRACE_FILTER), with failslab's cache filter on caches that fork()
+        allocates from only inside dup_mmap() (DUP_MMAP_ONLY_CACHES; page allocations are kept
+        out by fail_page_alloc's min-order, which runconfig checks)."""
+        if self.stack_filter == "dup_mmap":
+            return True
+        return (self.stack_filter is None and bool(self.cache_filter)
+                and set(self.cache_filter) <= DUP_MMAP_ONLY_CACHES)
 
 
 SUITE_SETTINGS = FaultSettings(failslab_ignore_gfp_wait=False)  # our suites: ignore-gfp-wait N

@@ -249,19 +249,22 @@ def fault_settings(suite: str, recorded: dict | None
     else:
         page_wait = page.get("ignore-gfp-wait", "Y") == "Y"
         min_order = int(page.get("min-order", "1"))
+    caches = (tuple(sorted(recorded.get("cache_filter") or ()))
+              if slab.get("cache-filter") == "Y" else ())
     settings = FaultSettings(failslab_ignore_gfp_wait=slab.get("ignore-gfp-wait", "Y") == "Y",
                              page_ignore_gfp_wait=page_wait, page_min_order=min_order,
-                             stack_filter=filt)
+                             stack_filter=filt, cache_filter=caches)
     bad: list[NotModelled] = []
     if suite != "faults":
         return settings, bad, []
-    if filt is None:
+    if filt is None and not settings.modelled_prefix:
         bad.append(NotModelled(
             "fault_settings.stack_filter", "off",
             "without the dup_mmap stack filter fail-nth also counts the checks copy_process() "
-            "makes before dup_mmap (task struct, files, signal, mm_struct, ...)",
+            "makes before dup_mmap (task struct, files, signal, mm_struct, ...), unless "
+            "failslab's cache filter keeps only caches fork() uses in dup_mmap() alone",
             "rerun the faults suite without --no-stack-filter", "on dup_mmap"))
-    elif filt != "dup_mmap":
+    elif filt is not None and filt != "dup_mmap":
         bad.append(NotModelled(
             "fault_settings.function", filt,
             f"the stack filter brackets {filt}, and only dup_mmap's allocations are modelled",
