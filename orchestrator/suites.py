@@ -315,7 +315,8 @@ def kernel_facts(g) -> dict | None:
     if kernel is None:
         return None
     facts = (getattr(kernel, "manifest", None) or {}).get("kernel_facts")
-    if facts is None and getattr(kernel, "build_dir", None) is not None:
+    stale = facts is None or not set(treefacts.FACT_KEYS) <= set(facts)  # an older forkdiff's
+    if stale and getattr(kernel, "build_dir", None) is not None:
         facts = treefacts.detect(Path(kernel.build_dir).parent)
     return facts
 

@@ -21,6 +21,9 @@ none of the known shapes):
                             the store's exact need; "sheaves": nodes come from slab sheaves
                             (kmem_cache_prefill_sheaf)
     vdso_vclock             the x86 vDSO has a separate [vvar_vclock] mapping
+    slub_bulk_stats         SLUB_STATS count every object a bulk allocation takes from the CPU
+                            free list (ALLOC_FASTPATH in the bulk allocator, as in 6.12); false
+                            where only the objects ___slab_alloc() returns are counted (6.1)
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 from .errors import ForkdiffError
 
 FACT_KEYS = ("version", "version_tuple", "dup_mmap_file", "dup_mmap_model", "fork_failure",
-             "vma_lock", "maple_alloc", "vdso_vclock")
+             "vma_lock", "maple_alloc", "vdso_vclock", "slub_bulk_stats")
 # Where dup_mmap() has lived; any other file that defines it is found by the search below.
 DUP_MMAP_USUAL = ("kernel/fork.c", "mm/mmap.c")
 SEARCH_DIRS = ("kernel", "mm")
@@ -187,6 +190,22 @@ def vdso_vclock_of(tree: Path) -> bool:
     return False
 
 
+_ALLOC_BULK = re.compile(r"^[^\n;]*\b\w*alloc_bulk\w*\([^)]*\)\s*\n\{", re.M)
+
+
+def slub_bulk_stats_of(slub_c: str) -> bool:
+    """From mm/slub.c: does a bulk allocator function count the objects it takes (6.12:
+    ALLOC_FASTPATH per object off the CPU free list; 7.x: ALLOC_SLOWPATH by the batch)? 6.1's
+    kmem_cache_alloc_bulk() counts only what ___slab_alloc() returns."""
+    for m in _ALLOC_BULK.finditer(slub_c):
+        end = slub_c.find("\n}\n", m.end())
+        body = slub_c[m.end(): end if end >= 0 else len(slub_c)]
+        # 6.12: stat(s, ALLOC_FASTPATH) per object; 7.x: stat_add(s, ALLOC_SLOWPATH, i)
+        if re.search(r"\bstat\(s, ALLOC_FASTPATH\)|\bstat_add\(s, ALLOC_\w+,", body):
+            return True
+    return False
+
+
 def detect(tree_path: str | Path) -> dict:
     """Every fact of FACT_KEYS, read from the tree's source (a ForkdiffError when the tree
     defines no dup_mmap() or one forkdiff cannot classify)."""
@@ -203,4 +222,5 @@ def detect(tree_path: str | Path) -> dict:
         "vma_lock": vma_lock_of(_read(tree, "include/linux/mm_types.h")),
         "maple_alloc": maple_alloc_of(_read(tree, "lib/maple_tree.c")),
         "vdso_vclock": vdso_vclock_of(tree),
+        "slub_bulk_stats": slub_bulk_stats_of(_read(tree, "mm/slub.c")),
     }

@@ -445,11 +445,13 @@ def _reusable(av: AnonVma) -> bool:
 
 
 # ------------------------------------------------------------------ fault outcomes
-def slab_objects(events: list[AllocEvent]) -> dict[str, int]:
-    """Slab objects the events allocate, per cache (page-allocator events left out)."""
+def slab_objects(events: list[AllocEvent], kinds: tuple[str, ...] = ("single", "bulk")) -> dict[str, int]:
+    """Slab objects the events allocate, per cache (page-allocator events left out); `kinds`
+    ("bulk",): only those of bulk allocations (what a kernel whose SLUB_STATS miss bulk
+    objects may not count: runconfig's bulk_counted)."""
     out: dict[str, int] = {}
     for e in events:
-        if e.cache != "page":
+        if e.cache != "page" and e.kind in kinds:
             out[e.cache] = out.get(e.cache, 0) + e.objects
     return out
 
@@ -467,7 +469,8 @@ def _teardown(res: ForkResult, e: AllocEvent, released: int, mark_at: int | None
     by_teardown = {c: n - error_path.get(c, 0) for c, n in allocated.items()}
     first = res.parent_vmas[res.copied[0]][0] if released else None
     last = res.parent_vmas[res.copied[released - 1]][1] if released else None
-    return {"allocated": allocated, "freed_by_error_path": error_path,
+    return {"allocated": allocated, "allocated_in_bulk": slab_objects(res.trace[:e.seq], ("bulk",)),
+            "freed_by_error_path": error_path,
             "freed_by_teardown": {c: n for c, n in by_teardown.items() if n},
             "net": dict.fromkeys(allocated, 0),
             "teardown_range": [hex(first), hex(last)] if released else None,
@@ -486,6 +489,7 @@ def outcome(res: ForkResult, k: int) -> dict:
     if k > len(counted):
         out.update(injected=False, fork="success", errno=None, marker=None,
                    allocated=slab_objects(res.trace),
+                   allocated_in_bulk=slab_objects(res.trace, ("bulk",)),
                    reason=f"only {len(counted)} counted checks: fail-nth not reached")
         return out
     e = counted[k - 1]
@@ -497,6 +501,7 @@ def outcome(res: ForkResult, k: int) -> dict:
         # what an undisturbed one does, and the child's exit frees all of it
         out.update(fork="success", errno=None, absorbed=True, marker=None,
                    frees={}, child_vmas_released=0, allocated=slab_objects(res.trace),
+                   allocated_in_bulk=slab_objects(res.trace, ("bulk",)),
                    reason=("GFP_NOWAIT failed, the GFP_KERNEL retry succeeded "
                            + ("(anon_vma_clone)" if e.site == "anon_vma_clone"
                               else "(mas_store_gfp -> mas_nomem)")))

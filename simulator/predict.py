@@ -11,7 +11,15 @@ from functools import partial
 from typing import Any
 
 from .exec_image import DEFAULT_ELF, MMAP_BASE, ElfInfo, ExecParams, build_exec_image
-from .fork import SUITE_SETTINGS, FaultSettings, ForkResult, KernelConfig, dup_mmap, outcomes
+from .fork import (
+    SUITE_SETTINGS,
+    FaultSettings,
+    ForkResult,
+    KernelConfig,
+    dup_mmap,
+    outcomes,
+    slab_objects,
+)
 from .maple import MapleTree
 from .mm import PAGE_SIZE, PROT_READ, PROT_WRITE, PROTS, Mm, page_align
 from .scenario import Scenario
@@ -115,6 +123,7 @@ def fork_records(name: str, parent: Mm, res: ForkResult,
         objs["maple_node"] = objs.get("maple_node", 0) - res.ops["nodes_freed"]
         out.append(base | {"measurement": "counts", "objects": objs,
                            "maple_node_allocated": res.ops["nodes_allocated"],
+                           "allocated_in_bulk": slab_objects(res.trace, ("bulk",)),
                            "maple_node_freed": res.ops["nodes_freed"],
                            "child_tree_nodes": res.ops["child_nodes"],
                            "child_tree_height": res.ops["child_height"],

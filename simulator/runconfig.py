@@ -187,6 +187,10 @@ class RunModel:
     assumed: tuple[str, ...] = ()  # what the records did not say, and what was assumed
     options: dict[str, str] = field(default_factory=dict)  # every RULES option, as used
     tree_not_modelled: tuple[NotModelled, ...] = ()  # facts of the tree itself (tree_problems)
+    # SLUB_STATS count every object of a bulk allocation (kernel fact slub_bulk_stats; 6.1:
+    # no, so its alloc counters fall short of the bulk objects by an amount that depends on
+    # the CPU free list, and a count that includes bulk objects is only bounded)
+    bulk_counted: bool = True
 
     @property
     def modelled(self) -> bool:
@@ -314,7 +318,8 @@ def resolve(suite: str, kernel_config: dict | None, recorded_faults: dict | None
     settings, bad_f, assumed_f = fault_settings(suite, recorded_faults)
     bad_f = bad_f + cache_filter_problems(suite, config, recorded_faults)
     return RunModel(config, settings, tuple(bad + bad_f), tuple(assumed + assumed_f), options,
-                    tuple(tree_problems(kernel_facts)))
+                    tuple(tree_problems(kernel_facts)),
+                    bulk_counted=(kernel_facts or {}).get("slub_bulk_stats", True) is not False)
 
 
 # ------------------------------------------------------------------ kernel facts -> config

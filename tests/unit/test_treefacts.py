@@ -112,6 +112,22 @@ def test_vdso_vclock_and_json_shape(tmp_path):
     assert facts["vdso_vclock"] is True and facts["version"] == "7.2.13"
     assert facts["version_tuple"] == [7, 2, 13]
     assert set(facts) == {"version", "version_tuple", "dup_mmap_file", "dup_mmap_model", "fork_failure",
-                          "vma_lock", "maple_alloc", "vdso_vclock"}
+                          "vma_lock", "maple_alloc", "vdso_vclock", "slub_bulk_stats"}
     (tmp_path / "arch/x86/entry/vdso/vma.c").write_text('.name = "[vvar]",\n')
     assert detect(tree)["vdso_vclock"] is False
+
+
+def test_slub_bulk_stats():
+    """mm/slub.c snippets shaped like 6.1 (the bulk loop takes c->freelist objects without a
+    stat; only ___slab_alloc() counts), 6.12 (stat(s, ALLOC_FASTPATH) per object) and 7.x
+    (stat_add(s, ALLOC_SLOWPATH, i))."""
+    from orchestrator.treefacts import slub_bulk_stats_of
+
+    v61 = ("int kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t flags, size_t size,\n"
+           "\t\t\tvoid **p)\n{\n\t\tobject = c->freelist;\n\t\tc->freelist = next;\n}\n"
+           "static void *___slab_alloc(struct kmem_cache *s)\n{\n\tstat(s, ALLOC_SLOWPATH);\n}\n")
+    v612 = ("int __kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t flags, size_t size,\n"
+            "\t\t\tvoid **p)\n{\n\t\tc->freelist = next;\n\t\tstat(s, ALLOC_FASTPATH);\n}\n")
+    v72 = ("static bool __kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t flags,\n"
+           "\t\tsize_t size, void **p)\n{\n\tstat_add(s, ALLOC_SLOWPATH, i);\n}\n")
+    assert [slub_bulk_stats_of(t) for t in (v61, v612, v72)] == [False, True, True]
