@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Protocol
 
 from .errors import ForkdiffError
@@ -209,14 +210,34 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
                          cache_filter=_flag_caches(g, opts.cache_filter))
 
 
+def boot_param(kernel) -> str:
+    """What the faults suite's guest must boot with. A kernel without the stack filter is swept
+    with failslab's cache filter on FORK_CACHES (configure()); where the kernel's
+    /sys/kernel/slab/<cache>/failslab is read-only (6.1's mm/slub.c: SLAB_ATTR_RO(failslab))
+    the SLAB_FAILSLAB flag can only be given at boot: slub_debug=A,<caches> ('A' sets
+    SLAB_FAILSLAB alone, which is no SLAB_DEBUG_FLAGS flag: the allocation paths stay the
+    same). "" for every other kernel (the flag, when needed, is written at run time)."""
+    config = getattr(kernel, "config", None)
+    build_dir = getattr(kernel, "build_dir", None)
+    if config is None or build_dir is None or not Path(config).is_file():
+        return ""
+    if "CONFIG_FAULT_INJECTION_STACKTRACE_FILTER=y" in Path(config).read_text(errors="replace"):
+        return ""
+    slub = Path(build_dir).parent / "mm/slub.c"
+    if not slub.is_file() or "SLAB_ATTR_RO(failslab)" not in slub.read_text(errors="replace"):
+        return ""
+    return "slub_debug=A," + ",".join(FORK_CACHES)
+
+
 def _flag_caches(g: Runner, caches: tuple[str, ...]) -> list[str]:
     """Set SLAB_FAILSLAB on each cache of `caches` the kernel has (a cache it lacks, e.g.
     vma_lock without per-VMA locks, is one fork cannot allocate from) and return those whose
     flag reads back 1. The failslab cache-filter written by configure() makes it count."""
     if not caches:
         return []
-    script = [f"if [ -d {SLAB_SYSFS}/{c} ]; then echo 1 > {SLAB_SYSFS}/{c}/failslab; "
-              f"echo {c}=$(cat {SLAB_SYSFS}/{c}/failslab); fi" for c in caches]
+    # a read-only flag (6.1) was set at boot (boot_param()): the write fails, the read counts
+    script = [f"if [ -d {SLAB_SYSFS}/{c} ]; then echo 1 2>/dev/null > {SLAB_SYSFS}/{c}/failslab "
+              f"|| true; echo {c}=$(cat {SLAB_SYSFS}/{c}/failslab); fi" for c in caches]
     back = _run(g, " && ".join(["set -e"] + script), "setting the failslab flag of fork's caches")
     flagged = [c for c, _, v in (ln.partition("=") for ln in back.splitlines()) if v.strip() == "1"]
     if not flagged:

@@ -316,8 +316,12 @@ def kernel_facts(g) -> dict | None:
         return None
     facts = (getattr(kernel, "manifest", None) or {}).get("kernel_facts")
     stale = facts is None or not set(treefacts.FACT_KEYS) <= set(facts)  # an older forkdiff's
-    if stale and getattr(kernel, "build_dir", None) is not None:
-        facts = treefacts.detect(Path(kernel.build_dir).parent)
+    build_dir = getattr(kernel, "build_dir", None)
+    if stale and build_dir is not None:
+        facts = treefacts.detect(Path(build_dir).parent)
+    if facts is not None and build_dir is not None:  # and what the build made of the source
+        pages = treefacts.vdso_pages_of_build(build_dir)
+        facts = dict(facts) | ({"vdso_pages": pages} if pages else {})
     return facts
 
 
@@ -446,7 +450,8 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
         return
     kernel = build_kernel(variant, opts.profile_used, tree=opts.tree, patches=opts.patches)
     rootfs = build_rootfs()
-    append = kmemleak.BOOT_PARAM if opts.scans_leaks else ""
+    append = " ".join(p for p in (kmemleak.BOOT_PARAM if opts.scans_leaks else "",
+                                  faultsetup.boot_param(kernel) if opts.suite == "faults" else "") if p)
     with contextlib.ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(GuestPool())

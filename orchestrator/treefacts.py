@@ -206,6 +206,18 @@ def slub_bulk_stats_of(slub_c: str) -> bool:
     return False
 
 
+def vdso_pages_of_build(build_dir: str | Path) -> int | None:
+    """From a kernel build (not the source: the vDSO's size is what the compiler made of it):
+    the x86-64 vDSO image's pages (arch/x86/entry/vdso/vdso-image-64.c `.size`; 2 in the 6.12
+    builds, 1 in 6.1's). None when the build has no such file."""
+    try:
+        text = (Path(build_dir) / "arch/x86/entry/vdso/vdso-image-64.c").read_text(errors="replace")
+    except OSError:
+        return None
+    m = re.search(r"\.size\s*=\s*(\d+)", text)
+    return -(-int(m.group(1)) // 4096) if m else None
+
+
 def detect(tree_path: str | Path) -> dict:
     """Every fact of FACT_KEYS, read from the tree's source (a ForkdiffError when the tree
     defines no dup_mmap() or one forkdiff cannot classify)."""

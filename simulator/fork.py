@@ -117,6 +117,9 @@ class KernelConfig:
     # how the kernel's maple tree gets nodes (kernel fact maple_alloc, simulator.maple.MapleTree):
     # "prealloc" (6.12) or "ondemand" (6.1); the parent's and the child's trees follow it
     maple_alloc: str = "prealloc"
+    # pages of the x86-64 vDSO image (the built kernel's vdso-image-64.c: 6.12's builds 2,
+    # 6.1's 1); exec places [vvar] and everything mapped later below it (exec_image.py)
+    vdso_pages: int = 2
 
 
 @dataclass

@@ -6,7 +6,7 @@ writes; spawn/forkcount also fill up to --total VMAs and map+unmap a /proc/self/
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from typing import Any
 
@@ -90,6 +90,8 @@ def records(scenario: Scenario, variant: str, *, program: str = "mapsprobe",
             replace_entries: bool = False) -> list[dict]:
     """Prediction records of one scenario and variant. `parent` may be passed to share one
     replayed parent between variants (dup_mmap does not modify it)."""
+    if params.vdso_pages != config.vdso_pages:  # the booted kernel's vDSO (runconfig)
+        params = replace(params, vdso_pages=config.vdso_pages)
     if parent is None:
         parent = build_parent(scenario, program, total, elf, params,
                               tree_factory or partial(MapleTree, alloc=config.maple_alloc))

@@ -314,7 +314,8 @@ def resolve(suite: str, kernel_config: dict | None, recorded_faults: dict | None
     """One job's run (its suite, and the kernel_config, fault_settings and kernel_facts of its
     records; records without kernel_facts were made on the default tree, 6.12)."""
     config, bad, assumed, options = kernel_model(suite, kernel_config)
-    config = replace(config, maple_alloc=maple_alloc_model(kernel_facts)[0])
+    config = replace(config, maple_alloc=maple_alloc_model(kernel_facts)[0],
+                     vdso_pages=int((kernel_facts or {}).get("vdso_pages") or config.vdso_pages))
     settings, bad_f, assumed_f = fault_settings(suite, recorded_faults)
     bad_f = bad_f + cache_filter_problems(suite, config, recorded_faults)
     return RunModel(config, settings, tuple(bad + bad_f), tuple(assumed + assumed_f), options,
