@@ -236,8 +236,8 @@ def _flag_caches(g: Runner, caches: tuple[str, ...]) -> list[str]:
     if not caches:
         return []
     # a read-only flag (6.1) was set at boot (boot_param()): the write fails, the read counts
-    script = [f"if [ -d {SLAB_SYSFS}/{c} ]; then echo 1 2>/dev/null > {SLAB_SYSFS}/{c}/failslab "
-              f"|| true; echo {c}=$(cat {SLAB_SYSFS}/{c}/failslab); fi" for c in caches]
+    script = [f"if [ -d {SLAB_SYSFS}/{c} ]; then {{ echo 1 > {SLAB_SYSFS}/{c}/failslab; }} "
+              f"2>/dev/null || true; echo {c}=$(cat {SLAB_SYSFS}/{c}/failslab); fi" for c in caches]
     back = _run(g, " && ".join(["set -e"] + script), "setting the failslab flag of fork's caches")
     flagged = [c for c, _, v in (ln.partition("=") for ln in back.splitlines()) if v.strip() == "1"]
     if not flagged:

@@ -139,3 +139,27 @@ def test_kernel_without_stack_filter_counts_fork_caches_only() -> None:
     assert "require-start" not in s.attrs["failslab"]
     assert s.attrs["failslab"]["cache-filter"] == "Y"
     assert s.cache_filter == ["maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"]
+
+
+def test_boot_param_sets_a_read_only_failslab_flag_at_boot(tmp_path) -> None:
+    """6.1: no stack filter, and /sys/kernel/slab/<cache>/failslab is read-only
+    (SLAB_ATTR_RO(failslab) in mm/slub.c): the faults guest boots with slub_debug=A,<fork's
+    caches>. With the stack filter, or a writable flag, nothing is added (FAKE kernel: a
+    .config and a source folder written here)."""
+    from types import SimpleNamespace
+
+    from orchestrator.faultsetup import boot_param
+
+    src = tmp_path / "src"
+    (src / "mm").mkdir(parents=True)
+    (src / "o-build").mkdir()
+    config = tmp_path / "config"
+    kernel = SimpleNamespace(config=config, build_dir=src / "o-build")
+    config.write_text("CONFIG_FAILSLAB=y\n# CONFIG_FAULT_INJECTION_STACKTRACE_FILTER is not set\n")
+    (src / "mm/slub.c").write_text("SLAB_ATTR_RO(failslab);\n")
+    assert boot_param(kernel) == "slub_debug=A," + ",".join(FORK_CACHES)
+    (src / "mm/slub.c").write_text("SLAB_ATTR(failslab);\n")
+    assert boot_param(kernel) == ""
+    (src / "mm/slub.c").write_text("SLAB_ATTR_RO(failslab);\n")
+    config.write_text("CONFIG_FAULT_INJECTION_STACKTRACE_FILTER=y\n")
+    assert boot_param(kernel) == ""
