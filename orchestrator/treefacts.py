@@ -24,6 +24,10 @@ none of the known shapes):
     slub_bulk_stats         SLUB_STATS count every object a bulk allocation takes from the CPU
                             free list (ALLOC_FASTPATH in the bulk allocator, as in 6.12); false
                             where only the objects ___slab_alloc() returns are counted (6.1)
+    proc_heap               which VMAs /proc/pid/maps names [heap]: "strict" (6.12:
+                            vma_is_initial_heap(), start < brk && end > start_brk) or "inclusive"
+                            (6.1: start <= brk && end >= start_brk, so a VMA ending at start_brk,
+                            e.g. the bss, is [heap] too); "unknown"
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from pathlib import Path
 from .errors import ForkdiffError
 
 FACT_KEYS = ("version", "version_tuple", "dup_mmap_file", "dup_mmap_model", "fork_failure",
-             "vma_lock", "maple_alloc", "vdso_vclock", "slub_bulk_stats")
+             "vma_lock", "maple_alloc", "vdso_vclock", "slub_bulk_stats", "proc_heap")
 # Where dup_mmap() has lived; any other file that defines it is found by the search below.
 DUP_MMAP_USUAL = ("kernel/fork.c", "mm/mmap.c")
 SEARCH_DIRS = ("kernel", "mm")
@@ -218,6 +222,17 @@ def vdso_pages_of_build(build_dir: str | Path) -> int | None:
     return -(-int(m.group(1)) // 4096) if m else None
 
 
+def proc_heap_of(task_mmu_c: str, mm_h: str = "") -> str:
+    """From fs/proc/task_mmu.c show_map_vma() (and vma_is_initial_heap() in
+    include/linux/mm.h)."""
+    if re.search(r"vm_start\s*<=\s*mm->brk\s*&&\s*vma->vm_end\s*>=\s*mm->start_brk", task_mmu_c):
+        return "inclusive"
+    if "vma_is_initial_heap(vma)" in task_mmu_c and re.search(
+            r"vm_start\s*<\s*vma->vm_mm->brk\s*&&\s*vma->vm_end\s*>\s*vma->vm_mm->start_brk", mm_h):
+        return "strict"
+    return "unknown"
+
+
 def detect(tree_path: str | Path) -> dict:
     """Every fact of FACT_KEYS, read from the tree's source (a ForkdiffError when the tree
     defines no dup_mmap() or one forkdiff cannot classify)."""
@@ -235,4 +250,5 @@ def detect(tree_path: str | Path) -> dict:
         "maple_alloc": maple_alloc_of(_read(tree, "lib/maple_tree.c")),
         "vdso_vclock": vdso_vclock_of(tree),
         "slub_bulk_stats": slub_bulk_stats_of(_read(tree, "mm/slub.c")),
+        "proc_heap": proc_heap_of(_read(tree, "fs/proc/task_mmu.c"), _read(tree, "include/linux/mm.h")),
     }

@@ -120,6 +120,9 @@ class KernelConfig:
     # pages of the x86-64 vDSO image (the built kernel's vdso-image-64.c: 6.12's builds 2,
     # 6.1's 1); exec places [vvar] and everything mapped later below it (exec_image.py)
     vdso_pages: int = 2
+    # which VMAs /proc/pid/maps names [heap] (kernel fact proc_heap): "strict" (6.12) or
+    # "inclusive" (6.1: also a VMA ending at start_brk, such as a static binary's bss)
+    proc_heap: str = "strict"
 
 
 @dataclass

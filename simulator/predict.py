@@ -95,6 +95,7 @@ def records(scenario: Scenario, variant: str, *, program: str = "mapsprobe",
     if parent is None:
         parent = build_parent(scenario, program, total, elf, params,
                               tree_factory or partial(MapleTree, alloc=config.maple_alloc))
+    parent.proc_heap_inclusive = config.proc_heap == "inclusive"  # how maps renders [heap]
     res = dup_mmap(parent, variant, settings, config, replace_entries=replace_entries)
     return [r | {"kernel_config": asdict(config)}
             for r in fork_records(scenario.name, parent, res, measurements, program)]

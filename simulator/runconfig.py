@@ -135,6 +135,7 @@ MODELLED_FACTS: dict[str, tuple] = {
     "vma_lock": ("cache", "none"),  # none: 6.1 (before 6.4), KernelConfig.per_vma_lock from kconfig
     "maple_alloc": ("prealloc", "ondemand"),  # ondemand: 6.1 (KernelConfig.maple_alloc)
     "vdso_vclock": (False,),
+    "proc_heap": ("strict", "inclusive"),  # inclusive: 6.1 (KernelConfig.proc_heap)
 }
 # Records without kernel_facts were all made on Debian's 6.12 tree (before forkdiff recorded
 # them): they are compared as 6.12.
@@ -315,7 +316,8 @@ def resolve(suite: str, kernel_config: dict | None, recorded_faults: dict | None
     records; records without kernel_facts were made on the default tree, 6.12)."""
     config, bad, assumed, options = kernel_model(suite, kernel_config)
     config = replace(config, maple_alloc=maple_alloc_model(kernel_facts)[0],
-                     vdso_pages=int((kernel_facts or {}).get("vdso_pages") or config.vdso_pages))
+                     vdso_pages=int((kernel_facts or {}).get("vdso_pages") or config.vdso_pages),
+                     proc_heap=(kernel_facts or {}).get("proc_heap", config.proc_heap))
     settings, bad_f, assumed_f = fault_settings(suite, recorded_faults)
     bad_f = bad_f + cache_filter_problems(suite, config, recorded_faults)
     return RunModel(config, settings, tuple(bad + bad_f), tuple(assumed + assumed_f), options,

@@ -112,7 +112,8 @@ def test_vdso_vclock_and_json_shape(tmp_path):
     assert facts["vdso_vclock"] is True and facts["version"] == "7.2.13"
     assert facts["version_tuple"] == [7, 2, 13]
     assert set(facts) == {"version", "version_tuple", "dup_mmap_file", "dup_mmap_model", "fork_failure",
-                          "vma_lock", "maple_alloc", "vdso_vclock", "slub_bulk_stats"}
+                          "vma_lock", "maple_alloc", "vdso_vclock", "slub_bulk_stats",
+                          "proc_heap"}
     (tmp_path / "arch/x86/entry/vdso/vma.c").write_text('.name = "[vvar]",\n')
     assert detect(tree)["vdso_vclock"] is False
 
@@ -131,3 +132,18 @@ def test_slub_bulk_stats():
     v72 = ("static bool __kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t flags,\n"
            "\t\tsize_t size, void **p)\n{\n\tstat_add(s, ALLOC_SLOWPATH, i);\n}\n")
     assert [slub_bulk_stats_of(t) for t in (v61, v612, v72)] == [False, True, True]
+
+
+def test_proc_heap():
+    """fs/proc/task_mmu.c show_map_vma() as in 6.1 (inclusive bounds) and 6.12 (through
+    vma_is_initial_heap() in include/linux/mm.h: strict bounds)."""
+    from orchestrator.treefacts import proc_heap_of
+
+    v61 = ("\t\tif (vma->vm_start <= mm->brk &&\n\t\t    vma->vm_end >= mm->start_brk) {\n"
+           "\t\t\tname = \"[heap]\";\n")
+    v612 = "\tif (vma_is_initial_heap(vma)) {\n\t\t*name = \"[heap]\";\n"
+    mm_h = ("static inline bool vma_is_initial_heap(const struct vm_area_struct *vma)\n{\n"
+            "\treturn vma->vm_start < vma->vm_mm->brk &&\n\t\tvma->vm_end > vma->vm_mm->start_brk;\n}\n")
+    assert proc_heap_of(v61) == "inclusive"
+    assert proc_heap_of(v612, mm_h) == "strict"
+    assert proc_heap_of(v612, "") == "unknown"
