@@ -13,7 +13,7 @@ from simulator.predict import build_parent, records
 from simulator.scenario import from_dict
 
 SUITE = FaultSettings(failslab_ignore_gfp_wait=False)
-CONFIG_61 = KernelConfig(per_vma_lock=False, maple_alloc="ondemand")
+CONFIG_61 = KernelConfig(per_vma_lock=False, maple_alloc="ondemand", vdso_pages=1, proc_heap="inclusive")
 
 
 def _fork(groups, config=CONFIG_61):
@@ -84,5 +84,38 @@ def test_predictions_record_the_6_1_config():
     """The records say which kernel they were predicted for."""
     sc = from_dict({"name": "t", "groups": [{"count": 2, "touch": "first"}]})
     recs = records(sc, "baseline", config=CONFIG_61, measurements=("counts",))
-    assert recs[0]["kernel_config"] == {"per_vma_lock": False, "maple_alloc": "ondemand"}
+    assert recs[0]["kernel_config"] == {"per_vma_lock": False, "maple_alloc": "ondemand",
+                                        "vdso_pages": 1, "proc_heap": "inclusive"}
     assert "vma_lock" not in recs[0]["objects"]
+
+
+def _maps(config):
+    sc = from_dict({"name": "t", "groups": [{"count": 2, "touch": "first"}]})
+    recs = records(sc, "baseline", config=config, measurements=("child_maps",))
+    return [(int(v["start"], 16), int(v["end"], 16), v["name"]) for v in recs[0]["vmas"]]
+
+
+def test_a_one_page_vdso_moves_what_lies_below_it_up_a_page():
+    """arch/x86/entry/vdso/vma.c map_vdso(): one get_unmapped_area() of vvar + vdso pages
+    below mmap_base, [vvar] (4 pages) first, the vDSO text above it. 6.1's image is 1 page:
+    the text still ends at the same address, and [vvar] starts a page higher."""
+    two, one = _maps(CONFIG_61.__class__(per_vma_lock=False)), _maps(CONFIG_61)
+    vdso2, vdso1 = next(v for v in two if v[2] == "[vdso]"), next(v for v in one if v[2] == "[vdso]")
+    vvar2, vvar1 = next(v for v in two if v[2] == "[vvar]"), next(v for v in one if v[2] == "[vvar]")
+    assert vdso2[1] - vdso2[0] == 2 * 4096 and vdso1[1] - vdso1[0] == 4096
+    assert vdso1[1] == vdso2[1] and vvar1[0] == vvar2[0] + 4096
+    assert vvar1[1] - vvar1[0] == vvar2[1] - vvar2[0] == 4 * 4096
+
+
+def test_6_1_names_the_vma_ending_at_start_brk_heap():
+    """fs/proc/task_mmu.c show_map_vma(): 6.1 tests start <= brk && end >= start_brk, so the
+    bss VMA that ends where the brk area starts is [heap] too; 6.12's vma_is_initial_heap()
+    (start < brk && end > start_brk) leaves it unnamed."""
+    sc = from_dict({"name": "t", "groups": [{"count": 2, "touch": "first"}]})
+    parent = build_parent(sc)
+    below = [v for v in parent.vmas() if v.end == parent.start_brk and v.file is None]
+    assert below, "the default static binary has a bss VMA ending at start_brk"
+    strict = dict(((s, e), n) for s, e, n in _maps(KernelConfig(per_vma_lock=False, vdso_pages=1)))
+    incl = dict(((s, e), n) for s, e, n in _maps(CONFIG_61))
+    key = (below[0].start, below[0].end)
+    assert strict[key] == "" and incl[key] == "[heap]"
