@@ -109,10 +109,15 @@ def test_records_without_facts_are_compared_as_6_12(predictor):
 
 
 def test_report_and_junit_show_skipped_rows(tmp_path, predictor):
+    import xml.etree.ElementTree as ET
+
     df, _, _ = compare_records(_records(FACTS_72, nets={}), {"patched": "patched"}, predictor)
     xml = report.junit_xml(df)
-    assert xml.count("<skipped message=") == (df["verdict"] == "skipped").sum() > 0
-    assert "<failure" not in xml and "<error" not in xml
+    n = int((df["verdict"] == "skipped").sum())
+    assert n == 16 and xml.count("<skipped message=") == n
+    suites = ET.fromstring(xml).findall("testsuite")
+    assert sum(int(t.get("skipped")) for t in suites) == n
+    assert all(t.get("failures") == "0" and t.get("errors") == "0" for t in suites)
 
 
 class _StopBeforeBuild(Exception):
