@@ -44,7 +44,8 @@ class Res:
 class FakeGuest:
     """Stands in for orchestrator.vm.Guest: interprets the few shell forms configure() uses."""
 
-    def __init__(self, attrs: list[str], slabs: tuple[str, ...] = ()):
+    def __init__(self, attrs: list[str], slabs: tuple[str, ...] = (), flag_writable: bool = True):
+        self.flag_writable = flag_writable
         self.files = {f"/sys/kernel/debug/{a}/{f}": "1" for a in attrs
                       for f in ("probability", "require-start")}
         self.files["/sys/kernel/debug/failslab/ignore-gfp-wait"] = "Y"
@@ -53,6 +54,9 @@ class FakeGuest:
     def run(self, cmd: str, timeout: float = 60) -> Res:
         if cmd.startswith("ls -d"):
             return Res(0, "\n".join(sorted(self.files)))
+        if cmd.startswith("ls -l"):
+            mode = "-rw-r--r--" if self.flag_writable else "-r--r--r--"
+            return Res(0, f"{mode}    1 root     root          4096 Jan  1 00:00 {cmd.split()[2]}\n")
         if cmd.startswith("grep"):
             return Res(0, KALLSYMS)
         if cmd.startswith("set -e"):
@@ -139,3 +143,14 @@ def test_kernel_without_stack_filter_counts_fork_caches_only() -> None:
     assert "require-start" not in s.attrs["failslab"]
     assert s.attrs["failslab"]["cache-filter"] == "Y"
     assert s.cache_filter == ["maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"]
+
+
+def test_kernel_without_stack_filter_or_writable_cache_flag_counts_the_whole_fork() -> None:
+    """6.1: no stack filter on x86-64 and /sys/kernel/slab/<cache>/failslab is read-only: every
+    slab allocation of the fork syscall counts, and the settings say so (FAKE guest)."""
+    g = FakeGuest(["failslab"], slabs=FORK_CACHES, flag_writable=False)
+    del g.files["/sys/kernel/debug/failslab/require-start"]
+    s = configure(g, FaultOptions())
+    assert s.stack_filter is False and s.cache_filter == []
+    assert s.attrs["failslab"]["cache-filter"] == "N"
+    assert not any(k.startswith("/sys/kernel/slab/") for k in g.files)
