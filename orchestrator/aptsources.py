@@ -28,7 +28,8 @@ class Source:
         return dict(self.options).get(name.lower())
 
 
-_ONE_LINE = re.compile(r"^(deb|deb-src)\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)(?:\s+(.*))?$")
+_ONE_LINE = re.compile(r"^(deb|deb-src)\s+(?:\[([^\]]*)\]\s+)?(cdrom:\[[^\]]*\]/?|\S+)\s+(\S+)(?:\s+(.*))?$")
+NETWORK = ("http://", "https://", "mirror+http://", "mirror+https://", "tor+http://", "tor+https://")
 
 
 def parse_one_line(text: str, name: str = "sources.list") -> list[Source]:
@@ -111,9 +112,10 @@ def release_codename(os_release: Path = Path("/etc/os-release")) -> str:
 
 
 def main_archive(sources: list[Source], release: str) -> Source:
-    """The `deb` entry whose suites include `release` itself (the main archive, not -security)."""
+    """The `deb` entry whose suites include `release` itself (the main archive, not -security),
+    with a network URI (not a CD-ROM or a local folder)."""
     for s in sources:
-        if "deb" in s.types and release in s.suites and s.uris:
+        if "deb" in s.types and release in s.suites and s.uris and s.uris[0].startswith(NETWORK):
             return s
     seen = "; ".join(f"{' '.join(s.uris)} {' '.join(s.suites)} ({s.origin})" for s in sources) or "none"
     raise ForkdiffError(f"no apt source for the Debian archive of this release ({release}) "

@@ -30,8 +30,9 @@ mm/fail_page_alloc.c):
 - A kernel without the stack filter (x86-64 before 6.3: FAULT_INJECTION_STACKTRACE_FILTER
   depends on !X86_64 there) gets the cache filter on FORK_CACHES instead, so that fail-nth
   still counts only fork's own caches (but over the whole fork syscall, not only dup_mmap);
-  the settings record it (stack_filter off, cache_filter set), and compare treats such a sweep
-  as the run it was.
+  where the caches' failslab flag is read-only too (6.1), every slab allocation of the fork
+  syscall counts (as --no-stack-filter). The settings record what was used (stack_filter off,
+  cache_filter set or empty), and compare treats such a sweep as the run it was.
 - Cache filter (off by default; on with kmemleak and without a stack filter): failslab `cache-filter` = Y makes
   should_failslab() return before should_fail_ex() for every cache without SLAB_FAILSLAB, i.e.
   such allocations neither count nor fail, even under fail-nth. We set the flag
@@ -172,7 +173,9 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
                             "use a 'faults' profile kernel (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)")
     has_filter = f"{DEBUGFS}/failslab/require-start" in listing
     if opts.stack_filter and not has_filter:  # no stack filter in this kernel: fork's caches only
-        opts = replace(opts, stack_filter=False, cache_filter=opts.cache_filter or FORK_CACHES)
+        caches = opts.cache_filter or (FORK_CACHES if _failslab_flag_writable(g) or _failslab_flag_set(g)
+                                       else ())
+        opts = replace(opts, stack_filter=False, cache_filter=caches)
     if opts.stack_filter:
         fn = re.escape(opts.function)
         text = _run(g, f"grep -E -A8 ' [tT] {fn}(\\.[a-z]+\\.[0-9]+)*$' /proc/kallsyms",
@@ -227,6 +230,21 @@ def boot_param(kernel) -> str:
     if not slub.is_file() or "SLAB_ATTR_RO(failslab)" not in slub.read_text(errors="replace"):
         return ""
     return "slub_debug=A," + ",".join(FORK_CACHES)
+
+
+def _failslab_flag_writable(g: Runner) -> bool:
+    """Whether /sys/kernel/slab/<cache>/failslab can be written (read-only before 6.7-ish,
+    e.g. on 6.1)."""
+    out = g.run(f"ls -l {SLAB_SYSFS}/{FORK_CACHES[0]}/failslab 2>/dev/null; true", timeout=30).stdout
+    return out.strip().startswith("-rw")
+
+
+def _failslab_flag_set(g: Runner) -> bool:
+    """Whether fork's first cache already has the failslab flag (given at boot where it is
+    read-only: boot_param())."""
+    f = f"{SLAB_SYSFS}/{FORK_CACHES[0]}/failslab"
+    out = g.run(f"echo flag=$(cat {f})", timeout=30).stdout
+    return out.strip() == "flag=1"
 
 
 def _flag_caches(g: Runner, caches: tuple[str, ...]) -> list[str]:

@@ -109,7 +109,75 @@ def test_records_without_facts_are_compared_as_6_12(predictor):
 
 
 def test_report_and_junit_show_skipped_rows(tmp_path, predictor):
+    import xml.etree.ElementTree as ET
+
     df, _, _ = compare_records(_records(FACTS_72, nets={}), {"patched": "patched"}, predictor)
     xml = report.junit_xml(df)
-    assert xml.count("<skipped message=") == (df["verdict"] == "skipped").sum() > 0
-    assert "<failure" not in xml and "<error" not in xml
+    n = int((df["verdict"] == "skipped").sum())
+    assert n == 16 and xml.count("<skipped message=") == n
+    suites = ET.fromstring(xml).findall("testsuite")
+    assert sum(int(t.get("skipped")) for t in suites) == n
+    assert all(t.get("failures") == "0" and t.get("errors") == "0" for t in suites)
+
+
+class _StopBeforeBuild(Exception):
+    pass
+
+
+def _synthetic_tree(root: Path, fork_c: str, mmap_c: str = "") -> Path:
+    """A FAKE kernel tree: just the files validate_tree and treefacts read."""
+    files = {"Makefile": "VERSION = 7\nPATCHLEVEL = 2\nSUBLEVEL = 13\nEXTRAVERSION =\n",
+             "kernel/fork.c": fork_c, "mm/mmap.c": mmap_c,
+             "lib/maple_tree.c": "static void f(void)\n{\n\tkmem_cache_prefill_sheaf(c, g, n);\n}\n",
+             "include/linux/mm_types.h": "struct vm_area_struct {\n\trefcount_t vm_refcnt;\n};\n",
+             "scripts/kconfig/merge_config.sh": "", "tools/testing/radix-tree/Makefile": ""}
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_vm_test_says_first_that_the_tree_is_not_modelled(tmp_path, monkeypatch, capsys):
+    """pipeline.run on a FAKE 7.2-shaped tree, stopped at the first kernel build: the notice
+    and the variant decision come before it."""
+    from orchestrator import pipeline
+
+    dup = ("__latent_entropy int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)\n{\n"
+           "\tretval = __mt_dup(&oldmm->mm_mt, &mm->mm_mt, GFP_KERNEL);\n"
+           "\t\tcharge = tear_down_vmas(mm, &vmi, tmp, end);\n}\n")
+    tree = _synthetic_tree(tmp_path / "linux", "int copy_process(void);\n", dup)
+    built = []
+
+    def fake_build(variant, profile, **kw):
+        built.append(variant)
+        raise _StopBeforeBuild
+
+    monkeypatch.setattr(pipeline, "build_kernel", fake_build)
+    monkeypatch.delenv("PATCHES", raising=False)
+    with pytest.raises(_StopBeforeBuild):
+        pipeline.run(pipeline.VmTestOptions(out=tmp_path / "out", tree=str(tree),
+                                            suites=("maps", "faults")))
+    err = capsys.readouterr().err
+    notice = err.index("model: simulator models 6.12; this tree 7.2.13 differs in: dup_mmap_file=mm/mmap.c, "
+                       "fork_failure=teardown, vma_lock=embedded, maple_alloc=sheaves")
+    skipped = err.index("baseline: skipped")
+    kernel = err.index("kernel: patched/faults")
+    assert notice < skipped < kernel and built == ["patched"]
+
+
+def test_a_baseline_tree_without_patches_runs_baseline_only(tmp_path, monkeypatch, capsys):
+    from orchestrator import pipeline
+
+    tree = _synthetic_tree(tmp_path / "linux", BASELINE_61)
+    built = []
+    monkeypatch.setattr(pipeline, "build_kernel",
+                        lambda v, p, **kw: (built.append(v), (_ for _ in ()).throw(_StopBeforeBuild()))[1])
+    monkeypatch.delenv("PATCHES", raising=False)
+    with pytest.raises(_StopBeforeBuild):
+        pipeline.run(pipeline.VmTestOptions(out=tmp_path / "out", tree=str(tree), suites=("maps",)))
+    err = capsys.readouterr().err
+    assert "baseline = the tree; no PATCHES, so no patched kernel" in err and built == ["baseline"]
+
+
+BASELINE_61 = ("static __latent_entropy int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)\n{\n"
+               "\tretval = mas_expected_entries(&mas, oldmm->map_count);\n\tmas_store(&mas, tmp);\n}\n")
