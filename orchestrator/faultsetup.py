@@ -27,7 +27,13 @@ mm/fail_page_alloc.c):
   MAX_STACK_TRACE_DEPTH), reject range cleared. On by default (counts exactly the
   allocations made under dup_mmap); `stack_filter=False` restores the full range, so every
   check in the fork syscall counts.
-- Cache filter (off by default; on with kmemleak): failslab `cache-filter` = Y makes
+- A kernel without the stack filter (x86-64 before 6.3: FAULT_INJECTION_STACKTRACE_FILTER
+  depends on !X86_64 there) gets the cache filter on FORK_CACHES instead, so that fail-nth
+  still counts only fork's own caches (but over the whole fork syscall, not only dup_mmap);
+  where the caches' failslab flag is read-only too (6.1), every slab allocation of the fork
+  syscall counts (as --no-stack-filter). The settings record what was used (stack_filter off,
+  cache_filter set or empty), and compare treats such a sweep as the run it was.
+- Cache filter (off by default; on with kmemleak and without a stack filter): failslab `cache-filter` = Y makes
   should_failslab() return before should_fail_ex() for every cache without SLAB_FAILSLAB, i.e.
   such allocations neither count nor fail, even under fail-nth. We set the flag
   (/sys/kernel/slab/<cache>/failslab = 1; refused for a merged cache, and the faults profile
@@ -41,7 +47,8 @@ mm/fail_page_alloc.c):
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Protocol
 
 from .errors import ForkdiffError
@@ -165,10 +172,11 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
         raise ForkdiffError("the guest kernel has no failslab in debugfs",
                             "use a 'faults' profile kernel (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)")
     has_filter = f"{DEBUGFS}/failslab/require-start" in listing
+    if opts.stack_filter and not has_filter:  # no stack filter in this kernel: fork's caches only
+        caches = opts.cache_filter or (FORK_CACHES if _failslab_flag_writable(g) or _failslab_flag_set(g)
+                                       else ())
+        opts = replace(opts, stack_filter=False, cache_filter=caches)
     if opts.stack_filter:
-        if not has_filter:
-            raise ForkdiffError("the guest kernel has no fault-injection stack filter",
-                                "build with CONFIG_FAULT_INJECTION_STACKTRACE_FILTER, or use --no-stack-filter")
         fn = re.escape(opts.function)
         text = _run(g, f"grep -E -A8 ' [tT] {fn}(\\.[a-z]+\\.[0-9]+)*$' /proc/kallsyms",
                     f"looking up {opts.function} in /proc/kallsyms")
@@ -205,14 +213,49 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
                          cache_filter=_flag_caches(g, opts.cache_filter))
 
 
+def boot_param(kernel) -> str:
+    """What the faults suite's guest must boot with. A kernel without the stack filter is swept
+    with failslab's cache filter on FORK_CACHES (configure()); where the kernel's
+    /sys/kernel/slab/<cache>/failslab is read-only (6.1's mm/slub.c: SLAB_ATTR_RO(failslab))
+    the SLAB_FAILSLAB flag can only be given at boot: slub_debug=A,<caches> ('A' sets
+    SLAB_FAILSLAB alone, which is no SLAB_DEBUG_FLAGS flag: the allocation paths stay the
+    same). "" for every other kernel (the flag, when needed, is written at run time)."""
+    config = getattr(kernel, "config", None)
+    build_dir = getattr(kernel, "build_dir", None)
+    if config is None or build_dir is None or not Path(config).is_file():
+        return ""
+    if "CONFIG_FAULT_INJECTION_STACKTRACE_FILTER=y" in Path(config).read_text(errors="replace"):
+        return ""
+    slub = Path(build_dir).parent / "mm/slub.c"
+    if not slub.is_file() or "SLAB_ATTR_RO(failslab)" not in slub.read_text(errors="replace"):
+        return ""
+    return "slub_debug=A," + ",".join(FORK_CACHES)
+
+
+def _failslab_flag_writable(g: Runner) -> bool:
+    """Whether /sys/kernel/slab/<cache>/failslab can be written (read-only before 6.7-ish,
+    e.g. on 6.1)."""
+    out = g.run(f"ls -l {SLAB_SYSFS}/{FORK_CACHES[0]}/failslab 2>/dev/null; true", timeout=30).stdout
+    return out.strip().startswith("-rw")
+
+
+def _failslab_flag_set(g: Runner) -> bool:
+    """Whether fork's first cache already has the failslab flag (given at boot where it is
+    read-only: boot_param())."""
+    f = f"{SLAB_SYSFS}/{FORK_CACHES[0]}/failslab"
+    out = g.run(f"echo flag=$(cat {f})", timeout=30).stdout
+    return out.strip() == "flag=1"
+
+
 def _flag_caches(g: Runner, caches: tuple[str, ...]) -> list[str]:
     """Set SLAB_FAILSLAB on each cache of `caches` the kernel has (a cache it lacks, e.g.
     vma_lock without per-VMA locks, is one fork cannot allocate from) and return those whose
     flag reads back 1. The failslab cache-filter written by configure() makes it count."""
     if not caches:
         return []
-    script = [f"if [ -d {SLAB_SYSFS}/{c} ]; then echo 1 > {SLAB_SYSFS}/{c}/failslab; "
-              f"echo {c}=$(cat {SLAB_SYSFS}/{c}/failslab); fi" for c in caches]
+    # a read-only flag (6.1) was set at boot (boot_param()): the write fails, the read counts
+    script = [f"if [ -d {SLAB_SYSFS}/{c} ]; then {{ echo 1 > {SLAB_SYSFS}/{c}/failslab; }} "
+              f"2>/dev/null || true; echo {c}=$(cat {SLAB_SYSFS}/{c}/failslab); fi" for c in caches]
     back = _run(g, " && ".join(["set -e"] + script), "setting the failslab flag of fork's caches")
     flagged = [c for c, _, v in (ln.partition("=") for ln in back.splitlines()) if v.strip() == "1"]
     if not flagged:

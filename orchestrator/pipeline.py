@@ -1,10 +1,16 @@
 """`make vm-test` end to end: kernels -> suites -> compare -> report, with progress on stderr.
 
-Which kernels: `patched` is the tree as it is (plus $PATCHES); `baseline` is the tree plus
-patches/baseline/. Where the baseline patch does not apply (an older or much newer tree), the
-run says so and goes on with the kernels it has. Which model each kernel is compared with: its
-own variant, except that the tree's own kernel ("patched") is compared with the model its
-dup_mmap() source shows (detect_dup_mmap_model), unless MODEL= says otherwise.
+Which kernels: on a tree whose dup_mmap() copies with __mt_dup (6.8 on), `patched` is the tree
+as it is (plus $PATCHES) and `baseline` the tree plus patches/baseline/; where that patch does
+not apply (a much newer tree), the run says so and goes on with `patched` alone. On a tree from
+before the series (6.1) `baseline` is the tree as it is, plus `patched` (the tree + $PATCHES)
+only when patches are given. Which model each kernel is compared with: its own variant, except
+that the tree's own kernel is compared with the model its dup_mmap() source shows
+(treefacts.detect_dup_mmap_model), unless MODEL= says otherwise.
+
+Before anything is built the run says whether the simulator models the tree
+(simulator/runconfig.py tree_notice); on a tree it does not model the model's verdicts are
+`skipped` and the kernel-only checks run (orchestrator/kernel_only.py).
 """
 
 from __future__ import annotations
@@ -18,15 +24,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import kvm, provenance, shards, vm
+from simulator import runconfig
+
+from . import kvm, provenance, shards, treefacts, vm
 from . import report as report_mod
 from .compare import compare_dir
 from .errors import ForkdiffError
 from .faultsetup import FaultOptions
 from .guest_pool import GuestPool
-from .kernel import build_kernel, detect_dup_mmap_model
+from .kernel import build_kernel
 from .observations import ObservationLog
-from .patches import baseline_patches, check_applies
+from .patches import baseline_patches, check_applies, env_patches
 from .rootfs import build_rootfs
 from .shards import Unit, units_of
 from .suites import (
@@ -82,9 +90,17 @@ class Progress:
               file=sys.stderr, flush=True)
 
 
-def _variants(tree_path: Path, say: Progress) -> tuple[list[str], str]:
+def _variants(tree_path: Path, say: Progress, model: str,
+              patches: tuple[Path, ...] = ()) -> tuple[list[str], str]:
     """Kernel variants this tree gives, and the model of its own dup_mmap()."""
-    model = detect_dup_mmap_model(tree_path)
+    if model == "baseline":
+        if patches:
+            say("variants", "the tree's own dup_mmap() is the baseline one: baseline = the tree, "
+                            "patched = the tree + PATCHES")
+            return ["baseline", "patched"], model
+        say("variants", "the tree's own dup_mmap() is the baseline one: baseline = the tree; "
+                        "no PATCHES, so no patched kernel")
+        return ["baseline"], model
     variants = ["patched"]
     try:
         check_applies(tree_path, baseline_patches())
@@ -148,7 +164,12 @@ def run(opts: VmTestOptions) -> int:
     out = opts.out
     ObservationLog(out)  # fails now, before any build, when the folder cannot be written
     tree = resolve_tree(opts.tree)
-    variants, tree_model = _variants(tree.path, say)
+    facts = treefacts.detect(tree.path)
+    notice = runconfig.tree_notice(facts)
+    say("model", notice or f"the simulator models this tree ({facts['version']}): "
+                           "kernel-vs-simulator and kernel-only checks")
+    patches = tuple(opts.patches) or tuple(env_patches())
+    variants, tree_model = _variants(tree.path, say, facts["dup_mmap_model"], patches)
     if opts.variants:
         missing = [v for v in opts.variants if v not in variants]
         if missing:
@@ -156,9 +177,10 @@ def run(opts: VmTestOptions) -> int:
                                 f"use VARIANTS= with: {', '.join(variants)}")
         variants = [v for v in variants if v in opts.variants]
     scenarios = load_scenarios(opts.scenarios) if opts.scenarios else None
-    models = {"patched": tree_model, **opts.models}
+    models = {"patched": tree_model, **opts.models} if tree_model == "patched" else dict(opts.models)
     meta = {"run": out.name, "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "tree": str(tree.path), "tree_identity": tree.identity, "kernel_version": tree.version,
+            "simulator": notice or "models this tree", "kernel_facts": json.dumps(facts),
             "variants": ", ".join(variants),
             "models": ", ".join(f"{v} kernel vs {models.get(v, v)} model" for v in variants),
             "suites": ", ".join(opts.suites), "scenarios": ", ".join(opts.scenarios) or "default",
@@ -178,6 +200,8 @@ def run(opts: VmTestOptions) -> int:
             t0 = time.monotonic()
             k = built[(v, profile)] = build_kernel(v, profile, tree=opts.tree, patches=opts.patches)
             meta[f"kernel {v}/{profile}"] = k.release
+            if tree_model == "baseline" and v == "patched" and "patched" not in opts.models:
+                models["patched"] = k.manifest.get("dup_mmap_model", "patched")  # tree + PATCHES
             meta[f"kernel {v}/{profile} wall s"] = round(time.monotonic() - t0, 1)
     t0 = time.monotonic()
     build_rootfs()

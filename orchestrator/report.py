@@ -147,8 +147,9 @@ def junit_xml(df: pd.DataFrame) -> str:
     for (axis, suite, variant), grp in df.groupby(["axis", "suite", "variant"], sort=True):
         fails = int((grp["verdict"] == "mismatch").sum())
         errs = int(grp["verdict"].isin(["error", "crashed", "hung"]).sum())
+        skips = int((grp["verdict"] == "skipped").sum())
         parts.append(f"<testsuite name={quoteattr(f'{suite}.{variant}.{axis}')} tests=\"{len(grp)}\" "
-                     f"failures=\"{fails}\" errors=\"{errs}\">")
+                     f"failures=\"{fails}\" errors=\"{errs}\" skipped=\"{skips}\">")
         for r in grp.itertuples():
             name = f"{r.scenario}.{r.measurement}" + (f"[{r.key}]" if r.key else "")
             parts.append(f"<testcase classname={quoteattr(f'{suite}.{variant}')} name={quoteattr(name)}>")
@@ -158,6 +159,8 @@ def junit_xml(df: pd.DataFrame) -> str:
             elif r.verdict in ("error", "crashed", "hung"):
                 parts.append(f"<error type={quoteattr(r.verdict)} message={quoteattr(msg)}>"
                              f"{escape(str(r.detail))}</error>")
+            elif r.verdict == "skipped":
+                parts.append(f"<skipped message={quoteattr(str(r.detail))}/>")
             parts.append("</testcase>")
         parts.append("</testsuite>")
     parts.append("</testsuites>")

@@ -27,7 +27,7 @@ from pathlib import Path
 from simulator.fork import VARIANTS
 from simulator.scenario import Scenario, ScenarioError, from_dict, load
 
-from . import faultsetup, kmemleak, resources
+from . import faultsetup, kmemleak, resources, treefacts
 from .errors import ForkdiffError
 from .guest_api import GuestLike
 from .guest_pool import GuestPool
@@ -307,6 +307,24 @@ def kernel_config(g) -> dict | None:
     return run_record(path)
 
 
+def kernel_facts(g) -> dict | None:
+    """What the booted kernel's source says (orchestrator/treefacts.py): from its build
+    manifest, or read from the source copy it was built from (a manifest made before forkdiff
+    recorded them); None when the guest has no built kernel behind it."""
+    kernel = getattr(g, "kernel", None)
+    if kernel is None:
+        return None
+    facts = (getattr(kernel, "manifest", None) or {}).get("kernel_facts")
+    stale = facts is None or not set(treefacts.FACT_KEYS) <= set(facts)  # an older forkdiff's
+    build_dir = getattr(kernel, "build_dir", None)
+    if stale and build_dir is not None:
+        facts = treefacts.detect(Path(build_dir).parent)
+    if facts is not None and build_dir is not None:  # and what the build made of the source
+        pages = treefacts.vdso_pages_of_build(build_dir)
+        facts = dict(facts) | ({"vdso_pages": pages} if pages else {})
+    return facts
+
+
 def run_on_guest(opts: RunOptions, variant: str, g: GuestLike, jobs: list[Job], log: ObservationLog,
                  result: SuiteResult) -> bool:
     """Run jobs on a booted guest (orchestrator.vm.Guest) of `variant`. Returns False when the
@@ -319,7 +337,7 @@ def run_on_guest(opts: RunOptions, variant: str, g: GuestLike, jobs: list[Job], 
     if opts.scans_leaks:
         kmemleak.setup(g)
     env = {"kernel_release": release, "qemu_mode": g.qemu_mode, "icount": opts.icount_used,
-           "kernel_config": kernel_config(g), "fault_settings": settings, "kmemleak": opts.scans_leaks}
+           "kernel_config": kernel_config(g), "kernel_facts": kernel_facts(g), "fault_settings": settings, "kmemleak": opts.scans_leaks}
     alive = True
     for job in jobs:
         t = time.monotonic()
@@ -434,7 +452,8 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
     kernel = build_kernel(variant, opts.profile_used, tree=opts.tree, patches=opts.patches)
     record_kernel(opts.out, kernel)  # <out>/kernels/: what the observations were made on
     rootfs = build_rootfs()
-    append = kmemleak.BOOT_PARAM if opts.scans_leaks else ""
+    append = " ".join(p for p in (kmemleak.BOOT_PARAM if opts.scans_leaks else "",
+                                  faultsetup.boot_param(kernel) if opts.suite == "faults" else "") if p)
     with contextlib.ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(GuestPool())

@@ -23,5 +23,18 @@ def print_summary(df: pd.DataFrame, out: Path, file=sys.stdout) -> None:
               file=file)
     if len(bad) > 20:
         print(f"  ... and {len(bad) - 20} more (see {out}/verdicts.jsonl)", file=file)
-    print(f"forkdiff: {len(df)} comparisons, {len(bad)} failing -> {'FAIL' if len(bad) else 'PASS'}",
+    all_skipped = df[df["verdict"] == "skipped"]
+    skipped = all_skipped[all_skipped["measurement"] == "kernel_vs_simulator"]  # unmodelled tree
+    bounded = all_skipped[all_skipped["measurement"] != "kernel_vs_simulator"]
+    if len(bounded):  # counts this kernel cannot observe exactly (rules.BULK_RULE)
+        print(f"forkdiff: {len(bounded)} comparisons only bounded, not exact "
+              f"({bounded.iloc[0]['measurement']}: {str(bounded.iloc[0]['rule'])[:160]}); "
+              "outside the bound they fail", file=file)
+    scope = ""
+    if len(skipped):
+        cause = str(skipped.iloc[0]["detail"]).split(";")[0]
+        print(f"forkdiff: the simulator does not model this tree: {len(skipped)} jobs' "
+              f"kernel-vs-simulator verdicts {cause}", file=file)
+        scope = f" (model not used for {len(skipped)} jobs: their verdict is the kernel-only checks)"
+    print(f"forkdiff: {len(df)} comparisons, {len(bad)} failing -> {'FAIL' if len(bad) else 'PASS'}{scope}",
           file=file)

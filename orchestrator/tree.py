@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -13,8 +12,10 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import debsrc
 from .cache import cache_path, locked
 from .errors import ForkdiffError
+from .treefacts import makefile_version as _makefile_version
 
 DEFAULT_PACKAGE = "linux-source-6.12"
 DEFAULT_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
@@ -38,20 +39,6 @@ class KernelTree:
     @property
     def key(self) -> str:
         return hashlib.sha256(self.identity.encode()).hexdigest()[:16]
-
-
-def _makefile_version(path: Path) -> str:
-    fields = {}
-    try:
-        head = (path / "Makefile").read_text(errors="replace").splitlines()[:12]
-    except OSError:
-        return "unknown"
-    for line in head:
-        m = re.match(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)\s*=\s*(\S*)", line)
-        if m:
-            fields[m.group(1)] = m.group(2)
-    v = ".".join(x for x in (fields.get("VERSION"), fields.get("PATCHLEVEL"), fields.get("SUBLEVEL")) if x)
-    return v + fields.get("EXTRAVERSION", "")
 
 
 def validate_tree(path: Path) -> None:
@@ -104,45 +91,66 @@ def _user_tree_identity(path: Path) -> str:
     return f"walk:{h.hexdigest()}"
 
 
+def unpack_tarball(tarball: Path, package: str, version: str) -> Path:
+    """Unpack a Debian linux-source tarball into cache/trees/<package>_<version>/ (once per
+    package version, under a lock), then make it read-only (chmod -R a-w)."""
+    dest_root = cache_path("trees")
+    dest = dest_root / f"{package}_{version}"
+    done = dest / ".forkdiff-unpacked"
+    with locked(f"tree-{package}"):
+        if not done.exists():
+            tmp = dest_root / f".{dest.name}.partial"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(dest, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            print(f"forkdiff: unpacking {tarball} into {dest_root} (once per package version)",
+                  file=sys.stderr, flush=True)
+            try:  # tar with xz is several times faster than Python's tarfile here
+                subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp)], check=True,
+                               capture_output=True, timeout=1800)
+            except (OSError, subprocess.SubprocessError):
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+                with tarfile.open(tarball) as tf:
+                    tf.extractall(tmp, filter="tar")
+            inner = tmp / package
+            src = inner if inner.is_dir() else tmp
+            src.rename(dest)
+            shutil.rmtree(tmp, ignore_errors=True)
+            done.write_text(version + "\n")
+            subprocess.run(["chmod", "-R", "a-w", str(dest)], check=False)
+    return dest
+
+
 def default_tree() -> KernelTree:
     """Unpack Debian's linux-source-6.12 tarball into the cache (once per package version)."""
     if not DEFAULT_TARBALL.is_file():
         raise ForkdiffError(f"default kernel tree {DEFAULT_TARBALL} is missing",
                             "run 'make setup' (installs linux-source-6.12), or give KERNEL_TREE=/path")
     version = _debian_package_version(DEFAULT_PACKAGE) or f"size{DEFAULT_TARBALL.stat().st_size}"
-    dest_root = cache_path("trees")
-    dest = dest_root / f"{DEFAULT_PACKAGE}_{version}"
-    done = dest / ".forkdiff-unpacked"
-    with locked(f"tree-{DEFAULT_PACKAGE}"):
-        if not done.exists():
-            tmp = dest_root / f".{dest.name}.partial"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(dest, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            print(f"forkdiff: unpacking {DEFAULT_TARBALL} into {dest_root} (once per package version)",
-                  file=sys.stderr, flush=True)
-            try:  # tar with xz is several times faster than Python's tarfile here
-                subprocess.run(["tar", "-xf", str(DEFAULT_TARBALL), "-C", str(tmp)], check=True,
-                               capture_output=True, timeout=1800)
-            except (OSError, subprocess.SubprocessError):
-                shutil.rmtree(tmp, ignore_errors=True)
-                tmp.mkdir(parents=True)
-                with tarfile.open(DEFAULT_TARBALL) as tf:
-                    tf.extractall(tmp, filter="tar")
-            inner = tmp / DEFAULT_PACKAGE
-            src = inner if inner.is_dir() else tmp
-            src.rename(dest)
-            shutil.rmtree(tmp, ignore_errors=True)
-            done.write_text(version + "\n")
+    dest = unpack_tarball(DEFAULT_TARBALL, DEFAULT_PACKAGE, version)
     return KernelTree(path=dest, identity=f"debian:{DEFAULT_PACKAGE}:{version}",
                       version=_makefile_version(dest), is_default=True)
 
 
+def debian_tree(spec: debsrc.DebianSpec) -> KernelTree:
+    """A Debian source package of any suite (KERNEL_TREE=debian:SUITE:PACKAGE), fetched once."""
+    dest, version = debsrc.fetch(spec)
+    return KernelTree(path=dest, identity=f"debian:{spec.package}:{version}",
+                      version=_makefile_version(dest), is_default=False)
+
+
 def resolve_tree(path: str | Path | None = None) -> KernelTree:
-    """The tree to use: `path` (or $KERNEL_TREE) if given, else the default Debian tree."""
+    """The tree to use: `path` (or $KERNEL_TREE) if given, else the default Debian tree. A
+    `debian:SUITE:PACKAGE` spec is fetched into the cache (orchestrator/debsrc.py)."""
     raw = path if path not in (None, "") else os.environ.get("KERNEL_TREE") or None
     if raw is None:
         tree = default_tree()
+        validate_tree(tree.path)
+        return tree
+    spec = debsrc.parse_spec(str(raw))
+    if spec is not None:
+        tree = debian_tree(spec)
         validate_tree(tree.path)
         return tree
     p = Path(raw).expanduser().resolve()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from .maple_core import ops_since as maple_ops_since
@@ -53,6 +54,15 @@ GFP_NOWAIT = "GFP_NOWAIT|__GFP_NOWARN"
 GFP_PGTABLE = "GFP_PGTABLE_USER"  # GFP_KERNEL | __GFP_ZERO | __GFP_ACCOUNT
 
 
+# The slab caches fork() allocates from only inside dup_mmap(): kernel/fork.c copy_process()
+# (6.1 and 6.12) takes its task_struct, creds, files, fs, sighand, signal, mm_struct, pid and
+# namespace objects from other caches; vm_area_dup(), vma_lock_alloc(), anon_vma_fork() and the
+# maple tree of the child's mm are dup_mmap()'s alone. The parent's path after fork() returns
+# up to reading fail-nth back (faultsweep's armed_fork(): a pread) allocates from none of them.
+DUP_MMAP_ONLY_CACHES = frozenset({"maple_node", "vm_area_struct", "vma_lock", "anon_vma",
+                                  "anon_vma_chain"})
+
+
 @dataclass(frozen=True)
 class FaultSettings:
     """The fault-injection knobs that decide which allocations fail-nth counts.
@@ -63,12 +73,16 @@ class FaultSettings:
     stack_filter:             "dup_mmap" when require-start/end bracket dup_mmap (only its
                               own allocations count), None when nothing filters (then checks
                               made by copy_process() before dup_mmap also count and are not
-                              modelled: predictions say so)."""
+                              modelled: predictions say so), unless cache_filter confines
+                              failslab to caches fork() allocates from only in dup_mmap().
+    cache_filter:             the caches /sys/kernel/slab/<cache>/failslab flags when
+                              failslab's cache-filter is Y (empty: every cache counts)."""
 
     failslab_ignore_gfp_wait: bool = True
     page_ignore_gfp_wait: bool = True
     page_min_order: int = 1
     stack_filter: str | None = "dup_mmap"
+    cache_filter: tuple[str, ...] = ()
 
     def counts(self, allocator: str, may_sleep: bool, order: int = 0) -> bool:
         """mm/failslab.c should_failslab() / mm/fail_page_alloc.c should_fail_alloc_page()
@@ -83,7 +97,15 @@ class FaultSettings:
 
     @property
     def modelled_prefix(self) -> bool:
-        return self.stack_filter == "dup_mmap"
+        """fail-nth counts dup_mmap()'s checks and nothing else of fork(): under the dup_mmap
+        stack filter, or, without one (x86-64 kernels before 6.3 have no
+        FAULT_INJECTION_STACKTRACE_FILTER), with failslab's cache filter on caches that fork()
+        allocates from only inside dup_mmap() (DUP_MMAP_ONLY_CACHES; page allocations are kept
+        out by fail_page_alloc's min-order, which runconfig checks)."""
+        if self.stack_filter == "dup_mmap":
+            return True
+        return (self.stack_filter is None and bool(self.cache_filter)
+                and set(self.cache_filter) <= DUP_MMAP_ONLY_CACHES)
 
 
 SUITE_SETTINGS = FaultSettings(failslab_ignore_gfp_wait=False)  # our suites: ignore-gfp-wait N
@@ -92,6 +114,15 @@ SUITE_SETTINGS = FaultSettings(failslab_ignore_gfp_wait=False)  # our suites: ig
 @dataclass(frozen=True)
 class KernelConfig:
     per_vma_lock: bool = True  # kconfig/base.config sets CONFIG_PER_VMA_LOCK=y (needs SMP)
+    # how the kernel's maple tree gets nodes (kernel fact maple_alloc, simulator.maple.MapleTree):
+    # "prealloc" (6.12) or "ondemand" (6.1); the parent's and the child's trees follow it
+    maple_alloc: str = "prealloc"
+    # pages of the x86-64 vDSO image (the built kernel's vdso-image-64.c: 6.12's builds 2,
+    # 6.1's 1); exec places [vvar] and everything mapped later below it (exec_image.py)
+    vdso_pages: int = 2
+    # which VMAs /proc/pid/maps names [heap] (kernel fact proc_heap): "strict" (6.12) or
+    # "inclusive" (6.1: also a VMA ending at start_brk, such as a static binary's bss)
+    proc_heap: str = "strict"
 
 
 @dataclass
@@ -247,7 +278,7 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
     else:
         # mm_init() gives the new tree MT_FLAGS_USE_RCU; the patch calls mas_expected_entries()
         # before mt_clear_in_rcu(), which does not change what it allocates.
-        child_tree = (tree_factory or type(parent.tree))()
+        child_tree = (tree_factory or partial(type(parent.tree), alloc=config.maple_alloc))()
         _set_rcu(child_tree, False)
         child_tree.expected_entries(parent.map_count)
         tree_ops = [("tree", "norcu"), ("expect", parent.map_count)]
@@ -420,11 +451,13 @@ def _reusable(av: AnonVma) -> bool:
 
 
 # ------------------------------------------------------------------ fault outcomes
-def slab_objects(events: list[AllocEvent]) -> dict[str, int]:
-    """Slab objects the events allocate, per cache (page-allocator events left out)."""
+def slab_objects(events: list[AllocEvent], kinds: tuple[str, ...] = ("single", "bulk")) -> dict[str, int]:
+    """Slab objects the events allocate, per cache (page-allocator events left out); `kinds`
+    ("bulk",): only those of bulk allocations (what a kernel whose SLUB_STATS miss bulk
+    objects may not count: runconfig's bulk_counted)."""
     out: dict[str, int] = {}
     for e in events:
-        if e.cache != "page":
+        if e.cache != "page" and e.kind in kinds:
             out[e.cache] = out.get(e.cache, 0) + e.objects
     return out
 
@@ -442,7 +475,8 @@ def _teardown(res: ForkResult, e: AllocEvent, released: int, mark_at: int | None
     by_teardown = {c: n - error_path.get(c, 0) for c, n in allocated.items()}
     first = res.parent_vmas[res.copied[0]][0] if released else None
     last = res.parent_vmas[res.copied[released - 1]][1] if released else None
-    return {"allocated": allocated, "freed_by_error_path": error_path,
+    return {"allocated": allocated, "allocated_in_bulk": slab_objects(res.trace[:e.seq], ("bulk",)),
+            "freed_by_error_path": error_path,
             "freed_by_teardown": {c: n for c, n in by_teardown.items() if n},
             "net": dict.fromkeys(allocated, 0),
             "teardown_range": [hex(first), hex(last)] if released else None,
@@ -461,6 +495,7 @@ def outcome(res: ForkResult, k: int) -> dict:
     if k > len(counted):
         out.update(injected=False, fork="success", errno=None, marker=None,
                    allocated=slab_objects(res.trace),
+                   allocated_in_bulk=slab_objects(res.trace, ("bulk",)),
                    reason=f"only {len(counted)} counted checks: fail-nth not reached")
         return out
     e = counted[k - 1]
@@ -472,6 +507,7 @@ def outcome(res: ForkResult, k: int) -> dict:
         # what an undisturbed one does, and the child's exit frees all of it
         out.update(fork="success", errno=None, absorbed=True, marker=None,
                    frees={}, child_vmas_released=0, allocated=slab_objects(res.trace),
+                   allocated_in_bulk=slab_objects(res.trace, ("bulk",)),
                    reason=("GFP_NOWAIT failed, the GFP_KERNEL retry succeeded "
                            + ("(anon_vma_clone)" if e.site == "anon_vma_clone"
                               else "(mas_store_gfp -> mas_nomem)")))

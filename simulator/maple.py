@@ -126,12 +126,21 @@ class _FailAt(Exception):
 
 class MapleTree:
     """An allocation-range maple tree. `rcu` is MT_FLAGS_USE_RCU (mm trees start with it;
-    dup_mmap clears it on the child while building it)."""
+    dup_mmap clears it on the child while building it). `alloc` is how the kernel's tree
+    gets its nodes (the kernel fact maple_alloc): "prealloc" (6.12: a store asks for its exact
+    need before writing) or "ondemand" (6.1: the write path asks where it needs nodes)."""
 
-    def __init__(self, rcu: bool = True):
+    ALLOC_MODES = ("prealloc", "ondemand")
+
+    def __init__(self, rcu: bool = True, alloc: str = "prealloc"):
+        if alloc not in self.ALLOC_MODES:
+            raise ValueError(f"maple node allocation {alloc!r} is not modelled "
+                             f"(one of {', '.join(self.ALLOC_MODES)})")
         self.root: Node | object | None = None
         self.height = 0
         self.rcu = rcu
+        self.alloc = alloc
+        self.ondemand = alloc == "ondemand"
         self._alog = AllocLog()
         self._recs = self._alog._recs  # the packed records, appended to on the hot paths
         self.op_freed = 0
@@ -296,7 +305,7 @@ class MapleTree:
         one bulk allocation per internal node for all its children. With fail_at_check=k the
         k-th allocation check fails: the copy is freed and DupFailed is raised; its
         alloc_log (attribute `log` of the exception) shows what happened."""
-        new = MapleTree(rcu=self.rcu)
+        new = MapleTree(rcu=self.rcu, alloc=self.alloc)
         new._begin("dup")
         new._fail_countdown = fail_at_check
         allocated = 0

@@ -140,6 +140,8 @@ class Mm:
         self.total_vm = 0
         self.start_brk = 0
         self.brk = 0
+        # how /proc/pid/maps names [heap] (kernel fact proc_heap, KernelConfig.proc_heap)
+        self.proc_heap_inclusive = False
         self.start_stack = 0
         self.history: list[TreeOp] = []
         self.pte_tables: set[int] = set()  # addr >> PMD_SHIFT of regions with a PTE table
@@ -554,7 +556,10 @@ class Mm:
             return v.file
         if v.special is not None:
             return v.special
-        if v.start < self.brk and v.end > self.start_brk:
+        if self.proc_heap_inclusive:  # 6.1: start <= brk && end >= start_brk
+            if v.start <= self.brk and v.end >= self.start_brk:
+                return "[heap]"
+        elif v.start < self.brk and v.end > self.start_brk:  # 6.12: vma_is_initial_heap()
             return "[heap]"
         if v.start <= self.start_stack <= v.end:
             return "[stack]"

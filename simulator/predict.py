@@ -6,11 +6,21 @@ writes; spawn/forkcount also fill up to --total VMAs and map+unmap a /proc/self/
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from functools import partial
 from typing import Any
 
 from .exec_image import DEFAULT_ELF, MMAP_BASE, ElfInfo, ExecParams, build_exec_image
-from .fork import SUITE_SETTINGS, FaultSettings, ForkResult, KernelConfig, dup_mmap, outcomes
+from .fork import (
+    SUITE_SETTINGS,
+    FaultSettings,
+    ForkResult,
+    KernelConfig,
+    dup_mmap,
+    outcomes,
+    slab_objects,
+)
+from .maple import MapleTree
 from .mm import PAGE_SIZE, PROT_READ, PROT_WRITE, PROTS, Mm, page_align
 from .scenario import Scenario
 from .work import fork_work
@@ -80,8 +90,12 @@ def records(scenario: Scenario, variant: str, *, program: str = "mapsprobe",
             replace_entries: bool = False) -> list[dict]:
     """Prediction records of one scenario and variant. `parent` may be passed to share one
     replayed parent between variants (dup_mmap does not modify it)."""
+    if params.vdso_pages != config.vdso_pages:  # the booted kernel's vDSO (runconfig)
+        params = replace(params, vdso_pages=config.vdso_pages)
     if parent is None:
-        parent = build_parent(scenario, program, total, elf, params, tree_factory)
+        parent = build_parent(scenario, program, total, elf, params,
+                              tree_factory or partial(MapleTree, alloc=config.maple_alloc))
+    parent.proc_heap_inclusive = config.proc_heap == "inclusive"  # how maps renders [heap]
     res = dup_mmap(parent, variant, settings, config, replace_entries=replace_entries)
     return [r | {"kernel_config": asdict(config)}
             for r in fork_records(scenario.name, parent, res, measurements, program)]
@@ -112,6 +126,7 @@ def fork_records(name: str, parent: Mm, res: ForkResult,
         objs["maple_node"] = objs.get("maple_node", 0) - res.ops["nodes_freed"]
         out.append(base | {"measurement": "counts", "objects": objs,
                            "maple_node_allocated": res.ops["nodes_allocated"],
+                           "allocated_in_bulk": slab_objects(res.trace, ("bulk",)),
                            "maple_node_freed": res.ops["nodes_freed"],
                            "child_tree_nodes": res.ops["child_nodes"],
                            "child_tree_height": res.ops["child_height"],

@@ -20,7 +20,7 @@ page allocations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .fork import FaultSettings, KernelConfig
 
@@ -121,6 +121,63 @@ class NotModelled:
         return f"{self.what}={self.value} is not modelled: {self.why}; {self.todo}"
 
 
+# --- The tree itself (orchestrator/treefacts.py: `kernel_facts` of every record) ------------
+# fact -> the values the simulator models. The simulator is 6.12's code: dup_mmap() in
+# kernel/fork.c, a failed __mt_dup fork marks its failure point with XA_ZERO_ENTRY (or, in the
+# baseline, the child holds only the copies), per-VMA locks from vma_lock_cachep, maple nodes
+# preallocated for the exact store, no [vvar_vclock] mapping. Widening the model to another
+# tree's value is one line per fact here (plus the simulator code that models it).
+MODELLED_TREE = "6.12"
+MODELLED_FACTS: dict[str, tuple] = {
+    "dup_mmap_file": ("kernel/fork.c",),
+    "dup_mmap_model": ("baseline", "patched"),
+    "fork_failure": ("marker", "copies"),
+    "vma_lock": ("cache", "none"),  # none: 6.1 (before 6.4), KernelConfig.per_vma_lock from kconfig
+    "maple_alloc": ("prealloc", "ondemand"),  # ondemand: 6.1 (KernelConfig.maple_alloc)
+    "vdso_vclock": (False,),
+    "proc_heap": ("strict", "inclusive"),  # inclusive: 6.1 (KernelConfig.proc_heap)
+}
+# Records without kernel_facts were all made on Debian's 6.12 tree (before forkdiff recorded
+# them): they are compared as 6.12.
+ASSUMED_FACTS = {"version": MODELLED_TREE, "dup_mmap_file": "kernel/fork.c", "fork_failure": "marker",
+                 "vma_lock": "cache", "maple_alloc": "prealloc", "vdso_vclock": False}
+
+
+def _fact_text(v: object) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def tree_problems(facts: dict | None) -> list[NotModelled]:
+    """The facts of the record's tree the simulator does not model, one NotModelled each
+    (naming the fact, its value and the tree's version); [] for a tree it models and for
+    records without kernel_facts (6.12)."""
+    if not facts:
+        return []
+    version = facts.get("version", "?")
+    out = []
+    for fact, values in MODELLED_FACTS.items():
+        if fact in facts and facts[fact] not in values:
+            out.append(NotModelled(
+                f"kernel_facts.{fact}", _fact_text(facts[fact]),
+                f"the simulator models {fact}=" + " or ".join(map(_fact_text, values))
+                + f" ({MODELLED_TREE}); this tree ({version}) has {fact}={_fact_text(facts[fact])}",
+                "kernel-vs-simulator verdicts are skipped for this tree; the kernel-only checks "
+                "(crashes, leaks, invariants, variant vs variant) still run",
+                " or ".join(map(_fact_text, values))))
+    return out
+
+
+def tree_notice(facts: dict | None) -> str | None:
+    """One line for a run on a tree the simulator does not model (None when it does)."""
+    bad = tree_problems(facts)
+    if not bad:
+        return None
+    diff = ", ".join(f"{nm.what.removeprefix('kernel_facts.')}={nm.value}" for nm in bad)
+    return (f"simulator models {MODELLED_TREE}; this tree {(facts or {}).get('version', '?')} "
+            f"differs in: {diff} -> kernel-vs-simulator verdicts are skipped; running "
+            "kernel-only checks")
+
+
 @dataclass(frozen=True)
 class RunModel:
     """The simulator's view of one job's run."""
@@ -130,10 +187,19 @@ class RunModel:
     not_modelled: tuple[NotModelled, ...] = ()
     assumed: tuple[str, ...] = ()  # what the records did not say, and what was assumed
     options: dict[str, str] = field(default_factory=dict)  # every RULES option, as used
+    tree_not_modelled: tuple[NotModelled, ...] = ()  # facts of the tree itself (tree_problems)
+    # SLUB_STATS count every object of a bulk allocation (kernel fact slub_bulk_stats; 6.1:
+    # no, so its alloc counters fall short of the bulk objects by an amount that depends on
+    # the CPU free list, and a count that includes bulk objects is only bounded)
+    bulk_counted: bool = True
 
     @property
     def modelled(self) -> bool:
-        return not self.not_modelled
+        return not self.not_modelled and not self.tree_not_modelled
+
+    @property
+    def tree_modelled(self) -> bool:
+        return not self.tree_not_modelled
 
 
 def _value(v: object) -> str:
@@ -188,19 +254,22 @@ def fault_settings(suite: str, recorded: dict | None
     else:
         page_wait = page.get("ignore-gfp-wait", "Y") == "Y"
         min_order = int(page.get("min-order", "1"))
+    caches = (tuple(sorted(recorded.get("cache_filter") or ()))
+              if slab.get("cache-filter") == "Y" else ())
     settings = FaultSettings(failslab_ignore_gfp_wait=slab.get("ignore-gfp-wait", "Y") == "Y",
                              page_ignore_gfp_wait=page_wait, page_min_order=min_order,
-                             stack_filter=filt)
+                             stack_filter=filt, cache_filter=caches)
     bad: list[NotModelled] = []
     if suite != "faults":
         return settings, bad, []
-    if filt is None:
+    if filt is None and not settings.modelled_prefix:
         bad.append(NotModelled(
             "fault_settings.stack_filter", "off",
             "without the dup_mmap stack filter fail-nth also counts the checks copy_process() "
-            "makes before dup_mmap (task struct, files, signal, mm_struct, ...)",
+            "makes before dup_mmap (task struct, files, signal, mm_struct, ...), unless "
+            "failslab's cache filter keeps only caches fork() uses in dup_mmap() alone",
             "rerun the faults suite without --no-stack-filter", "on dup_mmap"))
-    elif filt != "dup_mmap":
+    elif filt is not None and filt != "dup_mmap":
         bad.append(NotModelled(
             "fault_settings.function", filt,
             f"the stack filter brackets {filt}, and only dup_mmap's allocations are modelled",
@@ -241,9 +310,33 @@ def cache_filter_problems(suite: str, config, recorded_faults: dict | None) -> l
         "N, or Y with every cache fork uses")]
 
 
-def resolve(suite: str, kernel_config: dict | None, recorded_faults: dict | None) -> RunModel:
-    """One job's run (its suite, and the kernel_config and fault_settings of its records)."""
+def resolve(suite: str, kernel_config: dict | None, recorded_faults: dict | None,
+            kernel_facts: dict | None = None) -> RunModel:
+    """One job's run (its suite, and the kernel_config, fault_settings and kernel_facts of its
+    records; records without kernel_facts were made on the default tree, 6.12)."""
     config, bad, assumed, options = kernel_model(suite, kernel_config)
+    config = replace(config, maple_alloc=maple_alloc_model(kernel_facts)[0],
+                     vdso_pages=int((kernel_facts or {}).get("vdso_pages") or config.vdso_pages),
+                     proc_heap=(kernel_facts or {}).get("proc_heap", config.proc_heap))
     settings, bad_f, assumed_f = fault_settings(suite, recorded_faults)
     bad_f = bad_f + cache_filter_problems(suite, config, recorded_faults)
-    return RunModel(config, settings, tuple(bad + bad_f), tuple(assumed + assumed_f), options)
+    return RunModel(config, settings, tuple(bad + bad_f), tuple(assumed + assumed_f), options,
+                    tuple(tree_problems(kernel_facts)),
+                    bulk_counted=(kernel_facts or {}).get("slub_bulk_stats", True) is not False)
+
+
+# ------------------------------------------------------------------ kernel facts -> config
+# maple_alloc fact -> simulator.maple.MapleTree(alloc=...) (KernelConfig.maple_alloc)
+MAPLE_ALLOC = {
+    "prealloc": "prealloc",  # 6.12: mas_preallocate()/mas_store_gfp() ask for the store's exact need
+    "ondemand": "ondemand",  # 6.1: the write path asks for nodes where it needs them (GFP_NOWAIT)
+}
+
+
+def maple_alloc_model(facts: dict | None) -> tuple[str, list[NotModelled]]:
+    """The maple tree allocation rules for a tree with these facts (records without facts:
+    the default tree's), and the NotModelled of a maple_alloc no rule models (7.x's sheaves
+    until modelled: the port is then run with 6.12's rules, and says so)."""
+    value = (facts or {}).get("maple_alloc", ASSUMED_FACTS["maple_alloc"])
+    problems = [p for p in tree_problems(facts) if p.what == "kernel_facts.maple_alloc"]
+    return MAPLE_ALLOC.get(value, "prealloc"), problems

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("boot", help="boot a kernel variant in QEMU and run a command in it over SSH")
     p.add_argument("--variant", choices=VARIANTS, required=True)
     p.add_argument("--profile", choices=tuple(PROFILES), required=True)
-    p.add_argument("--tree", help="kernel source tree (default: $KERNEL_TREE, else linux-source-6.12)")
+    p.add_argument("--tree", help="kernel source tree: a path or debian:SUITE:PACKAGE (default: $KERNEL_TREE, else linux-source-6.12)")
     p.add_argument("--icount", action="store_true",
                    help="deterministic virtual time: -icount shift=0,sleep=off (TCG)")
     p.add_argument("--memory", type=int, default=1024, metavar="MB", help="guest RAM (default 1024)")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from .. import kernel_bundle_cli
+from simulator import runconfig
+
+from .. import kernel_bundle_cli, treefacts
 from ..errors import ForkdiffError
 from ..kernel import PROFILES, VARIANTS, build_kernel, detect_dup_mmap_model
 from ..tree import resolve_tree
@@ -18,15 +21,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--variant", choices=VARIANTS)
     b.add_argument("--profile", choices=tuple(PROFILES))
     b.add_argument("--all", action="store_true", help="both variants x both profiles")
-    b.add_argument("--tree", help="kernel source tree (default: $KERNEL_TREE, else linux-source-6.12)")
+    b.add_argument("--tree", help="kernel source tree: a path or debian:SUITE:PACKAGE (default: $KERNEL_TREE, else linux-source-6.12)")
     b.add_argument("--patch", action="append", default=[], type=Path,
                    help="extra patch for the patched variant (repeatable; default: $PATCHES)")
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     b.set_defaults(func=_build)
     m = ksub.add_parser("model", help="say whether a tree's dup_mmap() is 'patched' or 'baseline'")
-    m.add_argument("--tree", help="kernel source tree (default: $KERNEL_TREE, else linux-source-6.12)")
+    m.add_argument("--tree", help="kernel source tree: a path or debian:SUITE:PACKAGE (default: $KERNEL_TREE, else linux-source-6.12)")
     m.set_defaults(func=_model)
     kernel_bundle_cli.register(ksub)
+    f = ksub.add_parser("facts", help="what a tree's source says (kernel_facts, JSON) and whether "
+                                      "the simulator models it")
+    f.add_argument("--tree", help="kernel source tree: a path or debian:SUITE:PACKAGE (default: "
+                                  "$KERNEL_TREE, else linux-source-6.12)")
+    f.set_defaults(func=_facts)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -44,6 +52,13 @@ def _build(args: argparse.Namespace) -> int:
         built = build_kernel(variant, profile, tree=args.tree, patches=args.patch,
                              progress=not args.quiet)
         print(built.bzimage, flush=True)
+    return 0
+
+
+def _facts(args: argparse.Namespace) -> int:
+    facts = treefacts.detect(resolve_tree(args.tree).path)
+    print(json.dumps(facts))
+    print(runconfig.tree_notice(facts) or f"the simulator models this tree ({facts['version']})")
     return 0
 
 

@@ -87,7 +87,7 @@ def register(sub) -> None:
     p.add_argument("--duration", help="spawn guest seconds per measurement (DURATION=; default 2)")
     p.add_argument("--repeats", help="spawn runs per VMA count (REPEATS=; default 1 under -icount, where a run repeats "
                                      "exactly, 5 with SPAWN_TIMING=realtime)")
-    p.add_argument("--tree", help="kernel tree (KERNEL_TREE=; default Debian's linux-source-6.12)")
+    p.add_argument("--tree", help="kernel tree: a path or debian:SUITE:PACKAGE (KERNEL_TREE=; default Debian's linux-source-6.12)")
     p.add_argument("--patches", help="extra patches for the patched variant (PATCHES=)")
     p.add_argument("--model", help="model per kernel (MODEL=): baseline, patched, or a mapping")
     p.add_argument("--resume", action="store_true", help="continue the run in --out/OUT (RESUME=1)")

@@ -44,7 +44,8 @@ class Res:
 class FakeGuest:
     """Stands in for orchestrator.vm.Guest: interprets the few shell forms configure() uses."""
 
-    def __init__(self, attrs: list[str], slabs: tuple[str, ...] = ()):
+    def __init__(self, attrs: list[str], slabs: tuple[str, ...] = (), flag_writable: bool = True):
+        self.flag_writable = flag_writable
         self.files = {f"/sys/kernel/debug/{a}/{f}": "1" for a in attrs
                       for f in ("probability", "require-start")}
         self.files["/sys/kernel/debug/failslab/ignore-gfp-wait"] = "Y"
@@ -53,6 +54,9 @@ class FakeGuest:
     def run(self, cmd: str, timeout: float = 60) -> Res:
         if cmd.startswith("ls -d"):
             return Res(0, "\n".join(sorted(self.files)))
+        if cmd.startswith("ls -l"):
+            mode = "-rw-r--r--" if self.flag_writable else "-r--r--r--"
+            return Res(0, f"{mode}    1 root     root          4096 Jan  1 00:00 {cmd.split()[2]}\n")
         if cmd.startswith("grep"):
             return Res(0, KALLSYMS)
         if cmd.startswith("set -e"):
@@ -126,3 +130,64 @@ def test_without_cache_filter_every_cache_counts() -> None:
 def test_cache_filter_with_no_fork_cache_is_an_error() -> None:
     with pytest.raises(ForkdiffError, match="took the failslab flag"):
         configure(FakeGuest(["failslab"], slabs=("kmalloc-64",)), FaultOptions(cache_filter=FORK_CACHES))
+
+
+def test_kernel_without_stack_filter_counts_fork_caches_only() -> None:
+    """x86-64 before 6.3 has no FAULT_INJECTION_STACKTRACE_FILTER: the default set-up falls back
+    to failslab's cache filter on fork's caches, and the settings say so (FAKE guest)."""
+    g = FakeGuest(["failslab"], slabs=("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"))
+    for a in ("failslab",):
+        del g.files[f"/sys/kernel/debug/{a}/require-start"]
+    s = configure(g, FaultOptions())
+    assert s.stack_filter is False and s.function == ""
+    assert "require-start" not in s.attrs["failslab"]
+    assert s.attrs["failslab"]["cache-filter"] == "Y"
+    assert s.cache_filter == ["maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"]
+
+
+def test_boot_param_sets_a_read_only_failslab_flag_at_boot(tmp_path) -> None:
+    """6.1: no stack filter, and /sys/kernel/slab/<cache>/failslab is read-only
+    (SLAB_ATTR_RO(failslab) in mm/slub.c): the faults guest boots with slub_debug=A,<fork's
+    caches>. With the stack filter, or a writable flag, nothing is added (FAKE kernel: a
+    .config and a source folder written here)."""
+    from types import SimpleNamespace
+
+    from orchestrator.faultsetup import boot_param
+
+    src = tmp_path / "src"
+    (src / "mm").mkdir(parents=True)
+    (src / "o-build").mkdir()
+    config = tmp_path / "config"
+    kernel = SimpleNamespace(config=config, build_dir=src / "o-build")
+    config.write_text("CONFIG_FAILSLAB=y\n# CONFIG_FAULT_INJECTION_STACKTRACE_FILTER is not set\n")
+    (src / "mm/slub.c").write_text("SLAB_ATTR_RO(failslab);\n")
+    assert boot_param(kernel) == "slub_debug=A," + ",".join(FORK_CACHES)
+    (src / "mm/slub.c").write_text("SLAB_ATTR(failslab);\n")
+    assert boot_param(kernel) == ""
+    (src / "mm/slub.c").write_text("SLAB_ATTR_RO(failslab);\n")
+    config.write_text("CONFIG_FAULT_INJECTION_STACKTRACE_FILTER=y\n")
+    assert boot_param(kernel) == ""
+
+
+def test_kernel_without_stack_filter_or_writable_cache_flag_counts_the_whole_fork() -> None:
+    """6.1: no stack filter on x86-64 and /sys/kernel/slab/<cache>/failslab is read-only: every
+    slab allocation of the fork syscall counts, and the settings say so (FAKE guest)."""
+    g = FakeGuest(["failslab"], slabs=FORK_CACHES, flag_writable=False)
+    del g.files["/sys/kernel/debug/failslab/require-start"]
+    s = configure(g, FaultOptions())
+    assert s.stack_filter is False and s.cache_filter == []
+    assert s.attrs["failslab"]["cache-filter"] == "N"
+    assert not any(k.startswith("/sys/kernel/slab/") for k in g.files)
+
+
+def test_a_read_only_flag_set_at_boot_keeps_the_cache_filter() -> None:
+    """6.1 booted with slub_debug=A,<fork's caches> (boot_param()): the flag is read-only but
+    already 1, so the sweep keeps failslab's cache filter on fork's caches (FAKE guest)."""
+    g = FakeGuest(["failslab"], slabs=("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"),
+                  flag_writable=False)
+    del g.files["/sys/kernel/debug/failslab/require-start"]
+    for c in ("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"):
+        g.files[f"/sys/kernel/slab/{c}/failslab"] = "1"
+    s = configure(g, FaultOptions())
+    assert s.stack_filter is False and s.attrs["failslab"]["cache-filter"] == "Y"
+    assert s.cache_filter == ["maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"]

@@ -67,8 +67,21 @@ def test_per_vma_lock_follows_the_recorded_config():
     assert on["counts"]["objects"]["vma_lock"] == copied
     assert "vma_lock" not in off["counts"]["objects"]
     assert on["counts"]["checks"] - off["counts"]["checks"] == copied
-    assert on["counts"]["kernel_config"] == {"per_vma_lock": True}
-    assert off["counts"]["kernel_config"] == {"per_vma_lock": False}
+    assert on["counts"]["kernel_config"]["per_vma_lock"] is True
+    assert off["counts"]["kernel_config"]["per_vma_lock"] is False
+
+
+def test_maple_alloc_follows_the_recorded_facts():
+    """kernel_facts.maple_alloc selects the maple tree's allocation rules: none recorded (the
+    default tree) and "prealloc" are 6.12's, "ondemand" is 6.1's; anything else (7.x's
+    "sheaves" until modelled, or a value no rule knows) is not predicted, naming the fact."""
+    assert runconfig.resolve("faults", kconfig(), faults()).config.maple_alloc == "prealloc"
+    rm = runconfig.resolve("faults", kconfig(), faults(), {"maple_alloc": "ondemand"})
+    assert rm.modelled and rm.config.maple_alloc == "ondemand"
+    bad = runconfig.resolve("faults", kconfig(), faults(), {"maple_alloc": "no-such-rule"})
+    assert not bad.modelled
+    assert [n.what for n in bad.tree_not_modelled] == ["kernel_facts.maple_alloc"]
+    assert "no-such-rule" in bad.tree_not_modelled[0].message()
 
 
 def test_failslab_ignore_gfp_wait_y_counts_only_allocations_that_cannot_sleep():
@@ -196,3 +209,28 @@ def test_a_cache_filter_on_every_cache_fork_uses_is_modelled_and_one_missing_is_
     assert "vma_lock" in bad[0].value
     # without PER_VMA_LOCK there is no vma_lock cache to flag
     assert runconfig.resolve("faults", kconfig(PER_VMA_LOCK="n"), no_lock).modelled
+
+
+def test_a_kernel_without_the_stack_filter_is_swept_with_fork_caches_only():
+    """x86-64 before 6.3 (6.1) has no FAULT_INJECTION_STACKTRACE_FILTER: faultsetup flags
+    fork's caches instead (failslab cache-filter Y; 6.1 has no vma_lock cache). copy_process()
+    allocates from those caches only inside dup_mmap(), so fail-nth counts exactly dup_mmap's
+    checks, as under the stack filter: the same outcomes. A cache filter that lets any other
+    cache count (kmalloc-64 here) is not modelled."""
+    fork_caches = ["anon_vma", "anon_vma_chain", "maple_node", "vm_area_struct"]
+    off = faults(stack_filter=False, **{"cache-filter": "Y"}) | {"cache_filter": fork_caches}
+    kc = kconfig(PER_VMA_LOCK="n")
+    rm = runconfig.resolve("faults", kc, off)
+    assert rm.modelled and rm.settings.stack_filter is None and rm.settings.modelled_prefix
+    with_filter = runconfig.resolve("faults", kc, faults())
+    sc = from_dict({"name": "a", "groups": [{"count": 3, "touch": "all"}]})
+    outs = [[{k: v for k, v in r.items() if k != "settings"}
+             for r in predict.records(sc, "baseline", settings=m.settings, config=m.config,
+                                      measurements=("fault_outcome",))]
+            for m in (rm, with_filter)]
+    assert outs[0] == outs[1] and all(o.get("modelled", True) for o in outs[0])
+    wide = faults(stack_filter=False, **{"cache-filter": "Y"}) | {"cache_filter": [*fork_caches, "kmalloc-64"]}
+    bad = runconfig.resolve("faults", kc, wide)
+    assert [n.what for n in bad.not_modelled] == ["fault_settings.stack_filter"]
+    nothing = runconfig.resolve("faults", kc, faults(stack_filter=False))
+    assert [n.what for n in nothing.not_modelled] == ["fault_settings.stack_filter"]
