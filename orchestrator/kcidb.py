@@ -55,7 +55,7 @@ LOG_EXCERPT_MAX = 16384  # the schema's maxLength of every log_excerpt
 #                    kernel config the simulator does not model)
 #   info      DONE   a note that judges nothing (e.g. defaults assumed for old records)
 STATUS = {"match": "PASS", "mismatch": "FAIL", "crashed": "FAIL", "hung": "ERROR",
-          "error": "ERROR", "info": "DONE"}
+          "error": "ERROR", "info": "DONE", "skipped": "SKIP"}
 # KCIDB's priority order, highest first: a group's status is its rows' highest.
 PRIORITY = ("FAIL", "ERROR", "MISS", "PASS", "DONE", "SKIP")
 # the order failing rows are shown in a log excerpt: what killed the kernel first

@@ -23,7 +23,7 @@ from .errors import ForkdiffError
 from .oracle import FEATURE_OPS, harness_of, run_oracle_raw
 from .tree import KernelTree
 
-REGRESSIONS = Path(__file__).resolve().parent.parent / "tests" / "oracle" / "regressions"
+REGRESSIONS = Path(__file__).resolve().parent.parent / "tests" / "oracle" / "regressions"  # checkout only
 
 
 @dataclass
