@@ -41,10 +41,11 @@ class Job:
     def run_model(self) -> runconfig.RunModel:
         """What the simulator makes of the kernel config and fault settings the job's records
         carry (simulator/runconfig.py); records that disagree are not predictable."""
-        envs = {json.dumps([r.get("kernel_config"), r.get("fault_settings")], sort_keys=True)
+        envs = {json.dumps([r.get("kernel_config"), r.get("fault_settings"),
+                            r.get("kernel_facts")], sort_keys=True)
                 for r in self.records if r.get("measurement") != "error"}
-        kc, fs = json.loads(min(envs)) if envs else (None, None)
-        rm = runconfig.resolve(self.suite, kc, fs)
+        kc, fs, facts = json.loads(min(envs)) if envs else (None, None, None)
+        rm = runconfig.resolve(self.suite, kc, fs, facts)
         if len(envs) > 1:
             mixed = runconfig.NotModelled(
                 "kernel_config/fault_settings", f"{len(envs)} different",

@@ -22,8 +22,11 @@ ULONG_MAX = M
 
 class AllocRecord(NamedTuple):
     """One allocation event of maple nodes. kind: "single" (kmem_cache_alloc), "bulk"
-    (kmem_cache_alloc_bulk, `count` objects, one fault-injection check), "free" (objects the
-    operation freed, summed per operation), "fail_single"/"fail_bulk" (a check that failed).
+    (kmem_cache_alloc_bulk, `count` objects, one fault-injection check), "sheaf" (`count`
+    nodes taken from a prefilled slab sheaf: kmem_cache_prefill_sheaf/refill fill it
+    without should_failslab and kmem_cache_alloc_from_sheaf() hands them out without it, so
+    no check; trees with `sheaves` set, 7.x), "free" (objects the operation freed, summed per
+    operation), "fail_single"/"fail_bulk" (a check that failed).
     seq: index of the tree operation that made it. Immutable; a NamedTuple rather than a
     frozen dataclass because two are made per store (cheaper to build, and the cyclic GC
     stops tracking tuples of atoms)."""
@@ -35,18 +38,19 @@ class AllocRecord(NamedTuple):
 
     @property
     def is_check(self) -> bool:
-        return self.kind != "free"
+        return self.kind != "free" and self.kind != "sheaf"
 
 
 # Each record is kept packed in one int (seq << 40 | count << 8 | op << 3 | kind): a list of
 # ints holds no GC-tracked objects, where a list of tuples made the cyclic GC run a
 # generation-0 collection every 700 records (the records were ~90% of the containers a
 # store left alive) and cost ~9 MB at 51k VMAs. count < 2**32 (a node count).
-_KINDS = ("single", "bulk", "free", "fail_single", "fail_bulk")
+_KINDS = ("single", "bulk", "free", "fail_single", "fail_bulk", "sheaf")
 _KIND_CODE = {k: i for i, k in enumerate(_KINDS)}
 _OPS = ["store", "erase", "replace", "expect", "bstore", "bdestroy", "dup", ""]
 _OP_CODE = {o: i for i, o in enumerate(_OPS)}
 _FREE = _KIND_CODE["free"]
+_SHEAF = _KIND_CODE["sheaf"]
 _STORE_BITS = _OP_CODE["store"] << 3
 _BSTORE_BITS = _OP_CODE["bstore"] << 3
 
@@ -126,9 +130,12 @@ class _FailAt(Exception):
 
 class MapleTree:
     """An allocation-range maple tree. `rcu` is MT_FLAGS_USE_RCU (mm trees start with it;
-    dup_mmap clears it on the child while building it)."""
+    dup_mmap clears it on the child while building it). `sheaves`: the tree allocates as
+    7.x lib/maple_tree.c does (mas_alloc_nodes(): one node is mt_alloc_one(), more come
+    from a slab sheaf; mas_prealloc_calc() sizes a store by the vacant/sufficient heights
+    its walk found); False: 6.12 (one single allocation, then bulk chunks)."""
 
-    def __init__(self, rcu: bool = True):
+    def __init__(self, rcu: bool = True, sheaves: bool = False):
         self.root: Node | object | None = None
         self.height = 0
         self.rcu = rcu
@@ -139,6 +146,7 @@ class MapleTree:
         self._opbits = _OP_CODE[""] << 3  # the current operation's name, packed
         self._bulk: MaState | None = None
         self._fail_countdown = 0
+        self.sheaves = sheaves
 
     def __del__(self, _Node=Node) -> None:
         """Break the node <-> parent reference cycles of a tree that is going away, so its
@@ -175,6 +183,10 @@ class MapleTree:
                                   | _KIND_CODE["fail_" + kind])
                 raise _FailAt()
         self._recs.append(self.seq << 40 | count << 8 | self._opbits | _KIND_CODE[kind])
+
+    def _log_sheaf(self, count: int) -> None:
+        """`count` nodes taken from a prefilled sheaf: recorded, never a check."""
+        self._recs.append(self.seq << 40 | count << 8 | self._opbits | _SHEAF)
 
     def _begin(self, op: str) -> None:
         self._opbits = _op_bits(op)
@@ -291,12 +303,16 @@ class MapleTree:
                 return nxt
             node = nxt
 
-    def dup(self, fail_at_check: int = 0) -> MapleTree:
+    def dup(self, fail_at_check: int = 0, sheaves: bool = False) -> MapleTree:
         """__mt_dup(): a copy built in DFS pre-order, one single allocation for the root and
         one bulk allocation per internal node for all its children. With fail_at_check=k the
         k-th allocation check fails: the copy is freed and DupFailed is raised; its
-        alloc_log (attribute `log` of the exception) shows what happened."""
-        new = MapleTree(rcu=self.rcu)
+        alloc_log (attribute `log` of the exception) shows what happened.
+        sheaves=True (7.x mas_dup_alloc() -> mas_alloc_nodes()): an internal node's children
+        (always 2 or more) come from the ma_state's slab sheaf (kmem_cache_prefill_sheaf, then
+        kmem_cache_refill_sheaf when it holds fewer than needed), recorded as "sheaf", no
+        check; the root is still mt_alloc_one(). The copy is a sheaves tree too."""
+        new = MapleTree(rcu=self.rcu, sheaves=sheaves)
         new._begin("dup")
         new._fail_countdown = fail_at_check
         allocated = 0
@@ -312,7 +328,10 @@ class MapleTree:
                     order.append(node)
                     if not node.leaf:
                         end = C.ma_data_end(node, 0)
-                        new._log("bulk", end + 1)
+                        if sheaves:
+                            new._log_sheaf(end + 1)
+                        else:
+                            new._log("bulk", end + 1)
                         allocated += end + 1
                         stack.extend(reversed(node.slot[:end + 1]))
                 C.OPS[C.O_DUP_NODES] += len(order)
@@ -428,7 +447,8 @@ class MapleTree:
 
     def log_compact(self, since: int = 0) -> list[list]:
         """alloc_log[since:] as the oracle prints it: [seq, "s"|"b"|"f"|"xs"|"xb", count]."""
-        kinds = {"single": "s", "bulk": "b", "free": "f", "fail_single": "xs", "fail_bulk": "xb"}
+        kinds = {"single": "s", "bulk": "b", "free": "f", "fail_single": "xs", "fail_bulk": "xb",
+                 "sheaf": "h"}
         return [[r.seq, kinds[r.kind], r.count] for r in self.alloc_log[since:]]
 
 

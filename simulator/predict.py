@@ -6,7 +6,7 @@ writes; spawn/forkcount also fill up to --total VMAs and map+unmap a /proc/self/
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from .exec_image import DEFAULT_ELF, MMAP_BASE, ElfInfo, ExecParams, build_exec_image
@@ -80,10 +80,12 @@ def records(scenario: Scenario, variant: str, *, program: str = "mapsprobe",
             replace_entries: bool = False) -> list[dict]:
     """Prediction records of one scenario and variant. `parent` may be passed to share one
     replayed parent between variants (dup_mmap does not modify it)."""
+    if config.vdso_vclock and not params.vclock:  # the kernel's vDSO layout (7.x)
+        params = replace(params, vclock=True)
     if parent is None:
         parent = build_parent(scenario, program, total, elf, params, tree_factory)
     res = dup_mmap(parent, variant, settings, config, replace_entries=replace_entries)
-    return [r | {"kernel_config": asdict(config)}
+    return [r | {"kernel_config": config.record()}
             for r in fork_records(scenario.name, parent, res, measurements, program)]
 
 
@@ -111,7 +113,9 @@ def fork_records(name: str, parent: Mm, res: ForkResult,
             objs[e.cache] = objs.get(e.cache, 0) + e.objects
         objs["maple_node"] = objs.get("maple_node", 0) - res.ops["nodes_freed"]
         out.append(base | {"measurement": "counts", "objects": objs,
-                           "maple_node_allocated": res.ops["nodes_allocated"],
+                           "maple_node_allocated": res.ops["nodes_allocated"]
+                           - res.ops["nodes_from_sheaf"],
+                           "maple_node_from_sheaf": res.ops["nodes_from_sheaf"],
                            "maple_node_freed": res.ops["nodes_freed"],
                            "child_tree_nodes": res.ops["child_nodes"],
                            "child_tree_height": res.ops["child_height"],

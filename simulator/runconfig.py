@@ -20,7 +20,7 @@ page allocations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .fork import FaultSettings, KernelConfig
 
@@ -168,6 +168,75 @@ def kernel_model(suite: str, kernel_config: dict | None
     return KernelConfig(per_vma_lock=options["CONFIG_PER_VMA_LOCK"] == "y"), bad, assumed, options
 
 
+# ------------------------------------------------------------------ tree facts
+# kernel_facts (orchestrator/treefacts.py, read from the tree's source and carried in every
+# observation) -> the KernelConfig fields where kernels differ. One table per fact: the value
+# the tree reports -> the field's value; a value without an entry is not modelled. Records
+# without facts (made before they were recorded) are 6.12's (the KernelConfig defaults).
+FACT_FIELDS: dict[str, tuple[str, dict]] = {
+    # fact: (KernelConfig field, {fact value: field value})
+    "fork_failure": ("fork_failure", {"marker": "marker", "teardown": "teardown",
+                                      "copies": "marker"}),  # copies: baseline, no marker
+    "vma_lock": ("vma_lock", {"cache": "cache", "embedded": "embedded", "none": "none"}),
+    "maple_alloc": ("maple_alloc", {"prealloc": "prealloc", "sheaves": "sheaves"}),
+    "vdso_vclock": ("vdso_vclock", {True: True, False: False}),
+}
+FACT_WHY = {
+    "fork_failure": "how a failed dup_mmap() releases the copies it made decides what each "
+                    "failed fork frees and in what order",
+    "vma_lock": "whether vm_area_dup() allocates a separate VMA lock decides the checks per VMA",
+    "maple_alloc": "how maple nodes are allocated decides which of them are failslab checks "
+                   "and which the SLUB_STATS alloc counters see",
+    "vdso_vclock": "the vDSO's mappings are part of every process's maps",
+}
+# Behaviours the simulator knows only for the versions whose source was read: 6.12
+# (linux-source-6.12) and 7.2 (linux-source-7.2). Trees between them that do not report the
+# fact are not modelled.
+V612, V72 = (6, 12), (7, 2)
+VERSION_FIELDS: dict[str, tuple[str, str, str]] = {
+    # fact (when the tree reports it): (6.12 and older, 7.2 and newer, mm/ file it is read from)
+    "anon_vma_fork": ("clone_first", "alloc_first", "mm/rmap.c anon_vma_fork()"),
+    "slab_sheaves": (False, True, "mm/slub.c: per-CPU sheaves for every cache"),
+}
+
+
+def facts_model(facts: dict | None) -> tuple[dict, list[NotModelled]]:
+    """kernel_facts -> KernelConfig field values (only the fields that differ from 6.12 need
+    be set) and what is not modelled."""
+    if not facts:
+        return {}, []
+    fields: dict = {}
+    bad: list[NotModelled] = []
+    for fact, (name, table) in FACT_FIELDS.items():
+        if fact not in facts:
+            continue
+        value = facts[fact]
+        if value not in table:
+            bad.append(NotModelled(f"kernel_facts.{fact}", str(value), FACT_WHY[fact],
+                                   "run a tree whose behaviour the simulator models (6.12, 7.2)",
+                                   " or ".join(str(v) for v in table)))
+            continue
+        fields[name] = table[value]
+    version = tuple(facts.get("version_tuple") or ())
+    for fact, (old, new, where) in VERSION_FIELDS.items():
+        if fact in facts:
+            fields[fact] = facts[fact]
+        elif version and version[:2] <= V612:
+            fields[fact] = old
+        elif version[:2] >= V72:
+            fields[fact] = new
+        else:
+            bad.append(NotModelled(f"kernel_facts.{fact}", f"version {facts.get('version')}",
+                                   f"{where} was read in 6.12 and 7.2 only",
+                                   "run a 6.12 or a 7.2 (or newer) tree", "6.12, >= 7.2"))
+    if fields.get("maple_alloc") == "sheaves" and not fields.get("slab_sheaves"):
+        bad.append(NotModelled("kernel_facts.maple_alloc", "sheaves",
+                               "maple nodes from sheaves while other caches have none "
+                               "(6.18 to 6.19) is not modelled", "run a 6.12 or a 7.2 tree",
+                               "prealloc, or sheaves with every cache on sheaves"))
+    return fields, bad
+
+
 def fault_settings(suite: str, recorded: dict | None
                    ) -> tuple[FaultSettings, list[NotModelled], list[str]]:
     """The record's fault_settings (orchestrator/faultsetup.py FaultSettings.to_dict(); None
@@ -220,7 +289,12 @@ def fault_settings(suite: str, recorded: dict | None
 def trace_caches(config) -> set[str]:
     """The slab caches dup_mmap()'s allocation trace allocates from (simulator/fork.py)."""
     return {"maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"} | (
-        {"vma_lock"} if config.per_vma_lock else set())
+        {"vma_lock"} if config.vma_lock_alloc else set())
+
+
+def _cache_filter_on(recorded_faults: dict | None) -> bool:
+    attrs = ((recorded_faults or {}).get("attrs") or {}).get("failslab") or {}
+    return attrs.get("cache-filter") == "Y"
 
 
 def cache_filter_problems(suite: str, config, recorded_faults: dict | None) -> list[NotModelled]:
@@ -241,9 +315,17 @@ def cache_filter_problems(suite: str, config, recorded_faults: dict | None) -> l
         "N, or Y with every cache fork uses")]
 
 
-def resolve(suite: str, kernel_config: dict | None, recorded_faults: dict | None) -> RunModel:
-    """One job's run (its suite, and the kernel_config and fault_settings of its records)."""
+def resolve(suite: str, kernel_config: dict | None, recorded_faults: dict | None,
+            kernel_facts: dict | None = None) -> RunModel:
+    """One job's run (its suite, and the kernel_config, fault_settings and kernel_facts of
+    its records)."""
     config, bad, assumed, options = kernel_model(suite, kernel_config)
+    fields, bad_facts = facts_model(kernel_facts)
+    config = replace(config, **fields)
+    bad = bad + bad_facts
     settings, bad_f, assumed_f = fault_settings(suite, recorded_faults)
     bad_f = bad_f + cache_filter_problems(suite, config, recorded_faults)
+    if config.slab_sheaves and _cache_filter_on(recorded_faults):
+        # alloc_empty_sheaf()'s kmalloc is in a kmalloc cache, which the filter leaves out
+        config = replace(config, sheaf_kmalloc_counted=False)
     return RunModel(config, settings, tuple(bad + bad_f), tuple(assumed + assumed_f), options)
