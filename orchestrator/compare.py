@@ -17,7 +17,9 @@ Rules:
 Every job first: its guest program must end with its final record (suites.FINAL) or leave an
 error record (else an `error` row, final_record); its records' kernel_config and fault_settings
 must be ones the simulator models (simulator/runconfig.py; else one `error` row per cause,
-run_config, and no prediction), and the predictions are made with them. Records without them
+run_config, and no prediction), and the predictions are made with them. A job on a tree the
+simulator does not model (its records' kernel_facts, runconfig.tree_problems) gets one `skipped`
+row and the kernel-only checks of orchestrator/kernel_only.py instead. Records without them
 (made before they were recorded) are compared with today's defaults, said in an `info` row.
 
 Where: compare_jobs (Job, the verdict row), predictor (predictions, guest ELF headers), rules
@@ -36,6 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import kernel_only
 from . import verdicts as vd
 from .calibration import is_calibration
 from .compare_jobs import KS, VV, Job, group_jobs
@@ -85,6 +88,10 @@ def compare_records(records: list[dict], models: dict[str, str] | None = None,
         if not any(r.get("measurement") != "error" for r in job.records):
             continue
         rm = job.run_model
+        if not rm.tree_modelled:  # a tree the simulator does not model: kernel-only checks
+            rows += kernel_only.rows(job, model, rm)
+            unmodelled_spawn |= job.suite == "spawn"
+            continue
         if not rm.modelled:
             rows += _not_modelled_rows(job, model, rm)
             unmodelled_spawn |= job.suite == "spawn"

@@ -31,9 +31,10 @@ from simulator.fork import VARIANTS
 
 from .cache import atomic_write, cache_path, locked, mark_used, sha256_file, sha256_text
 from .errors import ForkdiffError
-from .kconfig import ARCH, PROFILES, configure, profile_fragments
+from .kconfig import ARCH, PROFILES, configure, effective_text, profile_fragments
 from .patches import baseline_patches, env_patches, patch_identity, prepare_copy
 from .tree import KernelTree, resolve_tree
+from .treefacts import detect, detect_dup_mmap_model, version_tuple
 
 __all__ = ["VARIANTS", "PROFILES", "BuiltKernel", "build_kernel", "detect_dup_mmap_model",
            "check_build_tools", "release_string"]
@@ -89,36 +90,6 @@ def gcc_version() -> str:
     return out.stdout.splitlines()[0].strip() if out.returncode == 0 and out.stdout else "unknown"
 
 
-_DUP_MMAP = re.compile(r"^[^\n;]*\bdup_mmap\(struct mm_struct \*mm,\s*struct mm_struct \*oldmm\)\s*\n\{",
-                       re.M)
-
-
-def detect_dup_mmap_model(tree_path: str | Path) -> str:
-    """'patched' if kernel/fork.c's dup_mmap() copies the tree with __mt_dup(), else 'baseline'
-    (it must then preallocate and store VMAs one by one)."""
-    fork_c = Path(tree_path) / "kernel" / "fork.c"
-    try:
-        text = fork_c.read_text(errors="replace")
-    except OSError as err:
-        raise ForkdiffError(f"cannot read {fork_c}: {err.strerror}",
-                            "point at the top of a kernel tree") from None
-    bodies = []
-    for m in _DUP_MMAP.finditer(text):
-        end = text.find("\n}\n", m.end())
-        bodies.append(text[m.end(): end if end >= 0 else len(text)])
-    if not bodies:
-        raise ForkdiffError(f"no dup_mmap() definition found in {fork_c}",
-                            "forkdiff needs a kernel tree whose kernel/fork.c defines dup_mmap()")
-    body = max(bodies, key=len)  # the MMU one; !CONFIG_MMU has a two-line stub
-    if re.search(r"\b__mt_dup\s*\(", body):
-        return "patched"
-    if re.search(r"\b(mas_expected_entries|vma_iter_bulk_alloc|vma_iter_bulk_store|"
-                 r"vma_iter_store|mas_store)\s*\(", body):
-        return "baseline"
-    raise ForkdiffError(f"dup_mmap() in {fork_c} neither calls __mt_dup() nor stores VMAs one by one",
-                        "this tree's dup_mmap() is not one forkdiff models")
-
-
 class _Build:
     """One build of one key: paths, the log, the progress line."""
 
@@ -130,8 +101,11 @@ class _Build:
         self.patch_ids = patch_identity(patches)
         ident = [tree.identity, json.dumps([p["sha256"] for p in self.patch_ids])]
         self.src_key = sha256_text("src", RECIPE, *ident)[:16]
+        # the fragments as merged on this tree's version (kconfig version annotations resolved)
+        self.version = version_tuple(tree.version)
         self.key = sha256_text("kernel", RECIPE, *ident, variant, profile, self.gcc,
-                               *(f.read_text() for f in fragments))[:16]
+                               *(effective_text(f.read_text(), self.version, f.name)
+                                 for f in fragments))[:16]
         self.kdir = cache_path("kernels", self.key)
         self.src = cache_path("src") / self.src_key
         self.obj = self.src / f"o-{self.key}"
@@ -226,7 +200,7 @@ class _Build:
         fragments = [*self.fragments, lv]
         self.say("configure: tinyconfig + " + " + ".join(f.name for f in fragments))
         try:
-            configure(self.src, self.obj, fragments, self.run)
+            configure(self.src, self.obj, fragments, self.run, self.version)
         except ForkdiffError as err:
             err.log = err.log or self.log
             raise
@@ -264,6 +238,7 @@ class _Build:
                         "size": self.bzimage.stat().st_size},
             "build_seconds": round(seconds, 1), "build_dir": str(self.obj),
             "dup_mmap_model": detect_dup_mmap_model(self.src),
+            "kernel_facts": detect(self.src),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         atomic_write(self.manifest_path, json.dumps(manifest, indent=2) + "\n")

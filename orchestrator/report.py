@@ -158,6 +158,8 @@ def junit_xml(df: pd.DataFrame) -> str:
             elif r.verdict in ("error", "crashed", "hung"):
                 parts.append(f"<error type={quoteattr(r.verdict)} message={quoteattr(msg)}>"
                              f"{escape(str(r.detail))}</error>")
+            elif r.verdict == "skipped":
+                parts.append(f"<skipped message={quoteattr(str(r.detail))}/>")
             parts.append("</testcase>")
         parts.append("</testsuite>")
     parts.append("</testsuites>")

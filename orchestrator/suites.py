@@ -27,7 +27,7 @@ from pathlib import Path
 from simulator.fork import VARIANTS
 from simulator.scenario import Scenario, ScenarioError, from_dict, load
 
-from . import faultsetup, kmemleak
+from . import faultsetup, kmemleak, treefacts
 from .errors import ForkdiffError
 from .guest_api import GuestLike
 from .guest_pool import GuestPool
@@ -307,6 +307,19 @@ def kernel_config(g) -> dict | None:
     return run_record(path)
 
 
+def kernel_facts(g) -> dict | None:
+    """What the booted kernel's source says (orchestrator/treefacts.py): from its build
+    manifest, or read from the source copy it was built from (a manifest made before forkdiff
+    recorded them); None when the guest has no built kernel behind it."""
+    kernel = getattr(g, "kernel", None)
+    if kernel is None:
+        return None
+    facts = (getattr(kernel, "manifest", None) or {}).get("kernel_facts")
+    if facts is None and getattr(kernel, "build_dir", None) is not None:
+        facts = treefacts.detect(Path(kernel.build_dir).parent)
+    return facts
+
+
 def run_on_guest(opts: RunOptions, variant: str, g: GuestLike, jobs: list[Job], log: ObservationLog,
                  result: SuiteResult) -> bool:
     """Run jobs on a booted guest (orchestrator.vm.Guest) of `variant`. Returns False when the
@@ -319,7 +332,7 @@ def run_on_guest(opts: RunOptions, variant: str, g: GuestLike, jobs: list[Job], 
     if opts.scans_leaks:
         kmemleak.setup(g)
     env = {"kernel_release": release, "qemu_mode": g.qemu_mode, "icount": opts.icount_used,
-           "kernel_config": kernel_config(g), "fault_settings": settings, "kmemleak": opts.scans_leaks}
+           "kernel_config": kernel_config(g), "kernel_facts": kernel_facts(g), "fault_settings": settings, "kmemleak": opts.scans_leaks}
     alive = True
     for job in jobs:
         t = time.monotonic()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from .cache import cache_path, locked
 from .errors import ForkdiffError
+from .treefacts import makefile_version as _makefile_version
 
 DEFAULT_PACKAGE = "linux-source-6.12"
 DEFAULT_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
@@ -38,20 +38,6 @@ class KernelTree:
     @property
     def key(self) -> str:
         return hashlib.sha256(self.identity.encode()).hexdigest()[:16]
-
-
-def _makefile_version(path: Path) -> str:
-    fields = {}
-    try:
-        head = (path / "Makefile").read_text(errors="replace").splitlines()[:12]
-    except OSError:
-        return "unknown"
-    for line in head:
-        m = re.match(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)\s*=\s*(\S*)", line)
-        if m:
-            fields[m.group(1)] = m.group(2)
-    v = ".".join(x for x in (fields.get("VERSION"), fields.get("PATCHLEVEL"), fields.get("SUBLEVEL")) if x)
-    return v + fields.get("EXTRAVERSION", "")
 
 
 def validate_tree(path: Path) -> None:

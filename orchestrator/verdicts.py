@@ -11,7 +11,8 @@ Columns:
   key          which instance (e.g. "k=17", "vmas=421", "" when only one)
   observed     the guest's value, as text
   predicted    the simulator's value, as text
-  verdict      match | mismatch | error | crashed | hung | info
+  verdict      match | mismatch | error | crashed | hung | info | skipped (a model verdict
+               on a tree the simulator does not model: not a failure)
   rule         the rule used (e.g. "exact", "welch p<0.05", "cost model, fitted on baseline")
   detail       free text: what differs, console excerpt, ...
 """
@@ -25,7 +26,7 @@ import pandas as pd
 
 COLUMNS = ["axis", "suite", "variant", "model", "profile", "scenario", "measurement", "key",
            "observed", "predicted", "verdict", "rule", "detail"]
-VERDICTS = ("match", "mismatch", "error", "crashed", "hung", "info")
+VERDICTS = ("match", "mismatch", "error", "crashed", "hung", "info", "skipped")
 FAILING = ("mismatch", "error", "crashed", "hung")
 
 

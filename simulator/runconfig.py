@@ -121,6 +121,66 @@ class NotModelled:
         return f"{self.what}={self.value} is not modelled: {self.why}; {self.todo}"
 
 
+# --- The tree itself (orchestrator/treefacts.py: `kernel_facts` of every record) ------------
+# fact -> the values the simulator models. 6.12: dup_mmap() in kernel/fork.c, a failed
+# __mt_dup fork marks its failure point with XA_ZERO_ENTRY (or, in the baseline, the child
+# holds only the copies), per-VMA locks from vma_lock_cachep, maple nodes preallocated for the
+# exact store, no [vvar_vclock] mapping. 7.2: dup_mmap() in mm/mmap.c tears the copies down
+# itself, the VMA lock is vm_refcnt inside vm_area_struct, maple nodes come from slab sheaves,
+# [vvar_vclock]. facts_model() below turns each value into the KernelConfig field that
+# selects the behaviour. Widening the model to another tree's value is one entry here and
+# one in FACT_FIELDS (plus the simulator code that models it).
+MODELLED_TREE = "6.12"
+MODELLED_TREES = "6.12, 7.2"
+MODELLED_FACTS: dict[str, tuple] = {
+    "dup_mmap_file": ("kernel/fork.c", "mm/mmap.c"),
+    "dup_mmap_model": ("baseline", "patched"),
+    "fork_failure": ("marker", "copies", "teardown"),
+    "vma_lock": ("cache", "embedded", "none"),
+    "maple_alloc": ("prealloc", "sheaves"),
+    "vdso_vclock": (False, True),
+}
+# Records without kernel_facts were all made on Debian's 6.12 tree (before forkdiff recorded
+# them): they are compared as 6.12.
+ASSUMED_FACTS = {"version": MODELLED_TREE, "dup_mmap_file": "kernel/fork.c", "fork_failure": "marker",
+                 "vma_lock": "cache", "maple_alloc": "prealloc", "vdso_vclock": False}
+
+
+def _fact_text(v: object) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def tree_problems(facts: dict | None) -> list[NotModelled]:
+    """The facts of the record's tree the simulator does not model, one NotModelled each
+    (naming the fact, its value and the tree's version); [] for a tree it models and for
+    records without kernel_facts (6.12)."""
+    if not facts:
+        return []
+    version = facts.get("version", "?")
+    out = []
+    for fact, values in MODELLED_FACTS.items():
+        if fact in facts and facts[fact] not in values:
+            out.append(NotModelled(
+                f"kernel_facts.{fact}", _fact_text(facts[fact]),
+                f"the simulator models {fact}=" + " or ".join(map(_fact_text, values))
+                + f" ({MODELLED_TREES}); this tree ({version}) has {fact}={_fact_text(facts[fact])}",
+                "kernel-vs-simulator verdicts are skipped for this tree; the kernel-only checks "
+                "(crashes, leaks, invariants, variant vs variant) still run",
+                " or ".join(map(_fact_text, values))))
+    return out
+
+
+def tree_notice(facts: dict | None) -> str | None:
+    """One line for a run on a tree the simulator does not model (None when it does)."""
+    bad = tree_problems(facts)
+    if not bad:
+        return None
+    diff = ", ".join(f"{nm.what.removeprefix('kernel_facts.')}={nm.value}" for nm in bad)
+    return (f"simulator models {MODELLED_TREES}; this tree {(facts or {}).get('version', '?')} "
+            f"differs in: {diff} -> kernel-vs-simulator verdicts are skipped; running "
+            "kernel-only checks")
+
+
 @dataclass(frozen=True)
 class RunModel:
     """The simulator's view of one job's run."""
@@ -130,10 +190,15 @@ class RunModel:
     not_modelled: tuple[NotModelled, ...] = ()
     assumed: tuple[str, ...] = ()  # what the records did not say, and what was assumed
     options: dict[str, str] = field(default_factory=dict)  # every RULES option, as used
+    tree_not_modelled: tuple[NotModelled, ...] = ()  # facts of the tree itself (tree_problems)
 
     @property
     def modelled(self) -> bool:
-        return not self.not_modelled
+        return not self.not_modelled and not self.tree_not_modelled
+
+    @property
+    def tree_modelled(self) -> bool:
+        return not self.tree_not_modelled
 
 
 def _value(v: object) -> str:
@@ -181,14 +246,6 @@ FACT_FIELDS: dict[str, tuple[str, dict]] = {
     "maple_alloc": ("maple_alloc", {"prealloc": "prealloc", "sheaves": "sheaves"}),
     "vdso_vclock": ("vdso_vclock", {True: True, False: False}),
 }
-FACT_WHY = {
-    "fork_failure": "how a failed dup_mmap() releases the copies it made decides what each "
-                    "failed fork frees and in what order",
-    "vma_lock": "whether vm_area_dup() allocates a separate VMA lock decides the checks per VMA",
-    "maple_alloc": "how maple nodes are allocated decides which of them are failslab checks "
-                   "and which the SLUB_STATS alloc counters see",
-    "vdso_vclock": "the vDSO's mappings are part of every process's maps",
-}
 # Behaviours the simulator knows only for the versions whose source was read: 6.12
 # (linux-source-6.12) and 7.2 (linux-source-7.2). Trees between them that do not report the
 # fact are not modelled.
@@ -211,12 +268,8 @@ def facts_model(facts: dict | None) -> tuple[dict, list[NotModelled]]:
         if fact not in facts:
             continue
         value = facts[fact]
-        if value not in table:
-            bad.append(NotModelled(f"kernel_facts.{fact}", str(value), FACT_WHY[fact],
-                                   "run a tree whose behaviour the simulator models (6.12, 7.2)",
-                                   " or ".join(str(v) for v in table)))
-            continue
-        fields[name] = table[value]
+        if value in table:  # other values: tree_problems() names them
+            fields[name] = table[value]
     version = tuple(facts.get("version_tuple") or ())
     for fact, (old, new, where) in VERSION_FIELDS.items():
         if fact in facts:
@@ -317,15 +370,15 @@ def cache_filter_problems(suite: str, config, recorded_faults: dict | None) -> l
 
 def resolve(suite: str, kernel_config: dict | None, recorded_faults: dict | None,
             kernel_facts: dict | None = None) -> RunModel:
-    """One job's run (its suite, and the kernel_config, fault_settings and kernel_facts of
-    its records)."""
+    """One job's run (its suite, and the kernel_config, fault_settings and kernel_facts of its
+    records)."""
     config, bad, assumed, options = kernel_model(suite, kernel_config)
     fields, bad_facts = facts_model(kernel_facts)
     config = replace(config, **fields)
-    bad = bad + bad_facts
     settings, bad_f, assumed_f = fault_settings(suite, recorded_faults)
     bad_f = bad_f + cache_filter_problems(suite, config, recorded_faults)
     if config.slab_sheaves and _cache_filter_on(recorded_faults):
         # alloc_empty_sheaf()'s kmalloc is in a kmalloc cache, which the filter leaves out
         config = replace(config, sheaf_kmalloc_counted=False)
-    return RunModel(config, settings, tuple(bad + bad_f), tuple(assumed + assumed_f), options)
+    return RunModel(config, settings, tuple(bad + bad_f), tuple(assumed + assumed_f), options,
+                    tuple(tree_problems(kernel_facts) + bad_facts))

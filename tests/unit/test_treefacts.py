@@ -1,0 +1,117 @@
+"""orchestrator/treefacts.py on small synthetic trees written here (snippets shaped like the
+kernel's own code, one per known shape, plus shapes it must not mistake). The three real trees
+(6.1, 6.12, 7.2) are in tests/test_trees.py."""
+
+import pytest
+
+from orchestrator.errors import ForkdiffError
+from orchestrator.treefacts import (
+    detect,
+    detect_dup_mmap_model,
+    find_dup_mmap,
+    maple_alloc_of,
+    version_tuple,
+    vma_lock_of,
+)
+
+HEAD = "static __latent_entropy int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)\n{\n"
+BASELINE = HEAD + ("\tretval = mas_expected_entries(&mas, oldmm->map_count);\n"
+                   "\tmas_store(&mas, tmp);\n}\n")
+MARKER = HEAD + ("\tretval = __mt_dup(&oldmm->mm_mt, &mm->mm_mt, GFP_KERNEL);\n"
+                 "\tif (retval) {\n\t\tmas_store(&vmi.mas, XA_ZERO_ENTRY);\n\t}\n}\n")
+TEARDOWN = HEAD.replace("static ", "") + (
+    "\tretval = __mt_dup(&oldmm->mm_mt, &mm->mm_mt, GFP_KERNEL);\n"
+    "\t\tunmap_region(&unmap);\n\t\tcharge = tear_down_vmas(mm, &vmi, tmp, end);\n}\n")
+NOMMU_STUB = "int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)\n{\n\treturn 0;\n}\n"
+
+
+def _tree(tmp_path, files: dict[str, str], version=("6", "12", "57")):
+    (tmp_path / "Makefile").write_text(
+        f"# SPDX\nVERSION = {version[0]}\nPATCHLEVEL = {version[1]}\nSUBLEVEL = {version[2]}\n"
+        "EXTRAVERSION =\nNAME = x\n")
+    for rel, text in files.items():
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return tmp_path
+
+
+def test_version_tuple():
+    assert version_tuple("6.1.192") == (6, 1, 192)
+    assert version_tuple("6.12-rc3") == (6, 12)
+    assert version_tuple("7.0.0-rc1") == (7, 0, 0)
+    assert version_tuple("unknown") == ()
+
+
+@pytest.mark.parametrize("where", ["kernel/fork.c", "mm/mmap.c", "mm/fork_mm.c"])
+def test_dup_mmap_found_wherever_it_is(tmp_path, where):
+    """The usual places and one it has never been in (found by the search)."""
+    tree = _tree(tmp_path, {where: "/* x */\n" + MARKER, "kernel/fork.c" if where != "kernel/fork.c"
+                            else "kernel/other.c": "int copy_process(void)\n{\n\treturn dup_mmap(mm, oldmm);\n}\n"})
+    rel, body = find_dup_mmap(tree)
+    assert rel == where and "__mt_dup" in body
+    assert detect(tree)["dup_mmap_file"] == where
+
+
+def test_nommu_stub_loses_to_the_mmu_definition(tmp_path):
+    tree = _tree(tmp_path, {"mm/nommu.c": NOMMU_STUB, "mm/mmap.c": TEARDOWN, "kernel/fork.c": "\n"})
+    assert find_dup_mmap(tree)[0] == "mm/mmap.c"
+
+
+def test_no_definition_is_a_clear_error(tmp_path):
+    tree = _tree(tmp_path, {"kernel/fork.c": "int x;\n", "mm/mmap.c": "int dup_mmap(struct mm_struct *mm, "
+                                                                     "struct mm_struct *oldmm);\n"})
+    with pytest.raises(ForkdiffError, match="no dup_mmap\\(\\) definition found in .*kernel/fork.c, mm/mmap.c"):
+        detect_dup_mmap_model(tree)
+
+
+def test_unclassifiable_dup_mmap_is_an_error(tmp_path):
+    tree = _tree(tmp_path, {"kernel/fork.c": HEAD + "\treturn copy_everything(mm, oldmm);\n}\n"})
+    with pytest.raises(ForkdiffError, match="neither calls __mt_dup"):
+        detect(tree)
+
+
+@pytest.mark.parametrize("body,model,failure", [(BASELINE, "baseline", "copies"),
+                                                (MARKER, "patched", "marker"),
+                                                (TEARDOWN, "patched", "teardown")])
+def test_model_and_failure_path(tmp_path, body, model, failure):
+    facts = detect(_tree(tmp_path, {"kernel/fork.c": body}))
+    assert (facts["dup_mmap_model"], facts["fork_failure"]) == (model, failure)
+
+
+def test_patched_without_a_known_failure_path_is_unknown(tmp_path):
+    body = HEAD + "\tretval = __mt_dup(&oldmm->mm_mt, &mm->mm_mt, GFP_KERNEL);\n}\n"
+    assert detect(_tree(tmp_path, {"kernel/fork.c": body}))["fork_failure"] == "unknown"
+
+
+def test_vma_lock_shapes():
+    assert vma_lock_of("struct vma_lock {\n\tstruct rw_semaphore lock;\n};\n") == "cache"
+    assert vma_lock_of("struct vm_area_struct {\n\trefcount_t vm_refcnt ____cacheline_aligned;\n};\n") == "embedded"
+    assert vma_lock_of("struct vm_area_struct {\n\tunsigned long vm_start;\n};\n") == "none"
+    # a comment naming struct vma_lock is not the struct
+    assert vma_lock_of("/* see struct vma_lock { in 6.4 */\n") == "none"
+
+
+def test_maple_alloc_shapes():
+    assert maple_alloc_of("static int f(void)\n{\n\treturn kmem_cache_prefill_sheaf(c, gfp, n);\n}\n") == "sheaves"
+    pre = ("int mas_preallocate(struct ma_state *mas, void *entry, gfp_t gfp)\n{\n"
+           "\trequest = mas_prealloc_calc(mas, entry);\n}\n")
+    assert maple_alloc_of(pre) == "prealloc"
+    ond = ("int mas_preallocate(struct ma_state *mas, void *entry, gfp_t gfp)\n{\n"
+           "\tmas_node_count_gfp(mas, 1 + mas_mt_height(mas) * 3, gfp);\n}\n")
+    assert maple_alloc_of(ond) == "ondemand"
+    assert maple_alloc_of("int mas_preallocate(struct ma_state *mas)\n{\n\treturn 0;\n}\n") == "unknown"
+
+
+def test_vdso_vclock_and_json_shape(tmp_path):
+    tree = _tree(tmp_path, {"kernel/fork.c": MARKER,
+                            "arch/x86/entry/vdso/vma.c": 'static const struct vm_special_mapping m = {\n'
+                                                         '\t.name = "[vvar_vclock]",\n};\n'},
+                 version=("7", "2", "13"))
+    facts = detect(tree)
+    assert facts["vdso_vclock"] is True and facts["version"] == "7.2.13"
+    assert facts["version_tuple"] == [7, 2, 13]
+    assert set(facts) == {"version", "version_tuple", "dup_mmap_file", "dup_mmap_model", "fork_failure",
+                          "vma_lock", "maple_alloc", "vdso_vclock"}
+    (tmp_path / "arch/x86/entry/vdso/vma.c").write_text('.name = "[vvar]",\n')
+    assert detect(tree)["vdso_vclock"] is False

@@ -1,0 +1,117 @@
+"""A run on a tree the simulator does not model (simulator/runconfig.py tree_problems,
+orchestrator/kernel_only.py). The observation set is FAKE: the records of tests/data/small-run
+(recorded on 6.12) with a hand-written `kernel_facts` of a tree whose fork_failure and vma_lock
+the tree-fact reader could not classify ("unknown") added, and for the leak check
+hand-written `net` values (small-run was recorded before faultsweep measured leaks). It tests
+our bookkeeping: skipped model rows, kernel-only rows, one failing leak; not a kernel."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator import report
+from orchestrator.compare import compare_records
+from orchestrator.predictor import Predictor, load_elves
+from orchestrator.verdicts import failing
+from simulator import runconfig
+
+DATA = Path(__file__).parents[1] / "data" / "small-run"
+FACTS_612 = {"version": "6.12.117", "version_tuple": [6, 12, 117], "dup_mmap_file": "kernel/fork.c",
+             "dup_mmap_model": "patched", "fork_failure": "marker", "vma_lock": "cache",
+             "maple_alloc": "prealloc", "vdso_vclock": False}
+FACTS_72 = FACTS_612 | {"version": "7.2.13", "version_tuple": [7, 2, 13], "dup_mmap_file": "mm/mmap.c",
+                        "fork_failure": "teardown", "vma_lock": "embedded", "maple_alloc": "sheaves",
+                        "vdso_vclock": True}
+# a tree whose dup_mmap() failure path and VMA lock match none of the known shapes
+FACTS_UNKNOWN = FACTS_72 | {"version": "7.9.1", "version_tuple": [7, 9, 1], "fork_failure": "unknown",
+                            "vma_lock": "unknown"}
+FACTS_61 = {"version": "6.1.192", "version_tuple": [6, 1, 192], "dup_mmap_file": "kernel/fork.c",
+            "dup_mmap_model": "baseline", "fork_failure": "copies", "vma_lock": "none",
+            "maple_alloc": "ondemand", "vdso_vclock": False}
+
+
+def _records(facts=None, nets=None):
+    recs = [json.loads(line) for line in (DATA / "observations.jsonl").read_text().splitlines()]
+    for r in recs:
+        if facts is not None:
+            r["kernel_facts"] = copy.deepcopy(facts)
+        if nets is not None and r["suite"] == "faults" and r["measurement"] in ("fault", "check_count",
+                                                                                 "sweep_end"):
+            k = r["values"].get("k")
+            r["values"]["net"] = dict(nets.get((r["variant"], r["scenario"]["name"], k),
+                                           {"vm_area_struct": 0, "anon_vma": 0}))
+    return recs
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return Predictor(load_elves(DATA / "guest-elf.json"))
+
+
+def test_6_12_facts_are_modelled_and_others_are_named():
+    assert runconfig.tree_problems(FACTS_612) == []
+    assert runconfig.tree_problems(None) == []  # records without kernel_facts: 6.12
+    assert runconfig.tree_problems(FACTS_72) == []  # 7.2 is modelled too
+    bad = {nm.what: nm.value for nm in runconfig.tree_problems(FACTS_UNKNOWN)}
+    assert bad == {"kernel_facts.fork_failure": "unknown", "kernel_facts.vma_lock": "unknown"}
+    assert all("7.9.1" in nm.message() for nm in runconfig.tree_problems(FACTS_UNKNOWN))
+    assert {nm.what for nm in runconfig.tree_problems(FACTS_61)} == {"kernel_facts.maple_alloc"}
+    notice = runconfig.tree_notice(FACTS_UNKNOWN)
+    assert notice.startswith("simulator models 6.12, 7.2; this tree 7.9.1 differs in: ")
+    assert "fork_failure=unknown" in notice and "kernel-only checks" in notice
+    assert runconfig.tree_notice(FACTS_612) is None
+    assert runconfig.tree_notice(FACTS_72) is None
+
+
+def test_widening_a_fact_is_one_entry(monkeypatch):
+    monkeypatch.setitem(runconfig.MODELLED_FACTS, "maple_alloc", ("prealloc", "ondemand"))
+    assert runconfig.tree_problems(FACTS_61) == []
+
+
+def test_unmodelled_tree_skips_model_rows_and_runs_kernel_only_checks(predictor):
+    df, _, _ = compare_records(_records(FACTS_UNKNOWN, nets={}), {"patched": "patched"}, predictor)
+    assert failing(df).empty, failing(df).head().to_string()
+    skipped = df[df["verdict"] == "skipped"]
+    # one per job (scenario x suite x variant; "" is the run-wide info row of unrecorded config)
+    jobs = {(s, v, sc) for s, v, sc in zip(df["suite"], df["variant"], df["scenario"], strict=True) if sc}
+    assert len(skipped) == len(jobs) == 16
+    assert all("not modelled: fork_failure=unknown, vma_lock=unknown" in d for d in skipped["detail"])
+    # nothing was predicted: no model measurement
+    assert not {"child_maps", "fault_outcome", "checks_per_fork", "child_map_count",
+                "maple_node_allocated_per_fork"} & set(df["measurement"])
+    # the kernel-only checks ran and match
+    ran = df[df["verdict"] == "match"]
+    assert {"parent_maps_unchanged", "dontfork_absent", "wipeonfork_zero", "leak_after_fork",
+            "parent_maps_after_failure", "sweep_leak"} <= set(ran["measurement"])
+    assert (ran["measurement"] == "leak_after_fork").sum() > 300
+
+
+def test_a_leak_on_an_unmodelled_tree_fails(predictor):
+    recs = _records(FACTS_UNKNOWN)
+    k = next(r["values"]["k"] for r in recs if r["suite"] == "faults" and r["variant"] == "patched"
+             and r["measurement"] == "fault" and r["values"]["fork_result"] < 0)
+    name = next(r["scenario"]["name"] for r in recs if r["suite"] == "faults")
+    df, _, _ = compare_records(_records(FACTS_UNKNOWN, nets={("patched", name, k): {"vm_area_struct": 2}}),
+                               {"patched": "patched"}, predictor)
+    bad = failing(df)
+    assert list(bad["measurement"]) == ["leak_after_fork"], bad.to_string()
+    row = bad.iloc[0]
+    assert (row["variant"], row["scenario"], row["key"]) == ("patched", name, f"k={k}")
+    assert row["observed"] == "vm_area_struct +2" and row["predicted"] == "0"
+    assert f"LEAK at k={k}: 2 vm_area_struct left after the failed fork" in row["detail"]
+
+
+def test_records_without_facts_are_compared_as_6_12(predictor):
+    df, _, _ = compare_records(_records(None), None, predictor)
+    assert "skipped" not in set(df["verdict"])
+    assert {"child_maps", "fault_outcome"} <= set(df["measurement"])
+    assert failing(df).empty
+
+
+def test_report_and_junit_show_skipped_rows(tmp_path, predictor):
+    df, _, _ = compare_records(_records(FACTS_UNKNOWN, nets={}), {"patched": "patched"}, predictor)
+    xml = report.junit_xml(df)
+    assert xml.count("<skipped message=") == (df["verdict"] == "skipped").sum() > 0
+    assert "<failure" not in xml and "<error" not in xml
