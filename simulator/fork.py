@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from .maple_core import ops_since as maple_ops_since
@@ -103,9 +104,12 @@ class KernelConfig:
                    and exit_mmap() stops there (6.12); "teardown": dup_mmap() itself unmaps
                    and frees the copies before the failure point (unmap_region(),
                    tear_down_vmas()) and destroys the tree (7.x, mm/mmap.c)
-    maple_alloc:   "prealloc": mas_alloc_nodes() makes one single and then bulk allocations
-                   (6.12); "sheaves": one node is mt_alloc_one(), more come from a slab
-                   sheaf (kmem_cache_prefill_sheaf), which failslab never checks (7.x)
+    maple_alloc:   how the maple tree gets nodes (simulator.maple.MapleTree; the parent's and
+                   the child's trees follow it): "prealloc": mas_alloc_nodes() makes one
+                   single and then bulk allocations (6.12); "ondemand": the write path asks
+                   where it needs nodes (6.1); "sheaves": one node is mt_alloc_one(), more
+                   come from a slab sheaf (kmem_cache_prefill_sheaf), which failslab never
+                   checks (7.x)
     anon_vma_fork: "clone_first": anon_vma_clone() (GFP_NOWAIT chains with a GFP_KERNEL
                    fallback), then the anon_vma and its chain (6.12); "alloc_first": the
                    anon_vma and its chain first, then anon_vma_clone() with GFP_KERNEL
@@ -333,7 +337,7 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
     else:
         # mm_init() gives the new tree MT_FLAGS_USE_RCU; the patch calls mas_expected_entries()
         # before mt_clear_in_rcu(), which does not change what it allocates.
-        child_tree = (tree_factory or type(parent.tree))()
+        child_tree = (tree_factory or partial(type(parent.tree), alloc=config.maple_alloc))()
         _set_rcu(child_tree, False)
         child_tree.expected_entries(parent.map_count)
         tree_ops = [("tree", "norcu"), ("expect", parent.map_count)]

@@ -130,15 +130,25 @@ class _FailAt(Exception):
 
 class MapleTree:
     """An allocation-range maple tree. `rcu` is MT_FLAGS_USE_RCU (mm trees start with it;
-    dup_mmap clears it on the child while building it). `sheaves`: the tree allocates as
-    7.x lib/maple_tree.c does (mas_alloc_nodes(): one node is mt_alloc_one(), more come
-    from a slab sheaf; mas_prealloc_calc() sizes a store by the vacant/sufficient heights
-    its walk found); False: 6.12 (one single allocation, then bulk chunks)."""
+    dup_mmap clears it on the child while building it). `alloc` is how the kernel's tree
+    gets its nodes (the kernel fact maple_alloc): "prealloc" (6.12: a store asks for its exact
+    need before writing), "ondemand" (6.1: the write path asks where it needs nodes) or
+    "sheaves" (7.x lib/maple_tree.c: mas_alloc_nodes() takes one node with mt_alloc_one() and
+    more from a slab sheaf; mas_prealloc_calc() sizes a store by the vacant/sufficient heights
+    its walk found)."""
 
-    def __init__(self, rcu: bool = True, sheaves: bool = False):
+    ALLOC_MODES = ("prealloc", "ondemand", "sheaves")
+
+    def __init__(self, rcu: bool = True, alloc: str = "prealloc"):
+        if alloc not in self.ALLOC_MODES:
+            raise ValueError(f"maple node allocation {alloc!r} is not modelled "
+                             f"(one of {', '.join(self.ALLOC_MODES)})")
         self.root: Node | object | None = None
         self.height = 0
         self.rcu = rcu
+        self.alloc = alloc
+        self.ondemand = alloc == "ondemand"
+        self.sheaves = alloc == "sheaves"
         self._alog = AllocLog()
         self._recs = self._alog._recs  # the packed records, appended to on the hot paths
         self.op_freed = 0
@@ -146,7 +156,6 @@ class MapleTree:
         self._opbits = _OP_CODE[""] << 3  # the current operation's name, packed
         self._bulk: MaState | None = None
         self._fail_countdown = 0
-        self.sheaves = sheaves
 
     def __del__(self, _Node=Node) -> None:
         """Break the node <-> parent reference cycles of a tree that is going away, so its
@@ -303,16 +312,20 @@ class MapleTree:
                 return nxt
             node = nxt
 
-    def dup(self, fail_at_check: int = 0, sheaves: bool = False) -> MapleTree:
+    def dup(self, fail_at_check: int = 0, sheaves: bool | None = None) -> MapleTree:
         """__mt_dup(): a copy built in DFS pre-order, one single allocation for the root and
         one bulk allocation per internal node for all its children. With fail_at_check=k the
         k-th allocation check fails: the copy is freed and DupFailed is raised; its
         alloc_log (attribute `log` of the exception) shows what happened.
-        sheaves=True (7.x mas_dup_alloc() -> mas_alloc_nodes()): an internal node's children
+        A sheaves tree (7.x mas_dup_alloc() -> mas_alloc_nodes()): an internal node's children
         (always 2 or more) come from the ma_state's slab sheaf (kmem_cache_prefill_sheaf, then
         kmem_cache_refill_sheaf when it holds fewer than needed), recorded as "sheaf", no
-        check; the root is still mt_alloc_one(). The copy is a sheaves tree too."""
-        new = MapleTree(rcu=self.rcu, sheaves=sheaves)
+        check; the root is still mt_alloc_one(). sheaves=True/False overrides the tree's own
+        mode for the copy."""
+        alloc = self.alloc if sheaves is None else ("sheaves" if sheaves else
+                                                    "prealloc" if self.alloc == "sheaves" else self.alloc)
+        new = MapleTree(rcu=self.rcu, alloc=alloc)
+        sheaves = new.sheaves
         new._begin("dup")
         new._fail_countdown = fail_at_check
         allocated = 0

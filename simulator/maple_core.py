@@ -331,7 +331,13 @@ def mas_alloc_nodes(mas: MaState, requested: int) -> None:
 
 
 def mas_node_count(mas: MaState, count: int) -> None:
+    """Make sure the ma_state holds `count` nodes. On a tree that allocates on demand (6.1's
+    maple tree: MapleTree.ondemand) the write path calls it where it needs nodes, and a
+    preallocated (bulk) ma_state that still holds nodes is never topped up: mas_alloc_nodes()
+    returns at once under MA_STATE_PREALLOC when anything is allocated."""
     if mas.pool.avail < count:
+        if mas.flags & F_PREALLOC and mas.pool.avail:
+            return
         if mas.pool.avail:
             # only the kernel's retry paths top up a non-empty ma_state
             raise NotImplementedError("top-up of a non-empty node pool")
@@ -1166,6 +1172,8 @@ def mas_spanning_rebalance(mas: MaState, mast: Mast, count: int) -> None:
 
 def mas_rebalance(mas: MaState, b: BigNode) -> None:
     empty_count = mas.tree.height
+    if mas.tree.ondemand:  # 6.1: "mas_node_count(mas, 1 + empty_count * 3)"
+        mas_node_count(mas, 1 + empty_count * 3)
     b.b_end += 1
     b_end = b.b_end
     mast = Mast()
@@ -1391,6 +1399,8 @@ def mas_split(mas: MaState, b: BigNode) -> None:
     tree = mas.tree
     height = 0
     mas.depth = tree.height
+    if tree.ondemand:  # 6.1: "Allocation failures will happen early."
+        mas_node_count(mas, 1 + mas.depth * 2)
     mast = Mast()
     # MA_STATE(l_mas)/MA_STATE(r_mas) are overwritten with *mas before their first use
     l_mas = mas.copy()
@@ -1443,6 +1453,8 @@ def mas_commit_b_node(wr: WrState, b: BigNode) -> None:
 def mas_root_expand(mas: MaState, entry) -> int:
     tree = mas.tree
     contents = tree.root
+    if tree.ondemand:  # 6.1
+        mas_node_count(mas, 1)
     node = mas_pop_node(mas, True)
     pivots = node.piv
     slots = node.slot
@@ -1620,6 +1632,8 @@ def mas_new_root(mas: MaState, entry) -> None:
         tree.root = None
         mas.status = ST_START
     else:
+        if tree.ondemand:  # 6.1
+            mas_node_count(mas, 1)
         node = mas_pop_node(mas, True)
         node.parent = None
         mas.node = node
@@ -1640,6 +1654,8 @@ def mas_wr_spanning_store(wr: WrState) -> None:
         mas_new_root(mas, wr.entry)
         return
     height = tree.height
+    if tree.ondemand:  # 6.1: "three new entries per level plus a new root"
+        mas_node_count(mas, 1 + height * 3)
     r_mas = mas.copy()
     if (r_mas.last + 1) & M:
         r_mas.last += 1
@@ -1686,6 +1702,10 @@ def mas_wr_node_store(wr: WrState, new_end: int) -> None:
     elif wr.r_max == M and mas.flags & F_BULK:  # it returns at once outside bulk mode
         mas_bulk_rebalance(mas, mas.end, leaf)
     if in_rcu:
+        if mas.tree.ondemand:
+            # 6.1: mas_wr_node_store() asks for its node in RCU mode, and so does the
+            # mas_commit_b_node() its refusals fall back to (mas_reuse_node() only off RCU)
+            mas_node_count(mas, 1)
         # mas_pop_node() inlined
         pool = mas.pool
         if pool.avail <= 0:
@@ -2043,6 +2063,9 @@ def mas_wr_store_type(wr: WrState) -> None:
     if wr.end_piv == last:
         new_end -= 1
     wr.new_end = new_end
+    if mas.tree.ondemand:
+        mas.store_type = mas_wr_modify_type_61(wr)
+        return
     leaf = wr.leaf
     rcu = mas.tree.rcu
     if wr.r_min == index and wr.r_max == last:
@@ -2073,6 +2096,84 @@ def mas_wr_store_type(wr: WrState) -> None:
     mas.store_type = WR_INVALID
 
 
+def mas_wr_modify_type_61(wr: WrState) -> int:
+    """6.1 (MapleTree.ondemand) has no store types: mas_wr_store_entry() tests for a new root,
+    then mas_wr_modify() tries the writers in turn (exact fit, append, slot store, node store)
+    and falls back to mas_wr_bnode() -> mas_commit_b_node() (rebalance, split, or the node
+    rewritten: in place off RCU, mas_reuse_node(), a new node in RCU mode). This returns the
+    store type whose writer here writes what 6.1's chosen writer writes; the choice decides
+    which stores allocate (a 6.1 slot store in place where 6.12 rebuilds a small root node)."""
+    mas = wr.mas
+    index, last = mas.index, mas.last
+    if not index and last == M:
+        return WR_NEW_ROOT
+    if wr.r_min == index and wr.r_max == last:
+        return WR_EXACT_FIT
+    slots = LEAF_SLOTS if wr.leaf else AR_SLOTS
+    end, offset = mas.end, mas.offset
+    node_size = end - wr.offset_end + offset + 2 + (1 if mas.max == M else 0)
+    if node_size < slots:  # else "slot and node store will not fit, go to the slow path"
+        if (wr.entry is not None and end < slots - 1 and offset == end and not mas.tree.rcu
+                and ((index != wr.r_min and last == wr.r_max)
+                     or (index == wr.r_min and last < wr.r_max))):  # mas_wr_append()
+            return WR_APPEND
+        if wr.offset_end - offset <= 1 and mas_wr_slot_store_fits_61(wr):
+            return WR_SLOT_STORE
+        if mas_wr_node_store_fits_61(wr):
+            return WR_NODE_STORE
+    new_end = wr.new_end  # mas_store_b_node()'s b_end
+    if new_end < min_slots_of(wr.leaf) and mas.node.parent is not None:
+        return WR_REBALANCE
+    if new_end >= slots:
+        return WR_SPLIT
+    return WR_NODE_STORE
+
+
+def mas_wr_slot_store_fits_61(wr: WrState) -> bool:
+    """6.1 mas_wr_slot_store()'s tests (it writes as mas_wr_slot_store() here does)."""
+    mas = wr.mas
+    offset, last = mas.offset, mas.last
+    if wr.r_max > last and (wr.r_min != mas.index or offset != mas.end):
+        return False
+    if offset == mas.end - 1:
+        lmax = mas.max
+    elif offset + 1 < len(wr.pivots):
+        lmax = wr.pivots[offset + 1]  # past the end it reads a stale pivot, as C does
+    else:
+        raise NotImplementedError("6.1 slot store reading past the pivots of a full node")
+    if lmax < last:
+        return False
+    if wr.r_min == mas.index:
+        if lmax == last:
+            return False
+        if wr.r_max > last:
+            raise NotImplementedError("6.1 slot store over a stale pivot past the node's end")
+        return True
+    return lmax == last
+
+
+def mas_wr_node_store_fits_61(wr: WrState) -> bool:
+    """6.1 mas_wr_node_store()'s tests: its own count of the node's new end, refused when it
+    does not fit or a non-root node would drop to its minimum (outside bulk mode)."""
+    mas = wr.mas
+    offset = mas.offset
+    new_end = mas.end
+    if mas.last == wr.r_max:
+        if mas.last == mas.max:
+            new_end = offset
+    elif mas.last < wr.r_max:
+        new_end += 1
+    else:
+        offset_end = wr.offset_end + (1 if wr.end_piv == mas.last else 0)
+        new_end -= offset_end - offset - 1
+    if wr.r_min < mas.index:
+        new_end += 1
+    if new_end >= (LEAF_SLOTS if wr.leaf else AR_SLOTS):
+        return False
+    return not (mas.node.parent is not None and new_end <= min_slots_of(wr.leaf)
+                and not mas.flags & F_BULK)
+
+
 def mas_destroy(mas: MaState) -> None:
     if mas.flags & F_REBALANCE:
         mas_start(mas)
@@ -2094,7 +2195,10 @@ def mas_store_gfp(mas: MaState, entry) -> None:
     else:
         mas_wr_prealloc_setup(wr)
     mas_wr_store_type(wr)
-    request = mas_prealloc_calc(mas, entry)
+    # 6.12 asks for the store's exact need up front; 6.1 (ondemand) asks where the write path
+    # needs nodes (mas_node_count() calls in the store functions) and frees what is left in
+    # mas_nomem() -> mas_destroy(), as below
+    request = 0 if mas.tree.ondemand else mas_prealloc_calc(mas, entry)
     if request:
         # mas_node_count() inlined; mas_alloc_nodes() of one node is one single allocation
         pool = mas.pool
@@ -2123,7 +2227,9 @@ def mas_store(mas: MaState, entry):
     wr = WrState(mas, entry)
     mas_wr_prealloc_setup(wr)
     mas_wr_store_type(wr)
-    if mas.flags & F_PREALLOC:
+    if mas.flags & F_PREALLOC or mas.tree.ondemand:
+        # 6.1's mas_store() neither preallocates nor destroys: a store that needs nodes
+        # asks for them itself (GFP_NOWAIT), from a preallocated state's nodes first
         mas_wr_store_entry(wr)
         return wr.content
     request = mas_prealloc_calc(mas, entry)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from functools import partial
 from typing import Any
 
 from .exec_image import DEFAULT_ELF, MMAP_BASE, ElfInfo, ExecParams, build_exec_image
 from .fork import SUITE_SETTINGS, FaultSettings, ForkResult, KernelConfig, dup_mmap, outcomes
+from .maple import MapleTree
 from .mm import PAGE_SIZE, PROT_READ, PROT_WRITE, PROTS, Mm, page_align
 from .scenario import Scenario
 from .work import fork_work
@@ -83,7 +85,8 @@ def records(scenario: Scenario, variant: str, *, program: str = "mapsprobe",
     if config.vdso_vclock and not params.vclock:  # the kernel's vDSO layout (7.x)
         params = replace(params, vclock=True)
     if parent is None:
-        parent = build_parent(scenario, program, total, elf, params, tree_factory)
+        parent = build_parent(scenario, program, total, elf, params,
+                              tree_factory or partial(MapleTree, alloc=config.maple_alloc))
     res = dup_mmap(parent, variant, settings, config, replace_entries=replace_entries)
     return [r | {"kernel_config": config.record()}
             for r in fork_records(scenario.name, parent, res, measurements, program)]

@@ -137,7 +137,7 @@ MODELLED_FACTS: dict[str, tuple] = {
     "dup_mmap_model": ("baseline", "patched"),
     "fork_failure": ("marker", "copies", "teardown"),
     "vma_lock": ("cache", "embedded", "none"),
-    "maple_alloc": ("prealloc", "sheaves"),
+    "maple_alloc": ("prealloc", "ondemand", "sheaves"),
     "vdso_vclock": (False, True),
 }
 # Records without kernel_facts were all made on Debian's 6.12 tree (before forkdiff recorded
@@ -243,7 +243,8 @@ FACT_FIELDS: dict[str, tuple[str, dict]] = {
     "fork_failure": ("fork_failure", {"marker": "marker", "teardown": "teardown",
                                       "copies": "marker"}),  # copies: baseline, no marker
     "vma_lock": ("vma_lock", {"cache": "cache", "embedded": "embedded", "none": "none"}),
-    "maple_alloc": ("maple_alloc", {"prealloc": "prealloc", "sheaves": "sheaves"}),
+    "maple_alloc": ("maple_alloc", {"prealloc": "prealloc", "ondemand": "ondemand",
+                                    "sheaves": "sheaves"}),
     "vdso_vclock": ("vdso_vclock", {True: True, False: False}),
 }
 # Behaviours the simulator knows only for the versions whose source was read: 6.12
@@ -274,7 +275,7 @@ def facts_model(facts: dict | None) -> tuple[dict, list[NotModelled]]:
     for fact, (old, new, where) in VERSION_FIELDS.items():
         if fact in facts:
             fields[fact] = facts[fact]
-        elif version and version[:2] <= V612:
+        elif not version or version[:2] <= V612:  # no version: the default tree's (6.12)
             fields[fact] = old
         elif version[:2] >= V72:
             fields[fact] = new
@@ -288,6 +289,20 @@ def facts_model(facts: dict | None) -> tuple[dict, list[NotModelled]]:
                                "(6.18 to 6.19) is not modelled", "run a 6.12 or a 7.2 tree",
                                "prealloc, or sheaves with every cache on sheaves"))
     return fields, bad
+
+
+def maple_alloc_model(facts: dict | None) -> tuple[str, list[NotModelled]]:
+    """The maple tree allocation rules for a tree with these facts (None: the default tree,
+    6.12's rules), and what is not modelled (the oracle check names them)."""
+    value = (facts or {}).get("maple_alloc", "prealloc")
+    table = FACT_FIELDS["maple_alloc"][1]
+    if value in table:
+        return table[value], []
+    return "prealloc", [NotModelled(
+        "kernel_facts.maple_alloc", str(value),
+        "the tree's lib/maple_tree.c allocates nodes in a way none of the Python port's rules "
+        "matches", "compare only trees whose maple_alloc is " + " or ".join(table),
+        " or ".join(table))]
 
 
 def fault_settings(suite: str, recorded: dict | None

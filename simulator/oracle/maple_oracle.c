@@ -30,8 +30,16 @@
  * log kinds: "s" single allocation, "b" bulk allocation (n objects), "xs"/"xb"
  *   a failed single/bulk allocation check, "f" objects freed by the operation.
  * Other lines: {"dup":0|-12} after dup.
+ *
+ * Trees differ in what their lib/maple_tree.c offers; the build (orchestrator/oracle.py)
+ * reads the tree and passes what it found:
+ *   -DFD_HAVE_MT_DUP   the tree has __mt_dup() (6.8 on); without it 'dup' is refused
+ *                      (exit status 4), since dup_mmap() of such a tree never calls it.
+ *   -DFD_DEFINE_MAPLE_RCU_CB  the harness's maple-shared.h declares maple_rcu_cb() (7.x).
+ *   -DFD_HAVE_EXPECTED_ENTRIES  the tree has mas_expected_entries() (up to 6.12); without
+ *                      it 'expect', 'bstore' and 'bdestroy' are refused the same way.
  */
-#include "maple-shared.h"
+#include "maple-shared.h"	/* the tree's, or ours for trees without tools/testing/shared */
 #include <linux/maple_tree.h>
 #include <linux/xarray.h>
 #include <linux/types.h>
@@ -150,7 +158,21 @@ static void run_pending(void)
 #undef call_rcu
 #define call_rcu(h, f)			oracle_call_rcu(h, f)
 
+/* some stable trees' maple_tree.c uses fallthrough, which their tools/include lacks */
+#ifndef fallthrough
+#define fallthrough __attribute__((__fallthrough__))
+#endif
+
 #include MAPLE_TREE_C	/* -DMAPLE_TREE_C="<tree>/lib/maple_tree.c" */
+
+#ifdef FD_DEFINE_MAPLE_RCU_CB
+/* the kfree_rcu() callback the harness's maple-shared.h names (its maple-shim.c, which would
+ * compile maple_tree.c a second time, defines it the same way) */
+void maple_rcu_cb(struct rcu_head *head)
+{
+	kmem_cache_free(maple_node_cache, container_of(head, struct maple_node, rcu));
+}
+#endif
 
 #undef kmem_cache_alloc
 #undef kmem_cache_alloc_bulk
@@ -200,7 +222,7 @@ static void dump_node(struct maple_enode *enode, unsigned long min, unsigned lon
 		fprintf(out, ",\"g\":[");
 		for (i = 0; i <= end; i++)
 			fprintf(out, "%s%lu", i ? "," : "", gaps[i]);
-		fprintf(out, "],\"mg\":%u", ma_meta_gap(node));
+		fprintf(out, "],\"mg\":%u", node->ma64.meta.gap);	/* ma_meta_gap() */
 	}
 	fputc('}', out);
 	first_node = false;
@@ -306,21 +328,32 @@ int main(int argc, char **argv)
 			mtree_unlock(mt);
 		} else if (!strcmp(cmd, "erase")) {
 			mtree_erase(mt, strtoul(a, NULL, 0));
-		} else if (!strcmp(cmd, "expect")) {
-			mas_init(&bmas, mt, 0);
-			mtree_lock(mt);
-			mas_expected_entries(&bmas, strtoul(a, NULL, 0));
-			mtree_unlock(mt);
-		} else if (!strcmp(cmd, "bstore")) {
-			bmas.index = strtoul(a, NULL, 0);
-			bmas.last = strtoul(b, NULL, 0);
-			mtree_lock(mt);
-			mas_store(&bmas, parse_entry(c));
-			mtree_unlock(mt);
-		} else if (!strcmp(cmd, "bdestroy")) {
-			mtree_lock(mt);
-			mas_destroy(&bmas);
-			mtree_unlock(mt);
+		} else if (!strcmp(cmd, "expect") || !strcmp(cmd, "bstore") ||
+			   !strcmp(cmd, "bdestroy")) {
+#ifndef FD_HAVE_EXPECTED_ENTRIES
+			fprintf(stderr, "line %lu: this tree's lib/maple_tree.c has no mas_expected_entries()\n",
+				lineno);
+			return 4;
+#else
+			if (cmd[0] == 'e') {
+				MA_STATE(fresh, mt, 0, 0);	/* mas_init(): not in every tree */
+
+				bmas = fresh;
+				mtree_lock(mt);
+				mas_expected_entries(&bmas, strtoul(a, NULL, 0));
+				mtree_unlock(mt);
+			} else if (cmd[1] == 's') {
+				bmas.index = strtoul(a, NULL, 0);
+				bmas.last = strtoul(b, NULL, 0);
+				mtree_lock(mt);
+				mas_store(&bmas, parse_entry(c));
+				mtree_unlock(mt);
+			} else {
+				mtree_lock(mt);
+				mas_destroy(&bmas);
+				mtree_unlock(mt);
+			}
+#endif
 		} else if (!strcmp(cmd, "rcu")) {
 			if (!strcmp(a, "on"))
 				mt_set_in_rcu(mt);
@@ -328,6 +361,10 @@ int main(int argc, char **argv)
 				mt_clear_in_rcu(mt);
 			continue;
 		} else if (!strcmp(cmd, "dup")) {
+#ifndef FD_HAVE_MT_DUP
+			fprintf(stderr, "line %lu: this tree's lib/maple_tree.c has no __mt_dup()\n", lineno);
+			return 4;
+#else
 			struct maple_tree *tmp;
 			int ret;
 
@@ -353,6 +390,7 @@ int main(int argc, char **argv)
 				spare = tmp;
 				continue;
 			}
+#endif
 		} else {
 			fprintf(stderr, "line %lu: unknown operation '%s'\n", lineno, cmd);
 			return 2;

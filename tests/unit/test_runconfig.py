@@ -67,8 +67,21 @@ def test_per_vma_lock_follows_the_recorded_config():
     assert on["counts"]["objects"]["vma_lock"] == copied
     assert "vma_lock" not in off["counts"]["objects"]
     assert on["counts"]["checks"] - off["counts"]["checks"] == copied
-    assert on["counts"]["kernel_config"] == {"per_vma_lock": True}
-    assert off["counts"]["kernel_config"] == {"per_vma_lock": False}
+    assert on["counts"]["kernel_config"]["per_vma_lock"] is True
+    assert off["counts"]["kernel_config"]["per_vma_lock"] is False
+
+
+def test_maple_alloc_follows_the_recorded_facts():
+    """kernel_facts.maple_alloc selects the maple tree's allocation rules: none recorded (the
+    default tree) and "prealloc" are 6.12's, "ondemand" is 6.1's, "sheaves" 7.x's; anything
+    else (a value no rule knows) is not predicted, naming the fact."""
+    assert runconfig.resolve("faults", kconfig(), faults()).config.maple_alloc == "prealloc"
+    rm = runconfig.resolve("faults", kconfig(), faults(), {"maple_alloc": "ondemand"})
+    assert rm.modelled and rm.config.maple_alloc == "ondemand"
+    bad = runconfig.resolve("faults", kconfig(), faults(), {"maple_alloc": "no-such-rule"})
+    assert not bad.modelled
+    assert [n.what for n in bad.tree_not_modelled] == ["kernel_facts.maple_alloc"]
+    assert "no-such-rule" in bad.tree_not_modelled[0].message()
 
 
 def test_failslab_ignore_gfp_wait_y_counts_only_allocations_that_cannot_sleep():

@@ -57,7 +57,7 @@ def test_6_12_facts_are_modelled_and_others_are_named():
     bad = {nm.what: nm.value for nm in runconfig.tree_problems(FACTS_UNKNOWN)}
     assert bad == {"kernel_facts.fork_failure": "unknown", "kernel_facts.vma_lock": "unknown"}
     assert all("7.9.1" in nm.message() for nm in runconfig.tree_problems(FACTS_UNKNOWN))
-    assert {nm.what for nm in runconfig.tree_problems(FACTS_61)} == {"kernel_facts.maple_alloc"}
+    assert runconfig.tree_problems(FACTS_61) == []  # 6.1 is modelled too
     notice = runconfig.tree_notice(FACTS_UNKNOWN)
     assert notice.startswith("simulator models 6.12, 7.2; this tree 7.9.1 differs in: ")
     assert "fork_failure=unknown" in notice and "kernel-only checks" in notice
@@ -66,8 +66,8 @@ def test_6_12_facts_are_modelled_and_others_are_named():
 
 
 def test_widening_a_fact_is_one_entry(monkeypatch):
-    monkeypatch.setitem(runconfig.MODELLED_FACTS, "maple_alloc", ("prealloc", "ondemand"))
-    assert runconfig.tree_problems(FACTS_61) == []
+    monkeypatch.setitem(runconfig.MODELLED_FACTS, "vma_lock", ("cache", "embedded", "none", "unknown"))
+    assert [nm.what for nm in runconfig.tree_problems(FACTS_UNKNOWN)] == ["kernel_facts.fork_failure"]
 
 
 def test_unmodelled_tree_skips_model_rows_and_runs_kernel_only_checks(predictor):
