@@ -375,7 +375,13 @@ def new_node(leaf: bool) -> Node:
 def mas_pop_node(mas: MaState, leaf: bool) -> Node:
     pool = mas.pool
     if pool.avail <= 0:
-        raise AssertionError("maple: ran out of preallocated nodes")
+        if not getattr(mas.tree, "sheaves", False):
+            raise AssertionError("maple: ran out of preallocated nodes")
+        # 7.x sizes a rebalance or spanning store for its own write path (mas_prealloc_calc),
+        # which needs fewer nodes than 6.12's that this port runs: take the extra nodes from
+        # the sheaf (no check either way; only the node count differs)
+        mas.tree._log_sheaf(1)
+        pool.avail += 1
     pool.avail -= 1
     return new_node(leaf)  # zeroed, as mas_pop_node()'s memset leaves it
 
