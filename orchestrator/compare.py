@@ -62,7 +62,7 @@ from .run_rows import (
     _missing_final_rows,
     _not_modelled_rows,
 )
-from .spawn_model import work_model
+from .spawn_model import fit_variants, work_model
 from .spawn_rows import spawn_frame, spawn_work, timing_rows
 from .timing import improvement_table
 
@@ -108,7 +108,8 @@ def compare_records(records: list[dict], models: dict[str, str] | None = None,
         timing = improvement_table(seed[["variant", "vmas", "forks_per_s"]],
                                    deterministic=deterministic)
         if not unmodelled_spawn:  # the work model needs the simulator's op counts
-            cost = work_model(spawn, spawn_work(predictor), models)
+            fitted_on, predicts = fit_variants(spawn)
+            cost = work_model(spawn, spawn_work(predictor), models, fitted_on, predicts)
         rows += timing_rows(timing, cost)
     return vd.frame(rows), timing, cost
 
