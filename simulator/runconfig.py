@@ -251,11 +251,15 @@ FACT_FIELDS: dict[str, tuple[str, dict]] = {
 # (linux-source-6.12) and 7.2 (linux-source-7.2). Trees between them that do not report the
 # fact are not modelled.
 V612, V72 = (6, 12), (7, 2)
+# Both are read from the tree (treefacts: anon_vma_fork, slab_sheaves); records made before
+# forkdiff read them get the values of the tree's version where the source was read.
 VERSION_FIELDS: dict[str, tuple[str, str, str]] = {
-    # fact (when the tree reports it): (6.12 and older, 7.2 and newer, mm/ file it is read from)
+    # fact: (6.12 and older, 7.2 and newer, where it is read)
     "anon_vma_fork": ("clone_first", "alloc_first", "mm/rmap.c anon_vma_fork()"),
     "slab_sheaves": (False, True, "mm/slub.c: per-CPU sheaves for every cache"),
 }
+VERSION_FIELD_VALUES = {"anon_vma_fork": ("clone_first", "alloc_first"),
+                        "slab_sheaves": (False, True)}
 
 
 def facts_model(facts: dict | None) -> tuple[dict, list[NotModelled]]:
@@ -273,8 +277,13 @@ def facts_model(facts: dict | None) -> tuple[dict, list[NotModelled]]:
             fields[name] = table[value]
     version = tuple(facts.get("version_tuple") or ())
     for fact, (old, new, where) in VERSION_FIELDS.items():
-        if fact in facts:
+        if fact in facts and facts[fact] in VERSION_FIELD_VALUES[fact]:
             fields[fact] = facts[fact]
+        elif fact in facts:
+            bad.append(NotModelled(f"kernel_facts.{fact}", str(facts[fact]),
+                                   f"{where} matches none of the shapes the simulator models",
+                                   "run a 6.1, 6.12 or 7.2 tree",
+                                   " or ".join(map(str, VERSION_FIELD_VALUES[fact]))))
         elif not version or version[:2] <= V612:  # no version: the default tree's (6.12)
             fields[fact] = old
         elif version[:2] >= V72:
