@@ -21,6 +21,12 @@ unless an anon_vma is reused (num_children < 2 and no active VMAs), an anon_vma 
 anon_vma_chain (both GFP_KERNEL, fatal); page-table pages in copy_page_range() only when
 vma_needs_copy() (anon_vma, VM_PFNMAP or VM_MIXEDMAP) and the parent has the table there.
 
+7.x (KernelConfig fields set from the tree's facts, simulator/runconfig.py): dup_mmap() is
+in mm/mmap.c; no vma_lock (vm_refcnt is inside vm_area_struct); anon_vma_fork() allocates the
+anon_vma and its chain before anon_vma_clone(), all GFP_KERNEL; maple nodes beyond one come
+from slab sheaves (no check); every cache's first allocation after the guest's shrink kmallocs
+an empty sheaf (a check); a failed fork is torn down inside dup_mmap() (no XA_ZERO_ENTRY).
+
 fail-nth counts *checks*: should_failslab()/should_fail_alloc_page() calls that reach
 should_fail_ex() (a bulk slab allocation is one check) and pass the stack filter; see
 FaultSettings.counts().
