@@ -118,12 +118,13 @@ def fork_records(name: str, parent: Mm, res: ForkResult,
         out.append(base | {"measurement": "counts", "objects": objs,
                            "maple_node_allocated": res.ops["nodes_allocated"]
                            - res.ops["nodes_from_sheaf"],
-                           "maple_node_from_sheaf": res.ops["nodes_from_sheaf"],
                            "maple_node_freed": res.ops["nodes_freed"],
                            "child_tree_nodes": res.ops["child_nodes"],
                            "child_tree_height": res.ops["child_height"],
                            "allocations": len(res.trace), "checks": len(res.counted),
-                           "settings": sets})
+                           "settings": sets}
+                   | ({"maple_node_from_sheaf": res.ops["nodes_from_sheaf"]}
+                      if res.ops["nodes_from_sheaf"] else {}))
     if "alloc_trace" in measurements:
         out.append(base | {"measurement": "alloc_trace", "settings": sets,
                            "checks": len(res.counted),
