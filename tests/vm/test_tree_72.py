@@ -4,7 +4,7 @@ the tree's facts select, and a planted 7.2 bug caught by the leak verdicts.
 
 Real parts only: the 7.2 faults kernel is built (with the planted patch for the second test),
 booted in QEMU, fail-nth injects the failures, the guest reads the slab counters. The tree is
-FORKDIFF_TREE_72 (a path), else `debian:sid:linux-source-7.2`; without either the tests skip,
+FORKDIFF_TEST_TREE_7_2 (a path), else `debian:sid:linux-source-7.2`; without either the tests skip,
 saying so."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ SCENARIO = "anon-touched-21"
 
 @pytest.fixture(scope="module")
 def tree72() -> str:
-    spec = os.environ.get("FORKDIFF_TREE_72") or "debian:sid:linux-source-7.2"
+    spec = os.environ.get("FORKDIFF_TEST_TREE_7_2") or "debian:sid:linux-source-7.2"
     from orchestrator.errors import ForkdiffError
     from orchestrator.tree import resolve_tree
 
