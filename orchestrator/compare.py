@@ -129,10 +129,11 @@ def compare_dir(out: Path, models: dict[str, str] | None = None) -> pd.DataFrame
         for rec in predictor.all():
             fh.write(json.dumps(rec) + "\n")
     vd.write(df, out / "verdicts.jsonl")
-    for name, present in (("timing.csv", timing is not None), ("cost_model.json", cost is not None)):
+    has_timing = timing is not None and not timing.empty  # one kernel: nothing to compare
+    for name, present in (("timing.csv", has_timing), ("cost_model.json", cost is not None)):
         if not present:
             (out / name).unlink(missing_ok=True)
-    if timing is not None:
+    if has_timing:
         timing.to_csv(out / "timing.csv", index=False)
     if cost is not None:
         (out / "cost_model.json").write_text(json.dumps(cost, indent=1))
