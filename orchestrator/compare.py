@@ -62,7 +62,7 @@ from .run_rows import (
     _missing_final_rows,
     _not_modelled_rows,
 )
-from .spawn_model import work_model
+from .spawn_model import fit_variants, work_model
 from .spawn_rows import spawn_frame, spawn_work, timing_rows
 from .timing import improvement_table
 
@@ -108,7 +108,8 @@ def compare_records(records: list[dict], models: dict[str, str] | None = None,
         timing = improvement_table(seed[["variant", "vmas", "forks_per_s"]],
                                    deterministic=deterministic)
         if not unmodelled_spawn:  # the work model needs the simulator's op counts
-            cost = work_model(spawn, spawn_work(predictor), models)
+            fitted_on, predicts = fit_variants(spawn)
+            cost = work_model(spawn, spawn_work(predictor), models, fitted_on, predicts)
         rows += timing_rows(timing, cost)
     return vd.frame(rows), timing, cost
 
@@ -128,10 +129,11 @@ def compare_dir(out: Path, models: dict[str, str] | None = None) -> pd.DataFrame
         for rec in predictor.all():
             fh.write(json.dumps(rec) + "\n")
     vd.write(df, out / "verdicts.jsonl")
-    for name, present in (("timing.csv", timing is not None), ("cost_model.json", cost is not None)):
+    has_timing = timing is not None and not timing.empty  # one kernel: nothing to compare
+    for name, present in (("timing.csv", has_timing), ("cost_model.json", cost is not None)):
         if not present:
             (out / name).unlink(missing_ok=True)
-    if timing is not None:
+    if has_timing:
         timing.to_csv(out / "timing.csv", index=False)
     if cost is not None:
         (out / "cost_model.json").write_text(json.dumps(cost, indent=1))

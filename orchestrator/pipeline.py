@@ -168,6 +168,8 @@ def run(opts: VmTestOptions) -> int:
     notice = runconfig.tree_notice(facts)
     say("model", notice or f"the simulator models this tree ({facts['version']}): "
                            "kernel-vs-simulator and kernel-only checks")
+    for part in runconfig.partial_model(facts):
+        say("model", f"partly: {part}")
     patches = tuple(opts.patches) or tuple(env_patches())
     variants, tree_model = _variants(tree.path, say, facts["dup_mmap_model"], patches)
     if opts.variants:

@@ -12,6 +12,11 @@ from the measurement and only the work that differs (the baseline's bulk stores 
 mas_expected_entries, the patched kernel's __mt_dup and exact-fit stores, tree shapes) is
 priced by the model. Where the baseline was not measured at that count, the model alone.
 
+A run of one kernel (a tree whose baseline patch does not apply, e.g. 7.x: VARIANTS=patched)
+has no baseline to fit on: the model is then fitted on that kernel's own calibration layouts
+only (the seed's layout held out) and predicts the seed's layout's forks/s by the model alone
+(fitted_on == predicts; the report's rule names what it was fitted on).
+
 Verdict: a kernel-vs-simulator spawn row is a mismatch when the observed forks/s differs from
 the prediction by more than the validated band: the largest leave-one-layout-out error of the
 calibration plus simulator.cost.BAND_MARGIN_PCT."""
@@ -39,7 +44,10 @@ def work_model(frame: pd.DataFrame, work_of: Callable[[object, str], dict],
     if frame.empty:
         return None
     frame = frame.assign(layout=[layout_family(j.scenario) for j in frame["job"]])
+    own = fitted_on == predicts  # one kernel: fit on its calibration layouts, predict the seed's
     base = frame[frame["variant"] == fitted_on]
+    if own:
+        base = base[base["layout"] != "spawn"]
     points: list[CalPoint] = []
     base_obs: dict[tuple[str, int], tuple[float, dict]] = {}
     fit_model = models.get(fitted_on, fitted_on)
@@ -56,8 +64,10 @@ def work_model(frame: pd.DataFrame, work_of: Callable[[object, str], dict],
         "vmas": sorted({p.vmas for p in points if p.layout == "spawn"})})
     errors = []
     pred_model = models.get(predicts, predicts)
-    for (lay, vmas), grp in frame[frame["variant"] == predicts].groupby(["layout", "vmas"],
-                                                                        sort=True):
+    targets = frame[frame["variant"] == predicts]
+    if own:
+        targets = targets[targets["layout"] == "spawn"]
+    for (lay, vmas), grp in targets.groupby(["layout", "vmas"], sort=True):
         work = work_of(grp["job"].iloc[0], pred_model)
         obs = _mean_rate(grp)
         anchor = base_obs.get((str(lay), int(vmas)))
@@ -67,11 +77,22 @@ def work_model(frame: pd.DataFrame, work_of: Callable[[object, str], dict],
                   f"plus {predicts}'s"
         else:
             pred = model.forks_per_s(work)
-            how = "model alone (no baseline measurement at this count)"
+            how = ("model alone, fitted on this kernel's calibration layouts (the seed's layout "
+                   "held out)" if own else "model alone (no baseline measurement at this count)")
         errors.append({"layout": str(lay), "vmas": int(vmas), "observed": obs,
                        "predicted": pred, "error_pct": (pred / obs - 1.0) * 100.0, "how": how})
     return {"model": model.to_dict(), "predicts": predicts, "tolerance_pct": model.band_pct,
             "errors": errors}
+
+
+def fit_variants(frame: pd.DataFrame) -> tuple[str, str]:
+    """(fitted_on, predicts): the baseline predicts the patched kernel when both ran; a run of
+    one kernel fits on and predicts that kernel."""
+    variants = set(frame["variant"]) if not frame.empty else set()
+    if variants == {"patched"} or variants == {"baseline"}:
+        v = variants.pop()
+        return v, v
+    return "baseline", "patched"
 
 
 def verdict(error_pct: float, band_pct: float) -> str:

@@ -500,8 +500,11 @@ def run_suite(opts: RunOptions) -> SuiteResult:
 
 def variant_jobs(opts: RunOptions, variant: str) -> list[Job]:
     """Jobs only one variant runs: spawn's calibration layouts, on the baseline kernel
-    (orchestrator.calibration; the patched kernel's timings are predicted, never fitted)."""
-    if opts.suite != "spawn" or variant != "baseline" or not opts.calibrate:
+    (orchestrator.calibration; the patched kernel's timings are predicted, never fitted), or
+    on the one kernel of a run without a baseline (its model is fitted on them, the seed's
+    layout held out: orchestrator.spawn_model)."""
+    fit_on = "baseline" if "baseline" in opts.variants else opts.variants[0]
+    if opts.suite != "spawn" or variant != fit_on or not opts.calibrate:
         return []
     from .calibration import CALIBRATION_DURATION, calibration_scenarios
 

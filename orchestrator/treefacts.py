@@ -28,6 +28,11 @@ none of the known shapes):
                             vma_is_initial_heap(), start < brk && end > start_brk) or "inclusive"
                             (6.1: start <= brk && end >= start_brk, so a VMA ending at start_brk,
                             e.g. the bss, is [heap] too); "unknown"
+    anon_vma_fork           "clone_first": anon_vma_fork() calls anon_vma_clone() before it
+                            allocates the child's anon_vma (6.12 and older); "alloc_first":
+                            anon_vma_alloc() comes first (7.x) (mm/rmap.c)
+    slab_sheaves            every slab cache allocates through per-CPU sheaves (mm/slub.c
+                            computes each cache's capacity: calculate_sheaf_capacity)
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ from pathlib import Path
 from .errors import ForkdiffError
 
 FACT_KEYS = ("version", "version_tuple", "dup_mmap_file", "dup_mmap_model", "fork_failure",
-             "vma_lock", "maple_alloc", "vdso_vclock", "slub_bulk_stats", "proc_heap")
+             "vma_lock", "maple_alloc", "vdso_vclock", "slub_bulk_stats", "proc_heap",
+             "anon_vma_fork", "slab_sheaves")
 # Where dup_mmap() has lived; any other file that defines it is found by the search below.
 DUP_MMAP_USUAL = ("kernel/fork.c", "mm/mmap.c")
 SEARCH_DIRS = ("kernel", "mm")
@@ -233,6 +239,20 @@ def proc_heap_of(task_mmu_c: str, mm_h: str = "") -> str:
     return "unknown"
 
 
+def anon_vma_fork_of(rmap_c: str) -> str:
+    """From mm/rmap.c: which comes first in anon_vma_fork(), the clone or the allocation."""
+    body = _function_body(rmap_c, "anon_vma_fork")
+    alloc, clone = body.find("anon_vma_alloc("), body.find("anon_vma_clone(")
+    if alloc < 0 or clone < 0:
+        return "unknown"
+    return "alloc_first" if alloc < clone else "clone_first"
+
+
+def slab_sheaves_of(slub_c: str) -> bool:
+    """From mm/slub.c: every cache gets per-CPU sheaves (a capacity computed per cache)."""
+    return bool(re.search(r"\bcalculate_sheaf_capacity\s*\(", slub_c))
+
+
 def detect(tree_path: str | Path) -> dict:
     """Every fact of FACT_KEYS, read from the tree's source (a ForkdiffError when the tree
     defines no dup_mmap() or one forkdiff cannot classify)."""
@@ -251,4 +271,6 @@ def detect(tree_path: str | Path) -> dict:
         "vdso_vclock": vdso_vclock_of(tree),
         "slub_bulk_stats": slub_bulk_stats_of(_read(tree, "mm/slub.c")),
         "proc_heap": proc_heap_of(_read(tree, "fs/proc/task_mmu.c"), _read(tree, "include/linux/mm.h")),
+        "anon_vma_fork": anon_vma_fork_of(_read(tree, "mm/rmap.c")),
+        "slab_sheaves": slab_sheaves_of(_read(tree, "mm/slub.c")),
     }

@@ -9,7 +9,11 @@ replayed as the kernel builds it, in the kernel's order, on an mm.Mm:
    (ET_EXEC: fixed addresses), the bss beyond the last file page by vm_brk_flags(); then
    start_brk = brk = PAGE_ALIGN(end of bss) (no brk gap without randomization).
 3. arch/x86/entry/vdso/vma.c map_vdso(): top-down below mmap_base, [vdso] text stored first,
-   then [vvar] (4 pages: vvar, pvclock, hvclock, timens) just below it.
+   then [vvar] (4 pages: vvar, pvclock, hvclock, timens) just below it. 7.x
+   (ExecParams.vclock): get_unmapped_area() for the text + __VDSO_PAGES (6); [vdso] at
+   addr + 6 pages, then vdso_install_vvar_mapping()'s [vvar] (VDSO_NR_PAGES = 4, VM_MIXEDMAP)
+   at addr, then [vvar_vclock] (VDSO_NR_VCLOCK_PAGES = 2: pvclock, hvclock; VM_PFNMAP) at
+   addr + 4 pages (arch/x86/include/asm/vdso/vsyscall.h, lib/vdso/datastore.c).
 4. glibc 2.36 static startup (as strace shows it): brk() for the static TLS block
    (_dl_early_allocate), brk() for malloc's first arena top (_dl_non_dynamic_init's search
    path setup mallocs: request + 128 KiB top_pad, page aligned end), mprotect(PROT_READ) of
@@ -41,6 +45,7 @@ from .mm import (
     VM_MAYEXEC,
     VM_MAYREAD,
     VM_MAYWRITE,
+    VM_MIXEDMAP,
     VM_PFNMAP,
     VM_READ,
     VM_STACK_FLAGS,
@@ -56,6 +61,7 @@ STACK_EXPAND = 131072  # setup_arg_pages(): stack_expand
 MMAP_BASE = TASK_SIZE - (128 << 20)  # mmap_base(): gap clamped to 128 MiB, no random offset
 VVAR_PAGES = 4
 VDSO_PAGES = 2  # vdso_image_64.size of a 6.12 x86-64 build
+VCLOCK_PAGES = 2  # 7.x VDSO_NR_VCLOCK_PAGES; its [vvar] stays VDSO_NR_PAGES = 4
 MALLOC_FIRST_SBRK = 0x21000  # ALIGN_UP(small request + top_pad 0x20000 + MINSIZE, 4096)
 TLS_BRK = 0xD00  # glibc 2.36 static TLS block + TCB for a binary with a small PT_TLS
 
@@ -118,13 +124,15 @@ def read_elf(path: str | Path, guest_path: str | None = None) -> ElfInfo:
 @dataclass(frozen=True)
 class ExecParams:
     """What besides the binary decides the image: the bytes exec copies onto the stack
-    (filename + argv + envp strings), the vDSO size, and glibc's two startup brk calls."""
+    (filename + argv + envp strings), the vDSO size and layout (vclock: 7.x's separate
+    [vvar_vclock]), and glibc's two startup brk calls."""
 
     arg_bytes: int = 600
     vdso_pages: int = VDSO_PAGES
     tls_brk: int = TLS_BRK
     malloc_brk: int = MALLOC_FIRST_SBRK
     inode: int = 0
+    vclock: bool = False
 
 
 def build_exec_image(elf: ElfInfo = DEFAULT_ELF, params: ExecParams = ExecParams(),
@@ -165,13 +173,7 @@ def build_exec_image(elf: ElfInfo = DEFAULT_ELF, params: ExecParams = ExecParams
         elf_brk = max(elf_brk, seg.vaddr + seg.memsz)
     mm.start_brk = mm.brk = page_align(elf_brk)
     # 3. vDSO: text first, then vvar below it (map_vdso()).
-    size = (params.vdso_pages + VVAR_PAGES) * PAGE_SIZE
-    addr = mm.get_unmapped_area_topdown(size, MMAP_BASE)
-    text = addr + VVAR_PAGES * PAGE_SIZE
-    mm.install_special(text, params.vdso_pages * PAGE_SIZE,
-                       VM_READ | VM_EXEC | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC, "[vdso]")
-    mm.install_special(addr, VVAR_PAGES * PAGE_SIZE,
-                       VM_READ | VM_MAYREAD | VM_IO | VM_DONTDUMP | VM_PFNMAP, "[vvar]")
+    text = map_vdso(mm, params)
     mm.read_fault(text)  # glibc parses the vDSO's ELF header (setup_vdso_pointers)
     # 4. glibc static startup.
     base = mm.brk
@@ -191,3 +193,22 @@ def build_exec_image(elf: ElfInfo = DEFAULT_ELF, params: ExecParams = ExecParams
                 and v.flags & VM_ACCOUNT and v.end <= mm.start_brk:
             mm.write_fault(v.start)  # the bss: libc's static data lives there
     return mm
+
+
+def map_vdso(mm: Mm, params: ExecParams) -> int:
+    """arch/x86/entry/vdso/vma.c map_vdso(); returns the text's address. 6.12: [vdso], then
+    [vvar] (VM_PFNMAP) below it; 7.x (params.vclock): [vdso], [vvar] (VM_MIXEDMAP) at the
+    bottom, [vvar_vclock] (VM_PFNMAP) between them."""
+    data = VVAR_PAGES + (VCLOCK_PAGES if params.vclock else 0)
+    addr = mm.get_unmapped_area_topdown((params.vdso_pages + data) * PAGE_SIZE, MMAP_BASE)
+    text = addr + data * PAGE_SIZE
+    mm.install_special(text, params.vdso_pages * PAGE_SIZE,
+                       VM_READ | VM_EXEC | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC, "[vdso]")
+    special = VM_READ | VM_MAYREAD | VM_IO | VM_DONTDUMP
+    if not params.vclock:
+        mm.install_special(addr, VVAR_PAGES * PAGE_SIZE, special | VM_PFNMAP, "[vvar]")
+        return text
+    mm.install_special(addr, VVAR_PAGES * PAGE_SIZE, special | VM_MIXEDMAP, "[vvar]")
+    mm.install_special(addr + VVAR_PAGES * PAGE_SIZE, VCLOCK_PAGES * PAGE_SIZE,
+                       special | VM_PFNMAP, "[vvar_vclock]")
+    return text

@@ -21,6 +21,12 @@ unless an anon_vma is reused (num_children < 2 and no active VMAs), an anon_vma 
 anon_vma_chain (both GFP_KERNEL, fatal); page-table pages in copy_page_range() only when
 vma_needs_copy() (anon_vma, VM_PFNMAP or VM_MIXEDMAP) and the parent has the table there.
 
+7.x (KernelConfig fields set from the tree's facts, simulator/runconfig.py): dup_mmap() is
+in mm/mmap.c; no vma_lock (vm_refcnt is inside vm_area_struct); anon_vma_fork() allocates the
+anon_vma and its chain before anon_vma_clone(), all GFP_KERNEL; maple nodes beyond one come
+from slab sheaves (no check); every cache's first allocation after the guest's shrink kmallocs
+an empty sheaf (a check); a failed fork is torn down inside dup_mmap() (no XA_ZERO_ENTRY).
+
 fail-nth counts *checks*: should_failslab()/should_fail_alloc_page() calls that reach
 should_fail_ex() (a bulk slab allocation is one check) and pass the stack filter; see
 FaultSettings.counts().
@@ -113,9 +119,39 @@ SUITE_SETTINGS = FaultSettings(failslab_ignore_gfp_wait=False)  # our suites: ig
 
 @dataclass(frozen=True)
 class KernelConfig:
-    per_vma_lock: bool = True  # kconfig/base.config sets CONFIG_PER_VMA_LOCK=y (needs SMP)
-    # how the kernel's maple tree gets nodes (kernel fact maple_alloc, simulator.maple.MapleTree):
-    # "prealloc" (6.12) or "ondemand" (6.1); the parent's and the child's trees follow it
+    """What the simulated kernel does where kernels differ. The defaults are 6.12 (Debian's
+    linux-source-6.12); simulator/runconfig.py sets the fields from the kernel's kconfig and
+    from facts read from its tree (orchestrator/treefacts.py), in one place.
+
+    per_vma_lock:  CONFIG_PER_VMA_LOCK (kconfig/base.config sets it; needs SMP)
+    vma_lock:      "cache": vm_area_dup() -> vma_lock_alloc() allocates a struct vma_lock from
+                   its own cache (6.4 to 6.14); "embedded": the lock is vm_refcnt inside
+                   vm_area_struct, nothing to allocate (7.x); "none": no per-VMA lock code
+    fork_failure:  "marker": a failed dup_mmap() stores XA_ZERO_ENTRY at the failure point
+                   and exit_mmap() stops there (6.12); "teardown": dup_mmap() itself unmaps
+                   and frees the copies before the failure point (unmap_region(),
+                   tear_down_vmas()) and destroys the tree (7.x, mm/mmap.c)
+    maple_alloc:   how the maple tree gets nodes (simulator.maple.MapleTree; the parent's and
+                   the child's trees follow it): "prealloc": mas_alloc_nodes() makes one
+                   single and then bulk allocations (6.12); "ondemand": the write path asks
+                   where it needs nodes (6.1); "sheaves": one node is mt_alloc_one(), more
+                   come from a slab sheaf (kmem_cache_prefill_sheaf), which failslab never
+                   checks (7.x)
+    anon_vma_fork: "clone_first": anon_vma_clone() (GFP_NOWAIT chains with a GFP_KERNEL
+                   fallback), then the anon_vma and its chain (6.12); "alloc_first": the
+                   anon_vma and its chain first, then anon_vma_clone() with GFP_KERNEL
+                   chains, no fallback (7.x mm/rmap.c)
+    vdso_vclock:   the x86 vDSO maps [vvar] (4 pages), [vvar_vclock] (2 pages) and [vdso]
+                   (7.x) instead of [vvar] and [vdso] (6.12)
+    slab_sheaves:  every slab cache allocates through per-CPU sheaves (7.x mm/slub.c); the
+                   first kmem_cache_alloc() of a cache whose sheaves a shrink just emptied
+                   kmallocs an empty sheaf: one more failslab check (see _Tracer.add)
+    sheaf_kmalloc_counted: that kmalloc is a counted check (False with failslab's
+                   cache-filter, which only counts the caches fork uses)"""
+
+    per_vma_lock: bool = True
+    vma_lock: str = "cache"
+    fork_failure: str = "marker"
     maple_alloc: str = "prealloc"
     # pages of the x86-64 vDSO image (the built kernel's vdso-image-64.c: 6.12's builds 2,
     # 6.1's 1); exec places [vvar] and everything mapped later below it (exec_image.py)
@@ -123,6 +159,26 @@ class KernelConfig:
     # which VMAs /proc/pid/maps names [heap] (kernel fact proc_heap): "strict" (6.12) or
     # "inclusive" (6.1: also a VMA ending at start_brk, such as a static binary's bss)
     proc_heap: str = "strict"
+    anon_vma_fork: str = "clone_first"
+    vdso_vclock: bool = False
+    slab_sheaves: bool = False
+    sheaf_kmalloc_counted: bool = True
+
+    def record(self) -> dict:
+        """The prediction records' `kernel_config`: per_vma_lock, plus every field whose value
+        is not 6.12's (so 6.12 predictions read as they always have)."""
+        default = KernelConfig()
+        return {k: v for k, v in asdict(self).items()
+                if k == "per_vma_lock" or v != getattr(default, k)}
+
+    @property
+    def vma_lock_alloc(self) -> bool:
+        """vm_area_dup() allocates a vma_lock (CONFIG_PER_VMA_LOCK with the vma_lock cache)."""
+        return self.per_vma_lock and self.vma_lock == "cache"
+
+    @property
+    def maple_sheaves(self) -> bool:
+        return self.maple_alloc == "sheaves"
 
 
 @dataclass
@@ -177,6 +233,7 @@ class ForkResult:
     parent_vmas: list[tuple[int, int]]  # (start, end) of every parent VMA, in order
     settings: FaultSettings
     tree_ops: list[tuple] = field(default_factory=list)  # maple_ops list building the child tree
+    config: KernelConfig = field(default_factory=KernelConfig)
 
     @property
     def counted(self) -> list[AllocEvent]:
@@ -204,18 +261,50 @@ def _set_rcu(tree: Any, on: bool) -> None:
         tree.rcu = on
 
 
+SHEAF_CACHE = "kmalloc"  # the kmalloc cache alloc_empty_sheaf() allocates a struct slab_sheaf from
+
+
 class _Tracer:
-    def __init__(self, settings: FaultSettings):
+    def __init__(self, settings: FaultSettings, config: KernelConfig = KernelConfig()):
         self.settings = settings
+        self.config = config
         self.trace: list[AllocEvent] = []
         self.checks = 0
+        self.warm: set[str] = set()  # caches whose per-CPU sheaves hold objects (slab_sheaves)
 
     def add(self, site: str, cache: str, gfp: str, kind: str, objects: int, on_fail: str,
             vma: tuple[int, Vma] | None = None, level: str | None = None,
             frees: dict[str, int] | None = None) -> AllocEvent:
         allocator = "page" if cache == "page" else "slab"
         may_sleep = gfp != GFP_NOWAIT
-        counted = self.settings.counts(allocator, may_sleep, 0)
+        counted = kind != "sheaf" and self.settings.counts(allocator, may_sleep, 0)
+        e = self._event(site, cache, gfp, kind, objects, counted, on_fail, vma, level, frees)
+        if kind == "single" and allocator == "slab" and self.config.slab_sheaves \
+                and cache not in self.warm:
+            self.empty_sheaf(cache, gfp, vma, level, frees)
+        return e
+
+    def empty_sheaf(self, cache: str, gfp: str, vma: tuple[int, Vma] | None, level: str | None,
+                    frees: dict[str, int] | None) -> None:
+        """7.x mm/slub.c slab_alloc_node(): should_failslab() for the cache, then
+        alloc_from_pcs(). The guest programs shrink fork's caches right before the fork, and
+        a shrink flushes every per-CPU sheaf (pcs_flush_all: the spare freed, the main
+        emptied) and frees the barn's (barn_shrink). So a cache's first allocation finds an
+        empty main, no spare and an empty barn: __pcs_replace_empty_main() ->
+        alloc_empty_sheaf() kmallocs a struct slab_sheaf (one more failslab check, same gfp),
+        refills it and keeps the old main as the spare. An injected failure there is
+        absorbed: alloc_from_pcs() returns NULL and __slab_alloc_node() allocates from the
+        slab. Later main refills reuse the spare and allocate nothing (refill_sheaf() has no
+        failslab hook); kmem_cache_prefill_sheaf() takes that spare too."""
+        self.warm.add(cache)
+        counted = self.config.sheaf_kmalloc_counted and self.settings.counts(
+            "slab", gfp != GFP_NOWAIT, 0)
+        self._event("alloc_empty_sheaf", SHEAF_CACHE, gfp, "single", 1, counted, "absorbed",
+                    vma, level, frees)
+
+    def _event(self, site: str, cache: str, gfp: str, kind: str, objects: int, counted: bool,
+               on_fail: str, vma: tuple[int, Vma] | None, level: str | None,
+               frees: dict[str, int] | None) -> AllocEvent:
         e = AllocEvent(len(self.trace), site, cache, gfp, kind, objects, counted, on_fail,
                        vma[0] if vma else None, vma[1].start if vma else None, level,
                        None, dict(frees or {}))
@@ -227,13 +316,15 @@ class _Tracer:
 
     def from_maple(self, records: list, site: str, gfp: str, on_fail: str,
                    vma: tuple[int, Vma] | None = None) -> tuple[int, int]:
-        """Turn maple AllocRecords into events; returns (objects allocated, objects freed)."""
+        """Turn maple AllocRecords into events; returns (objects allocated, objects freed).
+        "sheaf" records (nodes from a prefilled sheaf, 7.x) become events that are no check."""
         got = freed = 0
         for r in records:
             if r.kind == "free":
                 freed += r.count
                 continue
-            self.add(site, "maple_node", gfp, r.kind, r.count, on_fail, vma,
+            self.add(site, "maple_node", gfp, r.kind, r.count,
+                     "none" if r.kind == "sheaf" else on_fail, vma,
                      frees={"maple_node": got})
             got += r.count
         return got, freed
@@ -255,25 +346,26 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
     entries keep the parent's VMA ids. Used for speed on large VMA counts."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
-    tr = _Tracer(settings)
+    tr = _Tracer(settings, config)
     maple_ops0 = maple_ops_snapshot()  # the maple write path's counters (cost model units)
     vmas = list(parent.vmas())
     ops = dict.fromkeys(("nodes_allocated", "alloc_calls", "nodes_copied", "nodes_freed",
                          "tree_stores", "tree_walk_levels", "null_stores", "vmas_copied",
                          "vmas_dontcopy", "vmas_wipeonfork", "anon_vma_forks", "avc_allocs",
                          "anon_vma_allocs", "anon_vma_reused", "file_vmas", "pt_pages",
-                         "pt_vmas", "vma_allocs"), 0)
+                         "pt_vmas", "vma_allocs", "nodes_from_sheaf"), 0)
     height = getattr(parent.tree, "height", 0) or 0
 
     if variant == "patched":
         before = len(_log(parent.tree))
-        child_tree = parent.tree.dup()
+        child_tree = parent.tree.dup(sheaves=True) if config.maple_sheaves else parent.tree.dup()
         tree_ops: list[tuple] = [("dup",), ("rcu", "off")]
         recs = _log(child_tree) or _log(parent.tree)[before:]
         got, _ = tr.from_maple(recs, "__mt_dup", GFP_KERNEL, "fatal")
         ops["nodes_allocated"] += got
         ops["nodes_copied"] = getattr(parent.tree, "node_count", got)
         ops["alloc_calls"] += sum(1 for r in recs if r.kind != "free")
+        ops["nodes_from_sheaf"] += sum(r.count for r in recs if r.kind == "sheaf")
         _set_rcu(child_tree, False)
     else:
         # mm_init() gives the new tree MT_FLAGS_USE_RCU; the patch calls mas_expected_entries()
@@ -300,9 +392,10 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
                 n0 = _log_len(child_tree)
                 child_tree.store_range(v.start, v.end - 1, None)
                 tree_ops.append(("store", v.start, v.end - 1, None))
-                got, freed = tr.from_maple(_log(child_tree, n0), "vma_iter_clear_gfp",
-                                           GFP_NOWAIT, "absorbed", at)
+                recs = _log(child_tree, n0)
+                got, freed = tr.from_maple(recs, "vma_iter_clear_gfp", GFP_NOWAIT, "absorbed", at)
                 ops["nodes_allocated"] += got
+                ops["nodes_from_sheaf"] += sum(r.count for r in recs if r.kind == "sheaf")
                 ops["nodes_freed"] += freed
                 ops["null_stores"] += 1
                 ops["tree_walk_levels"] += height
@@ -356,15 +449,18 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
     ops["child_height"] = getattr(child_tree, "height", 0)
     return ForkResult(variant, parent.map_count, len(copied), parent.total_vm, child_total_vm,
                       child, tr.trace, ops, child_tree, copied,
-                      [(v.start, v.end) for v in vmas], settings, tree_ops)
+                      [(v.start, v.end) for v in vmas], settings, tree_ops, config)
 
 
 def vm_area_dup(tr: _Tracer, config: KernelConfig, ops: dict, at: tuple[int, Vma]) -> None:
     """kernel/fork.c vm_area_dup(): the vm_area_struct, then (CONFIG_PER_VMA_LOCK)
-    vma_lock_alloc()'s vma_lock; failing the lock frees the struct again."""
+    vma_lock_alloc()'s vma_lock; failing the lock frees the struct again. 7.x
+    (mm/vma_init.c): the lock is vm_refcnt inside the struct (vma_lock_init()), nothing else
+    is allocated (vma_pfnmap_track_ctx_dup() allocates only for a PAT-tracked pfnmap, which
+    the guest programs never make)."""
     tr.add("vm_area_dup", "vm_area_struct", GFP_KERNEL, "single", 1, "fatal", at)
     ops["vma_allocs"] += 1
-    if config.per_vma_lock:
+    if config.vma_lock_alloc:
         tr.add("vma_lock_alloc", "vma_lock", GFP_KERNEL, "single", 1, "fatal", at,
                frees={"vm_area_struct": 1})
 
@@ -389,18 +485,48 @@ def anon_vma_fork(tr: _Tracer, config: KernelConfig, ops: dict, at: tuple[int, V
     A failure there frees, on dup_mmap()'s error path, the new VMA and its lock, the chains
     cloned so far and the new anon_vma."""
     ops["anon_vma_forks"] += 1
+    if config.anon_vma_fork == "alloc_first":
+        _anon_vma_fork_alloc_first(tr, ops, at)
+        return
     reused = anon_vma_clone(tr, ops, at)
     if reused is not None:
         ops["anon_vma_reused"] += 1
         return
     cloned = len(at[1].chain)
-    lock = {"vma_lock": 1} if config.per_vma_lock else {}
+    lock = {"vma_lock": 1} if config.vma_lock_alloc else {}
     tr.add("anon_vma_fork", "anon_vma", GFP_KERNEL, "single", 1, "fatal", at,
            frees={"vm_area_struct": 1, **lock, "anon_vma_chain": cloned})
     tr.add("anon_vma_fork", "anon_vma_chain", GFP_KERNEL, "single", 1, "fatal", at,
            frees={"vm_area_struct": 1, **lock, "anon_vma_chain": cloned, "anon_vma": 1})
     ops["anon_vma_allocs"] += 1
     ops["avc_allocs"] += 1
+
+
+def _anon_vma_fork_alloc_first(tr: _Tracer, ops: dict, at: tuple[int, Vma]) -> None:
+    """7.x mm/rmap.c anon_vma_fork(): anon_vma_alloc() and anon_vma_chain_alloc(GFP_KERNEL)
+    first, then anon_vma_clone(VMA_OP_FORK): one anon_vma_chain per parent chain entry
+    (list_for_each_entry, GFP_KERNEL, no fallback: a failure is fatal and
+    cleanup_partial_anon_vmas() frees the chains made so far), then the reuse test over the
+    new chain. Reused or failed, the preallocated anon_vma and chain are freed again
+    (put_anon_vma, anon_vma_chain_free), so they are allocated either way. Every failure
+    also frees the new VMA (dup_mmap(): fail_nomem_anon_vma_fork -> vm_area_free)."""
+    tr.add("anon_vma_fork", "anon_vma", GFP_KERNEL, "single", 1, "fatal", at,
+           frees={"vm_area_struct": 1})
+    tr.add("anon_vma_fork", "anon_vma_chain", GFP_KERNEL, "single", 1, "fatal", at,
+           frees={"vm_area_struct": 1, "anon_vma": 1})
+    ops["anon_vma_allocs"] += 1
+    ops["avc_allocs"] += 1
+    reused = None
+    for n in range(len(at[1].chain)):
+        tr.add("anon_vma_clone", "anon_vma_chain", GFP_KERNEL, "single", 1, "fatal", at,
+               frees={"vm_area_struct": 1, "anon_vma": 1, "anon_vma_chain": 1 + n})
+        ops["avc_allocs"] += 1
+    for av in at[1].chain:  # maybe_reuse_anon_vma() over the new chain, reversed
+        if _reusable(av):
+            reused = av
+            break
+    if reused is not None:
+        ops["anon_vma_reused"] += 1
 
 
 @dataclass
@@ -451,13 +577,20 @@ def _reusable(av: AnonVma) -> bool:
 
 
 # ------------------------------------------------------------------ fault outcomes
-def slab_objects(events: list[AllocEvent], kinds: tuple[str, ...] = ("single", "bulk")) -> dict[str, int]:
-    """Slab objects the events allocate, per cache (page-allocator events left out); `kinds`
-    ("bulk",): only those of bulk allocations (what a kernel whose SLUB_STATS miss bulk
-    objects may not count: runconfig's bulk_counted)."""
+def slab_objects(events: list[AllocEvent], kinds: tuple[str, ...] = ("single", "bulk"),
+                 stats: bool = True) -> dict[str, int]:
+    """Slab objects the events allocate as SLUB_STATS' alloc_fastpath + alloc_slowpath count
+    them, per cache: page-allocator events left out, and (7.x) nodes taken from a prefilled
+    sheaf (kmem_cache_alloc_from_sheaf() bumps no alloc counter) and the kmalloc'd empty
+    sheaves (not one of the caches the guest reads). `kinds` ("bulk",): only those of bulk
+    allocations (what a kernel whose SLUB_STATS miss bulk objects may not count: runconfig's
+    bulk_counted). stats=False: every object of fork's caches, sheaf nodes included (what a
+    teardown has to free)."""
     out: dict[str, int] = {}
     for e in events:
-        if e.cache != "page" and e.kind in kinds:
+        if e.cache == "page" or e.cache == SHEAF_CACHE:
+            continue
+        if (e.kind == "sheaf" and not stats) or e.kind in kinds:
             out[e.cache] = out.get(e.cache, 0) + e.objects
     return out
 
@@ -469,10 +602,14 @@ def _teardown(res: ForkResult, e: AllocEvent, released: int, mark_at: int | None
     call_rcu; unlink_anon_vmas(): their anon_vma_chains and the anon_vmas that drop to zero)
     up to the XA_ZERO_ENTRY marker (patched) or the end of the copies (baseline), and
     __mt_destroy() frees every node of the child's tree (including the nodes the baseline
-    preallocated and vma_iter_free() gave back). Nothing is left: net 0 in every cache."""
+    preallocated and vma_iter_free() gave back). Nothing is left: net 0 in every cache.
+    7.x (fork_failure "teardown"): dup_mmap() releases the same copies itself (unmap_region()
+    and tear_down_vmas() up to the failure point's start, nothing when no VMA was written)
+    and calls __mt_destroy(); exit_mmap() then finds an empty tree."""
     allocated = slab_objects(res.trace[:e.seq])
     error_path = {c: n for c, n in e.frees.items() if n}
-    by_teardown = {c: n - error_path.get(c, 0) for c, n in allocated.items()}
+    by_teardown = {c: n - error_path.get(c, 0)
+                   for c, n in slab_objects(res.trace[:e.seq], stats=False).items()}
     first = res.parent_vmas[res.copied[0]][0] if released else None
     last = res.parent_vmas[res.copied[released - 1]][1] if released else None
     return {"allocated": allocated, "allocated_in_bulk": slab_objects(res.trace[:e.seq], ("bulk",)),
@@ -480,7 +617,21 @@ def _teardown(res: ForkResult, e: AllocEvent, released: int, mark_at: int | None
             "freed_by_teardown": {c: n for c, n in by_teardown.items() if n},
             "net": dict.fromkeys(allocated, 0),
             "teardown_range": [hex(first), hex(last)] if released else None,
-            "stops_at": ("XA_ZERO_ENTRY marker" if mark_at is not None else "end of the tree")}
+            "stops_at": _stops_at(res, mark_at)}
+
+
+def _stops_at(res: ForkResult, mark_at: int | None) -> str:
+    if res.config.fork_failure == "teardown" and res.variant == "patched":
+        return "failure point" if mark_at is not None else "end of the tree"
+    return "XA_ZERO_ENTRY marker" if mark_at is not None else "end of the tree"
+
+
+def _absorbed_reason(site: str) -> str:
+    if site == "alloc_empty_sheaf":
+        return ("kmalloc of an empty sheaf failed: alloc_from_pcs() gave up and "
+                "__slab_alloc_node() allocated the object from the slab")
+    return ("GFP_NOWAIT failed, the GFP_KERNEL retry succeeded "
+            + ("(anon_vma_clone)" if site == "anon_vma_clone" else "(mas_store_gfp -> mas_nomem)"))
 
 
 def outcome(res: ForkResult, k: int) -> dict:
@@ -508,9 +659,7 @@ def outcome(res: ForkResult, k: int) -> dict:
         out.update(fork="success", errno=None, absorbed=True, marker=None,
                    frees={}, child_vmas_released=0, allocated=slab_objects(res.trace),
                    allocated_in_bulk=slab_objects(res.trace, ("bulk",)),
-                   reason=("GFP_NOWAIT failed, the GFP_KERNEL retry succeeded "
-                           + ("(anon_vma_clone)" if e.site == "anon_vma_clone"
-                              else "(mas_store_gfp -> mas_nomem)")))
+                   reason=_absorbed_reason(e.site))
         return out
     out.update(fork="ENOMEM", errno="ENOMEM", absorbed=False, frees=dict(e.frees))
     parent_n = len(res.parent_vmas)
@@ -528,7 +677,12 @@ def outcome(res: ForkResult, k: int) -> dict:
     else:
         released = done_before
         mark_at = i
-    if res.variant == "patched":
+    if res.variant == "patched" and res.config.fork_failure == "teardown":
+        out["marker"] = None
+        out["reason"] = (f"{e.site} failed at VMA {i}: dup_mmap() unmaps and frees the "
+                         f"{released} copies before the failure point (tear_down_vmas) and "
+                         "destroys the tree")
+    elif res.variant == "patched":
         if mark_at is None:
             out["marker"] = None
         else:

@@ -22,8 +22,11 @@ ULONG_MAX = M
 
 class AllocRecord(NamedTuple):
     """One allocation event of maple nodes. kind: "single" (kmem_cache_alloc), "bulk"
-    (kmem_cache_alloc_bulk, `count` objects, one fault-injection check), "free" (objects the
-    operation freed, summed per operation), "fail_single"/"fail_bulk" (a check that failed).
+    (kmem_cache_alloc_bulk, `count` objects, one fault-injection check), "sheaf" (`count`
+    nodes taken from a prefilled slab sheaf: kmem_cache_prefill_sheaf/refill fill it
+    without should_failslab and kmem_cache_alloc_from_sheaf() hands them out without it, so
+    no check; trees with `sheaves` set, 7.x), "free" (objects the operation freed, summed per
+    operation), "fail_single"/"fail_bulk" (a check that failed).
     seq: index of the tree operation that made it. Immutable; a NamedTuple rather than a
     frozen dataclass because two are made per store (cheaper to build, and the cyclic GC
     stops tracking tuples of atoms)."""
@@ -35,18 +38,19 @@ class AllocRecord(NamedTuple):
 
     @property
     def is_check(self) -> bool:
-        return self.kind != "free"
+        return self.kind != "free" and self.kind != "sheaf"
 
 
 # Each record is kept packed in one int (seq << 40 | count << 8 | op << 3 | kind): a list of
 # ints holds no GC-tracked objects, where a list of tuples made the cyclic GC run a
 # generation-0 collection every 700 records (the records were ~90% of the containers a
 # store left alive) and cost ~9 MB at 51k VMAs. count < 2**32 (a node count).
-_KINDS = ("single", "bulk", "free", "fail_single", "fail_bulk")
+_KINDS = ("single", "bulk", "free", "fail_single", "fail_bulk", "sheaf")
 _KIND_CODE = {k: i for i, k in enumerate(_KINDS)}
 _OPS = ["store", "erase", "replace", "expect", "bstore", "bdestroy", "dup", ""]
 _OP_CODE = {o: i for i, o in enumerate(_OPS)}
 _FREE = _KIND_CODE["free"]
+_SHEAF = _KIND_CODE["sheaf"]
 _STORE_BITS = _OP_CODE["store"] << 3
 _BSTORE_BITS = _OP_CODE["bstore"] << 3
 
@@ -128,9 +132,12 @@ class MapleTree:
     """An allocation-range maple tree. `rcu` is MT_FLAGS_USE_RCU (mm trees start with it;
     dup_mmap clears it on the child while building it). `alloc` is how the kernel's tree
     gets its nodes (the kernel fact maple_alloc): "prealloc" (6.12: a store asks for its exact
-    need before writing) or "ondemand" (6.1: the write path asks where it needs nodes)."""
+    need before writing), "ondemand" (6.1: the write path asks where it needs nodes) or
+    "sheaves" (7.x lib/maple_tree.c: mas_alloc_nodes() takes one node with mt_alloc_one() and
+    more from a slab sheaf; mas_prealloc_calc() sizes a store by the vacant/sufficient heights
+    its walk found)."""
 
-    ALLOC_MODES = ("prealloc", "ondemand")
+    ALLOC_MODES = ("prealloc", "ondemand", "sheaves")
 
     def __init__(self, rcu: bool = True, alloc: str = "prealloc"):
         if alloc not in self.ALLOC_MODES:
@@ -141,6 +148,7 @@ class MapleTree:
         self.rcu = rcu
         self.alloc = alloc
         self.ondemand = alloc == "ondemand"
+        self.sheaves = alloc == "sheaves"
         self._alog = AllocLog()
         self._recs = self._alog._recs  # the packed records, appended to on the hot paths
         self.op_freed = 0
@@ -184,6 +192,10 @@ class MapleTree:
                                   | _KIND_CODE["fail_" + kind])
                 raise _FailAt()
         self._recs.append(self.seq << 40 | count << 8 | self._opbits | _KIND_CODE[kind])
+
+    def _log_sheaf(self, count: int) -> None:
+        """`count` nodes taken from a prefilled sheaf: recorded, never a check."""
+        self._recs.append(self.seq << 40 | count << 8 | self._opbits | _SHEAF)
 
     def _begin(self, op: str) -> None:
         self._opbits = _op_bits(op)
@@ -300,12 +312,20 @@ class MapleTree:
                 return nxt
             node = nxt
 
-    def dup(self, fail_at_check: int = 0) -> MapleTree:
+    def dup(self, fail_at_check: int = 0, sheaves: bool | None = None) -> MapleTree:
         """__mt_dup(): a copy built in DFS pre-order, one single allocation for the root and
         one bulk allocation per internal node for all its children. With fail_at_check=k the
         k-th allocation check fails: the copy is freed and DupFailed is raised; its
-        alloc_log (attribute `log` of the exception) shows what happened."""
-        new = MapleTree(rcu=self.rcu, alloc=self.alloc)
+        alloc_log (attribute `log` of the exception) shows what happened.
+        A sheaves tree (7.x mas_dup_alloc() -> mas_alloc_nodes()): an internal node's children
+        (always 2 or more) come from the ma_state's slab sheaf (kmem_cache_prefill_sheaf, then
+        kmem_cache_refill_sheaf when it holds fewer than needed), recorded as "sheaf", no
+        check; the root is still mt_alloc_one(). sheaves=True/False overrides the tree's own
+        mode for the copy."""
+        alloc = self.alloc if sheaves is None else ("sheaves" if sheaves else
+                                                    "prealloc" if self.alloc == "sheaves" else self.alloc)
+        new = MapleTree(rcu=self.rcu, alloc=alloc)
+        sheaves = new.sheaves
         new._begin("dup")
         new._fail_countdown = fail_at_check
         allocated = 0
@@ -321,7 +341,10 @@ class MapleTree:
                     order.append(node)
                     if not node.leaf:
                         end = C.ma_data_end(node, 0)
-                        new._log("bulk", end + 1)
+                        if sheaves:
+                            new._log_sheaf(end + 1)
+                        else:
+                            new._log("bulk", end + 1)
                         allocated += end + 1
                         stack.extend(reversed(node.slot[:end + 1]))
                 C.OPS[C.O_DUP_NODES] += len(order)
@@ -437,7 +460,8 @@ class MapleTree:
 
     def log_compact(self, since: int = 0) -> list[list]:
         """alloc_log[since:] as the oracle prints it: [seq, "s"|"b"|"f"|"xs"|"xb", count]."""
-        kinds = {"single": "s", "bulk": "b", "free": "f", "fail_single": "xs", "fail_bulk": "xb"}
+        kinds = {"single": "s", "bulk": "b", "free": "f", "fail_single": "xs", "fail_bulk": "xb",
+                 "sheaf": "h"}
         return [[r.seq, kinds[r.kind], r.count] for r in self.alloc_log[since:]]
 
 

@@ -375,7 +375,13 @@ def new_node(leaf: bool) -> Node:
 def mas_pop_node(mas: MaState, leaf: bool) -> Node:
     pool = mas.pool
     if pool.avail <= 0:
-        raise AssertionError("maple: ran out of preallocated nodes")
+        if not getattr(mas.tree, "sheaves", False):
+            raise AssertionError("maple: ran out of preallocated nodes")
+        # 7.x sizes a rebalance or spanning store for its own write path (mas_prealloc_calc),
+        # which needs fewer nodes than 6.12's that this port runs: take the extra nodes from
+        # the sheaf (no check either way; only the node count differs)
+        mas.tree._log_sheaf(1)
+        pool.avail += 1
     pool.avail -= 1
     return new_node(leaf)  # zeroed, as mas_pop_node()'s memset leaves it
 
@@ -1975,6 +1981,8 @@ def mas_prealloc_calc(mas: MaState, entry) -> int:
     if st == WR_APPEND or st == WR_EXACT_FIT or st == WR_SLOT_STORE:
         return 0
     h = mas.tree.height
+    if getattr(mas.tree, "sheaves", False):
+        return _prealloc_calc_7x(mas, st, h)
     if st == WR_SPLIT:
         return h * 2 + 1
     if st == WR_NEW_ROOT:
@@ -1987,6 +1995,48 @@ def mas_prealloc_calc(mas: MaState, entry) -> int:
         return h * 3 + 1
     if st == WR_REBALANCE:
         return h * 2 - 1
+    return h * 3 + 1
+
+
+def _wr_heights(mas: MaState) -> tuple[int, int]:
+    """7.x mas_wr_walk()'s vacant_height and sufficient_height: over the internal nodes the
+    walk passed above mas.node (the leaf, or the node where a spanning store stopped), the
+    deepest with room (end < slots - 1) sets vacant_height = depth + 1, the deepest with more
+    than the minimum (root: end > 2; others: end > mt_min_slots + 1) sufficient_height =
+    depth + 1 (the root is depth 0); 0 when none."""
+    path = []
+    n = mas.node.parent if isinstance(mas.node, Node) else None
+    while n is not None and n is not DEAD:
+        path.append(n)
+        n = n.parent
+    vacant = sufficient = 0
+    for depth, node in enumerate(reversed(path)):  # top-down, as the walk goes
+        if node.end < AR_SLOTS - 1:
+            vacant = depth + 1
+        if node.parent is None:
+            if node.end > 2:
+                sufficient = 1
+        elif node.end > AR_MIN + 1:
+            sufficient = depth + 1
+    return vacant, sufficient
+
+
+def _prealloc_calc_7x(mas: MaState, st: int, h: int) -> int:
+    """7.x mas_prealloc_calc() for the store types whose need depends on the tree: a split
+    rewrites the levels below the deepest vacant node, a spanning store or rebalance those
+    below the deepest sufficient one when it lies above the vacant one."""
+    vacant, sufficient = _wr_heights(mas)
+    delta = h - vacant
+    if st == WR_SPLIT:
+        return delta * 2 + 1
+    if st == WR_NEW_ROOT:
+        return 1
+    if st == WR_STORE_ROOT:
+        return 1 if (mas.last != 0 or mas.index != 0) else 0
+    if st == WR_SPANNING:
+        return ((h - sufficient) if sufficient < vacant else delta) * 3 + 1
+    if st == WR_REBALANCE:
+        return ((h - sufficient) if sufficient < vacant else delta) * 2 + 1
     return h * 3 + 1
 
 
@@ -2161,6 +2211,10 @@ def mas_store_gfp(mas: MaState, entry) -> None:
         if request == 1 and not pool.avail:
             pool.log("single", 1)
             pool.avail = 1
+        elif getattr(mas.tree, "sheaves", False) and not pool.avail:
+            # 7.x mas_alloc_nodes(): more than one node -> kmem_cache_prefill_sheaf()
+            mas.tree._log_sheaf(request)
+            pool.avail = request
         else:
             mas_node_count(mas, request)
     mas_wr_store_entry(wr)

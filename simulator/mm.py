@@ -91,7 +91,7 @@ class Vma:
     pgoff: int = 0
     file: str | None = None  # path shown in /proc/pid/maps; None for anonymous memory
     inode: int = 0
-    special: str | None = None  # "[vdso]" / "[vvar]": vm_special_mapping name
+    special: str | None = None  # "[vdso]" / "[vvar]" / "[vvar_vclock]": vm_special_mapping name
     anon_vma: AnonVma | None = None
     chain: list[AnonVma] = field(default_factory=list)  # anon_vma_chain, oldest first
 
@@ -335,7 +335,7 @@ class Mm:
         anon_vma_clone()); vma_complete() stores the new VMA's range, which shrinks v."""
         if not v.start < addr < v.end:
             raise MmError(f"split of [{v.start:#x}, {v.end:#x}) at {addr:#x}")
-        if v.special == "[vvar]" or v.special == "[vdso]":
+        if v.special is not None:  # [vdso], [vvar], [vvar_vclock]
             raise MmError("special mappings do not split in this model (EINVAL)")
         new = self.new_vma(v.start, v.end, v.flags, v.pgoff, v.file, v.inode, v.special)
         new.anon_vma = v.anon_vma

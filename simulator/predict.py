@@ -92,12 +92,14 @@ def records(scenario: Scenario, variant: str, *, program: str = "mapsprobe",
     replayed parent between variants (dup_mmap does not modify it)."""
     if params.vdso_pages != config.vdso_pages:  # the booted kernel's vDSO (runconfig)
         params = replace(params, vdso_pages=config.vdso_pages)
+    if config.vdso_vclock and not params.vclock:  # the kernel's vDSO layout (7.x)
+        params = replace(params, vclock=True)
     if parent is None:
         parent = build_parent(scenario, program, total, elf, params,
                               tree_factory or partial(MapleTree, alloc=config.maple_alloc))
     parent.proc_heap_inclusive = config.proc_heap == "inclusive"  # how maps renders [heap]
     res = dup_mmap(parent, variant, settings, config, replace_entries=replace_entries)
-    return [r | {"kernel_config": asdict(config)}
+    return [r | {"kernel_config": config.record()}
             for r in fork_records(scenario.name, parent, res, measurements, program)]
 
 
@@ -125,13 +127,16 @@ def fork_records(name: str, parent: Mm, res: ForkResult,
             objs[e.cache] = objs.get(e.cache, 0) + e.objects
         objs["maple_node"] = objs.get("maple_node", 0) - res.ops["nodes_freed"]
         out.append(base | {"measurement": "counts", "objects": objs,
-                           "maple_node_allocated": res.ops["nodes_allocated"],
+                           "maple_node_allocated": res.ops["nodes_allocated"]
+                           - res.ops["nodes_from_sheaf"],
                            "allocated_in_bulk": slab_objects(res.trace, ("bulk",)),
                            "maple_node_freed": res.ops["nodes_freed"],
                            "child_tree_nodes": res.ops["child_nodes"],
                            "child_tree_height": res.ops["child_height"],
                            "allocations": len(res.trace), "checks": len(res.counted),
-                           "settings": sets})
+                           "settings": sets}
+                   | ({"maple_node_from_sheaf": res.ops["nodes_from_sheaf"]}
+                      if res.ops["nodes_from_sheaf"] else {}))
     if "alloc_trace" in measurements:
         out.append(base | {"measurement": "alloc_trace", "settings": sets,
                            "checks": len(res.counted),

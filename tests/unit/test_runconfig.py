@@ -73,8 +73,8 @@ def test_per_vma_lock_follows_the_recorded_config():
 
 def test_maple_alloc_follows_the_recorded_facts():
     """kernel_facts.maple_alloc selects the maple tree's allocation rules: none recorded (the
-    default tree) and "prealloc" are 6.12's, "ondemand" is 6.1's; anything else (7.x's
-    "sheaves" until modelled, or a value no rule knows) is not predicted, naming the fact."""
+    default tree) and "prealloc" are 6.12's, "ondemand" is 6.1's, "sheaves" 7.x's; anything
+    else (a value no rule knows) is not predicted, naming the fact."""
     assert runconfig.resolve("faults", kconfig(), faults()).config.maple_alloc == "prealloc"
     rm = runconfig.resolve("faults", kconfig(), faults(), {"maple_alloc": "ondemand"})
     assert rm.modelled and rm.config.maple_alloc == "ondemand"

@@ -80,3 +80,27 @@ def test_without_calibration_layouts_there_is_no_band_and_no_verdict(records, pr
     df, _, cost = compare_records(seed_only, predictor=predictor)
     assert cost["tolerance_pct"] != cost["tolerance_pct"]  # NaN: no validated band
     assert (_spawn(df, KS)["verdict"] == "info").all()
+
+
+def test_one_kernel_fits_on_its_calibration_layouts_and_predicts_the_seed_layout(records, predictor):
+    """A run of one kernel (7.x: only the patched variant): here the baseline's records alone
+    (a real kernel, real measurements). The model is fitted on its calibration layouts, the
+    seed's layout held out, and predicts the seed layout's forks/s from them: changing the
+    seed measurements moves no prediction, and the rows say what the model was fitted on."""
+    one = [r for r in records if r["variant"] == "baseline"]
+    df, timing, cost = compare_records(one, predictor=predictor)
+    fo = cost["model"]["fitted_on"]
+    assert fo["variant"] == "baseline" and "spawn" not in fo["layouts"] and len(fo["layouts"]) == 11
+    assert cost["predicts"] == "baseline"
+    assert {e["layout"] for e in cost["errors"]} == {"spawn"} and len(cost["errors"]) == 8
+    assert all("held out" in e["how"] for e in cost["errors"])
+    assert timing.empty  # nothing to compare variant against variant
+    ks = _spawn(df, KS)
+    assert len(ks) == 8 and set(ks["verdict"]) <= {"match", "mismatch"}
+    moved = copy.deepcopy(one)
+    for r in moved:
+        if r["measurement"] == "spawn" and not r["scenario"].get("calibration"):
+            r["value"] *= 0.7
+            r["values"]["forks_per_s"] *= 0.7
+    _, _, cost1 = compare_records(moved, predictor=predictor)
+    assert [e["predicted"] for e in cost1["errors"]] == [e["predicted"] for e in cost["errors"]]

@@ -113,7 +113,7 @@ def test_vdso_vclock_and_json_shape(tmp_path):
     assert facts["version_tuple"] == [7, 2, 13]
     assert set(facts) == {"version", "version_tuple", "dup_mmap_file", "dup_mmap_model", "fork_failure",
                           "vma_lock", "maple_alloc", "vdso_vclock", "slub_bulk_stats",
-                          "proc_heap"}
+                          "proc_heap", "anon_vma_fork", "slab_sheaves"}
     (tmp_path / "arch/x86/entry/vdso/vma.c").write_text('.name = "[vvar]",\n')
     assert detect(tree)["vdso_vclock"] is False
 
@@ -147,3 +147,20 @@ def test_proc_heap():
     assert proc_heap_of(v61) == "inclusive"
     assert proc_heap_of(v612, mm_h) == "strict"
     assert proc_heap_of(v612, "") == "unknown"
+
+
+def test_anon_vma_fork_order_and_slab_sheaves():
+    """mm/rmap.c anon_vma_fork(): 6.12 clones first, then anon_vma_alloc(); 7.2 allocates
+    first (snippets shaped like both). mm/slub.c: calculate_sheaf_capacity() gives every
+    cache sheaves (7.x); a tree without it has none, or only opted-in ones."""
+    from orchestrator.treefacts import anon_vma_fork_of, slab_sheaves_of
+
+    old = ("int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma)\n{\n"
+           "\terror = anon_vma_clone(vma, pvma);\n\tanon_vma = anon_vma_alloc();\n}\n")
+    new = ("int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma)\n{\n"
+           "\tanon_vma = anon_vma_alloc();\n\trc = anon_vma_clone(vma, pvma, VMA_OP_FORK);\n}\n")
+    assert anon_vma_fork_of(old) == "clone_first"
+    assert anon_vma_fork_of(new) == "alloc_first"
+    assert anon_vma_fork_of("") == "unknown"
+    assert slab_sheaves_of("s->sheaf_capacity = calculate_sheaf_capacity(s, args);") is True
+    assert slab_sheaves_of("s->sheaf_capacity = args->sheaf_capacity;") is False

@@ -1,6 +1,7 @@
 """A run on a tree the simulator does not model (simulator/runconfig.py tree_problems,
 orchestrator/kernel_only.py). The observation set is FAKE: the records of tests/data/small-run
-(recorded on 6.12) with a hand-written 7.2-like `kernel_facts` added, and for the leak check
+(recorded on 6.12) with a hand-written `kernel_facts` of a tree whose fork_failure and vma_lock
+the tree-fact reader could not classify ("unknown") added, and for the leak check
 hand-written `net` values (small-run was recorded before faultsweep measured leaks). It tests
 our bookkeeping: skipped model rows, kernel-only rows, one failing leak; not a kernel."""
 
@@ -23,6 +24,9 @@ FACTS_612 = {"version": "6.12.117", "version_tuple": [6, 12, 117], "dup_mmap_fil
 FACTS_72 = FACTS_612 | {"version": "7.2.13", "version_tuple": [7, 2, 13], "dup_mmap_file": "mm/mmap.c",
                         "fork_failure": "teardown", "vma_lock": "embedded", "maple_alloc": "sheaves",
                         "vdso_vclock": True}
+# a tree whose dup_mmap() failure path and VMA lock match none of the known shapes
+FACTS_UNKNOWN = FACTS_72 | {"version": "7.9.1", "version_tuple": [7, 9, 1], "fork_failure": "unknown",
+                            "vma_lock": "unknown"}
 FACTS_61 = {"version": "6.1.192", "version_tuple": [6, 1, 192], "dup_mmap_file": "kernel/fork.c",
             "dup_mmap_model": "baseline", "fork_failure": "copies", "vma_lock": "none",
             "maple_alloc": "ondemand", "vdso_vclock": False}
@@ -49,33 +53,31 @@ def predictor():
 def test_6_12_facts_are_modelled_and_others_are_named():
     assert runconfig.tree_problems(FACTS_612) == []
     assert runconfig.tree_problems(None) == []  # records without kernel_facts: 6.12
-    bad = {nm.what: nm.value for nm in runconfig.tree_problems(FACTS_72)}
-    assert bad == {"kernel_facts.dup_mmap_file": "mm/mmap.c", "kernel_facts.fork_failure": "teardown",
-                   "kernel_facts.vma_lock": "embedded", "kernel_facts.maple_alloc": "sheaves",
-                   "kernel_facts.vdso_vclock": "true"}
-    assert all("7.2.13" in nm.message() for nm in runconfig.tree_problems(FACTS_72))
-    assert runconfig.tree_problems(FACTS_61) == []  # 6.1 is modelled (no VMA lock, on-demand maple)
-    notice = runconfig.tree_notice(FACTS_72)
-    assert notice.startswith("simulator models 6.12; this tree 7.2.13 differs in: ")
-    assert "fork_failure=teardown" in notice and "kernel-only checks" in notice
+    assert runconfig.tree_problems(FACTS_72) == []  # 7.2 is modelled too
+    bad = {nm.what: nm.value for nm in runconfig.tree_problems(FACTS_UNKNOWN)}
+    assert bad == {"kernel_facts.fork_failure": "unknown", "kernel_facts.vma_lock": "unknown"}
+    assert all("7.9.1" in nm.message() for nm in runconfig.tree_problems(FACTS_UNKNOWN))
+    assert runconfig.tree_problems(FACTS_61) == []  # 6.1 is modelled too
+    notice = runconfig.tree_notice(FACTS_UNKNOWN)
+    assert notice.startswith("simulator models 6.12, 7.2; this tree 7.9.1 differs in: ")
+    assert "fork_failure=unknown" in notice and "kernel-only checks" in notice
     assert runconfig.tree_notice(FACTS_612) is None
+    assert runconfig.tree_notice(FACTS_72) is None
 
 
 def test_widening_a_fact_is_one_entry(monkeypatch):
-    monkeypatch.setitem(runconfig.MODELLED_FACTS, "maple_alloc", ("prealloc",))
-    assert [nm.what for nm in runconfig.tree_problems(FACTS_61)] == ["kernel_facts.maple_alloc"]
-    monkeypatch.setitem(runconfig.MODELLED_FACTS, "maple_alloc", ("prealloc", "ondemand"))
-    assert runconfig.tree_problems(FACTS_61) == []
+    monkeypatch.setitem(runconfig.MODELLED_FACTS, "vma_lock", ("cache", "embedded", "none", "unknown"))
+    assert [nm.what for nm in runconfig.tree_problems(FACTS_UNKNOWN)] == ["kernel_facts.fork_failure"]
 
 
 def test_unmodelled_tree_skips_model_rows_and_runs_kernel_only_checks(predictor):
-    df, _, _ = compare_records(_records(FACTS_72, nets={}), {"patched": "patched"}, predictor)
+    df, _, _ = compare_records(_records(FACTS_UNKNOWN, nets={}), {"patched": "patched"}, predictor)
     assert failing(df).empty, failing(df).head().to_string()
     skipped = df[df["verdict"] == "skipped"]
     # one per job (scenario x suite x variant; "" is the run-wide info row of unrecorded config)
     jobs = {(s, v, sc) for s, v, sc in zip(df["suite"], df["variant"], df["scenario"], strict=True) if sc}
     assert len(skipped) == len(jobs) == 16
-    assert all("not modelled: dup_mmap_file=mm/mmap.c, fork_failure=teardown" in d for d in skipped["detail"])
+    assert all("not modelled: fork_failure=unknown, vma_lock=unknown" in d for d in skipped["detail"])
     # nothing was predicted: no model measurement
     assert not {"child_maps", "fault_outcome", "checks_per_fork", "child_map_count",
                 "maple_node_allocated_per_fork"} & set(df["measurement"])
@@ -87,11 +89,11 @@ def test_unmodelled_tree_skips_model_rows_and_runs_kernel_only_checks(predictor)
 
 
 def test_a_leak_on_an_unmodelled_tree_fails(predictor):
-    recs = _records(FACTS_72)
+    recs = _records(FACTS_UNKNOWN)
     k = next(r["values"]["k"] for r in recs if r["suite"] == "faults" and r["variant"] == "patched"
              and r["measurement"] == "fault" and r["values"]["fork_result"] < 0)
     name = next(r["scenario"]["name"] for r in recs if r["suite"] == "faults")
-    df, _, _ = compare_records(_records(FACTS_72, nets={("patched", name, k): {"vm_area_struct": 2}}),
+    df, _, _ = compare_records(_records(FACTS_UNKNOWN, nets={("patched", name, k): {"vm_area_struct": 2}}),
                                {"patched": "patched"}, predictor)
     bad = failing(df)
     assert list(bad["measurement"]) == ["leak_after_fork"], bad.to_string()
@@ -111,7 +113,7 @@ def test_records_without_facts_are_compared_as_6_12(predictor):
 def test_report_and_junit_show_skipped_rows(tmp_path, predictor):
     import xml.etree.ElementTree as ET
 
-    df, _, _ = compare_records(_records(FACTS_72, nets={}), {"patched": "patched"}, predictor)
+    df, _, _ = compare_records(_records(FACTS_UNKNOWN, nets={}), {"patched": "patched"}, predictor)
     xml = report.junit_xml(df)
     n = int((df["verdict"] == "skipped").sum())
     assert n == 16 and xml.count("<skipped message=") == n
@@ -124,9 +126,9 @@ class _StopBeforeBuild(Exception):
     pass
 
 
-def _synthetic_tree(root: Path, fork_c: str, mmap_c: str = "") -> Path:
+def _synthetic_tree(root: Path, fork_c: str, mmap_c: str = "", patchlevel: int = 2) -> Path:
     """A FAKE kernel tree: just the files validate_tree and treefacts read."""
-    files = {"Makefile": "VERSION = 7\nPATCHLEVEL = 2\nSUBLEVEL = 13\nEXTRAVERSION =\n",
+    files = {"Makefile": f"VERSION = 7\nPATCHLEVEL = {patchlevel}\nSUBLEVEL = 13\nEXTRAVERSION =\n",
              "kernel/fork.c": fork_c, "mm/mmap.c": mmap_c,
              "lib/maple_tree.c": "static void f(void)\n{\n\tkmem_cache_prefill_sheaf(c, g, n);\n}\n",
              "include/linux/mm_types.h": "struct vm_area_struct {\n\trefcount_t vm_refcnt;\n};\n",
@@ -138,14 +140,15 @@ def _synthetic_tree(root: Path, fork_c: str, mmap_c: str = "") -> Path:
 
 
 def test_vm_test_says_first_that_the_tree_is_not_modelled(tmp_path, monkeypatch, capsys):
-    """pipeline.run on a FAKE 7.2-shaped tree, stopped at the first kernel build: the notice
-    and the variant decision come before it."""
+    """pipeline.run on a FAKE tree shaped like no kernel the simulator knows (a 7.9 whose
+    dup_mmap() failure path is neither 6.12's marker nor 7.2's teardown), stopped at the first
+    kernel build: the notice and the variant decision come before it."""
     from orchestrator import pipeline
 
     dup = ("__latent_entropy int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)\n{\n"
            "\tretval = __mt_dup(&oldmm->mm_mt, &mm->mm_mt, GFP_KERNEL);\n"
-           "\t\tcharge = tear_down_vmas(mm, &vmi, tmp, end);\n}\n")
-    tree = _synthetic_tree(tmp_path / "linux", "int copy_process(void);\n", dup)
+           "\t\tcleanup_somehow(mm);\n}\n")
+    tree = _synthetic_tree(tmp_path / "linux", "int copy_process(void);\n", dup, patchlevel=9)
     built = []
 
     def fake_build(variant, profile, **kw):
@@ -158,8 +161,7 @@ def test_vm_test_says_first_that_the_tree_is_not_modelled(tmp_path, monkeypatch,
         pipeline.run(pipeline.VmTestOptions(out=tmp_path / "out", tree=str(tree),
                                             suites=("maps", "faults")))
     err = capsys.readouterr().err
-    notice = err.index("model: simulator models 6.12; this tree 7.2.13 differs in: dup_mmap_file=mm/mmap.c, "
-                       "fork_failure=teardown, vma_lock=embedded, maple_alloc=sheaves")
+    notice = err.index("model: simulator models 6.12, 7.2; this tree 7.9.13 differs in: fork_failure=unknown")
     skipped = err.index("baseline: skipped")
     kernel = err.index("kernel: patched/faults")
     assert notice < skipped < kernel and built == ["patched"]
@@ -181,3 +183,13 @@ def test_a_baseline_tree_without_patches_runs_baseline_only(tmp_path, monkeypatc
 
 BASELINE_61 = ("static __latent_entropy int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)\n{\n"
                "\tretval = mas_expected_entries(&mas, oldmm->map_count);\n\tmas_store(&mas, tmp);\n}\n")
+
+
+def test_a_partly_modelled_tree_says_which_part():
+    """7.2 is modelled, but its maple tree write path is not the port's: the run says so in
+    one line naming the fact; 6.12 and 6.1 have no such line, an unmodelled tree neither (its
+    notice covers it)."""
+    part = runconfig.partial_model(FACTS_72)
+    assert len(part) == 1 and part[0].startswith("maple_alloc=sheaves: ") and "write path" in part[0]
+    assert runconfig.partial_model(FACTS_612) == [] and runconfig.partial_model(FACTS_61) == []
+    assert runconfig.partial_model(FACTS_UNKNOWN) == []
