@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,6 +74,7 @@ class VmTestOptions:
     executor: str = ""  # "": threads here; "dask" or "dask:ADDRESS" (orchestrator.dask_executor)
     sweep_part_s: float = 600.0  # with shards/Dask: split fault sweeps estimated longer into k-ranges
     split_n: int = 0  # k-ranges per long sweep at most (0: the shard count; Dask: its QEMU slots)
+    spawn_fit_on: str = "baseline"  # the kernel spawn's calibration layouts run on (set by run())
 
     @property
     def parts(self) -> int:
@@ -118,7 +119,7 @@ def suite_options(opts: VmTestOptions, suite: str, variant: str, scenarios, say:
                           repeats=(opts.repeats or None) if suite == "spawn" else None, resume=opts.resume,
                           fault=FaultOptions(), kmemleak=opts.kmemleak,
                           spawn_timing=opts.spawn_timing, tree=opts.tree, patches=opts.patches,
-                          log=lambda m: say("suite", m)), kvm_usable)
+                          calibrate_on=opts.spawn_fit_on, log=lambda m: say("suite", m)), kvm_usable)
 
 
 def suite_jobs(ro: RunOptions, variant: str) -> list:
@@ -178,6 +179,9 @@ def run(opts: VmTestOptions) -> int:
             raise ForkdiffError(f"VARIANTS asks for {', '.join(missing)}, which this tree does not give",
                                 f"use VARIANTS= with: {', '.join(variants)}")
         variants = [v for v in variants if v in opts.variants]
+    # spawn's work model is fitted on one kernel: the baseline when the run has one, else its
+    # only kernel (orchestrator.spawn_model)
+    opts = replace(opts, spawn_fit_on="baseline" if "baseline" in variants else variants[0])
     scenarios = load_scenarios(opts.scenarios) if opts.scenarios else None
     models = {"patched": tree_model, **opts.models} if tree_model == "patched" else dict(opts.models)
     meta = {"run": out.name, "started": datetime.now(UTC).isoformat(timespec="seconds"),

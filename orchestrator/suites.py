@@ -65,6 +65,7 @@ class RunOptions:
     count_only_above: int = 1000  # faults: layouts with more VMAs only count the checks
     resume: bool = False
     calibrate: bool = True  # spawn: also run the calibration layouts on the baseline kernel
+    calibrate_on: str = "baseline"  # ... on this kernel: the baseline, or a run's only kernel
     spawn_timing: str = "icount"  # spawn: "icount" (virtual time) or "realtime" (KVM only)
     tree: str | None = None  # kernel source tree (None: $KERNEL_TREE, else Debian's 6.12)
     patches: tuple[Path, ...] = ()  # extra patches for the patched kernel (empty: $PATCHES)
@@ -490,6 +491,8 @@ def run_suite(opts: RunOptions) -> SuiteResult:
     from . import kvm
 
     opts = resolve_icount(opts, lambda: kvm.probe().usable)
+    if opts.calibrate_on not in opts.variants and opts.variants:
+        opts = replace(opts, calibrate_on=opts.variants[0])  # a run of one kernel fits on it
     jobs = plan(opts)
     log = ObservationLog(opts.out)
     result = SuiteResult()
@@ -503,8 +506,7 @@ def variant_jobs(opts: RunOptions, variant: str) -> list[Job]:
     (orchestrator.calibration; the patched kernel's timings are predicted, never fitted), or
     on the one kernel of a run without a baseline (its model is fitted on them, the seed's
     layout held out: orchestrator.spawn_model)."""
-    fit_on = "baseline" if "baseline" in opts.variants else opts.variants[0]
-    if opts.suite != "spawn" or variant != fit_on or not opts.calibrate:
+    if opts.suite != "spawn" or variant != opts.calibrate_on or not opts.calibrate:
         return []
     from .calibration import CALIBRATION_DURATION, calibration_scenarios
 

@@ -6,29 +6,15 @@ example set the suite replays every time is tests/oracle/regressions/*.ops."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from orchestrator.cache import cache_path
 from orchestrator.oracle import run_oracle_raw
+from orchestrator.oracle_check import first_difference
 from simulator.maple_ops import format_ops, replay
 
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 STATS = {"sequences": 0, "mismatches": 0, "dumps": 0}
-
-
-def first_difference(oracle_line: str, python_line: str) -> str:
-    a, b = json.loads(oracle_line), json.loads(python_line)
-    for key in a:
-        if a[key] == b.get(key):
-            continue
-        if key == "nodes":
-            for i, (x, y) in enumerate(zip(a[key], b[key], strict=False)):
-                if x != y:
-                    return f"node {i} (pre-order): oracle {x} python {y}"
-            return f"node count: oracle {len(a[key])} python {len(b[key])}"
-        return f"{key}: oracle {str(a[key])[:400]} python {str(b.get(key))[:400]}"
-    return "lines differ"
 
 
 def compare(ops: list[tuple], sequences: int = 1, save_as: str | None = None) -> None:

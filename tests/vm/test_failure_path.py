@@ -9,14 +9,11 @@ failures, faultsweep reads the slab counters in the guest."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from vmtest_run import run_vm_test
 
 pytestmark = pytest.mark.vm
 
@@ -26,14 +23,9 @@ SCENARIO = "anon-touched-21"
 
 
 def vm_test(out: Path, patch: str | None) -> tuple[int, list[dict], list[dict]]:
-    env = {**os.environ, "SUITES": "faults", "SCENARIOS": SCENARIO, "VARIANTS": "patched",
-           "OUT": str(out), "PATCHES": str(PLANTED / patch) if patch else ""}
-    r = subprocess.run([sys.executable, "-m", "orchestrator", "vm-test"], cwd=REPO, env=env,
-                       capture_output=True, text=True, timeout=3600)
-    print(r.stderr[-3000:])
-    verdicts = [json.loads(x) for x in (out / "verdicts.jsonl").read_text().splitlines()]
-    preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
-    return r.returncode, verdicts, preds
+    rc, verdicts, preds, _ = run_vm_test(out, SUITES="faults", SCENARIOS=SCENARIO, VARIANTS="patched",
+                                         PATCHES=str(PLANTED / patch) if patch else "")
+    return rc, verdicts, preds
 
 
 def outcomes(preds: list[dict]) -> dict[int, dict]:

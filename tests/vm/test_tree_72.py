@@ -9,13 +9,11 @@ saying so."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from vmtest_run import run_vm_test
 
 pytestmark = pytest.mark.vm
 
@@ -38,14 +36,9 @@ def tree72() -> str:
 
 def vm_test(out: Path, tree: str, suites: str, patch: Path | None = None
             ) -> tuple[int, list[dict], list[dict]]:
-    env = {**os.environ, "SUITES": suites, "SCENARIOS": SCENARIO, "VARIANTS": "patched",
-           "KERNEL_TREE": tree, "OUT": str(out), "PATCHES": str(patch) if patch else ""}
-    r = subprocess.run([sys.executable, "-m", "orchestrator", "vm-test"], cwd=REPO, env=env,
-                       capture_output=True, text=True, timeout=3600)
-    print(r.stderr[-3000:])
-    verdicts = [json.loads(x) for x in (out / "verdicts.jsonl").read_text().splitlines()]
-    preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
-    return r.returncode, verdicts, preds
+    rc, verdicts, preds, _ = run_vm_test(out, SUITES=suites, SCENARIOS=SCENARIO, VARIANTS="patched",
+                                         KERNEL_TREE=tree, PATCHES=str(patch) if patch else "")
+    return rc, verdicts, preds
 
 
 def test_7_2_kernel_matches_its_own_model(tmp_path: Path, tree72: str) -> None:

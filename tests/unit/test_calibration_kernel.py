@@ -1,0 +1,30 @@
+"""Which kernel runs spawn's calibration layouts: the baseline when the run has one (the patched
+kernel's timings are predicted, never fitted), else the run's only kernel (7.x). vm-test runs
+each kernel in a worker of its own, with RunOptions naming only that kernel, so the choice is
+made once for the run (pipeline.run sets spawn_fit_on) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator import pipeline
+from orchestrator.suites import RunOptions, variant_jobs
+
+
+def _calib(ro: RunOptions, variant: str) -> int:
+    return sum(1 for j in variant_jobs(ro, variant) if j.scenario_dict.get("calibration"))
+
+
+def test_two_kernels_calibrate_on_the_baseline_only(tmp_path: Path) -> None:
+    opts = pipeline.VmTestOptions(out=tmp_path, suites=("spawn",), spawn_fit_on="baseline")
+    say = pipeline.Progress()
+    base = pipeline.suite_options(opts, "spawn", "baseline", None, say, lambda: False)
+    patched = pipeline.suite_options(opts, "spawn", "patched", None, say, lambda: False)
+    assert _calib(base, "baseline") > 0
+    assert _calib(patched, "patched") == 0
+
+
+def test_a_run_of_one_kernel_calibrates_on_it(tmp_path: Path) -> None:
+    opts = pipeline.VmTestOptions(out=tmp_path, suites=("spawn",), spawn_fit_on="patched")
+    ro = pipeline.suite_options(opts, "spawn", "patched", None, pipeline.Progress(), lambda: False)
+    assert _calib(ro, "patched") > 0

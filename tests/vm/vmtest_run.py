@@ -1,0 +1,27 @@
+"""Helper of the VM tests that run `forkdiff vm-test` for real: run it with knobs in the
+environment and read back its verdicts and predictions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_vm_test(out: Path, **knobs: str) -> tuple[int, list[dict], list[dict], str]:
+    """`python -m orchestrator vm-test` with OUT=out and the knobs (SUITES=..., PATCHES=...)
+    in its environment: (exit status, verdicts, predictions, stderr + stdout)."""
+    env = {**os.environ, "OUT": str(out), **knobs}
+    r = subprocess.run([sys.executable, "-m", "orchestrator", "vm-test"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=3600)
+    print(r.stderr[-3000:])
+
+    def lines(name: str) -> list[dict]:
+        path = out / name
+        return [json.loads(x) for x in path.read_text().splitlines()] if path.is_file() else []
+
+    return r.returncode, lines("verdicts.jsonl"), lines("predictions.jsonl"), r.stderr + r.stdout
