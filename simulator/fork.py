@@ -121,7 +121,7 @@ SUITE_SETTINGS = FaultSettings(failslab_ignore_gfp_wait=False)  # our suites: ig
 class KernelConfig:
     """What the simulated kernel does where kernels differ. The defaults are 6.12 (Debian's
     linux-source-6.12); simulator/runconfig.py sets the fields from the kernel's kconfig and
-    from facts read from its tree (orchestrator/treefacts.py), in one place.
+    from facts read from its tree (orchestrator/build/treefacts.py), in one place.
 
     per_vma_lock:  CONFIG_PER_VMA_LOCK (kconfig/base.config sets it; needs SMP)
     vma_lock:      "cache": vm_area_dup() -> vma_lock_alloc() allocates a struct vma_lock from

@@ -11,7 +11,7 @@ copy_page_range(); after the loop ksm_fork() and khugepaged_fork(). Which of the
 when, decides the allocation sequence fail-nth counts. A rule says which values the model
 handles and why; `suites` limits it to the suites whose predictions it changes.
 
-Fault settings (fault_settings()): the attributes orchestrator/faultsetup.py wrote and read
+Fault settings (fault_settings()): the attributes orchestrator/run/faultsetup.py wrote and read
 back. fail-nth honours only the stack filter (lib/fault-inject.c should_fail_ex), then
 mm/failslab.c skips reclaim-capable allocations when ignore-gfp-wait is Y, and
 mm/fail_page_alloc.c skips orders below min-order and, with ignore-gfp-wait Y, reclaim-capable
@@ -27,7 +27,7 @@ from .fork import FaultSettings, KernelConfig
 # include/linux/mmzone.h: MAX_PAGE_ORDER is 10 on x86-64 (no ARCH_FORCE_MAX_ORDER); a
 # fail_page_alloc min-order above it keeps every page allocation out of the count.
 MAX_PAGE_ORDER = 10
-# What orchestrator/faultsetup.py writes by default (and what records made before it was
+# What orchestrator/run/faultsetup.py writes by default (and what records made before it was
 # recorded are assumed to have had): failslab ignore-gfp-wait N, fail_page_alloc
 # ignore-gfp-wait Y and min-order 32, stack filter on dup_mmap.
 DEFAULT_SETTINGS = FaultSettings(failslab_ignore_gfp_wait=False, page_ignore_gfp_wait=True,
@@ -121,7 +121,7 @@ class NotModelled:
         return f"{self.what}={self.value} is not modelled: {self.why}; {self.todo}"
 
 
-# --- The tree itself (orchestrator/treefacts.py: `kernel_facts` of every record) ------------
+# --- The tree itself (orchestrator/build/treefacts.py: `kernel_facts` of every record) ------------
 # fact -> the values the simulator models. 6.12: dup_mmap() in kernel/fork.c, a failed
 # __mt_dup fork marks its failure point with XA_ZERO_ENTRY (or, in the baseline, the child
 # holds only the copies), per-VMA locks from vma_lock_cachep, maple nodes preallocated for the
@@ -250,7 +250,7 @@ def kernel_model(suite: str, kernel_config: dict | None
 
 
 # ------------------------------------------------------------------ tree facts
-# kernel_facts (orchestrator/treefacts.py, read from the tree's source and carried in every
+# kernel_facts (orchestrator/build/treefacts.py, read from the tree's source and carried in every
 # observation) -> the KernelConfig fields where kernels differ. One table per fact: the value
 # the tree reports -> the field's value; a value without an entry is not modelled. Records
 # without facts (made before they were recorded) are 6.12's (the KernelConfig defaults).
@@ -341,7 +341,7 @@ def maple_alloc_model(facts: dict | None) -> tuple[str, list[NotModelled]]:
 
 def fault_settings(suite: str, recorded: dict | None
                    ) -> tuple[FaultSettings, list[NotModelled], list[str]]:
-    """The record's fault_settings (orchestrator/faultsetup.py FaultSettings.to_dict(); None
+    """The record's fault_settings (orchestrator/run/faultsetup.py FaultSettings.to_dict(); None
     outside the faults suite) -> FaultSettings, what is not modelled, what was assumed. Only
     the faults suite's predictions depend on them."""
     if not recorded:

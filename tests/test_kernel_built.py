@@ -9,10 +9,10 @@ import subprocess
 
 import pytest
 
+from orchestrator.build.kconfig import parse_config, run_record
+from orchestrator.build.kernel import VARIANTS, build_kernel, detect_dup_mmap_model, release_string
+from orchestrator.build.tree import resolve_tree
 from orchestrator.cache import sha256_file
-from orchestrator.kconfig import parse_config, run_record
-from orchestrator.kernel import VARIANTS, build_kernel, detect_dup_mmap_model, release_string
-from orchestrator.tree import resolve_tree
 from simulator import runconfig
 
 pytestmark = pytest.mark.build

@@ -1,4 +1,4 @@
-"""Cache keys and cache-hit verification of _Build (orchestrator/kernel.py). Unit test with FAKE
+"""Cache keys and cache-hit verification of _Build (orchestrator/build/kernel.py). Unit test with FAKE
 bzImage bytes in a temporary cache: it checks our bookkeeping (a truncated image is not a hit and
 is removed so that make relinks it), not a kernel build."""
 
@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from orchestrator.build.kconfig import profile_fragments
+from orchestrator.build.kernel import _Build
+from orchestrator.build.patches import baseline_patches
+from orchestrator.build.tree import resolve_tree
 from orchestrator.cache import sha256_file
-from orchestrator.kconfig import profile_fragments
-from orchestrator.kernel import _Build
-from orchestrator.patches import baseline_patches
-from orchestrator.tree import resolve_tree
 
 
 @pytest.fixture

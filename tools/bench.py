@@ -8,8 +8,8 @@ import sys
 # (title, module with a main() -> int). tools.bench_predict is run by the Makefile itself.
 SECTIONS = [
     ("maple tree (simulator.maple)", "tools.bench_maple"),
-    ("spawn calibration (orchestrator.calibration)", "tools.bench_calibration"),
-    ("boot to SSH ready (orchestrator.vm; builds the patched faults kernel if missing)",
+    ("spawn calibration (orchestrator.analysis.calibration)", "tools.bench_calibration"),
+    ("boot to SSH ready (orchestrator.vm.guest; builds the patched faults kernel if missing)",
      "tools.bench_boot"),
 ]
 

@@ -20,10 +20,10 @@ import sys
 import threading
 import time
 
-from orchestrator.kconfig import PROFILES
-from orchestrator.kernel import VARIANTS, build_kernel
-from orchestrator.rootfs import build_rootfs
-from orchestrator.vm import Guest
+from orchestrator.build.kconfig import PROFILES
+from orchestrator.build.kernel import VARIANTS, build_kernel
+from orchestrator.build.rootfs import build_rootfs
+from orchestrator.vm.guest import Guest
 
 PHASES = ("qmp connected", "kernel first line", "init started", "ready marker", "ssh connected",
           "first command")

@@ -1,5 +1,5 @@
 """Capture what the kernel's progress detectors print, from real guests, as test data for the
-crash table (orchestrator.crash; tests/data/console/, tests/unit/test_crash_patterns.py).
+crash table (orchestrator.vm.crash; tests/data/console/, tests/unit/test_crash_patterns.py).
 
     python3 -m tools.capture_console --variant baseline --out tests/data/console
 
@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.kernel import build_kernel
-from orchestrator.rootfs import build_rootfs
-from orchestrator.vm import Guest, GuestCrashed
+from orchestrator.build.kernel import build_kernel
+from orchestrator.build.rootfs import build_rootfs
+from orchestrator.vm.guest import Guest, GuestCrashed
 
 DIRECT = "/sys/kernel/debug/provoke-crash/DIRECT"
 

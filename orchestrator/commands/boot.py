@@ -10,11 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..build.kernel import PROFILES, VARIANTS, BuiltKernel, build_kernel
+from ..build.rootfs import KNOWN_HOSTS_ALIAS, Rootfs, build_rootfs
 from ..errors import ForkdiffError
-from ..kernel import PROFILES, VARIANTS, BuiltKernel, build_kernel
-from ..rootfs import KNOWN_HOSTS_ALIAS, Rootfs, build_rootfs
-from ..ssh import HOST, USER
-from ..vm import Guest, GuestCrashed, GuestHung, GuestLost
+from ..vm.guest import Guest, GuestCrashed, GuestHung, GuestLost
+from ..vm.ssh import HOST, USER
 
 
 def register(sub: argparse._SubParsersAction) -> None:

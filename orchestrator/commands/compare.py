@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..compare import compare_dir
-from ..summary import print_summary
-from ..verdicts import failing
+from ..analysis.compare import compare_dir
+from ..analysis.summary import print_summary
+from ..analysis.verdicts import failing
 
 
 def parse_models(text: str | None) -> dict[str, str]:

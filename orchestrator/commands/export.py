@@ -1,4 +1,4 @@
-"""`forkdiff export kcidb DIR`: the results folder as a KCIDB report (orchestrator/kcidb.py),
+"""`forkdiff export kcidb DIR`: the results folder as a KCIDB report (orchestrator/analysis/kcidb.py),
 validated with kcidb-io before it is written. Submitting it is kcidb's own tool's job (README)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from ..analysis.kcidb import ORIGIN, ExportOptions, export, schema
 from ..errors import ForkdiffError
-from ..kcidb import ORIGIN, ExportOptions, export, schema
 
 
 def _kcidb(args: argparse.Namespace) -> int:

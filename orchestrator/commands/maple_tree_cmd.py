@@ -28,8 +28,8 @@ def run_tree(args) -> int:
     except OpsError as err:
         raise ForkdiffError(str(err), "fix the operation list (format: simulator/maple_ops.py)") from None
     if args.oracle:
-        from ..oracle import run_oracle_raw
-        from ..tree import resolve_tree
+        from ..build.oracle import run_oracle_raw
+        from ..build.tree import resolve_tree
 
         sys.stdout.write(run_oracle_raw(text, resolve_tree(args.tree)))
         return 0

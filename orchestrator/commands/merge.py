@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import report as report_mod
-from ..compare import compare_dir
-from ..merge import merge
-from ..summary import print_summary
-from ..verdicts import failing
+from ..analysis import report as report_mod
+from ..analysis.compare import compare_dir
+from ..analysis.summary import print_summary
+from ..analysis.verdicts import failing
+from ..run.merge import merge
 from .compare import parse_models
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..analysis.report import render
 from ..errors import ForkdiffError
-from ..report import render
 
 
 def run(args: argparse.Namespace) -> int:

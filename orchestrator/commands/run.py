@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 from ..errors import ForkdiffError
-from ..faultsetup import FaultOptions
-from ..outdir import new_results_dir
-from ..suites import SPAWN_VMAS, SUITES, VARIANTS, RunOptions, load_scenarios, run_suite
+from ..run.faultsetup import FaultOptions
+from ..run.outdir import new_results_dir
+from ..run.suites import SPAWN_VMAS, SUITES, VARIANTS, RunOptions, load_scenarios, run_suite
 
 
 def _int_list(text: str) -> tuple[int, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import debpkgs
+from ..build import debpkgs
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 from ..errors import ForkdiffError
-from ..outdir import new_results_dir
-from ..pipeline import VmTestOptions, run
-from ..shards import parse_executor, parse_shard
-from ..suites import SPAWN_VMAS, SUITES, VARIANTS
+from ..run.outdir import new_results_dir
+from ..run.pipeline import VmTestOptions, run
+from ..run.shards import parse_executor, parse_shard
+from ..run.suites import SPAWN_VMAS, SUITES, VARIANTS
 from .compare import parse_models
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestrator.build.oracle import run_oracle_raw
+from orchestrator.build.oracle_check import first_difference
 from orchestrator.cache import cache_path
-from orchestrator.oracle import run_oracle_raw
-from orchestrator.oracle_check import first_difference
 from simulator.maple_ops import format_ops, replay
 
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"

@@ -1,5 +1,5 @@
 """Differential suite: the Python maple tree (simulator.maple) against the kernel's own
-lib/maple_tree.c (built by orchestrator.oracle), node for node, allocation for allocation.
+lib/maple_tree.c (built by orchestrator.build.oracle), node for node, allocation for allocation.
 Real parts only: every comparison runs the compiled kernel code."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from maple_compare import REGRESSIONS, compare
 
-from orchestrator.oracle import run_oracle_text
+from orchestrator.build.oracle import run_oracle_text
 from simulator.maple import MapleTree
 from simulator.maple_gen import BASE, PAGE, mm_sequence
 

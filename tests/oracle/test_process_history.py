@@ -1,7 +1,7 @@
 """Cross-check: the simulator's maple trees after replaying a process history (exec image,
 a scenario's layout, munmap/mprotect splits) and after each variant's dup_mmap() equal the
 trees the kernel's own lib/maple_tree.c builds for the same operation list (the oracle,
-orchestrator/oracle.py), node for node, with the same allocation log."""
+orchestrator/build/oracle.py), node for node, with the same allocation log."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _history():
 
 @pytest.mark.parametrize("variant", ["patched", "baseline"])
 def test_process_history_and_fork_trees_match_oracle(variant):
-    from orchestrator.oracle import run_oracle_text
+    from orchestrator.build.oracle import run_oracle_text
 
     mm = _history()
     res = dup_mmap(mm, variant, replace_entries=True)

@@ -14,10 +14,10 @@ import os
 
 import pytest
 
-from orchestrator.oracle import harness_of, run_oracle_text
-from orchestrator.oracle_check import check, compare_list, missing_ops
-from orchestrator.tree import resolve_tree
-from orchestrator.treefacts import detect
+from orchestrator.build.oracle import harness_of, run_oracle_text
+from orchestrator.build.oracle_check import check, compare_list, missing_ops
+from orchestrator.build.tree import resolve_tree
+from orchestrator.build.treefacts import detect
 from simulator.fork import KernelConfig, dup_mmap
 from simulator.maple import MapleTree
 from simulator.maple_gen import random_lists

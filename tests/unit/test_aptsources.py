@@ -1,4 +1,4 @@
-"""orchestrator/aptsources.py on sample apt configurations (tests/data/apt-sources: a one-line
+"""orchestrator/build/aptsources.py on sample apt configurations (tests/data/apt-sources: a one-line
 sources.list, deb822 .sources with comments, continuation lines and a disabled stanza, a
 disabled file apt ignores) and on strings."""
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.aptsources import (
+from orchestrator.build.aptsources import (
     main_archive,
     parse_deb822,
     parse_one_line,

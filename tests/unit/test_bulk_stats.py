@@ -6,9 +6,9 @@ simulator with 6.1's facts. A count that includes bulk-allocated maple nodes is 
 
 from __future__ import annotations
 
-from orchestrator.compare import Job, leak_rows
-from orchestrator.rules import compare_counts
-from orchestrator.suites import SCENARIO_DIR
+from orchestrator.analysis.compare import Job, leak_rows
+from orchestrator.analysis.rules import compare_counts
+from orchestrator.run.suites import SCENARIO_DIR
 from simulator import predict
 from simulator.fork import KernelConfig
 from simulator.scenario import load

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator import pipeline
-from orchestrator.suites import RunOptions, variant_jobs
+from orchestrator.run import pipeline
+from orchestrator.run.suites import RunOptions, variant_jobs
 
 
 def _calib(ro: RunOptions, variant: str) -> int:

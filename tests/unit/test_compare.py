@@ -1,4 +1,4 @@
-"""compare (orchestrator/compare.py) on a stored observation set recorded from the real guests
+"""compare (orchestrator/analysis/compare.py) on a stored observation set recorded from the real guests
 (tests/data/small-run/: maps, faults and counts suites on both variants, small scenarios, made
 by `forkdiff run` and trimmed to those scenarios; guest-elf.json holds the program headers of the
 guest binaries that ran). No VM runs here: this tests the comparison and the report."""
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import report
-from orchestrator.compare import compare_dir
-from orchestrator.verdicts import failing
+from orchestrator.analysis import report
+from orchestrator.analysis.compare import compare_dir
+from orchestrator.analysis.verdicts import failing
 from simulator import runconfig
 
 DATA = Path(__file__).parents[1] / "data" / "small-run"

@@ -1,5 +1,5 @@
-"""The spawn branch of compare (orchestrator/compare.py: spawn_frame, timing_rows, and the work
-model of orchestrator/spawn_model.py)
+"""The spawn branch of compare (orchestrator/analysis/compare.py: spawn_frame, timing_rows, and the work
+model of orchestrator/analysis/spawn_model.py)
 on a stored spawn run recorded from real guests (tests/data/small-spawn/: `forkdiff run --suite
 spawn --vmas 21,421,3221 --repeats 2 --duration 1` on the perf kernels of both variants under
 -icount; guest-elf.json holds the program headers of the spawn binary that ran). No VM runs
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.compare import (
+from orchestrator.analysis.compare import (
     ELF_FILE,
     KS,
     VV,
@@ -26,9 +26,9 @@ from orchestrator.compare import (
     spawn_work,
     timing_rows,
 )
-from orchestrator.observations import read_records
-from orchestrator.spawn_model import work_model
-from orchestrator.timing import improvement_table
+from orchestrator.analysis.spawn_model import work_model
+from orchestrator.analysis.timing import improvement_table
+from orchestrator.run.observations import read_records
 
 DATA = Path(__file__).parents[1] / "data" / "small-spawn"
 VMAS = (21, 421, 3221)
@@ -205,7 +205,7 @@ def test_compare_dir_writes_the_timing_outputs(tmp_path):
 
 
 def test_report_shows_the_recorded_rates_beside_the_seed(tmp_path, recorded):
-    from orchestrator import report
+    from orchestrator.analysis import report
 
     run = tmp_path / "run"
     shutil.copytree(DATA, run)

@@ -1,4 +1,4 @@
-"""Unit tests of the console crash pattern table (orchestrator.crash), no VM: on single lines
+"""Unit tests of the console crash pattern table (orchestrator.vm.crash), no VM: on single lines
 written in the kernel's printk formats, and on console excerpts captured from real guests
 (tests/data/console: soft and hard lockup, hung task, RCU stalls; README.md there says how).
 The excerpts are read as stored; nothing here stands in for a kernel."""
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import crash
+from orchestrator.vm import crash
 
 BOOT_OK = """\
 [    0.000000] Linux version 6.12.57-forkdiff-patched-faults (gcc) #1 SMP

@@ -1,4 +1,4 @@
-"""Unit tests of orchestrator.faultsetup with a FAKE guest (a dict standing in for debugfs and
+"""Unit tests of orchestrator.run.faultsetup with a FAKE guest (a dict standing in for debugfs and
 /proc/kallsyms): the symbol range of dup_mmap and the values written. The real set-up is
 exercised by tests/vm/test_suites.py."""
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from orchestrator.errors import ForkdiffError
-from orchestrator.faultsetup import FORK_CACHES, FaultOptions, configure, symbol_range
+from orchestrator.run.faultsetup import FORK_CACHES, FaultOptions, configure, symbol_range
 
 KALLSYMS = """ffffffff81060000 T copy_process
 ffffffff81062a10 t dup_mmap
@@ -42,7 +42,7 @@ class Res:
 
 
 class FakeGuest:
-    """Stands in for orchestrator.vm.Guest: interprets the few shell forms configure() uses."""
+    """Stands in for orchestrator.vm.guest.Guest: interprets the few shell forms configure() uses."""
 
     def __init__(self, attrs: list[str], slabs: tuple[str, ...] = (), flag_writable: bool = True):
         self.flag_writable = flag_writable
@@ -152,7 +152,7 @@ def test_boot_param_sets_a_read_only_failslab_flag_at_boot(tmp_path) -> None:
     .config and a source folder written here)."""
     from types import SimpleNamespace
 
-    from orchestrator.faultsetup import boot_param
+    from orchestrator.run.faultsetup import boot_param
 
     src = tmp_path / "src"
     (src / "mm").mkdir(parents=True)

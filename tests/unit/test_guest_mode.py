@@ -1,4 +1,4 @@
-"""Which guests run under -icount and which under KVM (orchestrator.suites.resolve_icount),
+"""Which guests run under -icount and which under KVM (orchestrator.run.suites.resolve_icount),
 with a fake KVM probe: this machine's KVM does not work, so the KVM branch can only be tested
 with a fake here. A counting fake also shows the probe is asked only when the answer matters."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ForkdiffError
-from orchestrator.suites import REALTIME_REPEATS, RunOptions, plan, resolve_icount
+from orchestrator.run.suites import REALTIME_REPEATS, RunOptions, plan, resolve_icount
 
 
 class FakeProbe:

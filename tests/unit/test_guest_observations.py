@@ -7,9 +7,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from orchestrator.observations import ObservationLog, read_records, record_key
-from orchestrator.suite_parse import parse_output
-from orchestrator.suites import RunOptions, load_scenarios, plan
+from orchestrator.run.observations import ObservationLog, read_records, record_key
+from orchestrator.run.suite_parse import parse_output
+from orchestrator.run.suites import RunOptions, load_scenarios, plan
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""The suite pipeline (orchestrator.suites.run_on_guest) end to end on the HOST: a FAKE guest
+"""The suite pipeline (orchestrator.run.suites.run_on_guest) end to end on the HOST: a FAKE guest
 object runs the real guest programs from guest/bin on this machine's kernel instead of over SSH
 in QEMU. Checks records, keys, resume and error records; the VM tests do the same on the real
 variants."""
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.observations import ObservationLog, read_records
-from orchestrator.suites import (
+from orchestrator.run.observations import ObservationLog, read_records
+from orchestrator.run.suites import (
     GUEST_BIN,
     RunOptions,
     SuiteResult,
@@ -113,7 +113,7 @@ def test_spawn_suite_on_host(tmp_path: Path) -> None:
 
 
 def test_sweep_step_is_the_last_announced_step() -> None:
-    from orchestrator.suites import sweep_step
+    from orchestrator.run.suites import sweep_step
 
     console = ["[    3.100000] forkdiff-sweep: k=41", "[    3.100100] forkdiff-sweep: k=42",
                "[    3.100200] ------------[ cut here ]------------",
@@ -124,7 +124,7 @@ def test_sweep_step_is_the_last_announced_step() -> None:
 
 
 def test_a_dead_sweep_runs_again_without_its_step_at_most_three_times() -> None:
-    from orchestrator.suites import MAX_SKIPPED_STEPS, sweep_without_step
+    from orchestrator.run.suites import MAX_SKIPPED_STEPS, sweep_without_step
 
     opts = RunOptions(suite="faults", out=Path("/nonexistent"), scenarios=load_scenarios(["mixed-small"]))
     job = plan(opts)[0]
@@ -143,8 +143,8 @@ def test_a_dead_sweep_runs_again_without_its_step_at_most_three_times() -> None:
 def test_records_carry_the_booted_kernels_config(tmp_path: Path) -> None:
     """The FAKE guest's kernel gets a .config file (as a BuiltKernel has): every record carries
     its hash and the options the simulator's rules read; a missing .config stops the run."""
+    from orchestrator.build.kconfig import run_record
     from orchestrator.errors import ForkdiffError
-    from orchestrator.kconfig import run_record
 
     cfg = tmp_path / "config"
     cfg.write_text("CONFIG_MMU=y\n# CONFIG_PER_VMA_LOCK is not set\nCONFIG_NUMA=y\n")
@@ -171,10 +171,10 @@ def test_records_carry_the_booted_kernels_config(tmp_path: Path) -> None:
 
 
 def test_the_fake_and_the_real_guest_state_the_same_contract(tmp_path: Path) -> None:
-    """orchestrator.guest_api.GuestLike: what run_on_guest needs of a guest. The fake above and
-    orchestrator.vm.Guest (constructed, not booted) both have every member it names."""
-    from orchestrator.guest_api import GuestLike
-    from orchestrator.vm import Guest
+    """orchestrator.vm.guest_api.GuestLike: what run_on_guest needs of a guest. The fake above and
+    orchestrator.vm.guest.Guest (constructed, not booted) both have every member it names."""
+    from orchestrator.vm.guest import Guest
+    from orchestrator.vm.guest_api import GuestLike
 
     assert isinstance(HostGuest(), GuestLike)
     real = Guest(Kernel(), None, log_dir=tmp_path)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Guest programs (orchestrator/guestbin.py), in copies of guest/ (the repository's guest/bin
+"""Guest programs (orchestrator/build/guestbin.py), in copies of guest/ (the repository's guest/bin
 is not touched): missing programs are built with the real guest Makefile before anything boots,
 a build that fails stops with the command to run, a truncated binary is detected and rebuilt.
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import guestbin
+from orchestrator.build import guestbin
 from orchestrator.errors import ForkdiffError
 
 GUEST = Path(__file__).parents[2] / "guest"
@@ -81,7 +81,7 @@ def test_unrebuildable_program_is_an_error(guest_copy):
 
 # ------------------------------------------------------- forkdiff run, up to the boot (FAKES)
 class _FakeGuest:
-    """FAKE orchestrator.vm.Guest: records the initramfs it would boot, then refuses."""
+    """FAKE orchestrator.vm.guest.Guest: records the initramfs it would boot, then refuses."""
 
     booted: list = []
 
@@ -91,7 +91,9 @@ class _FakeGuest:
 
 
 def _fake_run(monkeypatch, guest_dir: Path, tmp_path: Path) -> int:
-    from orchestrator import cli, kernel, rootfs, vm
+    from orchestrator import cli
+    from orchestrator.build import kernel, rootfs
+    from orchestrator.vm import guest as vm
 
     def fake_build_kernel(variant, profile, *a, **kw):  # FAKE: no kernel is built
         return kernel.BuiltKernel(variant, profile, tmp_path / "bzImage", tmp_path / "config",

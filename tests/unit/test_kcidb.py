@@ -1,4 +1,4 @@
-"""`forkdiff export kcidb` (orchestrator/kcidb.py) on a results folder recorded from a REAL run,
+"""`forkdiff export kcidb` (orchestrator/analysis/kcidb.py) on a results folder recorded from a REAL run,
 checked with kcidb-io's own validator (kcidb_io.schema.LATEST).
 
 tests/data/kcidb-run was written by a real `make vm-test` on this project's machine (copied
@@ -27,7 +27,8 @@ import jsonschema
 import pytest
 from kcidb_io.schema import LATEST
 
-from orchestrator import cli, kcidb
+from orchestrator import cli
+from orchestrator.analysis import kcidb
 from orchestrator.errors import ForkdiffError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,7 +152,7 @@ def test_a_kernel_report_is_the_log_excerpt_within_the_schemas_limit(exported):
 
 def test_every_verdict_maps_to_a_status_of_the_schema():
     enum = LATEST.json["$defs"]["status"]["enum"]
-    from orchestrator.verdicts import VERDICTS
+    from orchestrator.analysis.verdicts import VERDICTS
 
     assert set(kcidb.STATUS) == set(VERDICTS)
     assert set(kcidb.STATUS.values()) <= set(enum)

@@ -1,4 +1,4 @@
-"""Kconfig fragments and the dropped-option check (orchestrator/kconfig.py).
+"""Kconfig fragments and the dropped-option check (orchestrator/build/kconfig.py).
 
 The pure checker is tested on hand-written configs; the profile fragments and a fragment with an
 option that cannot be enabled are tested with the real tree's tinyconfig, merge_config.sh and
@@ -8,8 +8,7 @@ import subprocess
 
 import pytest
 
-from orchestrator.errors import ForkdiffError
-from orchestrator.kconfig import (
+from orchestrator.build.kconfig import (
     PROFILES,
     configure,
     dropped_options,
@@ -18,7 +17,8 @@ from orchestrator.kconfig import (
     parse_fragment,
     profile_fragments,
 )
-from orchestrator.tree import resolve_tree
+from orchestrator.build.tree import resolve_tree
+from orchestrator.errors import ForkdiffError
 
 
 def test_parse_config_reads_set_unset_and_strings():

@@ -12,11 +12,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from orchestrator import faultsetup, kmemleak
-from orchestrator.compare import Job, _kmemleak_rows
-from orchestrator.observations import ObservationLog, record_key
-from orchestrator.suites import RunOptions, load_scenarios, pending, plan
-from orchestrator.vm import ConsoleWatcher, Guest, GuestCrashed
+from orchestrator.analysis.compare import Job, _kmemleak_rows
+from orchestrator.run import faultsetup, kmemleak
+from orchestrator.run.observations import ObservationLog, record_key
+from orchestrator.run.suites import RunOptions, load_scenarios, pending, plan
+from orchestrator.vm.guest import ConsoleWatcher, Guest, GuestCrashed
 
 REPORT = (Path(__file__).resolve().parents[1] / "data" / "kmemleak-anon-vma-report.txt").read_text()
 

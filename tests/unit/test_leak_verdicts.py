@@ -1,14 +1,14 @@
-"""Leak verdicts (orchestrator.compare.leak_rows, sweep_leak) and the report's leak table, on
+"""Leak verdicts (orchestrator.analysis.compare.leak_rows, sweep_leak) and the report's leak table, on
 hand-made fault records shaped like faultsweep's (fakes: no guest here; the real thing runs in
 tests/vm/test_failure_path.py and tests/vm/test_suites.py). The predictions come from the real
 simulator for a real scenario."""
 
 from __future__ import annotations
 
-from orchestrator import report
-from orchestrator.compare import Job, compare_faults, leak_rows
-from orchestrator.suites import SCENARIO_DIR
-from orchestrator.verdicts import frame
+from orchestrator.analysis import report
+from orchestrator.analysis.compare import Job, compare_faults, leak_rows
+from orchestrator.analysis.verdicts import frame
+from orchestrator.run.suites import SCENARIO_DIR
 from simulator import predict
 from simulator.scenario import load
 

@@ -1,4 +1,4 @@
-"""forkdiff merge's refusals and joins (orchestrator/merge.py) on hand-written shard folders
+"""forkdiff merge's refusals and joins (orchestrator/run/merge.py) on hand-written shard folders
 (fakes: records, run.json and shard.json written by the test, no VM)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ForkdiffError
-from orchestrator.merge import merge
-from orchestrator.observations import read_records
+from orchestrator.run.merge import merge
+from orchestrator.run.observations import read_records
 
 GUEST = {"mapsprobe": "a" * 64}
 QEMU = "QEMU emulator version 7.2.15"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.qemu_cmd import BASE_APPEND, QemuConfig, qemu_argv
+from orchestrator.vm.qemu_cmd import BASE_APPEND, QemuConfig, qemu_argv
 
 
 def _cfg(accel: str, icount: bool = False) -> QemuConfig:

@@ -1,12 +1,12 @@
-"""Report rendering (orchestrator/report.py) from a stored verdict table and timing table."""
+"""Report rendering (orchestrator/analysis/report.py) from a stored verdict table and timing table."""
 
 import re
 
 import pandas as pd
 
-from orchestrator import report
-from orchestrator import verdicts as vd
-from orchestrator.timing import improvement_table
+from orchestrator.analysis import report
+from orchestrator.analysis import verdicts as vd
+from orchestrator.analysis.timing import improvement_table
 
 
 def _row(**kw):

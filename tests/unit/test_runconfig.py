@@ -10,7 +10,7 @@ import hashlib
 
 import pytest
 
-from orchestrator.kconfig import merged_requests, profile_fragments, run_record
+from orchestrator.build.kconfig import merged_requests, profile_fragments, run_record
 from simulator import predict, runconfig
 from simulator.fork import GFP_NOWAIT
 from simulator.scenario import from_dict
@@ -30,7 +30,7 @@ def kconfig(**over: str) -> dict:
 
 def faults(stack_filter: bool = True, function: str = "dup_mmap", slab_wait: str = "N",
            page_wait: str = "Y", min_order: str = "32", page: bool = True, **slab: str) -> dict:
-    """A recorded fault_settings (orchestrator/faultsetup.py FaultSettings.to_dict())."""
+    """A recorded fault_settings (orchestrator/run/faultsetup.py FaultSettings.to_dict())."""
     attrs = {"failslab": {"probability": "0", "ignore-gfp-wait": slab_wait, **slab}}
     if page:
         attrs["fail_page_alloc"] = {"probability": "0", "ignore-gfp-wait": page_wait,

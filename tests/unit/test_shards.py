@@ -1,4 +1,4 @@
-"""The job list and its shards (orchestrator/shards.py), on the default vm-test options: no VM,
+"""The job list and its shards (orchestrator/run/shards.py), on the default vm-test options: no VM,
 the planner only."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import shards
 from orchestrator.errors import ForkdiffError
-from orchestrator.pipeline import Progress, VmTestOptions, run_units
+from orchestrator.run import shards
+from orchestrator.run.pipeline import Progress, VmTestOptions, run_units
 
 
 def _units(**kw):

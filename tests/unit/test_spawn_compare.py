@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.compare import KS, VV, Predictor, compare_records, load_elves
-from orchestrator.observations import read_records
+from orchestrator.analysis.compare import KS, VV, Predictor, compare_records, load_elves
+from orchestrator.run.observations import read_records
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "spawn-run"
 

@@ -1,4 +1,4 @@
-"""Unit tests of orchestrator.ssh against an in-process paramiko SSH server on 127.0.0.1.
+"""Unit tests of orchestrator.vm.ssh against an in-process paramiko SSH server on 127.0.0.1.
 The server is a FAKE (paramiko.ServerInterface, commands interpreted by the test), not the
 guest's OpenSSH: these tests cover our client code only (pinning, timeouts, exit status,
 abort callback). The real sshd in the guest is covered by tests/vm."""
@@ -15,8 +15,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from orchestrator import ssh
 from orchestrator.errors import ForkdiffError
+from orchestrator.vm import ssh
 
 # The fake server's transport threads see the client hang up abruptly (on purpose).
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")

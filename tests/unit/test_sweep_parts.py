@@ -1,12 +1,12 @@
-"""Split fault sweeps (orchestrator/sweep_parts.py): the split of a sweep job into k-ranges,
+"""Split fault sweeps (orchestrator/run/sweep_parts.py): the split of a sweep job into k-ranges,
 and the join of the parts' records into one sweep's, on hand-written records (fakes: no VM;
 the real split sweep is in tests/vm/test_sharded_run.py)."""
 
 from __future__ import annotations
 
-from orchestrator.observations import record_key
-from orchestrator.suites import Job
-from orchestrator.sweep_parts import join, split
+from orchestrator.run.observations import record_key
+from orchestrator.run.suites import Job
+from orchestrator.run.sweep_parts import join, split
 
 SC = {"name": "mixed-small"}
 SWEEP = Job("mixed-small", SC, "faultsweep", ("--kmsg", "--max-k", "20000", "8x1:rw:anon:none:all"), 600.0)

@@ -1,11 +1,11 @@
-"""Variant-vs-variant timing statistics (orchestrator/timing.py) on synthetic repeats."""
+"""Variant-vs-variant timing statistics (orchestrator/analysis/timing.py) on synthetic repeats."""
 
 import math
 
 import pandas as pd
 import pytest
 
-from orchestrator.timing import improvement_table
+from orchestrator.analysis.timing import improvement_table
 
 
 def _rows(data):

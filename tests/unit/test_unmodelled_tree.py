@@ -1,5 +1,5 @@
 """A run on a tree the simulator does not model (simulator/runconfig.py tree_problems,
-orchestrator/kernel_only.py). The observation set is FAKE: the records of tests/data/small-run
+orchestrator/analysis/kernel_only.py). The observation set is FAKE: the records of tests/data/small-run
 (recorded on 6.12) with a hand-written `kernel_facts` of a tree whose fork_failure and vma_lock
 the tree-fact reader could not classify ("unknown") added, and for the leak check
 hand-written `net` values (small-run was recorded before faultsweep measured leaks). It tests
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import report
-from orchestrator.compare import compare_records
-from orchestrator.predictor import Predictor, load_elves
-from orchestrator.verdicts import failing
+from orchestrator.analysis import report
+from orchestrator.analysis.compare import compare_records
+from orchestrator.analysis.predictor import Predictor, load_elves
+from orchestrator.analysis.verdicts import failing
 from simulator import runconfig
 
 DATA = Path(__file__).parents[1] / "data" / "small-run"
@@ -143,7 +143,7 @@ def test_vm_test_says_first_that_the_tree_is_not_modelled(tmp_path, monkeypatch,
     """pipeline.run on a FAKE tree shaped like no kernel the simulator knows (a 7.9 whose
     dup_mmap() failure path is neither 6.12's marker nor 7.2's teardown), stopped at the first
     kernel build: the notice and the variant decision come before it."""
-    from orchestrator import pipeline
+    from orchestrator.run import pipeline
 
     dup = ("__latent_entropy int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)\n{\n"
            "\tretval = __mt_dup(&oldmm->mm_mt, &mm->mm_mt, GFP_KERNEL);\n"
@@ -168,7 +168,7 @@ def test_vm_test_says_first_that_the_tree_is_not_modelled(tmp_path, monkeypatch,
 
 
 def test_a_baseline_tree_without_patches_runs_baseline_only(tmp_path, monkeypatch, capsys):
-    from orchestrator import pipeline
+    from orchestrator.run import pipeline
 
     tree = _synthetic_tree(tmp_path / "linux", BASELINE_61)
     built = []

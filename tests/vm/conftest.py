@@ -1,4 +1,4 @@
-"""Fixtures for VM tests: real kernels (built through orchestrator.kernel, cached), the real
+"""Fixtures for VM tests: real kernels (built through orchestrator.build.kernel, cached), the real
 initramfs, one booted guest per variant shared by a module, and a check that no QEMU process
 started by this test process survives any test."""
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.kernel import VARIANTS, BuiltKernel, build_kernel
-from orchestrator.rootfs import Rootfs, build_rootfs
-from orchestrator.vm import Guest
+from orchestrator.build.kernel import VARIANTS, BuiltKernel, build_kernel
+from orchestrator.build.rootfs import Rootfs, build_rootfs
+from orchestrator.vm.guest import Guest
 
 PROFILE = "faults"
 _shared_pids: set[int] = set()

@@ -11,10 +11,10 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from orchestrator import ssh
-from orchestrator.kernel import BuiltKernel
-from orchestrator.rootfs import Rootfs
-from orchestrator.vm import Guest, GuestCrashed, GuestHung, GuestLost
+from orchestrator.build.kernel import BuiltKernel
+from orchestrator.build.rootfs import Rootfs
+from orchestrator.vm import ssh
+from orchestrator.vm.guest import Guest, GuestCrashed, GuestHung, GuestLost
 
 pytestmark = pytest.mark.vm
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import kvm
+from orchestrator.vm import kvm
 
 
 @pytest.mark.vm

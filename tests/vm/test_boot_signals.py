@@ -17,8 +17,8 @@ pytestmark = pytest.mark.vm
 
 HOLDER = """
 import json, sys, time
-from orchestrator.kernel import build_kernel
-from orchestrator.vm import Guest
+from orchestrator.build.kernel import build_kernel
+from orchestrator.vm.guest import Guest
 k = build_kernel(sys.argv[1], "faults", progress=False)
 with Guest(k) as g:
     print(json.dumps({"qemu_pid": g.proc.pid, "console": str(g.console_log)}), flush=True)

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from orchestrator.rootfs import GUEST_IP
-from orchestrator.vm import Guest
+from orchestrator.build.rootfs import GUEST_IP
+from orchestrator.vm.guest import Guest
 
 pytestmark = pytest.mark.vm
 

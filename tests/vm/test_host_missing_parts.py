@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.qemu_cmd import QEMU
+from orchestrator.vm.qemu_cmd import QEMU
 
 pytestmark = pytest.mark.vm
 BOOT = [sys.executable, "-m", "orchestrator", "boot", "--variant", "baseline", "--profile",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.compare import compare_dir
+from orchestrator.analysis.compare import compare_dir
 
 pytestmark = pytest.mark.vm
 SCENARIOS = ["dontfork-only", "wipeonfork-only", "mixed-small", "anon-touched-21"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from kcidb_io.schema import LATEST
 
-from orchestrator.kernel import build_kernel, gcc_version
+from orchestrator.build.kernel import build_kernel, gcc_version
 
 pytestmark = pytest.mark.vm
 

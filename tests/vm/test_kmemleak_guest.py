@@ -1,5 +1,5 @@
 """kmemleak as a second opinion on fork's failure path, on real faults kernels booted with
-kmemleak=on (orchestrator/kmemleak.py):
+kmemleak=on (orchestrator/run/kmemleak.py):
 
 - with kmemleak on, failslab restricted to fork's own caches counts the same checks per fork
   as a kernel without kmemleak, and as the simulator predicts; without the cache filter
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import faultsetup, kmemleak
-from orchestrator.compare import compare_dir, guest_elf
-from orchestrator.kernel import build_kernel
-from orchestrator.observations import ObservationLog, read_records
-from orchestrator.suites import (
+from orchestrator.analysis.compare import compare_dir, guest_elf
+from orchestrator.build.kernel import build_kernel
+from orchestrator.run import faultsetup, kmemleak
+from orchestrator.run.observations import ObservationLog, read_records
+from orchestrator.run.suites import (
     RunOptions,
     SuiteResult,
     load_scenarios,
@@ -31,7 +31,7 @@ from orchestrator.suites import (
     run_on_guest,
     run_suite,
 )
-from orchestrator.vm import Guest
+from orchestrator.vm.guest import Guest
 from simulator import predict as sim_predict
 from simulator.scenario import load
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.compare import compare_dir
-from orchestrator.observations import ObservationLog, read_records
-from orchestrator.suites import Job, RunOptions, SuiteResult, load_scenarios, plan, run_variant
-from orchestrator.vm import Guest
+from orchestrator.analysis.compare import compare_dir
+from orchestrator.run.observations import ObservationLog, read_records
+from orchestrator.run.suites import Job, RunOptions, SuiteResult, load_scenarios, plan, run_variant
+from orchestrator.vm.guest import Guest
 
 pytestmark = pytest.mark.vm
 

@@ -1,5 +1,5 @@
 """Small instances of the four suites on the real kernels (faults profile) of both variants,
-through the same code `forkdiff run` uses (orchestrator.suites.run_on_guest), asserting what
+through the same code `forkdiff run` uses (orchestrator.run.suites.run_on_guest), asserting what
 the records say: the kernel's fork semantics, fault outcomes, counts and timings' shape."""
 
 from __future__ import annotations
@@ -9,10 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.compare import compare_dir
-from orchestrator.observations import ObservationLog, read_records
-from orchestrator.suites import RunOptions, SuiteResult, load_scenarios, pending, plan, run_on_guest
-from orchestrator.vm import Guest
+from orchestrator.analysis.compare import compare_dir
+from orchestrator.run.observations import ObservationLog, read_records
+from orchestrator.run.suites import (
+    RunOptions,
+    SuiteResult,
+    load_scenarios,
+    pending,
+    plan,
+    run_on_guest,
+)
+from orchestrator.vm.guest import Guest
 from simulator import runconfig
 
 pytestmark = pytest.mark.vm

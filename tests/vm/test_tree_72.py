@@ -25,8 +25,8 @@ SCENARIO = "anon-touched-21"
 @pytest.fixture(scope="module")
 def tree72() -> str:
     spec = os.environ.get("FORKDIFF_TEST_TREE_7_2") or "debian:sid:linux-source-7.2"
+    from orchestrator.build.tree import resolve_tree
     from orchestrator.errors import ForkdiffError
-    from orchestrator.tree import resolve_tree
 
     try:
         return str(resolve_tree(spec).path)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.compare import compare_dir
-from orchestrator.rootfs import ensure_keys
+from orchestrator.analysis.compare import compare_dir
+from orchestrator.build.rootfs import ensure_keys
 
 pytestmark = pytest.mark.vm
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,214 @@
+"""Render a results folder into report.html, report.md, junit.xml and plots/*.png.
+
+Reads what compare wrote into the folder: verdicts.jsonl (orchestrator/analysis/verdicts.py), and when the
+spawn suite ran, timing.csv (orchestrator/analysis/timing.py's improvement table) and cost_model.json
+(the fitted model and its per-VMA-count prediction error). The seed thread's table ships with
+the package (orchestrator/data/seed_fork_table.json)."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from . import verdicts as vd
+
+PLOTS = ("forks_per_s.png", "improvement.png")
+
+
+def seed_table() -> dict:
+    return json.loads(resources.files("orchestrator").joinpath("data", "seed_fork_table.json").read_text())
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Verdict counts per (axis, suite, variant)."""
+    if df.empty:
+        return pd.DataFrame(columns=["axis", "suite", "variant", *vd.VERDICTS, "total"])
+    counts = (df.groupby(["axis", "suite", "variant", "verdict"]).size()
+              .unstack("verdict", fill_value=0).reindex(columns=list(vd.VERDICTS), fill_value=0))
+    counts["total"] = counts.sum(axis=1)
+    return counts.reset_index()
+
+
+def seed_comparison(timing: pd.DataFrame | None) -> pd.DataFrame:
+    """The seed's table with ours beside it, one row per seed VMA count."""
+    seed = seed_table()
+    rows = []
+    ours = timing.set_index("vmas") if timing is not None and not timing.empty else None
+    for i, n in enumerate(seed["vmas"]):
+        row = {"vmas": n, "seed_baseline_per_10s": seed["baseline"][i],
+               "seed_patched_per_10s": seed["patched"][i], "seed_improvement_pct": seed["improvement_pct"][i]}
+        if ours is not None and n in ours.index:
+            r = ours.loc[n]
+            row.update({"our_baseline_forks_per_s": r["baseline_forks_per_s"],
+                        "our_patched_forks_per_s": r["patched_forks_per_s"],
+                        "our_improvement_pct": r["improvement_pct"],
+                        "our_improvement_ci": r["improvement_ci"], "welch_p": r["welch_p"]})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+LEAK_MEASUREMENTS = ("leak_after_fork", "failed_fork_allocs")
+_CACHE_COUNT = re.compile(r"(\S+) ([+-]\d+)")
+
+
+def fault_strips(df: pd.DataFrame) -> list[dict]:
+    """Per (variant, model, scenario): the sweep as a list of cells in k order; a cell is
+    marked `leak` when the fork at that k left objects behind or allocated other than
+    predicted (orchestrator.analysis.compare.leak_rows)."""
+    f = df[(df["measurement"] == "fault_outcome") & df["key"].str.startswith("k=")].copy()
+    if f.empty:
+        return []
+    f["k"] = f["key"].str[2:].astype(int)
+    lk = df[df["measurement"].isin(LEAK_MEASUREMENTS) & (df["verdict"] != "match")]
+    leaky = {(r.variant, r.model, r.scenario, r.key): r.observed for r in lk.itertuples()}
+    strips = []
+    for (variant, model, scenario), grp in f.groupby(["variant", "model", "scenario"], sort=True):
+        cells = [{"k": int(r.k), "observed": r.observed, "predicted": r.predicted, "verdict": r.verdict,
+                  "leak": leaky.get((variant, model, scenario, r.key), "")}
+                 for r in grp.sort_values("k").itertuples()]
+        strips.append({"variant": variant, "model": model, "scenario": scenario, "cells": cells,
+                       "mismatches": sum(c["verdict"] != "match" for c in cells),
+                       "leaks": sum(bool(c["leak"]) for c in cells)})
+    return strips
+
+
+def leak_table(df: pd.DataFrame) -> list[dict]:
+    """Per (kernel, model, scenario, cache): forks that left objects of the cache behind, how
+    many objects in all, the first such k, and the sweep's net over its whole run."""
+    rows: dict[tuple, dict] = {}
+
+    def entry(r, cache: str) -> dict:
+        key = (r.variant, r.model, r.scenario, cache)
+        return rows.setdefault(key, {"variant": r.variant, "model": r.model, "scenario": r.scenario,
+                                     "cache": cache, "leaking_forks": 0, "objects": 0,
+                                     "first_k": "", "sweep_net": ""})
+
+    for r in df[df["measurement"] == "leak_after_fork"].itertuples():
+        for cache, n in _CACHE_COUNT.findall(r.observed):
+            e = entry(r, cache)
+            e["leaking_forks"] += 1
+            e["objects"] += int(n)
+            if e["first_k"] == "":
+                e["first_k"] = r.key
+    for r in df[df["measurement"] == "sweep_leak"].itertuples():
+        for cache, n in _CACHE_COUNT.findall(r.observed):
+            entry(r, cache)["sweep_net"] = n
+    return sorted(rows.values(), key=lambda e: (e["variant"], e["scenario"], e["cache"]))
+
+
+def _plots(cmp: pd.DataFrame, out: Path) -> list[str]:
+    if "our_baseline_forks_per_s" not in cmp or cmp["our_baseline_forks_per_s"].isna().all():
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    ours = cmp.dropna(subset=["our_baseline_forks_per_s"])
+
+    def save(name: str, ylabel: str, draw) -> None:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        draw(ax)
+        ax.set_xscale("log")
+        ax.set_xlabel("VMAs in the forking process")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(plots / name, dpi=100)
+        plt.close(fig)
+
+    def rates(ax) -> None:
+        ax.plot(ours["vmas"], ours["our_baseline_forks_per_s"], "o-", label="baseline (ours, guest)")
+        ax.plot(ours["vmas"], ours["our_patched_forks_per_s"], "s-", label="patched (ours, guest)")
+        ax.set_yscale("log")
+
+    def improvement(ax) -> None:
+        ax.errorbar(ours["vmas"], ours["our_improvement_pct"], yerr=ours["our_improvement_ci"],
+                    fmt="o-", capsize=3, label="ours (guest, 95% CI)")
+        ax.plot(cmp["vmas"], cmp["seed_improvement_pct"], "x--", label="seed thread (v4 10/10)")
+
+    save(PLOTS[0], "forks/s", rates)
+    save(PLOTS[1], "fork() improvement, patched vs baseline (%)", improvement)
+    return [f"plots/{p}" for p in PLOTS]
+
+
+def junit_xml(df: pd.DataFrame) -> str:
+    """One <testsuite> per (axis, suite, variant), one <testcase> per verdict row."""
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>', "<testsuites>"]
+    for (axis, suite, variant), grp in df.groupby(["axis", "suite", "variant"], sort=True):
+        fails = int((grp["verdict"] == "mismatch").sum())
+        errs = int(grp["verdict"].isin(["error", "crashed", "hung"]).sum())
+        skips = int((grp["verdict"] == "skipped").sum())
+        parts.append(f"<testsuite name={quoteattr(f'{suite}.{variant}.{axis}')} tests=\"{len(grp)}\" "
+                     f"failures=\"{fails}\" errors=\"{errs}\" skipped=\"{skips}\">")
+        for r in grp.itertuples():
+            name = f"{r.scenario}.{r.measurement}" + (f"[{r.key}]" if r.key else "")
+            parts.append(f"<testcase classname={quoteattr(f'{suite}.{variant}')} name={quoteattr(name)}>")
+            msg = f"observed={r.observed} predicted={r.predicted} rule={r.rule}"
+            if r.verdict == "mismatch":
+                parts.append(f"<failure message={quoteattr(msg)}>{escape(str(r.detail))}</failure>")
+            elif r.verdict in ("error", "crashed", "hung"):
+                parts.append(f"<error type={quoteattr(r.verdict)} message={quoteattr(msg)}>"
+                             f"{escape(str(r.detail))}</error>")
+            elif r.verdict == "skipped":
+                parts.append(f"<skipped message={quoteattr(str(r.detail))}/>")
+            parts.append("</testcase>")
+        parts.append("</testsuite>")
+    parts.append("</testsuites>")
+    return "\n".join(parts) + "\n"
+
+
+def render(out: Path) -> dict:
+    """Render the folder's report; returns {"html", "md", "junit", "failing", "total"}."""
+    out = Path(out)
+    df = vd.read(out / "verdicts.jsonl")
+    timing = pd.read_csv(out / "timing.csv") if (out / "timing.csv").exists() else None
+    cost = json.loads((out / "cost_model.json").read_text()) if (out / "cost_model.json").exists() else None
+    meta = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    cmp = seed_comparison(timing)
+    plots = _plots(cmp, out)
+    bad = vd.failing(df)
+    ctx = {
+        "meta": meta,
+        "passed": bad.empty,
+        "summary": summary(df).to_dict(orient="records"),
+        "verdicts": list(vd.VERDICTS),
+        "seed": seed_table(),
+        "comparison": cmp.to_dict(orient="records"),
+        "has_ours": "our_baseline_forks_per_s" in cmp and not cmp["our_baseline_forks_per_s"].isna().all(),
+        "plots": plots,
+        "cost": cost,
+        "strips": fault_strips(df),
+        "leaks": leak_table(df),
+        "leak_checks": int((df["measurement"].isin(("leak_after_fork", "sweep_leak"))).sum()),
+        "failing": bad.to_dict(orient="records"),
+        "crashes": df[df["verdict"].isin(["crashed", "hung"])].to_dict(orient="records"),
+        "total": len(df),
+    }
+    env = Environment(loader=PackageLoader("orchestrator", "templates"),
+                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = _num
+    (out / "report.html").write_text(env.get_template("report.html.j2").render(**ctx))
+    (out / "report.md").write_text(env.get_template("report.md.j2").render(**ctx))
+    (out / "junit.xml").write_text(junit_xml(df))
+    return {"html": out / "report.html", "md": out / "report.md", "junit": out / "junit.xml",
+            "failing": len(bad), "total": len(df)}
+
+
+def _num(value, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

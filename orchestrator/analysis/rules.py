@@ -1,0 +1,246 @@
+"""The comparison rules of the maps, faults and counts suites (see orchestrator.analysis.compare): one
+function per suite turning a job's records and its predictions into verdict rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .compare_jobs import Job, _row
+from .predictor import LAYOUT_FILE, _pred
+
+SLAB_CACHES = ("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain")
+
+
+def _maps_line(start: str, end: str, perms: str, offset: int, name: str, is_file: bool) -> str:
+    """One VMA as compared: range, perms, offset, and what backs it ([name], the layout file,
+    the executable, or anonymous memory)."""
+    if name.startswith("["):
+        what = name
+    elif is_file:
+        what = "layout-file" if name == LAYOUT_FILE else "exe"
+    else:
+        what = "anon"
+    return f"{int(start, 16):x}-{int(end, 16):x} {perms} {offset:x} {what}"
+
+
+def _maps_line_observed(m: dict) -> str | None:
+    """A /proc/self/maps line from the guest ([vsyscall] is not a VMA)."""
+    path = m.get("path") or ""
+    if path == "[vsyscall]":
+        return None
+    return _maps_line(m["start"], m["end"], m["perms"], int(m["offset"], 16), path,
+                      bool(path) and not path.startswith("["))
+
+
+def _maps_line_predicted(m: dict) -> str:
+    return _maps_line(m["start"], m["end"], m["perms"], int(m["offset"]), m.get("name") or "",
+                      bool(m.get("file")))
+
+
+def _first_difference(a: list[str], b: list[str]) -> str:
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return f"line {i + 1}: observed '{x}' predicted '{y}'"
+    if len(a) != len(b):
+        return f"observed {len(a)} lines, predicted {len(b)}"
+    return ""
+
+
+
+def compare_maps(job: Job, model: str, preds: list[dict]) -> list[dict]:
+    rows = []
+    counts = _pred(preds, "map_count")
+    before, child, after = job.one("parent_before"), job.one("child"), job.one("parent_after")
+    if before:
+        rows.append(_row(job, model, "parent_map_count", "", before["value"], counts["parent"]))
+    if child:
+        rows.append(_row(job, model, "child_map_count", "", child["value"], counts["child"]))
+        obs = [x for x in map(_maps_line_observed, child["values"]["maps"]) if x]
+        pred = [_maps_line_predicted(m) for m in _pred(preds, "child_maps")["vmas"]]
+        rows.append(_row(job, model, "child_maps", "", f"{len(obs)} VMAs", f"{len(pred)} VMAs",
+                         verdict="match" if obs == pred else "mismatch",
+                         detail=_first_difference(obs, pred)))
+    layout = job.one("child_layout")
+    if layout:
+        pvmas = {int(m["start"], 16): m for m in _pred(preds, "child_maps")["vmas"]}
+        for v in layout["values"]["vmas"]:
+            start = int(v["start"], 16)
+            p = pvmas.get(start)
+            if v["advice"] == "dontfork":
+                rows.append(_row(job, model, "dontfork_absent", f"vma={v['index']}",
+                                 not v["present"] and not v["overlapped"], p is None))
+            elif v["advice"] == "wipeonfork":
+                rows.append(_row(job, model, "wipeonfork_zero", f"vma={v['index']}",
+                                 bool(v["present"]) and v.get("zero") is True,
+                                 p is not None and bool(p.get("wipeonfork"))))
+    if after:
+        rows.append(_row(job, model, "parent_maps_unchanged", "", after["values"].get("unchanged"), True,
+                         rule="invariant: fork() does not change the parent's maps"))
+    return rows
+
+
+def _observed_outcome(r: dict) -> str:
+    v = r["values"]
+    if r["measurement"] == "not_reached":
+        return "not reached"
+    if v.get("fork_result", 0) > 0:
+        return "ok (absorbed)"
+    return "ENOMEM" if v.get("errno") == 12 else f"errno {v.get('errno')}"
+
+
+def _predicted_outcome(p: dict) -> str:
+    if p.get("modelled") is False:
+        return "not modelled"
+    if not p.get("injected"):
+        return "not reached"
+    return "ok (absorbed)" if p.get("fork") == "success" else str(p.get("errno"))
+
+
+def _cache_counts(d: dict | None) -> str:
+    """{"vm_area_struct": 1, "vma_lock": 0} -> "vm_area_struct +1"; all zero -> "0"."""
+    parts = [f"{c} {n:+d}" for c, n in sorted((d or {}).items()) if n]
+    return ", ".join(parts) or "0"
+
+
+def _failure_site(p: dict | None) -> str:
+    """The injected failure a prediction names: site, cache, gfp and the VMA being copied."""
+    if not p or not p.get("injected"):
+        return "no failure injected"
+    where = f", VMA {p['vma_index']} at {p['vma_start']}" if p.get("vma_index") is not None else ""
+    return f"{p.get('site')} ({p.get('cache')}, {p.get('gfp')}{where})"
+
+
+LEAK_RULE = ("exact: slab objects in use after the fork's frees settled (shrink + 'objects', "
+             "polled through RCU grace periods) equal those before it")
+
+
+def leak_rows(job: Job, model: str, r: dict, p: dict | None) -> list[dict]:
+    """Per fault record (one k): what the failed fork allocated per cache against the
+    simulator's trace up to the k-th check, and what is left once everything it allocated
+    should be freed again (net 0 in every cache, failed or absorbed)."""
+    v = r["values"]
+    k = v["k"]
+    if "net" not in v:  # recorded before faultsweep measured leaks
+        return []
+    rows = []
+    site = _failure_site(p)
+    failed = v.get("fork_result", 0) < 0
+    if failed and p is not None and "allocated" in p:
+        obs = {c: n for c, n in (v.get("alloc") or {}).items() if n}
+        pred = {c: n for c, n in p["allocated"].items() if n}
+        bulk = {} if job.run_model.bulk_counted else {
+            c: n for c, n in (p.get("allocated_in_bulk") or {}).items() if n}
+        for c, n in sorted(bulk.items()):  # bounded, apart from the exact caches
+            rows.append(_bounded_row(job, model, "failed_fork_allocs", f"k={k} {c}", obs.pop(c, 0),
+                                     pred.pop(c, 0), n, c, detail=f"k={k}, failure at {site}"))
+        diff = [f"{c}: observed {obs.get(c, 0)}, predicted {pred.get(c, 0)}"
+                for c in sorted(set(obs) | set(pred)) if obs.get(c, 0) != pred.get(c, 0)]
+        rows.append(_row(job, model, "failed_fork_allocs", f"k={k}", _cache_counts(obs),
+                         _cache_counts(pred), rule="exact: SLUB_STATS alloc counters over the fork",
+                         detail=f"k={k}, failure at {site}" + (": " + "; ".join(diff) if diff else "")))
+    net = v.get("net") or {}
+    leaked = {c: n for c, n in net.items() if n > 0}
+    late = {c: n for c, n in net.items() if n < 0}
+    detail = f"k={k}, failure at {site}"
+    if leaked:
+        detail = (f"LEAK at k={k}: " + ", ".join(f"{n} {c}" for c, n in sorted(leaked.items()))
+                  + f" left after the {'failed' if failed else 'absorbed'} fork; failure at {site}")
+        if p and p.get("freed_by_teardown") is not None:
+            detail += (f"; predicted: error path frees {_cache_counts(p.get('freed_by_error_path'))}, "
+                       f"teardown frees {_cache_counts(p.get('freed_by_teardown'))} "
+                       f"({p.get('child_vmas_released')} VMAs in {p.get('teardown_range')}, "
+                       f"stopping at the {p.get('stops_at')})")
+        if not v.get("settled", True):
+            detail += f"; still there after {v.get('settle_ms', 0):.0f} ms of polling"
+    elif late:
+        detail += "; objects of an earlier step were freed during this one: " + _cache_counts(late)
+    rows.append(_row(job, model, "leak_after_fork", f"k={k}", _cache_counts(leaked), "0",
+                     rule=LEAK_RULE, detail=detail))
+    return rows
+
+
+def compare_faults(job: Job, model: str, preds: list[dict]) -> list[dict]:
+    rows = []
+    counts = _pred(preds, "counts")
+    cc = job.one("check_count")
+    if cc:
+        rows.append(_row(job, model, "checks_per_fork", "", cc["value"], counts["checks"],
+                         detail="fail-nth checks a successful fork makes under dup_mmap"))
+        if "net" in cc["values"]:
+            left = {c: n for c, n in cc["values"]["net"].items() if n}
+            rows.append(_row(job, model, "leak_after_fork", "probe", _cache_counts(left), "0",
+                             rule=LEAK_RULE, detail="the probe: one successful fork, its child exited"))
+    pred = {p["k"]: p for p in preds if p["measurement"] == "fault_outcome"}
+    for r in sorted(job.by("fault") + job.by("not_reached"), key=lambda r: r["values"]["k"]):
+        k = r["values"]["k"]
+        p = pred.get(k)
+        po = _predicted_outcome(p) if p else "not reached"
+        detail = f"{p.get('site')} ({p.get('cache')}, {p.get('gfp')})" if p and p.get("injected") else ""
+        rows.append(_row(job, model, "fault_outcome", f"k={k}", _observed_outcome(r), po, detail=detail))
+        if r["measurement"] == "fault":
+            rows += leak_rows(job, model, r, p)
+        if r["measurement"] == "fault" and r["values"].get("fork_result", 0) < 0:
+            rows.append(_row(job, model, "parent_maps_after_failure", f"k={k}",
+                             r["values"].get("maps_unchanged"), True,
+                             rule="invariant: a failed fork leaves the parent's maps unchanged",
+                             detail=str(r["values"].get("maps_diff", ""))))
+    end = job.one("sweep_end")
+    if end and "net" in end["values"]:
+        net = end["values"]["net"]
+        rows.append(_row(job, model, "sweep_leak", "", _cache_counts(net), "0",
+                         rule="exact: slab objects in use at the end of the sweep (settled) equal "
+                              "those at its start",
+                         detail=f"over {end['values'].get('failed_forks')} failed and "
+                                f"{end['values'].get('absorbed_faults')} absorbed forks"
+                                + ("" if end["values"].get("settled", True) else
+                                   f"; not settled after {end['values'].get('settle_ms', 0):.0f} ms")))
+    if end and not end["values"].get("complete", True):
+        rows.append(_row(job, model, "sweep_complete", "", False, True, verdict="error",
+                         rule="the sweep must reach a k the fork does not reach",
+                         detail=f"--max-k stopped it at {end['values'].get('last_k')}"))
+    return rows
+
+
+def compare_counts(job: Job, model: str, preds: list[dict]) -> list[dict]:
+    s = job.one("summary")
+    if not s:
+        return []
+    objs = _pred(preds, "counts")
+    median = s["values"].get("median") or {}
+    rows = []
+    for cache in SLAB_CACHES:
+        if cache not in median or median[cache].get("alloc") is None:
+            continue
+        predicted = objs["maple_node_allocated"] if cache == "maple_node" else objs["objects"].get(cache, 0)
+        observed = median[cache]["alloc"]
+        bulk = 0 if job.run_model.bulk_counted else (objs.get("allocated_in_bulk") or {}).get(cache, 0)
+        if bulk:
+            rows.append(_bounded_row(job, model, f"{cache}_allocated_per_fork", "", observed, predicted,
+                                     bulk, cache))
+            continue
+        rows.append(_row(job, model, f"{cache}_allocated_per_fork", "", observed, predicted,
+                         rule="exact (median of repeats)"))
+    return rows
+
+
+BULK_RULE = ("bound: this kernel's SLUB_STATS do not count bulk objects taken from the CPU "
+             "free list (mm/slub.c kmem_cache_alloc_bulk() has no stat(ALLOC_FASTPATH); only "
+             "objects ___slab_alloc() returns count), so the alloc counters lie between the "
+             "allocations without the bulk objects and all of them")
+
+
+def _bounded_row(job: Job, model: str, measurement: str, key: str, observed: int, predicted: int,
+                 bulk: int, cache: str, detail: str = "") -> dict:
+    """A count that includes `bulk` bulk-allocated objects, on a kernel whose counters miss
+    some of them: not an exact comparison (`skipped`), but outside the bound a mismatch."""
+    inside = predicted - bulk <= observed <= predicted
+    return _row(job, model, measurement, key, observed, f"{predicted - bulk}..{predicted}",
+                rule=BULK_RULE, verdict="skipped" if inside else "mismatch",
+                detail=(detail + "; " if detail else "") + f"{cache}: {bulk} of the {predicted} "
+                       "predicted objects come from bulk allocations (mas_alloc_nodes "
+                       "-> kmem_cache_alloc_bulk), uncounted unless the CPU free list runs dry")
+
+
+COMPARERS: dict[str, Callable[[Job, str, list[dict]], list[dict]]] = {
+    "maps": compare_maps, "faults": compare_faults, "counts": compare_counts,
+}

@@ -1,0 +1,135 @@
+"""Patches that define variants, and the copy of a tree they are applied to. A user's tree is only
+read: it is copied (plain copy, no hard links, no .git) into the cache, and patches go onto the
+copy, each checked with `patch -p1 --dry-run` first."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .. import resources
+from ..cache import sha256_file
+from ..errors import ForkdiffError
+
+PATCHES_DIR = resources.data_dir("patches")
+
+
+def baseline_patches(patches_dir: Path | None = None) -> list[Path]:
+    """The patches that turn a tree into the baseline variant (patches/baseline/*.patch)."""
+    folder = (patches_dir or PATCHES_DIR) / "baseline"
+    found = sorted(folder.glob("*.patch"))
+    if not found:
+        raise ForkdiffError(f"no baseline patch in {folder}",
+                            "run forkdiff from a complete checkout (patches/baseline/)")
+    return found
+
+
+def env_patches() -> list[Path]:
+    """Extra patches for the patched variant from $PATCHES (space-separated paths)."""
+    return [Path(p).expanduser() for p in shlex.split(os.environ.get("PATCHES", ""))]
+
+
+def patch_identity(patches: Sequence[Path]) -> list[dict[str, str]]:
+    """Name and content hash of each patch, in order; a missing patch is a ForkdiffError."""
+    out = []
+    for p in patches:
+        if not p.is_file():
+            raise ForkdiffError(f"patch {p} does not exist", "check PATCHES= / the patch path")
+        out.append({"name": p.name, "path": str(p.resolve()), "sha256": sha256_file(p)})
+    return out
+
+
+def copy_tree(src: Path, dest: Path) -> None:
+    """Plain copy of a kernel tree (without .git) to dest, which must not exist. Only reads src."""
+    if dest.exists():
+        raise FileExistsError(dest)
+    dest.mkdir(parents=True)
+    tar_out = subprocess.Popen(["tar", "-C", str(src), "--exclude=./.git", "-cf", "-", "."],
+                               stdout=subprocess.PIPE)
+    try:
+        res = subprocess.run(["tar", "-C", str(dest), "-xf", "-"], stdin=tar_out.stdout,
+                             capture_output=True)
+    finally:
+        if tar_out.stdout:
+            tar_out.stdout.close()
+        rc = tar_out.wait()
+    if rc != 0 or res.returncode != 0:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise ForkdiffError(f"could not copy kernel tree {src} to {dest}: "
+                            f"{res.stderr.decode(errors='replace').strip()[-300:]}",
+                            "check free space in the cache (forkdiff copies the tree once per patch set)")
+
+
+_HUNK_FAIL = re.compile(r"^Hunk #\d+ FAILED at \d+.*$", re.M)
+_FILE = re.compile(r"^(?:checking|patching) file (.+)$", re.M)
+
+
+def _failing_hunk(output: str) -> str:
+    """'file: Hunk #2 FAILED at 641' from patch's output, or its last lines."""
+    lines = output.splitlines()
+    current = None
+    for line in lines:
+        if m := _FILE.match(line):
+            current = m.group(1).strip()
+        elif _HUNK_FAIL.match(line) or "can't find file" in line or "malformed" in line.lower():
+            return f"{current}: {line.strip()}" if current else line.strip()
+    return " / ".join(lines[-3:]) if lines else "no output"
+
+
+def apply_patch(src: Path, patch: Path, log: Path | None = None) -> None:
+    """Dry-run then apply one patch (-p1) inside src; a patch that does not apply raises
+    ForkdiffError naming the patch file and the failing hunk."""
+    base = ["patch", "-p1", "--batch", "--forward", "-d", str(src), "-i", str(patch.resolve())]
+    dry = subprocess.run(base + ["--dry-run"], capture_output=True, text=True)
+    out = dry.stdout + dry.stderr
+    if log is not None:
+        with open(log, "a") as fh:
+            fh.write(f"$ patch -p1 --dry-run -i {patch}\n{out}\n")
+    if dry.returncode != 0:
+        raise ForkdiffError(f"patch {patch} does not apply to the tree: {_failing_hunk(out)}",
+                            "rebase the patch on this tree, or pick the tree it was written for",
+                            log)
+    real = subprocess.run(base, capture_output=True, text=True)
+    if log is not None:
+        with open(log, "a") as fh:
+            fh.write(f"$ patch -p1 -i {patch}\n{real.stdout}{real.stderr}\n")
+    if real.returncode != 0:
+        raise ForkdiffError(f"patch {patch} failed after a clean dry run: "
+                            f"{_failing_hunk(real.stdout + real.stderr)}", "", log)
+
+
+def check_applies(tree: Path, patches: Sequence[Path]) -> None:
+    """Dry-run patches in order against a tree without touching it (only the first one can be
+    checked exactly when later ones depend on earlier ones, so this checks each independently)."""
+    for patch in patches:
+        res = subprocess.run(["patch", "-p1", "--batch", "--forward", "--dry-run", "-d",
+                              str(tree), "-i", str(patch.resolve())],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            raise ForkdiffError(f"patch {patch} does not apply to {tree}: "
+                                f"{_failing_hunk(res.stdout + res.stderr)}",
+                                "rebase the patch on this tree")
+
+
+def prepare_copy(tree: Path, patches: Sequence[Path], dest: Path, log: Path | None = None,
+                 say: Callable[[str], None] = lambda _msg: None) -> None:
+    """Copy `tree` to `dest` (via dest.partial, renamed when complete) and apply `patches` to the
+    copy in order. `tree` is only read."""
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(dest, ignore_errors=True)
+    say(f"copying {tree}")
+    copy_tree(tree, partial)
+    try:
+        for p in patches:
+            say(f"applying {p.name}")
+            apply_patch(partial, p, log)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    partial.rename(dest)

@@ -1,0 +1,264 @@
+"""Fault-injection set-up in a running guest, done before a fault sweep (never by hand).
+
+What the 6.12 source says (lib/fault-inject.c should_fail_ex, mm/failslab.c,
+mm/fail_page_alloc.c):
+- fail-nth is per task and is checked *first*: while current->fail_nth != 0 every check of any
+  fault attribute counts down, and the k-th one fails, whatever `probability`, `interval`,
+  `times`, `space` and `task-filter` say (those are only read on the non-fail-nth path).
+  The only filter fail-nth honours is the stack-trace filter (require/reject ranges): a check
+  whose stack is outside the range neither counts nor fails.
+- So we set `probability` = 0 on every attribute: nothing fails except what fail-nth arms,
+  and other tasks (sshd, ...) never see an injected failure.
+- failslab: `ignore-gfp-wait` defaults to Y, which skips every allocation that may sleep,
+  i.e. nearly all of fork's (GFP_KERNEL). We write N, so every slab allocation under dup_mmap
+  is a check. One check per kmem_cache_alloc/kmem_cache_alloc_bulk call (slab_pre_alloc_hook),
+  independent of the slab's free-list state: deterministic.
+- fail_page_alloc: left out of the count by default (ignore-gfp-wait = Y, min-order = 32,
+  above any page order). Page allocations under dup_mmap are page tables (order 0,
+  copy_page_range) *and* new slab pages when a cache's free list runs dry; the latter depend
+  on the slab history of the whole guest, not on the scenario, so counting them would make
+  the sweep neither reproducible nor predictable. `page_alloc=True` counts them anyway
+  (ignore-gfp-wait = N, min-order = 0) for exploratory runs; the setting is in every record,
+  and compare reports such a sweep as not modelled (simulator/runconfig.py).
+- verbose = 0: no "FAULT_INJECTION: forcing a failure" report and stack dump per injected
+  fault (thousands in a sweep, and slow on a serial console).
+- Stack filter: require-start = address of dup_mmap in /proc/kallsyms, require-end = the next
+  higher symbol address, stacktrace-depth = 32 (the maximum the kernel accepts,
+  MAX_STACK_TRACE_DEPTH), reject range cleared. On by default (counts exactly the
+  allocations made under dup_mmap); `stack_filter=False` restores the full range, so every
+  check in the fork syscall counts.
+- A kernel without the stack filter (x86-64 before 6.3: FAULT_INJECTION_STACKTRACE_FILTER
+  depends on !X86_64 there) gets the cache filter on FORK_CACHES instead, so that fail-nth
+  still counts only fork's own caches (but over the whole fork syscall, not only dup_mmap);
+  where the caches' failslab flag is read-only too (6.1), every slab allocation of the fork
+  syscall counts (as --no-stack-filter). The settings record what was used (stack_filter off,
+  cache_filter set or empty), and compare treats such a sweep as the run it was.
+- Cache filter (off by default; on with kmemleak and without a stack filter): failslab `cache-filter` = Y makes
+  should_failslab() return before should_fail_ex() for every cache without SLAB_FAILSLAB, i.e.
+  such allocations neither count nor fail, even under fail-nth. We set the flag
+  (/sys/kernel/slab/<cache>/failslab = 1; refused for a merged cache, and the faults profile
+  does not merge) on the caches dup_mmap allocates from (FORK_CACHES). Needed with kmemleak on:
+  kmemleak_alloc() allocates its own metadata (kmemleak_object, from its own caches) inside
+  every slab allocation, with dup_mmap on the stack, and those allocations pass failslab too
+  (an injected failure there falls back to kmemleak's static pool). Without the filter the
+  checks a fork makes depend on kmemleak (anon-touched-21: 92 become about 187).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import ForkdiffError
+
+DEBUGFS = "/sys/kernel/debug"
+ULONG_MAX = 0xFFFF_FFFF_FFFF_FFFF
+MAX_STACK_DEPTH = 32
+PAGE_ALLOC_OFF_MIN_ORDER = 32
+SLAB_SYSFS = "/sys/kernel/slab"
+# The slab caches dup_mmap() allocates from (6.12): the new VMAs and their per-VMA locks, the
+# maple tree's nodes, and anon_vma_fork()'s anon_vma and anon_vma_chain objects.
+FORK_CACHES = ("maple_node", "vm_area_struct", "vma_lock", "anon_vma", "anon_vma_chain")
+
+
+class _Result(Protocol):
+    status: int
+    stdout: str
+    stderr: str
+
+
+class Runner(Protocol):
+    def run(self, cmd: str, timeout: float = ...) -> _Result: ...
+
+
+@dataclass(frozen=True)
+class FaultOptions:
+    """What the user chooses (forkdiff run --no-stack-filter / --page-faults; --kmemleak sets
+    cache_filter to FORK_CACHES)."""
+
+    stack_filter: bool = True
+    function: str = "dup_mmap"
+    page_alloc: bool = False
+    cache_filter: tuple[str, ...] = ()  # failslab counts only these caches (empty: all)
+
+
+@dataclass
+class FaultSettings:
+    """What was written into debugfs; put into every observation record."""
+
+    stack_filter: bool
+    function: str
+    require_start: str
+    require_end: str
+    next_symbol: str
+    stacktrace_depth: int
+    attrs: dict[str, dict[str, str]] = field(default_factory=dict)
+    cache_filter: list[str] = field(default_factory=list)  # caches whose failslab flag is 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_SYM = re.compile(r"^([0-9a-f]+) ([A-Za-z]) (\S+)")
+
+
+def symbol_range(kallsyms: str, function: str) -> tuple[int, int, str]:
+    """[start, end) of `function` in /proc/kallsyms text: its address and the next higher
+    symbol address. Accepts compiler-renamed copies (dup_mmap.isra.0, .constprop.0)."""
+    syms: list[tuple[int, str]] = []
+    start = None
+    pat = re.compile(rf"^{re.escape(function)}(\.(isra|constprop|part)\.\d+)*$")
+    for line in kallsyms.splitlines():
+        m = _SYM.match(line)
+        if not m:
+            continue
+        addr, kind, name = int(m.group(1), 16), m.group(2), m.group(3)
+        syms.append((addr, name))
+        if kind in "tT" and pat.match(name) and start is None:
+            start = addr
+    if start is None:
+        raise ForkdiffError(
+            f"function {function} is not in the guest's /proc/kallsyms (inlined, or kallsyms off)",
+            "run with --no-stack-filter, or build the kernel with CONFIG_KALLSYMS")
+    if start == 0:
+        raise ForkdiffError("/proc/kallsyms shows zero addresses (kptr_restrict)",
+                            "run the guest programs as root (the rootfs does)")
+    higher = [(a, n) for a, n in syms if a > start]
+    if not higher:
+        raise ForkdiffError(f"no symbol after {function} in /proc/kallsyms",
+                            "run with --no-stack-filter")
+    end, nxt = min(higher)
+    return start, end, nxt
+
+
+def _attr_values(name: str, opts: FaultOptions, start: int, end: int) -> dict[str, str]:
+    vals = {
+        "probability": "0",
+        "interval": "1",
+        "space": "0",
+        "verbose": "0",
+        "task-filter": "N",
+        "stacktrace-depth": str(MAX_STACK_DEPTH),
+        "require-start": str(start),
+        "require-end": str(end),
+        "reject-start": "0",
+        "reject-end": "0",
+    }
+    if name == "failslab":
+        vals["ignore-gfp-wait"] = "N"
+        vals["cache-filter"] = "Y" if opts.cache_filter else "N"
+    if name == "fail_page_alloc":
+        vals["ignore-gfp-wait"] = "N" if opts.page_alloc else "Y"
+        vals["min-order"] = "0" if opts.page_alloc else str(PAGE_ALLOC_OFF_MIN_ORDER)
+    return vals
+
+
+def _run(g: Runner, cmd: str, what: str, timeout: float = 60) -> str:
+    r = g.run(cmd, timeout=timeout)
+    if r.status != 0:
+        raise ForkdiffError(f"fault set-up: {what} failed in the guest: {r.stderr.strip() or r.stdout.strip()}",
+                            "is this a 'faults' profile kernel (CONFIG_FAULT_INJECTION_DEBUG_FS)?")
+    return r.stdout
+
+
+def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
+    """Write the settings into the guest's debugfs, read them back, and return them."""
+    listing = _run(g, f"ls -d {DEBUGFS}/*/probability {DEBUGFS}/*/require-start 2>/dev/null; true",
+                   "listing fault attributes").split()
+    dirs = sorted({p.rsplit("/", 2)[1] for p in listing if p.endswith("/probability")})
+    if "failslab" not in dirs:
+        raise ForkdiffError("the guest kernel has no failslab in debugfs",
+                            "use a 'faults' profile kernel (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)")
+    has_filter = f"{DEBUGFS}/failslab/require-start" in listing
+    if opts.stack_filter and not has_filter:  # no stack filter in this kernel: fork's caches only
+        caches = opts.cache_filter or (FORK_CACHES if _failslab_flag_writable(g) or _failslab_flag_set(g)
+                                       else ())
+        opts = replace(opts, stack_filter=False, cache_filter=caches)
+    if opts.stack_filter:
+        fn = re.escape(opts.function)
+        text = _run(g, f"grep -E -A8 ' [tT] {fn}(\\.[a-z]+\\.[0-9]+)*$' /proc/kallsyms",
+                    f"looking up {opts.function} in /proc/kallsyms")
+        start, end, nxt = symbol_range(text, opts.function)
+    else:
+        start, end, nxt = 0, ULONG_MAX, ""
+    script = []
+    attrs: dict[str, dict[str, str]] = {}
+    for d in dirs:
+        vals = _attr_values(d, opts, start, end)
+        if not has_filter:
+            for k in ("stacktrace-depth", "require-start", "require-end", "reject-start", "reject-end"):
+                vals.pop(k)
+        attrs[d] = vals
+        script += [f"echo {v} > {DEBUGFS}/{d}/{k}" for k, v in vals.items()]
+    _run(g, " && ".join(["set -e"] + script), "writing fault attributes")
+    # read back what the kernel kept (e.g. stacktrace-depth is clamped to 32)
+    back = _run(g, " ; ".join(f"echo {d}/{k}=$(cat {DEBUGFS}/{d}/{k})"
+                             for d, vals in attrs.items() for k in vals), "reading fault attributes back")
+    for line in back.splitlines():
+        key, _, val = line.partition("=")
+        d, _, k = key.partition("/")
+        if d in attrs and k in attrs[d]:
+            attrs[d][k] = val.strip()
+    for d, vals in attrs.items():
+        if vals.get("probability") != "0" or (d == "failslab" and (
+                vals.get("ignore-gfp-wait") != "N"
+                or vals.get("cache-filter") != _attr_values(d, opts, 0, 0)["cache-filter"])):
+            raise ForkdiffError(f"fault set-up: {DEBUGFS}/{d} did not keep the written values: {vals}",
+                                "check the guest kernel's fault-injection options")
+    return FaultSettings(stack_filter=opts.stack_filter, function=opts.function if opts.stack_filter else "",
+                         require_start=hex(start), require_end=hex(end), next_symbol=nxt,
+                         stacktrace_depth=MAX_STACK_DEPTH, attrs=attrs,
+                         cache_filter=_flag_caches(g, opts.cache_filter))
+
+
+def boot_param(kernel) -> str:
+    """What the faults suite's guest must boot with. A kernel without the stack filter is swept
+    with failslab's cache filter on FORK_CACHES (configure()); where the kernel's
+    /sys/kernel/slab/<cache>/failslab is read-only (6.1's mm/slub.c: SLAB_ATTR_RO(failslab))
+    the SLAB_FAILSLAB flag can only be given at boot: slub_debug=A,<caches> ('A' sets
+    SLAB_FAILSLAB alone, which is no SLAB_DEBUG_FLAGS flag: the allocation paths stay the
+    same). "" for every other kernel (the flag, when needed, is written at run time)."""
+    config = getattr(kernel, "config", None)
+    build_dir = getattr(kernel, "build_dir", None)
+    if config is None or build_dir is None or not Path(config).is_file():
+        return ""
+    if "CONFIG_FAULT_INJECTION_STACKTRACE_FILTER=y" in Path(config).read_text(errors="replace"):
+        return ""
+    slub = Path(build_dir).parent / "mm/slub.c"
+    if not slub.is_file() or "SLAB_ATTR_RO(failslab)" not in slub.read_text(errors="replace"):
+        return ""
+    return "slub_debug=A," + ",".join(FORK_CACHES)
+
+
+def _failslab_flag_writable(g: Runner) -> bool:
+    """Whether /sys/kernel/slab/<cache>/failslab can be written (read-only before 6.7-ish,
+    e.g. on 6.1)."""
+    out = g.run(f"ls -l {SLAB_SYSFS}/{FORK_CACHES[0]}/failslab 2>/dev/null; true", timeout=30).stdout
+    return out.strip().startswith("-rw")
+
+
+def _failslab_flag_set(g: Runner) -> bool:
+    """Whether fork's first cache already has the failslab flag (given at boot where it is
+    read-only: boot_param())."""
+    f = f"{SLAB_SYSFS}/{FORK_CACHES[0]}/failslab"
+    out = g.run(f"echo flag=$(cat {f})", timeout=30).stdout
+    return out.strip() == "flag=1"
+
+
+def _flag_caches(g: Runner, caches: tuple[str, ...]) -> list[str]:
+    """Set SLAB_FAILSLAB on each cache of `caches` the kernel has (a cache it lacks, e.g.
+    vma_lock without per-VMA locks, is one fork cannot allocate from) and return those whose
+    flag reads back 1. The failslab cache-filter written by configure() makes it count."""
+    if not caches:
+        return []
+    # a read-only flag (6.1) was set at boot (boot_param()): the write fails, the read counts
+    script = [f"if [ -d {SLAB_SYSFS}/{c} ]; then {{ echo 1 > {SLAB_SYSFS}/{c}/failslab; }} "
+              f"2>/dev/null || true; echo {c}=$(cat {SLAB_SYSFS}/{c}/failslab); fi" for c in caches]
+    back = _run(g, " && ".join(["set -e"] + script), "setting the failslab flag of fork's caches")
+    flagged = [c for c, _, v in (ln.partition("=") for ln in back.splitlines()) if v.strip() == "1"]
+    if not flagged:
+        raise ForkdiffError(f"fault set-up: none of the caches {', '.join(caches)} took the failslab flag",
+                            "slab merging must be off (the faults profile); check /sys/kernel/slab")
+    return flagged

@@ -1,0 +1,35 @@
+"""What a run's records were made with, kept in its folder so that shards of one run can be
+checked before they are merged (orchestrator.run.merge): the guest binaries' SHA-256 (run.json
+"guest binaries") and program headers (guest-elf.json, what the simulator needs of them), and
+QEMU's version (run.json "qemu version")."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from ..analysis.predictor import ELF_FILE, guest_elf, save_elves
+from ..cache import sha256_file
+from ..vm.qemu_cmd import QEMU
+
+GUEST_BINARIES = "guest binaries"
+QEMU_VERSION = "qemu version"
+
+
+def qemu_version() -> str:
+    try:
+        r = subprocess.run([QEMU, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown ({exc})"
+    return r.stdout.splitlines()[0].strip() if r.stdout else f"unknown (status {r.returncode})"
+
+
+def record(out: Path, meta: dict) -> None:
+    """Put the guest binaries' hashes and QEMU's version into `meta` (run.json) and the guest
+    binaries' program headers into <out>/guest-elf.json."""
+    from ..build.rootfs import guest_programs
+
+    progs = guest_programs()
+    meta[GUEST_BINARIES] = {p.name: sha256_file(p) for p in progs}
+    meta[QEMU_VERSION] = qemu_version()
+    save_elves({p.name: guest_elf(p.name) for p in progs}, Path(out) / ELF_FILE)

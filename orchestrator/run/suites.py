@@ -1,0 +1,522 @@
+"""Suites: run the guest programs on each kernel variant and append what they report to
+<out>/observations.jsonl (orchestrator.run.observations), one record per measurement.
+
+    maps    mapsprobe per scenario: parent maps before/after, child maps, WIPEONFORK/DONTFORK
+    faults  faultsweep per scenario: fail-nth sweep over the checks fork makes under dup_mmap
+    counts  forkcount per scenario: slab objects allocated per fork (SLUB_STATS), median
+    spawn   spawn per total VMA count: forks/s in deterministic virtual time (QEMU -icount)
+
+Each suite boots one guest per variant (baseline, patched), runs its jobs in order and writes
+each record as soon as the job's output is parsed. With resume, a job whose final record is
+already in the file is not run again, and no key is written twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shlex
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from simulator.fork import VARIANTS
+from simulator.scenario import Scenario, ScenarioError, from_dict, load
+
+from .. import resources
+from ..build import treefacts
+from ..build.kconfig import run_record
+from ..errors import ForkdiffError
+from ..vm.guest_api import GuestLike
+from ..vm.guest_pool import GuestPool
+from . import faultsetup, kmemleak
+from .observations import ObservationLog, record_key
+from .suite_parse import ParsedRecord, parse_output
+
+SUITES = ("maps", "faults", "counts", "spawn")
+DEFAULT_PROFILE = {"maps": "faults", "faults": "faults", "counts": "faults", "spawn": "perf"}
+SPAWN_VMAS = (21, 121, 221, 421, 821, 1621, 3221, 6421, 12821, 25621, 51221)
+SCENARIO_DIR = resources.data_dir("scenarios")
+DEFAULT_SCENARIOS = {
+    "maps": ("mixed-small", "dontfork-only", "wipeonfork-only", "anon-touched-21"),
+    "faults": ("mixed-small", "anon-touched-21", "anon-touched-421", "anon-touched-3221"),
+    "counts": ("anon-touched-21", "anon-touched-421", "anon-touched-3221", "mixed-small"),
+}
+GUEST_BIN = "/usr/local/bin"
+PROGRAM = {"maps": "mapsprobe", "faults": "faultsweep", "counts": "forkcount", "spawn": "spawn"}
+# The final record of a job: when its key is in the file, the job is done (resume). With
+# kmemleak on, a sweep is done when its leak scan is recorded.
+FINAL = {"maps": "parent_after", "faults": "sweep_end", "counts": "summary", "spawn": "spawn"}
+
+
+@dataclass
+class RunOptions:
+    suite: str
+    out: Path
+    variants: tuple[str, ...] = VARIANTS
+    profile: str | None = None
+    scenarios: list[Scenario] | None = None  # maps/faults/counts; None: DEFAULT_SCENARIOS
+    vmas: tuple[int, ...] = SPAWN_VMAS  # spawn
+    duration: float = 10.0  # spawn: seconds of guest (virtual) time per measurement
+    repeats: int | None = None  # spawn: runs per count (1); counts: forks per scenario (15)
+    max_k: int = 20000  # faults: bound of the sweep
+    count_only_above: int = 1000  # faults: layouts with more VMAs only count the checks
+    resume: bool = False
+    calibrate: bool = True  # spawn: also run the calibration layouts on the baseline kernel
+    calibrate_on: str = "baseline"  # ... on this kernel: the baseline, or a run's only kernel
+    spawn_timing: str = "icount"  # spawn: "icount" (virtual time) or "realtime" (KVM only)
+    tree: str | None = None  # kernel source tree (None: $KERNEL_TREE, else Debian's 6.12)
+    patches: tuple[Path, ...] = ()  # extra patches for the patched kernel (empty: $PATCHES)
+    icount: bool | None = None  # None: virtual time (-icount), see icount_used
+    memory_mb: int = 1024
+    fault: faultsetup.FaultOptions = field(default_factory=faultsetup.FaultOptions)
+    kmemleak: bool = False  # faults: boot with kmemleak=on, count fork's caches only, scan after each sweep
+    run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
+    log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    @property
+    def profile_used(self) -> str:
+        return self.profile or DEFAULT_PROFILE[self.suite]
+
+    @property
+    def icount_used(self) -> bool:
+        """Deterministic virtual time (QEMU -icount) unless asked otherwise: timings need it,
+        and so does the faults suite's leak check, which waits a bounded time for RCU-deferred
+        frees: in virtual time that bound does not shrink when the host is busy (in real time,
+        a guest starved by a loaded host once took longer than 500 ms to run its RCU callbacks)."""
+        return True if self.icount is None else self.icount
+
+    @property
+    def leak_wait_ms(self) -> int:
+        """faultsweep --leak-wait-ms: how long a fork's frees may take to settle before what
+        is left counts as leaked (only a leaking fork waits this long)."""
+        return 500 if self.icount_used else 5000
+
+    @property
+    def scans_leaks(self) -> bool:
+        return self.kmemleak and self.suite == "faults"
+
+    @property
+    def final(self) -> str:
+        return "kmemleak" if self.scans_leaks else FINAL[self.suite]
+
+    @property
+    def fault_options(self) -> faultsetup.FaultOptions:
+        """With kmemleak, failslab counts fork's own caches only (faultsetup: kmemleak's
+        metadata allocations would otherwise be checks too)."""
+        if self.scans_leaks and not self.fault.cache_filter:
+            return replace(self.fault, cache_filter=faultsetup.FORK_CACHES)
+        return self.fault
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of a guest program; its records share scenario and (for spawn) repeat."""
+
+    scenario: str
+    scenario_dict: dict
+    program: str
+    args: tuple[str, ...]
+    timeout: float
+    repeat: int | None = None
+
+    @property
+    def command(self) -> str:
+        return " ".join([f"{GUEST_BIN}/{self.program}", *map(shlex.quote, self.args)])
+
+
+@dataclass
+class SuiteResult:
+    records: int = 0
+    skipped_jobs: int = 0
+    errors: list[str] = field(default_factory=list)
+    wall_seconds: dict[str, float] = field(default_factory=dict)
+    lost_jobs: list[Job] = field(default_factory=list)  # jobs during which the guest crashed or hung
+    lost_steps: list[int | None] = field(default_factory=list)  # per lost job: sweep step k, if any
+    restarts: int = 0  # guests booted again after a crash or hang to go on with the suite
+
+
+REALTIME_REPEATS = 5  # spawn runs per count in real time (KVM): noisy, so Welch's test needs them
+SPAWN_TIMINGS = ("icount", "realtime")
+
+
+def resolve_icount(opts: RunOptions, kvm_usable: Callable[[], bool]) -> RunOptions:
+    """The suite's options with `icount` decided, unless asked for explicitly:
+    - spawn: deterministic virtual time (TCG -icount) by default; SPAWN_TIMING=realtime times
+      forks in real time under KVM instead (noisy: REALTIME_REPEATS runs per count and Welch's
+      test), and is an error where KVM does not work;
+    - maps, faults, counts: exactness needs no virtual time: under KVM when the probe says it
+      works (real time; the leak check then waits up to 5 s for RCU frees), else under TCG with
+      -icount, whose virtual time keeps the leak check's bound independent of the host's load.
+    kvm_usable is called only when the answer matters (orchestrator.vm.kvm.probe)."""
+    if opts.spawn_timing not in SPAWN_TIMINGS:
+        raise ForkdiffError(f"unknown spawn timing {opts.spawn_timing!r}",
+                            f"SPAWN_TIMING is one of: {', '.join(SPAWN_TIMINGS)}")
+    if opts.icount is not None:
+        return opts
+    if opts.suite == "spawn":
+        if opts.spawn_timing == "icount":
+            return replace(opts, icount=True)
+        if not kvm_usable():
+            raise ForkdiffError("SPAWN_TIMING=realtime needs KVM, and the KVM probe says it does "
+                                "not work here (real time under TCG measures the emulator)",
+                                "use SPAWN_TIMING=icount (the default)")
+        return replace(opts, icount=False)
+    return replace(opts, icount=not kvm_usable())
+
+
+def load_scenarios(names: Iterable[str]) -> list[Scenario]:
+    """Built-in scenario names (scenarios/<name>.yaml) or paths to YAML/JSON files."""
+    out = []
+    for name in names:
+        p = Path(name)
+        if not p.suffix:
+            p = SCENARIO_DIR / f"{name}.yaml"
+        try:
+            out.append(load(p))
+        except ScenarioError as err:
+            raise ForkdiffError(str(err), f"built-in scenarios: {', '.join(sorted(x.stem for x in SCENARIO_DIR.glob('*.yaml')))}") from None
+    return out
+
+
+# spawn's own layout before the fill: one written private anonymous page (a process with data
+# of its own, as byte-unixbench's spawn has), so every fork also runs anon_vma_fork once.
+SPAWN_LAYOUT = {"base": "0x100000000", "gap_pages": 1,
+                "groups": [{"count": 1, "pages": 1, "prot": "rw", "kind": "anon",
+                            "advice": "none", "touch": "all"}]}
+
+
+def spawn_scenario(total: int) -> dict:
+    """The scenario of a spawn job: SPAWN_LAYOUT, then 1-page rw private anonymous untouched
+    VMAs with 1-page gaps after it up to `total` VMAs in the process (the simulator replays the
+    same from this dict)."""
+    return {"name": f"total-{total}", "total_vmas": total, **SPAWN_LAYOUT}
+
+
+def plan(opts: RunOptions) -> list[Job]:
+    """The jobs of a suite, in order (the same for every variant)."""
+    s = opts.suite
+    if s == "spawn":
+        reps = opts.repeats or (1 if opts.icount_used else REALTIME_REPEATS)
+        layout = from_dict({"name": "spawn", **SPAWN_LAYOUT})
+        return [Job(f"total-{n}", spawn_scenario(n), "spawn",
+                    (*layout.guest_args(), "--total", str(n), "--duration", f"{opts.duration:g}"),
+                    timeout=120 + 40 * opts.duration + n / 50, repeat=r)
+                for n in opts.vmas for r in range(reps)]
+    scenarios = opts.scenarios if opts.scenarios is not None else load_scenarios(DEFAULT_SCENARIOS[s])
+    jobs = []
+    for sc in scenarios:
+        n = sc.layout_count
+        args: tuple[str, ...] = tuple(sc.guest_args())
+        if s == "maps":
+            timeout = 120 + n / 20
+        elif s == "counts":
+            args = ("--repeats", str(opts.repeats or 15), *args)
+            timeout = 120 + n / 20 * (opts.repeats or 15)
+        else:
+            if n > opts.count_only_above:
+                args = ("--count-only", *args)
+                timeout = 300 + n / 10
+            else:
+                args = ("--kmsg", "--max-k", str(opts.max_k),
+                        "--leak-wait-ms", str(opts.leak_wait_ms), *args)
+                timeout = 600 + n * n / 20  # the sweep is quadratic in the VMA count
+        jobs.append(Job(sc.name, sc.to_dict(), PROGRAM[s], args, timeout))
+    return jobs
+
+
+def _record(opts: RunOptions, variant: str, job: Job, pr: ParsedRecord, env: dict,
+            source: str = "guest") -> dict:
+    repeat = pr.repeat if pr.repeat is not None else job.repeat
+    if pr.measurement == "error":  # errors of every run are kept: the key names run and source
+        repeat = f"{opts.run_id}:{source}" + ("" if repeat is None else f":{repeat}")
+    return {
+        "key": record_key(opts.suite, variant, opts.profile_used, job.scenario, pr.measurement, repeat),
+        "run_id": opts.run_id,
+        "suite": opts.suite,
+        "variant": variant,
+        "profile": opts.profile_used,
+        "scenario": job.scenario_dict,
+        "measurement": pr.measurement,
+        "repeat": repeat,
+        "value": pr.value,
+        "values": pr.values,
+        "program": job.program,
+        "command": job.command,
+        **env,
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+def _error_record(opts: RunOptions, variant: str, job: Job, env: dict, message: str,
+                  values: dict, source: str) -> dict:
+    pr = ParsedRecord("error", None, message, {"message": message, **values})
+    return _record(opts, variant, job, pr, env, source)
+
+
+def pending(opts: RunOptions, variant: str, jobs: list[Job], log: ObservationLog) -> list[Job]:
+    """Jobs whose final record is not in the file yet (all of them unless resuming)."""
+    final = opts.final
+    return [j for j in jobs
+            if not (opts.resume and log.has(record_key(opts.suite, variant, opts.profile_used,
+                                                       j.scenario, final, j.repeat)))]
+
+
+_SWEEP_STEP = re.compile(r"forkdiff-sweep: k=(\d+)")
+
+
+def sweep_step(console_lines: list[str]) -> int | None:
+    """The last step faultsweep --kmsg announced on the console (None: not a sweep)."""
+    for line in reversed(console_lines):
+        m = _SWEEP_STEP.search(line)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _console_excerpt(err: Exception, watcher) -> str:
+    """The console around the crash line (GuestCrashed), else the last lines the guest printed."""
+    text = getattr(err, "excerpt", "") or getattr(err, "console_tail", "")
+    if not text and watcher is not None:
+        text = watcher.tail()
+    return text[-8000:]
+
+
+MAX_SKIPPED_STEPS = 3  # a sweep that kills the kernel at more steps than this is given up
+
+
+def sweep_without_step(job: Job, k: int | None) -> Job | None:
+    """The same sweep told to skip step k as well (faultsweep --skip), or None when the job
+    is not a sweep, k is unknown, or it has skipped MAX_SKIPPED_STEPS steps already."""
+    if job.program != "faultsweep" or k is None or job.args.count("--skip") >= MAX_SKIPPED_STEPS:
+        return None
+    return replace(job, args=("--skip", str(k), *job.args))
+
+
+def kernel_config(g) -> dict | None:
+    """The booted kernel's options that decide dup_mmap()'s allocations (kconfig.run_record),
+    from the .config its build kept; None when the guest has no built kernel behind it."""
+    path = getattr(getattr(g, "kernel", None), "config", None)
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise ForkdiffError(f"the booted kernel's .config {path} is missing: the run could not "
+                            "record what the simulator must model",
+                            "build the kernel again ('forkdiff kernel build')")
+    return run_record(path)
+
+
+def kernel_facts(g) -> dict | None:
+    """What the booted kernel's source says (orchestrator/build/treefacts.py): from its build
+    manifest, or read from the source copy it was built from (a manifest made before forkdiff
+    recorded them); None when the guest has no built kernel behind it."""
+    kernel = getattr(g, "kernel", None)
+    if kernel is None:
+        return None
+    facts = (getattr(kernel, "manifest", None) or {}).get("kernel_facts")
+    stale = facts is None or not set(treefacts.FACT_KEYS) <= set(facts)  # an older forkdiff's
+    build_dir = getattr(kernel, "build_dir", None)
+    if stale and build_dir is not None:
+        facts = treefacts.detect(Path(build_dir).parent)
+    if facts is not None and build_dir is not None:  # and what the build made of the source
+        pages = treefacts.vdso_pages_of_build(build_dir)
+        facts = dict(facts) | ({"vdso_pages": pages} if pages else {})
+    return facts
+
+
+def run_on_guest(opts: RunOptions, variant: str, g: GuestLike, jobs: list[Job], log: ObservationLog,
+                 result: SuiteResult) -> bool:
+    """Run jobs on a booted guest (orchestrator.vm.guest.Guest) of `variant`. Returns False when the
+    guest crashed or hung (the remaining jobs were not run)."""
+    from ..vm.guest import GuestCrashed, GuestHung, GuestLost
+
+    t0 = time.monotonic()
+    release = g.run("uname -r", timeout=30).stdout.strip()
+    settings = faultsetup.configure(g, opts.fault_options).to_dict() if opts.suite == "faults" else None
+    if opts.scans_leaks:
+        kmemleak.setup(g)
+    env = {"kernel_release": release, "qemu_mode": g.qemu_mode, "icount": opts.icount_used,
+           "kernel_config": kernel_config(g), "kernel_facts": kernel_facts(g), "fault_settings": settings, "kmemleak": opts.scans_leaks}
+    alive = True
+    for job in jobs:
+        t = time.monotonic()
+        watcher = getattr(g, "watcher", None)  # the console (orchestrator.vm.guest.ConsoleWatcher)
+        mark = watcher.mark() if watcher is not None else 0
+        try:
+            r = g.run(job.command, timeout=job.timeout)
+        except (GuestCrashed, GuestHung, GuestLost) as err:
+            _guest_lost(opts, variant, g, job, env, err, mark, log, result)
+            alive = False
+            break
+        parsed = parse_output(job.program, r.stdout)
+        n = 0
+        for pr in parsed.records:
+            rec = _record(opts, variant, job, pr, env)
+            if opts.resume and log.has(rec["key"]):
+                continue
+            log.append(rec)
+            n += 1
+            if pr.measurement == "error":
+                result.errors.append(f"{variant} {job.scenario}: {pr.value}")
+        if r.status != 0 or parsed.bad_lines:
+            msg = (f"{job.program} exited with status {r.status}" if r.status != 0
+                   else f"{job.program} printed {parsed.bad_lines} lines that are not JSON")
+            log.append(_error_record(opts, variant, job, env, msg,
+                                     {"status": r.status, "stderr": r.stderr[-4000:]}, "exit"))
+            n += 1
+            result.errors.append(f"{variant} {job.scenario}: {msg}")
+        if opts.scans_leaks and job.program == "faultsweep":
+            mark = watcher.mark() if watcher is not None else 0
+            try:
+                n += _scan_leaks(opts, variant, g, job, env, log, result)
+            except (GuestCrashed, GuestHung, GuestLost) as err:
+                result.records += n
+                _guest_lost(opts, variant, g, job, env, err, mark, log, result, "during the kmemleak scan")
+                alive = False
+                break
+        result.records += n
+        rep = f" #{job.repeat}" if job.repeat is not None else ""
+        opts.log(f"[{opts.suite}] {variant}: {job.scenario}{rep}: {n} records in {time.monotonic() - t:.1f} s"
+                 + ("" if r.status == 0 else f" (status {r.status})"))
+    result.wall_seconds[variant] = result.wall_seconds.get(variant, 0.0) + time.monotonic() - t0
+    return alive
+
+
+def _guest_lost(opts: RunOptions, variant: str, g: GuestLike, job: Job, env: dict, err: ForkdiffError, mark: int,
+                log: ObservationLog, result: SuiteResult, during: str = "") -> None:
+    """Record a guest that crashed or hung during a job (or the job's leak scan, `during`),
+    as an error record naming the sweep step it died in, if any; re-raise when QEMU was
+    killed from outside (by us on SIGINT/SIGTERM, or by the user)."""
+    from ..vm.guest import GuestCrashed, GuestLost
+
+    if isinstance(err, GuestLost) and (err.qemu_status is None or err.qemu_status < 0):
+        raise err
+    watcher = getattr(g, "watcher", None)
+    values = {"kind": type(err).__name__, "console_log": str(g.console_log),
+              "console_excerpt": _console_excerpt(err, watcher)}
+    if isinstance(err, GuestCrashed):
+        values["crash"] = err.kind  # the crash table's kind: panic, soft-lockup, ...
+    k = sweep_step(watcher.lines_since(mark, before_crash=True)) if watcher is not None else None
+    message = err.one_line()
+    if during:
+        message = f"{during}: {message}"
+    if k is not None:  # a fault sweep: the step it died in, from its /dev/kmsg lines
+        values["k"] = k
+        message = f"during sweep step k={k}: {message}"
+    log.append(_error_record(opts, variant, job, env, message, values,
+                             "vm" if k is None else f"vm:k={k}"))
+    result.records += 1
+    result.errors.append(f"{variant} {job.scenario}: {err.cause.splitlines()[0]}")
+    result.lost_jobs.append(job)
+    result.lost_steps.append(k)
+    opts.log(f"[{opts.suite}] {variant}: {job.scenario}: {type(err).__name__}; guest lost "
+             f"(console: {g.console_log})")
+
+
+def _scan_leaks(opts: RunOptions, variant: str, g: GuestLike, job: Job, env: dict, log: ObservationLog,
+                result: SuiteResult) -> int:
+    """The job's kmemleak scan (orchestrator.run.kmemleak) as a `kmemleak` record (value: the
+    number of unreferenced objects; 0 = no report), or an error record when kmemleak refuses.
+    Returns the number of records written."""
+    try:
+        found = kmemleak.scan(g)
+    except ForkdiffError as err:
+        log.append(_error_record(opts, variant, job, env, err.one_line(), {}, "kmemleak"))
+        result.errors.append(f"{variant} {job.scenario}: {err.cause}")
+        return 1
+    rec = _record(opts, variant, job, ParsedRecord("kmemleak", None, len(found.objects), found.values()), env)
+    if opts.resume and log.has(rec["key"]):
+        return 0
+    log.append(rec)
+    if found.objects:
+        opts.log(f"[{opts.suite}] {variant}: {job.scenario}: kmemleak: {len(found.objects)} unreferenced "
+                 f"objects:\n{kmemleak.summary(found.objects)}")
+    return 1
+
+
+def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: ObservationLog,
+                result: SuiteResult, pool: GuestPool | None = None) -> None:
+    """Run the pending jobs on a guest of the variant's kernel (profile of the suite): the
+    pool's live guest of that kernel, or a freshly booted one. Without a pool, the guest is
+    booted for this call and stopped at its end."""
+    from ..build.kernel import build_kernel
+    from ..build.kernel_records import record_kernel
+    from ..build.rootfs import build_rootfs
+
+    todo = pending(opts, variant, jobs, log)
+    result.skipped_jobs += len(jobs) - len(todo)
+    if not todo:
+        opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: all {len(jobs)} jobs already recorded")
+        return
+    kernel = build_kernel(variant, opts.profile_used, tree=opts.tree, patches=opts.patches)
+    record_kernel(opts.out, kernel)  # <out>/kernels/: what the observations were made on
+    rootfs = build_rootfs()
+    append = " ".join(p for p in (kmemleak.BOOT_PARAM if opts.scans_leaks else "",
+                                  faultsetup.boot_param(kernel) if opts.suite == "faults" else "") if p)
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(GuestPool())
+        while todo:
+            g, fresh = pool.get(kernel, rootfs, icount=opts.icount_used, memory_mb=opts.memory_mb,
+                                extra_append=append)
+            opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: "
+                     + (f"booted ({g.qemu_mode}) in {g.boot_seconds:.0f} s" if fresh
+                        else f"going on with the running guest ({g.qemu_mode})"))
+            if run_on_guest(opts, variant, g, todo, log, result):
+                return
+            pool.drop(g)
+            # The guest crashed or hung during a job (recorded as an error record): boot a fresh
+            # guest and go on with the jobs after it; a sweep that died at step k runs again
+            # without k first, so that its other steps are recorded too.
+            lost = result.lost_jobs[-1]
+            todo = todo[todo.index(lost) + 1:]
+            again = sweep_without_step(lost, result.lost_steps[-1])
+            if again is not None:
+                todo.insert(0, again)
+                opts.log(f"[{opts.suite}] {variant}: {lost.scenario}: running the sweep again "
+                         f"without step k={result.lost_steps[-1]}")
+            if todo:
+                result.restarts += 1
+                opts.log(f"[{opts.suite}] {variant}: restarting the guest for the {len(todo)} remaining jobs")
+
+
+def run_suite(opts: RunOptions) -> SuiteResult:
+    if opts.suite not in SUITES:
+        raise ForkdiffError(f"unknown suite {opts.suite!r}", f"use one of: {', '.join(SUITES)}")
+    for v in opts.variants:
+        if v not in VARIANTS:
+            raise ForkdiffError(f"unknown variant {v!r}", f"use one of: {', '.join(VARIANTS)}")
+    from ..vm import kvm
+
+    opts = resolve_icount(opts, lambda: kvm.probe().usable)
+    if opts.calibrate_on not in opts.variants and opts.variants:
+        opts = replace(opts, calibrate_on=opts.variants[0])  # a run of one kernel fits on it
+    jobs = plan(opts)
+    log = ObservationLog(opts.out)
+    result = SuiteResult()
+    for variant in opts.variants:
+        run_variant(opts, variant, jobs + variant_jobs(opts, variant), log, result)
+    return result
+
+
+def variant_jobs(opts: RunOptions, variant: str) -> list[Job]:
+    """Jobs only one variant runs: spawn's calibration layouts, on the baseline kernel
+    (orchestrator.analysis.calibration; the patched kernel's timings are predicted, never fitted), or
+    on the one kernel of a run without a baseline (its model is fitted on them, the seed's
+    layout held out: orchestrator.analysis.spawn_model)."""
+    if opts.suite != "spawn" or variant != opts.calibrate_on or not opts.calibrate:
+        return []
+    from ..analysis.calibration import CALIBRATION_DURATION, calibration_scenarios
+
+    out = []
+    for sc in calibration_scenarios():
+        layout = from_dict({k: v for k, v in sc.items() if k != "calibration"})
+        out.append(Job(sc["name"], sc, "spawn",
+                       (*layout.guest_args(), "--duration", f"{CALIBRATION_DURATION:g}"),
+                       timeout=120 + 40 * CALIBRATION_DURATION + layout.layout_count / 50,
+                       repeat=0))
+    return out
