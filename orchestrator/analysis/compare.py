@@ -22,7 +22,7 @@ simulator does not model (its records' kernel_facts, runconfig.tree_problems) ge
 row and the kernel-only checks of orchestrator/analysis/kernel_only.py instead. Records without them
 (made before they were recorded) are compared with today's defaults, said in an `info` row.
 
-Where: compare_jobs (Job, the verdict row), predictor (predictions, guest ELF headers), rules
+Where: compare_jobs (ObservedJob, the verdict row), predictor (predictions, guest ELF headers), rules
 (maps, faults incl. leaks, counts), run_rows (crashes, final records, run config, kmemleak),
 spawn_rows (timings); this module joins them and writes the files.
 
@@ -43,7 +43,7 @@ from ..run.observations import read_records
 from . import kernel_only
 from . import verdicts as vd
 from .calibration import is_calibration
-from .compare_jobs import KS, VV, Job, group_jobs
+from .compare_jobs import KS, VV, ObservedJob, group_jobs
 from .predictor import (
     ELF_FILE,
     LAYOUT_FILE,
@@ -66,7 +66,7 @@ from .spawn_model import fit_variants, work_model
 from .spawn_rows import spawn_frame, spawn_work, timing_rows
 from .timing import improvement_table
 
-__all__ = ["ELF_FILE", "KS", "LAYOUT_FILE", "VV", "COMPARERS", "Job", "Predictor", "compare_counts",
+__all__ = ["ELF_FILE", "KS", "LAYOUT_FILE", "VV", "COMPARERS", "ObservedJob", "Predictor", "compare_counts",
            "compare_dir", "compare_faults", "compare_maps", "compare_records", "group_jobs",
            "guest_elf", "leak_rows", "load_elves", "measurements_for", "save_elves",
            "spawn_frame", "spawn_layout", "spawn_work", "timing_rows"]

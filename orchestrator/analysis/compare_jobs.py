@@ -1,4 +1,4 @@
-"""The observations of one guest program run (Job), grouped from observations.jsonl, and the
+"""The observations of one guest program run (ObservedJob), grouped from observations.jsonl, and the
 verdict row every comparison rule writes (_row)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ VV = "variant-vs-variant"
 
 
 @dataclass
-class Job:
+class ObservedJob:
     """The observations of one guest program run: one scenario on one kernel."""
 
     suite: str
@@ -60,22 +60,22 @@ class Job:
         return int(args[args.index("--total") + 1]) if "--total" in args else None
 
 
-def group_jobs(records: list[dict]) -> list[Job]:
-    jobs: dict[tuple, Job] = {}
+def group_jobs(records: list[dict]) -> list[ObservedJob]:
+    jobs: dict[tuple, ObservedJob] = {}
     for r in records:
         sc = r.get("scenario") if isinstance(r.get("scenario"), dict) else {"name": str(r.get("scenario"))}
         key = (r.get("suite"), r.get("variant"), r.get("profile"), sc.get("name"),
                r.get("repeat") if r.get("suite") == "spawn" else None)
         job = jobs.get(key)
         if job is None:
-            job = jobs[key] = Job(r.get("suite", "?"), r.get("variant", "?"), r.get("profile", "?"),
+            job = jobs[key] = ObservedJob(r.get("suite", "?"), r.get("variant", "?"), r.get("profile", "?"),
                                   sc, r.get("program", "?"), r.get("command", ""))
         job.records.append(r)
     return list(jobs.values())
 
 
 
-def _row(job: Job, model: str, measurement: str, key: str, observed, predicted, rule: str = "exact",
+def _row(job: ObservedJob, model: str, measurement: str, key: str, observed, predicted, rule: str = "exact",
          detail: str = "", verdict: str | None = None) -> dict:
     if verdict is None:
         verdict = "match" if observed == predicted else "mismatch"

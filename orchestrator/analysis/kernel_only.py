@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from simulator import runconfig
 
-from .compare_jobs import Job, _row
+from .compare_jobs import ObservedJob, _row
 from .rules import LEAK_RULE, _cache_counts
 
 SKIP_RULE = "kernel vs simulator needs a model of this tree"
 
 
-def skipped_row(job: Job, model: str, rm: runconfig.RunModel) -> dict:
+def skipped_row(job: ObservedJob, model: str, rm: runconfig.RunModel) -> dict:
     """One row for every model verdict the job does not get."""
     causes = ", ".join(f"{nm.what.removeprefix('kernel_facts.')}={nm.value}" for nm in rm.tree_not_modelled)
     others = "; ".join(nm.message() for nm in rm.not_modelled)
@@ -34,7 +34,7 @@ def skipped_row(job: Job, model: str, rm: runconfig.RunModel) -> dict:
                 rule=SKIP_RULE, detail=detail)
 
 
-def _maps_rows(job: Job, model: str) -> list[dict]:
+def _maps_rows(job: ObservedJob, model: str) -> list[dict]:
     rows = []
     layout = job.one("child_layout")
     for v in (layout["values"]["vmas"] if layout else []):
@@ -64,7 +64,7 @@ def _leak_detail(k, v: dict, leaked: dict) -> str:
     return detail
 
 
-def _faults_rows(job: Job, model: str) -> list[dict]:
+def _faults_rows(job: ObservedJob, model: str) -> list[dict]:
     rows = []
     cc = job.one("check_count")
     if cc and "net" in cc["values"]:
@@ -100,7 +100,7 @@ def _faults_rows(job: Job, model: str) -> list[dict]:
 KERNEL_ONLY = {"maps": _maps_rows, "faults": _faults_rows}
 
 
-def rows(job: Job, model: str, rm: runconfig.RunModel) -> list[dict]:
+def rows(job: ObservedJob, model: str, rm: runconfig.RunModel) -> list[dict]:
     """The skipped row and the job's kernel-only rows."""
     check = KERNEL_ONLY.get(job.suite)
     return [skipped_row(job, model, rm)] + (check(job, model) if check else [])

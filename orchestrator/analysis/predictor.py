@@ -13,7 +13,7 @@ from simulator.scenario import ScenarioError, from_dict
 
 from .. import resources
 from ..errors import ForkdiffError
-from .compare_jobs import Job
+from .compare_jobs import ObservedJob
 
 LAYOUT_FILE = sim_predict.LAYOUT_FILE
 
@@ -30,7 +30,7 @@ class Predictor:
             self.elves[program] = guest_elf(program)
         return self.elves[program]
 
-    def __call__(self, job: Job, model: str) -> list[dict]:
+    def __call__(self, job: ObservedJob, model: str) -> list[dict]:
         """Predictions for the job's scenario under the kernel config and fault settings its
         records carry. The caller checks job.run_model.modelled first."""
         sc = spawn_layout(job.scenario) if job.suite == "spawn" else job.scenario
@@ -56,7 +56,7 @@ class Predictor:
         return [r for recs in self._cache.values() for r in recs]
 
 
-def measurements_for(job: Job) -> tuple[str, ...]:
+def measurements_for(job: ObservedJob) -> tuple[str, ...]:
     """Only what the suite's rules compare: a fault outcome per k costs time at large counts."""
     if job.suite == "maps":
         return ("child_maps", "map_count")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .compare_jobs import Job, _row
+from .compare_jobs import ObservedJob, _row
 from .predictor import LAYOUT_FILE, _pred
 
 SLAB_CACHES = ("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain")
@@ -47,7 +47,7 @@ def _first_difference(a: list[str], b: list[str]) -> str:
 
 
 
-def compare_maps(job: Job, model: str, preds: list[dict]) -> list[dict]:
+def compare_maps(job: ObservedJob, model: str, preds: list[dict]) -> list[dict]:
     rows = []
     counts = _pred(preds, "map_count")
     before, child, after = job.one("parent_before"), job.one("child"), job.one("parent_after")
@@ -114,7 +114,7 @@ LEAK_RULE = ("exact: slab objects in use after the fork's frees settled (shrink 
              "polled through RCU grace periods) equal those before it")
 
 
-def leak_rows(job: Job, model: str, r: dict, p: dict | None) -> list[dict]:
+def leak_rows(job: ObservedJob, model: str, r: dict, p: dict | None) -> list[dict]:
     """Per fault record (one k): what the failed fork allocated per cache against the
     simulator's trace up to the k-th check, and what is left once everything it allocated
     should be freed again (net 0 in every cache, failed or absorbed)."""
@@ -159,7 +159,7 @@ def leak_rows(job: Job, model: str, r: dict, p: dict | None) -> list[dict]:
     return rows
 
 
-def compare_faults(job: Job, model: str, preds: list[dict]) -> list[dict]:
+def compare_faults(job: ObservedJob, model: str, preds: list[dict]) -> list[dict]:
     rows = []
     counts = _pred(preds, "counts")
     cc = job.one("check_count")
@@ -201,7 +201,7 @@ def compare_faults(job: Job, model: str, preds: list[dict]) -> list[dict]:
     return rows
 
 
-def compare_counts(job: Job, model: str, preds: list[dict]) -> list[dict]:
+def compare_counts(job: ObservedJob, model: str, preds: list[dict]) -> list[dict]:
     s = job.one("summary")
     if not s:
         return []
@@ -229,7 +229,7 @@ BULK_RULE = ("bound: this kernel's SLUB_STATS do not count bulk objects taken fr
              "allocations without the bulk objects and all of them")
 
 
-def _bounded_row(job: Job, model: str, measurement: str, key: str, observed: int, predicted: int,
+def _bounded_row(job: ObservedJob, model: str, measurement: str, key: str, observed: int, predicted: int,
                  bulk: int, cache: str, detail: str = "") -> dict:
     """A count that includes `bulk` bulk-allocated objects, on a kernel whose counters miss
     some of them: not an exact comparison (`skipped`), but outside the bound a mismatch."""
@@ -241,6 +241,6 @@ def _bounded_row(job: Job, model: str, measurement: str, key: str, observed: int
                        "-> kmem_cache_alloc_bulk), uncounted unless the CPU free list runs dry")
 
 
-COMPARERS: dict[str, Callable[[Job, str, list[dict]], list[dict]]] = {
+COMPARERS: dict[str, Callable[[ObservedJob, str, list[dict]], list[dict]]] = {
     "maps": compare_maps, "faults": compare_faults, "counts": compare_counts,
 }

@@ -7,10 +7,10 @@ from simulator import runconfig
 
 from ..run.kmemleak import summary as kmemleak_summary
 from ..run.suites import FINAL
-from .compare_jobs import Job, _row
+from .compare_jobs import ObservedJob, _row
 
 
-def _error_rows(job: Job, model: str) -> list[dict]:
+def _error_rows(job: ObservedJob, model: str) -> list[dict]:
     rows = []
     for r in job.by("error"):
         kind = (r.get("values") or {}).get("kind", "")
@@ -26,7 +26,7 @@ def _error_rows(job: Job, model: str) -> list[dict]:
 
 
 # ----------------------------------------------------------------- run checks
-def _missing_final_rows(job: Job, model: str) -> list[dict]:
+def _missing_final_rows(job: ObservedJob, model: str) -> list[dict]:
     """A guest program that stopped before its final record (orchestrator/run/suites.py FINAL)
     without an error or crash record for the job: its other rows would silently be fewer."""
     final = FINAL.get(job.suite)
@@ -39,7 +39,7 @@ def _missing_final_rows(job: Job, model: str) -> list[dict]:
                         f"(records: {seen})")]
 
 
-def _not_modelled_rows(job: Job, model: str, rm: runconfig.RunModel) -> list[dict]:
+def _not_modelled_rows(job: ObservedJob, model: str, rm: runconfig.RunModel) -> list[dict]:
     """The run's kernel config or fault settings are outside what the simulator models: one
     error per cause, naming it and what to do, instead of predictions for another kernel."""
     return [_row(job, model, "run_config", nm.what, nm.value, nm.modelled, verdict="error",
@@ -48,7 +48,7 @@ def _not_modelled_rows(job: Job, model: str, rm: runconfig.RunModel) -> list[dic
             for nm in rm.not_modelled]
 
 
-def _assumed_rows(jobs: list[Job]) -> list[dict]:
+def _assumed_rows(jobs: list[ObservedJob]) -> list[dict]:
     """One info row per suite, kernel and assumption, for records that do not say (made before
     forkdiff recorded the kernel config): today's defaults were used."""
     rows: dict[tuple, dict] = {}
@@ -66,7 +66,7 @@ def _assumed_rows(jobs: list[Job]) -> list[dict]:
 
 
 # --- kmemleak (orchestrator/run/kmemleak.py): one row per scanned sweep -----------------------------
-def _kmemleak_rows(job: Job, model: str) -> list[dict]:
+def _kmemleak_rows(job: ObservedJob, model: str) -> list[dict]:
     """A sweep's kmemleak scan: no report is a match; unreferenced objects are `crashed`
     (the kernel lost memory on fork's paths, whatever the model says), with the report."""
     rows = []

@@ -7,12 +7,12 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from .compare_jobs import KS, VV, Job
+from .compare_jobs import KS, VV, ObservedJob
 from .predictor import Predictor, _pred
 from .spawn_model import verdict as band_verdict
 
 
-def spawn_frame(jobs: list[Job]) -> pd.DataFrame:
+def spawn_frame(jobs: list[ObservedJob]) -> pd.DataFrame:
     rows = []
     for j in jobs:
         for r in j.by("spawn"):
@@ -21,9 +21,9 @@ def spawn_frame(jobs: list[Job]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["variant", "vmas", "forks_per_s", "job", "icount"])
 
 
-def spawn_work(predictor: Predictor) -> Callable[[Job, str], dict]:
+def spawn_work(predictor: Predictor) -> Callable[[ObservedJob, str], dict]:
     """The simulator's work counts (simulator.work) of a spawn job under a kernel model."""
-    def work_of(job: Job, model: str) -> dict:
+    def work_of(job: ObservedJob, model: str) -> dict:
         return _pred(predictor(job, model), "op_counts")["work"]
     return work_of
 

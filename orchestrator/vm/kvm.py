@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..cache import atomic_write, cache_dir, locked
+from .qemu_cmd import QEMU
 
-QEMU = "qemu-system-x86_64"
 KVM_CPU = "host"  # the -cpu model guests use under KVM (orchestrator.vm.qemu_cmd)
 PROBE_TIMEOUT = 8.0
 BIOS_BANNER = b"SeaBIOS"

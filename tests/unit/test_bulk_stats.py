@@ -6,7 +6,7 @@ simulator with 6.1's facts. A count that includes bulk-allocated maple nodes is 
 
 from __future__ import annotations
 
-from orchestrator.analysis.compare import Job, leak_rows
+from orchestrator.analysis.compare import ObservedJob, leak_rows
 from orchestrator.analysis.rules import compare_counts
 from orchestrator.run.suites import SCENARIO_DIR
 from simulator import predict
@@ -24,7 +24,7 @@ SC = load(SCENARIO_DIR / "anon-touched-21.yaml")
 def _job(suite, program, records, facts=FACTS_61):
     for r in records:
         r.update(kernel_facts=facts, kernel_config=KC)
-    return Job(suite, "baseline", "faults", {"name": "anon-touched-21"}, program, program, records)
+    return ObservedJob(suite, "baseline", "faults", {"name": "anon-touched-21"}, program, program, records)
 
 
 def _counts_preds():

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from orchestrator.analysis.compare import Job, _kmemleak_rows
+from orchestrator.analysis.compare import ObservedJob, _kmemleak_rows
 from orchestrator.run import faultsetup, kmemleak
 from orchestrator.run.observations import ObservationLog, record_key
 from orchestrator.run.suites import RunOptions, load_scenarios, pending, plan
@@ -42,8 +42,8 @@ def test_scan_command_scans_twice_min_age_apart_then_clears() -> None:
     assert cmd.index("cat /sys/kernel/debug/kmemleak") < cmd.index("echo clear") < cmd.index(kmemleak.MARKER)
 
 
-def _job(records: list[dict]) -> Job:
-    return Job("faults", "patched", "faults", {"name": "anon-touched-21"}, "faultsweep", "", records)
+def _job(records: list[dict]) -> ObservedJob:
+    return ObservedJob("faults", "patched", "faults", {"name": "anon-touched-21"}, "faultsweep", "", records)
 
 
 def test_a_report_is_a_crashed_row_with_the_report_and_none_is_a_match() -> None:

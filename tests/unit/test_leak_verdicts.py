@@ -6,7 +6,7 @@ simulator for a real scenario."""
 from __future__ import annotations
 
 from orchestrator.analysis import report
-from orchestrator.analysis.compare import Job, compare_faults, leak_rows
+from orchestrator.analysis.compare import ObservedJob, compare_faults, leak_rows
 from orchestrator.analysis.verdicts import frame
 from orchestrator.run.suites import SCENARIO_DIR
 from simulator import predict
@@ -29,8 +29,8 @@ def fault(k: int, fork_result: int, alloc: dict, net: dict, settled: bool = True
                        "settle_ms": 0.2 if settled else 500.0}}
 
 
-def job(records: list[dict]) -> Job:
-    return Job("faults", "patched", "faults", {"name": "anon-touched-21"}, "faultsweep",
+def job(records: list[dict]) -> ObservedJob:
+    return ObservedJob("faults", "patched", "faults", {"name": "anon-touched-21"}, "faultsweep",
                "faultsweep", records)
 
 
