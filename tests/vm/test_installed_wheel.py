@@ -26,8 +26,14 @@ from orchestrator.cache import cache_dir
 
 pytestmark = pytest.mark.vm
 REPO = Path(__file__).resolve().parents[2]
-SKIP = shutil.ignore_patterns(".git", "build", "results", "bin", "*.egg-info", "__pycache__",
-                              ".pytest_cache", ".ruff_cache", ".hypothesis", "tests")
+_ANYWHERE = shutil.ignore_patterns("*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache",
+                                   ".hypothesis")
+# only at these places: orchestrator/build/ is a package, the top-level build/ is setuptools'
+_AT = {REPO: {".git", "build", "results", "tests"}, REPO / "guest": {"bin"}}
+
+
+def SKIP(folder: str, names: list[str]) -> set[str]:
+    return set(_ANYWHERE(folder, names)) | (_AT.get(Path(folder), set()) & set(names))
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -81,7 +87,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
 def test_installed_package_reads_its_own_data(venv, tmp_path: Path) -> None:
     vdir, env = venv
     probe = ("import json, orchestrator, simulator\n"
-             "from orchestrator import resources, suites\n"
+             "from orchestrator import resources\nfrom orchestrator.run import suites\n"
              "print(json.dumps({'orchestrator': orchestrator.__file__, 'checkout': str(resources.checkout_root()),"
              " 'scenarios': str(resources.data_dir('scenarios')), 'oracle': str(resources.oracle_source()),"
              " 'guest_bin': str(resources.guest_bin_dir()),"
