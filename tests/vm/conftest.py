@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from vmtest_run import proc_children
 
 from orchestrator.build.kernel import VARIANTS, BuiltKernel, build_kernel
 from orchestrator.build.rootfs import Rootfs, build_rootfs
@@ -19,24 +19,10 @@ _shared_pids: set[int] = set()
 
 
 def qemu_children() -> dict[int, str]:
-    """QEMU processes whose parent is this process (scan of /proc, no psutil). Zombies count:
-    a QEMU that was never reaped is a leak too."""
-    me = os.getpid()
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
-        if int(fields.get("PPid", "0").strip() or 0) != me:
-            continue
-        name = fields.get("Name", "").strip()
-        if name.startswith("qemu-system"):
-            found[int(entry.name)] = f"{name} ({fields.get('State', '?').strip()})"
-    return found
+    """QEMU processes whose parent is this process. Zombies count: a QEMU that was never reaped
+    is a leak too."""
+    return {pid: f"{p['name']} ({p['state']})" for pid, p in proc_children(os.getpid()).items()
+            if p["name"].startswith("qemu-system")}
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
+from vmtest_run import proc_children
 
 pytestmark = pytest.mark.vm
 REPO = Path(__file__).resolve().parents[2]
@@ -117,18 +118,8 @@ def test_two_shards_merged_give_the_unsharded_verdicts(unsharded, tmp_path: Path
 
 
 def _children(pid: int) -> dict[int, str]:
-    """Direct children of pid -> their command line (a /proc scan)."""
-    out = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
+    """Direct children of pid -> their command line."""
+    return {child: p["cmdline"] for child, p in proc_children(pid).items()}
 
 
 def _kill_a_busy_worker(proc: subprocess.Popen[str], timeout: float = 600) -> int | None:

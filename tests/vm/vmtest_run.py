@@ -25,3 +25,22 @@ def run_vm_test(out: Path, **knobs: str) -> tuple[int, list[dict], list[dict], s
         return [json.loads(x) for x in path.read_text().splitlines()] if path.is_file() else []
 
     return r.returncode, lines("verdicts.jsonl"), lines("predictions.jsonl"), r.stderr + r.stdout
+
+
+def proc_children(parent: int) -> dict[int, dict[str, str]]:
+    """Processes whose parent is `parent` (a scan of /proc, no psutil): pid -> their Name and
+    State (from /proc/<pid>/status) and command line. Zombies are listed too."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        if int(fields.get("PPid", "0").strip() or 0) == parent:
+            found[int(entry.name)] = {"name": fields.get("Name", "").strip(),
+                                      "state": fields.get("State", "?").strip(), "cmdline": cmdline}
+    return found
