@@ -49,6 +49,7 @@ from .suites import (
     SUITES,
     RunOptions,
     SuiteResult,
+    boot_slub_debug,
     load_scenarios,
     plan,
     resolve_icount,
@@ -212,6 +213,10 @@ def run(opts: VmTestOptions) -> int:
             if tree_model == "baseline" and v == "patched" and "patched" not in opts.models:
                 models["patched"] = k.manifest.get("dup_mmap_model", "patched")  # tree + PATCHES
             meta[f"kernel {v}/{profile} wall s"] = round(time.monotonic() - t0, 1)
+            # what its guests boot with (the records' slab_debug says what each guest got)
+            words = {s: boot_slub_debug(s, k) for s in opts.suites if DEFAULT_PROFILE[s] == profile}
+            meta[f"kernel {v}/{profile} slub_debug"] = "; ".join(
+                f"{s}: {w}" for s, w in words.items() if w) or "none"
     t0 = time.monotonic()
     build_rootfs()
     meta["rootfs wall s"] = round(time.monotonic() - t0, 1)
