@@ -137,6 +137,9 @@ class KernelConfig:
                    where it needs nodes (6.1); "sheaves": one node is mt_alloc_one(), more
                    come from a slab sheaf (kmem_cache_prefill_sheaf), which failslab never
                    checks (7.x)
+    maple_write:   the maple tree's write path for splits, rebalances and spanning stores
+                   (MapleTree(write=)): "big_node" (struct maple_big_node, 6.1 and 6.12) or
+                   "maple_copy" (struct maple_copy, 7.x: simulator.maple_copy)
     anon_vma_fork: "clone_first": anon_vma_clone() (GFP_NOWAIT chains with a GFP_KERNEL
                    fallback), then the anon_vma and its chain (6.12); "alloc_first": the
                    anon_vma and its chain first, then anon_vma_clone() with GFP_KERNEL
@@ -153,6 +156,7 @@ class KernelConfig:
     vma_lock: str = "cache"
     fork_failure: str = "marker"
     maple_alloc: str = "prealloc"
+    maple_write: str = "big_node"
     # pages of the x86-64 vDSO image (the built kernel's vdso-image-64.c: 6.12's builds 2,
     # 6.1's 1); exec places [vvar] and everything mapped later below it (exec_image.py)
     vdso_pages: int = 2
@@ -370,7 +374,8 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
     else:
         # mm_init() gives the new tree MT_FLAGS_USE_RCU; the patch calls mas_expected_entries()
         # before mt_clear_in_rcu(), which does not change what it allocates.
-        child_tree = (tree_factory or partial(type(parent.tree), alloc=config.maple_alloc))()
+        child_tree = (tree_factory or partial(type(parent.tree), alloc=config.maple_alloc,
+                                                    write=config.maple_write))()
         _set_rcu(child_tree, False)
         child_tree.expected_entries(parent.map_count)
         tree_ops = [("tree", "norcu"), ("expect", parent.map_count)]

@@ -1,6 +1,7 @@
 """The maple tree mm uses (MT_FLAGS_ALLOC_RANGE [| MT_FLAGS_USE_RCU]), node for node as Linux
-6.12 lib/maple_tree.c builds it (the algorithms are in simulator.maple_core), with every node
-allocation and free recorded in order.
+6.12 lib/maple_tree.c builds it (the algorithms are in simulator.maple_core; 6.1's allocation
+rules and 7.x's allocation rules and maple_copy write path, simulator.maple_copy, are selected
+per tree), with every node allocation and free recorded in order.
 
     t = MapleTree()                      # empty, RCU mode on (mm's MM_MT_FLAGS)
     t.store_range(0x1000, 0x1fff, vma)   # mas_store_gfp(GFP_KERNEL)
@@ -135,14 +136,22 @@ class MapleTree:
     need before writing), "ondemand" (6.1: the write path asks where it needs nodes) or
     "sheaves" (7.x lib/maple_tree.c: mas_alloc_nodes() takes one node with mt_alloc_one() and
     more from a slab sheaf; mas_prealloc_calc() sizes a store by the vacant/sufficient heights
-    its walk found)."""
+    its walk found). `write` is the write path of splits, rebalances and spanning stores (the
+    kernel fact maple_write): "big_node" (6.1 to 6.x: through struct maple_big_node,
+    simulator.maple_core) or "maple_copy" (7.x: struct maple_copy, simulator.maple_copy)."""
 
     ALLOC_MODES = ("prealloc", "ondemand", "sheaves")
+    WRITE_MODES = ("big_node", "maple_copy")
 
-    def __init__(self, rcu: bool = True, alloc: str = "prealloc"):
+    def __init__(self, rcu: bool = True, alloc: str = "prealloc", write: str = "big_node"):
         if alloc not in self.ALLOC_MODES:
             raise ValueError(f"maple node allocation {alloc!r} is not modelled "
                              f"(one of {', '.join(self.ALLOC_MODES)})")
+        if write not in self.WRITE_MODES:
+            raise ValueError(f"maple write path {write!r} is not modelled "
+                             f"(one of {', '.join(self.WRITE_MODES)})")
+        self.write = write
+        self.copy_write = write == "maple_copy"
         self.root: Node | object | None = None
         self.height = 0
         self.rcu = rcu
@@ -231,6 +240,7 @@ class MapleTree:
         pool = mas.pool = _new_pool(Pool)  # Pool(self._log) without __init__
         pool.avail = 0
         pool.log = self._log
+        pool.sheaf = False
         C.mas_store_gfp(mas, entry)
         if self.op_freed:
             self._recs.append(self.seq << 40 | self.op_freed << 8 | _STORE_BITS | _FREE)
@@ -324,7 +334,7 @@ class MapleTree:
         mode for the copy."""
         alloc = self.alloc if sheaves is None else ("sheaves" if sheaves else
                                                     "prealloc" if self.alloc == "sheaves" else self.alloc)
-        new = MapleTree(rcu=self.rcu, alloc=alloc)
+        new = MapleTree(rcu=self.rcu, alloc=alloc, write=self.write)
         sheaves = new.sheaves
         new._begin("dup")
         new._fail_countdown = fail_at_check

@@ -38,6 +38,12 @@
  *   -DFD_DEFINE_MAPLE_RCU_CB  the harness's maple-shared.h declares maple_rcu_cb() (7.x).
  *   -DFD_HAVE_EXPECTED_ENTRIES  the tree has mas_expected_entries() (up to 6.12); without
  *                      it 'expect', 'bstore' and 'bdestroy' are refused the same way.
+ *   -DFD_HAVE_SHEAVES  the tree's maple_tree.c takes nodes from slab sheaves (7.x): the log
+ *                      gains "h" (n nodes put in a sheaf by kmem_cache_prefill_sheaf() or
+ *                      kmem_cache_refill_sheaf(): no failslab check), and a kfree() of a maple
+ *                      node (a leftover mt_alloc_one() node, the last node of a destroy walk)
+ *                      counts as freed like kmem_cache_free() does. Nodes a returned sheaf
+ *                      still holds are not freed by the tree (kmem_cache_return_sheaf()).
  */
 #include "maple-shared.h"	/* the tree's, or ours for trees without tools/testing/shared */
 #include <linux/maple_tree.h>
@@ -121,6 +127,35 @@ static void oracle_free_bulk(struct kmem_cache *c, size_t n, void **list)
 	kmem_cache_free_bulk(c, n, list);
 }
 
+#ifdef FD_HAVE_SHEAVES
+static struct slab_sheaf *oracle_prefill_sheaf(struct kmem_cache *c, gfp_t gfp, unsigned int n)
+{
+	struct slab_sheaf *sheaf = kmem_cache_prefill_sheaf(c, gfp, n);
+
+	if (sheaf)
+		log_event("h", n);
+	return sheaf;
+}
+
+static int oracle_refill_sheaf(struct kmem_cache *c, gfp_t gfp, struct slab_sheaf **sheafp,
+			       unsigned int n)
+{
+	unsigned int before = (*sheafp)->size;
+	int ret = kmem_cache_refill_sheaf(c, gfp, sheafp, n);
+
+	if (!ret && n > before)
+		log_event("h", n - before);
+	return ret;
+}
+
+static void oracle_kfree(void *p)
+{
+	if (p)
+		freed_in_op++;
+	kfree(p);
+}
+#endif
+
 /* RCU callbacks run at the end of the operation (a grace period per operation). */
 struct pending_cb { struct rcu_head *head; void (*fn)(struct rcu_head *); };
 static struct pending_cb *pending;
@@ -157,6 +192,11 @@ static void run_pending(void)
 #define kmem_cache_free_bulk(c, n, l)	oracle_free_bulk(c, n, l)
 #undef call_rcu
 #define call_rcu(h, f)			oracle_call_rcu(h, f)
+#ifdef FD_HAVE_SHEAVES
+#define kmem_cache_prefill_sheaf(c, g, n) oracle_prefill_sheaf(c, g, n)
+#define kmem_cache_refill_sheaf(c, g, s, n) oracle_refill_sheaf(c, g, s, n)
+#define kfree(p)			oracle_kfree(p)
+#endif
 
 /* some stable trees' maple_tree.c uses fallthrough, which their tools/include lacks */
 #ifndef fallthrough
@@ -179,6 +219,11 @@ void maple_rcu_cb(struct rcu_head *head)
 #undef kmem_cache_free
 #undef kmem_cache_free_bulk
 #undef call_rcu
+#ifdef FD_HAVE_SHEAVES
+#undef kmem_cache_prefill_sheaf
+#undef kmem_cache_refill_sheaf
+#undef kfree
+#endif
 
 /* ---- dump ---- */
 static FILE *out;

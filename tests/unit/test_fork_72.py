@@ -28,7 +28,8 @@ CONFIG_72 = runconfig.resolve("faults", None, None, FACTS_72).config
 def _fork(groups, config=CONFIG_72, settings=SUITE):
     sc = from_dict({"name": "t", "groups": groups})
     parent = build_parent(sc, params=ExecParams(vclock=config.vdso_vclock),
-                          tree_factory=lambda: MapleTree(alloc=config.maple_alloc))
+                          tree_factory=lambda: MapleTree(alloc=config.maple_alloc,
+                                                         write=config.maple_write))
     return parent, dup_mmap(parent, "patched", settings, config)
 
 
@@ -37,17 +38,21 @@ def test_the_7_2_facts_select_the_7_2_behaviours_in_runconfig():
     assert (c.fork_failure, c.vma_lock, c.maple_alloc, c.vdso_vclock) == \
         ("teardown", "embedded", "sheaves", True)
     assert c.anon_vma_fork == "alloc_first" and c.slab_sheaves and not c.vma_lock_alloc
+    # FACTS_72 is a record made before maple_write was read: 7.2's lib/maple_tree.c writes
+    # through struct maple_copy, so its version gives maple_copy
+    assert c.maple_write == "maple_copy"
     rm = runconfig.resolve("faults", None, None, FACTS_72)
     assert rm.modelled and not rm.tree_not_modelled
     # the default tree (no facts) is 6.12: every field at its default
     assert runconfig.resolve("faults", None, None).config == KernelConfig()
-    # a tree between 6.12 and 7.2 that does not report anon_vma_fork and slab_sheaves is not
-    # guessed (nor are maple sheaves without sheaves for every cache)
+    # a tree between 6.12 and 7.2 that does not report anon_vma_fork, slab_sheaves and
+    # maple_write is not guessed (nor are maple sheaves without sheaves for every cache)
     mid = runconfig.resolve("faults", None, None, FACTS_72 | {"version": "6.16.1",
                                                                "version_tuple": [6, 16, 1]})
     assert {n.what for n in mid.tree_not_modelled} == {"kernel_facts.anon_vma_fork",
                                                         "kernel_facts.slab_sheaves",
-                                                        "kernel_facts.maple_alloc"}
+                                                        "kernel_facts.maple_alloc",
+                                                        "kernel_facts.maple_write"}
 
 
 def test_no_vma_lock_and_anon_vma_first_per_copied_vma():
