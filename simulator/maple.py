@@ -27,7 +27,10 @@ class AllocRecord(NamedTuple):
     nodes taken from a prefilled slab sheaf: kmem_cache_prefill_sheaf/refill fill it
     without should_failslab and kmem_cache_alloc_from_sheaf() hands them out without it, so
     no check; trees with `sheaves` set, 7.x), "free" (objects the operation freed, summed per
-    operation), "fail_single"/"fail_bulk" (a check that failed).
+    operation), "free_rcu" (7.x, `sheaves` trees: how many of those it handed to kfree_rcu()
+    through ma_free_rcu(), summed per operation and recorded before "free"; the slab's
+    kfree_rcu_sheaf() batches them, see simulator.fork), "fail_single"/"fail_bulk" (a check
+    that failed).
     seq: index of the tree operation that made it. Immutable; a NamedTuple rather than a
     frozen dataclass because two are made per store (cheaper to build, and the cyclic GC
     stops tracking tuples of atoms)."""
@@ -39,19 +42,20 @@ class AllocRecord(NamedTuple):
 
     @property
     def is_check(self) -> bool:
-        return self.kind != "free" and self.kind != "sheaf"
+        return self.kind not in ("free", "sheaf", "free_rcu")
 
 
 # Each record is kept packed in one int (seq << 40 | count << 8 | op << 3 | kind): a list of
 # ints holds no GC-tracked objects, where a list of tuples made the cyclic GC run a
 # generation-0 collection every 700 records (the records were ~90% of the containers a
 # store left alive) and cost ~9 MB at 51k VMAs. count < 2**32 (a node count).
-_KINDS = ("single", "bulk", "free", "fail_single", "fail_bulk", "sheaf")
+_KINDS = ("single", "bulk", "free", "fail_single", "fail_bulk", "sheaf", "free_rcu")
 _KIND_CODE = {k: i for i, k in enumerate(_KINDS)}
 _OPS = ["store", "erase", "replace", "expect", "bstore", "bdestroy", "dup", ""]
 _OP_CODE = {o: i for i, o in enumerate(_OPS)}
 _FREE = _KIND_CODE["free"]
 _SHEAF = _KIND_CODE["sheaf"]
+_FREE_RCU = _KIND_CODE["free_rcu"]
 _STORE_BITS = _OP_CODE["store"] << 3
 _BSTORE_BITS = _OP_CODE["bstore"] << 3
 
@@ -161,6 +165,7 @@ class MapleTree:
         self._alog = AllocLog()
         self._recs = self._alog._recs  # the packed records, appended to on the hot paths
         self.op_freed = 0
+        self.op_rcu_freed = 0  # of op_freed, through kfree_rcu() (7.x ma_free_rcu())
         self.seq = 0
         self._opbits = _OP_CODE[""] << 3  # the current operation's name, packed
         self._bulk: MaState | None = None
@@ -209,8 +214,12 @@ class MapleTree:
     def _begin(self, op: str) -> None:
         self._opbits = _op_bits(op)
         self.op_freed = 0
+        self.op_rcu_freed = 0
 
     def _end(self) -> None:
+        if self.op_rcu_freed:
+            self._recs.append(self.seq << 40 | self.op_rcu_freed << 8 | self._opbits | _FREE_RCU)
+            self.op_rcu_freed = 0
         if self.op_freed:
             self._recs.append(self.seq << 40 | self.op_freed << 8 | self._opbits | _FREE)
         self.op_freed = 0
@@ -242,6 +251,9 @@ class MapleTree:
         pool.log = self._log
         pool.sheaf = False
         C.mas_store_gfp(mas, entry)
+        if self.op_rcu_freed:
+            self._recs.append(self.seq << 40 | self.op_rcu_freed << 8 | _STORE_BITS | _FREE_RCU)
+            self.op_rcu_freed = 0
         if self.op_freed:
             self._recs.append(self.seq << 40 | self.op_freed << 8 | _STORE_BITS | _FREE)
         self.op_freed = 0
@@ -286,6 +298,9 @@ class MapleTree:
         bulk.index = first
         bulk.last = last
         C.mas_store(bulk, entry)
+        if self.op_rcu_freed:  # never on a bulk (6.x) tree; kept with its free count
+            self._recs.append(self.seq << 40 | self.op_rcu_freed << 8 | _BSTORE_BITS | _FREE_RCU)
+            self.op_rcu_freed = 0
         if self.op_freed:
             self._recs.append(self.seq << 40 | self.op_freed << 8 | _BSTORE_BITS | _FREE)
         self.op_freed = 0
@@ -469,9 +484,10 @@ class MapleTree:
         return {"height": self.height, "root": "node", "nodes": nodes}
 
     def log_compact(self, since: int = 0) -> list[list]:
-        """alloc_log[since:] as the oracle prints it: [seq, "s"|"b"|"f"|"xs"|"xb", count]."""
+        """alloc_log[since:] as the oracle prints it: [seq, kind, count], kind "s"|"b"|"f"|"xs"|
+        "xb", and on 7.x trees "h" (sheaf) and "r" (free_rcu)."""
         kinds = {"single": "s", "bulk": "b", "free": "f", "fail_single": "xs", "fail_bulk": "xb",
-                 "sheaf": "h"}
+                 "sheaf": "h", "free_rcu": "r"}
         return [[r.seq, kinds[r.kind], r.count] for r in self.alloc_log[since:]]
 
 

@@ -398,6 +398,8 @@ def mas_free(mas: MaState, node: Node) -> None:
     t = mas.tree
     if t.rcu or t.sheaves:  # 7.x (sheaves): ma_free_rcu() whatever the tree's mode
         t.op_freed += 1
+        if t.sheaves:
+            t.op_rcu_freed += 1  # 7.x ma_free_rcu() is kfree_rcu()
     else:
         mas.pool.avail += 1  # mas_push_node: freed at mas_destroy
 
@@ -1017,7 +1019,10 @@ def _topiary_free(mas: MaState, level, in_rcu: bool) -> None:
     for node, _, _ in level:
         node.parent = DEAD
     if in_rcu:
-        mas.tree.op_freed += len(level)
+        t = mas.tree
+        t.op_freed += len(level)
+        if t.sheaves:
+            t.op_rcu_freed += len(level)  # 7.x ma_free_rcu() is kfree_rcu()
     else:
         mas.pool.avail += len(level)  # mas_push_node() each
 
@@ -1777,7 +1782,10 @@ def mas_wr_node_store(wr: WrState, new_end: int) -> None:
         else:
             parent.slot[newnode.pslot] = newnode
         old.parent = DEAD
-        mas.tree.op_freed += 1
+        tree = mas.tree
+        tree.op_freed += 1
+        if tree.sheaves:
+            tree.op_rcu_freed += 1  # 7.x ma_free_rcu() is kfree_rcu()
     else:
         old.piv = newnode.piv
         old.slot = newnode.slot

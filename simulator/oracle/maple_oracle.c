@@ -28,7 +28,8 @@
  *   [,"g":[..],"mg":M]}; "piv" holds pivots[0..min(end, npivots-1)], "s" the
  *   slots 0..end (null, an integer value, or "n" for a child).
  * log kinds: "s" single allocation, "b" bulk allocation (n objects), "xs"/"xb"
- *   a failed single/bulk allocation check, "f" objects freed by the operation.
+ *   a failed single/bulk allocation check, "f" objects freed by the operation; "h" and
+ *   "r" on sheaf trees (FD_HAVE_SHEAVES below).
  * Other lines: {"dup":0|-12} after dup.
  *
  * Trees differ in what their lib/maple_tree.c offers; the build (orchestrator/oracle.py)
@@ -44,6 +45,8 @@
  *                      node (a leftover mt_alloc_one() node, the last node of a destroy walk)
  *                      counts as freed like kmem_cache_free() does. Nodes a returned sheaf
  *                      still holds are not freed by the tree (kmem_cache_return_sheaf()).
+ *                      "r" counts the nodes the operation handed to kfree_rcu() (the
+ *                      harness's call_rcu(maple_rcu_cb)), logged at its end before "f".
  */
 #include "maple-shared.h"	/* the tree's, or ours for trees without tools/testing/shared */
 #include <linux/maple_tree.h>
@@ -64,6 +67,7 @@ _Static_assert(MAPLE_RANGE64_SLOTS == 16 && MAPLE_ARANGE64_SLOTS == 10, "64-bit 
 static long cur_op;
 static long fail_countdown;	/* > 0: the fail_countdown-th check from now fails */
 static unsigned long freed_in_op;
+static unsigned long rcu_in_op;	/* FD_HAVE_SHEAVES: nodes handed to kfree_rcu() */
 static char *logbuf;
 static size_t loglen, logcap;
 
@@ -163,6 +167,10 @@ static size_t npending, cappending;
 
 static void oracle_call_rcu(struct rcu_head *head, void (*fn)(struct rcu_head *))
 {
+#ifdef FD_HAVE_SHEAVES
+	if (fn == maple_rcu_cb)
+		rcu_in_op++;
+#endif
 	if (npending == cappending) {
 		cappending = cappending ? cappending * 2 : 1024;
 		pending = realloc(pending, cappending * sizeof(*pending));
@@ -315,6 +323,9 @@ static void *parse_entry(const char *s)
 static void end_op(void)
 {
 	run_pending();
+	if (rcu_in_op)
+		log_event("r", rcu_in_op);
+	rcu_in_op = 0;
 	if (freed_in_op)
 		log_event("f", freed_in_op);
 	freed_in_op = 0;
@@ -353,6 +364,7 @@ int main(int argc, char **argv)
 			mt_init_flags(mt, base_flags | (strcmp(a, "norcu") ? MT_FLAGS_USE_RCU : 0));
 			loglen = 0;
 			freed_in_op = 0;
+			rcu_in_op = 0;
 			cur_op = 0;
 			continue;
 		} else if (!strcmp(cmd, "dump")) {
@@ -430,6 +442,7 @@ int main(int argc, char **argv)
 				mtree_destroy(mt);
 				run_pending();
 				freed_in_op = 0;
+				rcu_in_op = 0;
 				tmp = mt;
 				mt = spare;
 				spare = tmp;
