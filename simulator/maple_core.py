@@ -383,11 +383,12 @@ def new_node(leaf: bool) -> Node:
 def mas_pop_node(mas: MaState, leaf: bool) -> Node:
     pool = mas.pool
     if pool.avail <= 0:
-        if not mas.tree.sheaves:
+        if not mas.tree.sheaves or mas.tree.copy_write:
             raise AssertionError("maple: ran out of preallocated nodes")
-        # 7.x sizes a rebalance or spanning store for its own write path (mas_prealloc_calc),
-        # which needs fewer nodes than 6.12's that this port runs: take the extra nodes from
-        # the sheaf (no check either way; only the node count differs)
+        # sheaves with the big-node write path (not a tree the port has read: runconfig says
+        # so): 7.x sizes a rebalance or spanning store for its own write path
+        # (mas_prealloc_calc), which can need fewer nodes than 6.12's: take the extra nodes
+        # from the sheaf (no check either way; only the node count differs)
         mas.tree._log_sheaf(1)
         pool.avail += 1
     pool.avail -= 1
