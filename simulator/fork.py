@@ -25,7 +25,9 @@ vma_needs_copy() (anon_vma, VM_PFNMAP or VM_MIXEDMAP) and the parent has the tab
 in mm/mmap.c; no vma_lock (vm_refcnt is inside vm_area_struct); anon_vma_fork() allocates the
 anon_vma and its chain before anon_vma_clone(), all GFP_KERNEL; maple nodes beyond one come
 from slab sheaves (no check); every cache's first allocation after the guest's shrink kmallocs
-an empty sheaf (a check); a failed fork is torn down inside dup_mmap() (no XA_ZERO_ENTRY).
+an empty sheaf (a check), and so does the first maple node a store frees with kfree_rcu() (the
+rcu_free sheaf: _Tracer.kfree_rcu_sheaf); the maple tree writes through struct maple_copy
+(simulator.maple_copy); a failed fork is torn down inside dup_mmap() (no XA_ZERO_ENTRY).
 
 fail-nth counts *checks*: should_failslab()/should_fail_alloc_page() calls that reach
 should_fail_ex() (a bulk slab allocation is one check) and pass the stack filter; see
