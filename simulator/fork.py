@@ -25,7 +25,9 @@ vma_needs_copy() (anon_vma, VM_PFNMAP or VM_MIXEDMAP) and the parent has the tab
 in mm/mmap.c; no vma_lock (vm_refcnt is inside vm_area_struct); anon_vma_fork() allocates the
 anon_vma and its chain before anon_vma_clone(), all GFP_KERNEL; maple nodes beyond one come
 from slab sheaves (no check); every cache's first allocation after the guest's shrink kmallocs
-an empty sheaf (a check); a failed fork is torn down inside dup_mmap() (no XA_ZERO_ENTRY).
+an empty sheaf (a check), and so does the first maple node a store frees with kfree_rcu() (the
+rcu_free sheaf: _Tracer.kfree_rcu_sheaf); the maple tree writes through struct maple_copy
+(simulator.maple_copy); a failed fork is torn down inside dup_mmap() (no XA_ZERO_ENTRY).
 
 fail-nth counts *checks*: should_failslab()/should_fail_alloc_page() calls that reach
 should_fail_ex() (a bulk slab allocation is one check) and pass the stack filter; see
@@ -137,6 +139,9 @@ class KernelConfig:
                    where it needs nodes (6.1); "sheaves": one node is mt_alloc_one(), more
                    come from a slab sheaf (kmem_cache_prefill_sheaf), which failslab never
                    checks (7.x)
+    maple_write:   the maple tree's write path for splits, rebalances and spanning stores
+                   (MapleTree(write=)): "big_node" (struct maple_big_node, 6.1 and 6.12) or
+                   "maple_copy" (struct maple_copy, 7.x: simulator.maple_copy)
     anon_vma_fork: "clone_first": anon_vma_clone() (GFP_NOWAIT chains with a GFP_KERNEL
                    fallback), then the anon_vma and its chain (6.12); "alloc_first": the
                    anon_vma and its chain first, then anon_vma_clone() with GFP_KERNEL
@@ -153,6 +158,7 @@ class KernelConfig:
     vma_lock: str = "cache"
     fork_failure: str = "marker"
     maple_alloc: str = "prealloc"
+    maple_write: str = "big_node"
     # pages of the x86-64 vDSO image (the built kernel's vdso-image-64.c: 6.12's builds 2,
     # 6.1's 1); exec places [vvar] and everything mapped later below it (exec_image.py)
     vdso_pages: int = 2
@@ -262,6 +268,8 @@ def _set_rcu(tree: Any, on: bool) -> None:
 
 
 SHEAF_CACHE = "kmalloc"  # the kmalloc cache alloc_empty_sheaf() allocates a struct slab_sheaf from
+GFP_SHEAF_RCU = "__GFP_NOWARN"  # __kfree_rcu_sheaf() -> alloc_empty_sheaf(): cannot sleep
+MAPLE_SHEAF_CAPACITY = 32  # lib/maple_tree.c maple_tree_init(): .sheaf_capacity = 32
 
 
 class _Tracer:
@@ -271,6 +279,7 @@ class _Tracer:
         self.trace: list[AllocEvent] = []
         self.checks = 0
         self.warm: set[str] = set()  # caches whose per-CPU sheaves hold objects (slab_sheaves)
+        self.rcu_free: int | None = None  # maple_node's rcu_free sheaf: None, or its size
 
     def add(self, site: str, cache: str, gfp: str, kind: str, objects: int, on_fail: str,
             vma: tuple[int, Vma] | None = None, level: str | None = None,
@@ -314,14 +323,46 @@ class _Tracer:
         self.trace.append(e)
         return e
 
+    def kfree_rcu_sheaf(self, nodes: int, vma: tuple[int, Vma] | None) -> None:
+        """7.x kvfree_call_rcu() of `nodes` maple nodes (ma_free_rcu()), one at a time:
+        __kfree_rcu_sheaf() adds each to the CPU's rcu_free sheaf. The guest's shrink right
+        before the fork took that sheaf (pcs_flush_all: rcu_free handed to call_rcu) and the
+        barn's (barn_shrink), and the only spare is the one kmem_cache_prefill_sheaf() took
+        for the store that frees (a split, rebalance or spanning store asks for 3 or more
+        nodes; a child tree out of RCU mode frees nothing else through kfree_rcu). So the
+        first node finds no rcu_free sheaf, no empty spare and no empty barn sheaf and
+        kmallocs one: alloc_empty_sheaf(s, __GFP_NOWARN) in cache kmalloc, a failslab check
+        that cannot sleep (counted even with ignore-gfp-wait). An injected failure is
+        absorbed: the node goes to kfree_rcu's own batches (freed when they drain,
+        KFREE_DRAIN_JIFFIES = 5 s later), and the next node tries again. A sheaf that
+        reaches its capacity (32) goes to call_rcu() and the next node needs a new one. As
+        on the allocation side (empty_sheaf), the trace is the undisturbed fork's: each
+        kmalloc is taken to succeed."""
+        for _ in range(nodes):
+            if self.rcu_free is None:
+                counted = self.config.sheaf_kmalloc_counted and self.settings.counts(
+                    "slab", False, 0)
+                self._event("kfree_rcu_sheaf", SHEAF_CACHE, GFP_SHEAF_RCU, "single", 1, counted,
+                            "absorbed", vma, None, None)
+                self.rcu_free = 0
+            self.rcu_free += 1
+            if self.rcu_free == MAPLE_SHEAF_CAPACITY:
+                self.rcu_free = None
+
     def from_maple(self, records: list, site: str, gfp: str, on_fail: str,
                    vma: tuple[int, Vma] | None = None) -> tuple[int, int]:
         """Turn maple AllocRecords into events; returns (objects allocated, objects freed).
-        "sheaf" records (nodes from a prefilled sheaf, 7.x) become events that are no check."""
+        "sheaf" records (nodes from a prefilled sheaf, 7.x) become events that are no check;
+        "free_rcu" records (7.x kfree_rcu() of nodes) the rcu_free sheaf's kmallocs
+        (kfree_rcu_sheaf) under slab_sheaves."""
         got = freed = 0
         for r in records:
             if r.kind == "free":
                 freed += r.count
+                continue
+            if r.kind == "free_rcu":
+                if self.config.slab_sheaves:
+                    self.kfree_rcu_sheaf(r.count, vma)
                 continue
             self.add(site, "maple_node", gfp, r.kind, r.count,
                      "none" if r.kind == "sheaf" else on_fail, vma,
@@ -364,13 +405,14 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
         got, _ = tr.from_maple(recs, "__mt_dup", GFP_KERNEL, "fatal")
         ops["nodes_allocated"] += got
         ops["nodes_copied"] = getattr(parent.tree, "node_count", got)
-        ops["alloc_calls"] += sum(1 for r in recs if r.kind != "free")
+        ops["alloc_calls"] += sum(1 for r in recs if r.kind not in ("free", "free_rcu"))
         ops["nodes_from_sheaf"] += sum(r.count for r in recs if r.kind == "sheaf")
         _set_rcu(child_tree, False)
     else:
         # mm_init() gives the new tree MT_FLAGS_USE_RCU; the patch calls mas_expected_entries()
         # before mt_clear_in_rcu(), which does not change what it allocates.
-        child_tree = (tree_factory or partial(type(parent.tree), alloc=config.maple_alloc))()
+        child_tree = (tree_factory or partial(type(parent.tree), alloc=config.maple_alloc,
+                                                    write=config.maple_write))()
         _set_rcu(child_tree, False)
         child_tree.expected_entries(parent.map_count)
         tree_ops = [("tree", "norcu"), ("expect", parent.map_count)]
@@ -630,6 +672,9 @@ def _absorbed_reason(site: str) -> str:
     if site == "alloc_empty_sheaf":
         return ("kmalloc of an empty sheaf failed: alloc_from_pcs() gave up and "
                 "__slab_alloc_node() allocated the object from the slab")
+    if site == "kfree_rcu_sheaf":
+        return ("kmalloc of an empty rcu_free sheaf failed: __kfree_rcu_sheaf() gave up and "
+                "kvfree_call_rcu() queued the maple node in kfree_rcu's batches")
     return ("GFP_NOWAIT failed, the GFP_KERNEL retry succeeded "
             + ("(anon_vma_clone)" if site == "anon_vma_clone" else "(mas_store_gfp -> mas_nomem)"))
 
@@ -660,6 +705,11 @@ def outcome(res: ForkResult, k: int) -> dict:
                    frees={}, child_vmas_released=0, allocated=slab_objects(res.trace),
                    allocated_in_bulk=slab_objects(res.trace, ("bulk",)),
                    reason=_absorbed_reason(e.site))
+        if e.site == "kfree_rcu_sheaf":
+            # freed when kfree_rcu's batches drain (KFREE_DRAIN_JIFFIES, 5 s after the
+            # kfree_rcu, then a grace period): still in use after the sweep's per-k leak wait
+            out["pending"] = {"maple_node": 1}
+            out["pending_until"] = "kfree_rcu batch drain (KFREE_DRAIN_JIFFIES = 5 s)"
         return out
     out.update(fork="ENOMEM", errno="ENOMEM", absorbed=False, frees=dict(e.frees))
     parent_n = len(res.parent_vmas)

@@ -1,6 +1,7 @@
 """The maple tree mm uses (MT_FLAGS_ALLOC_RANGE [| MT_FLAGS_USE_RCU]), node for node as Linux
-6.12 lib/maple_tree.c builds it (the algorithms are in simulator.maple_core), with every node
-allocation and free recorded in order.
+6.12 lib/maple_tree.c builds it (the algorithms are in simulator.maple_core; 6.1's allocation
+rules and 7.x's allocation rules and maple_copy write path, simulator.maple_copy, are selected
+per tree), with every node allocation and free recorded in order.
 
     t = MapleTree()                      # empty, RCU mode on (mm's MM_MT_FLAGS)
     t.store_range(0x1000, 0x1fff, vma)   # mas_store_gfp(GFP_KERNEL)
@@ -26,7 +27,10 @@ class AllocRecord(NamedTuple):
     nodes taken from a prefilled slab sheaf: kmem_cache_prefill_sheaf/refill fill it
     without should_failslab and kmem_cache_alloc_from_sheaf() hands them out without it, so
     no check; trees with `sheaves` set, 7.x), "free" (objects the operation freed, summed per
-    operation), "fail_single"/"fail_bulk" (a check that failed).
+    operation), "free_rcu" (7.x, `sheaves` trees: how many of those it handed to kfree_rcu()
+    through ma_free_rcu(), summed per operation and recorded before "free"; the slab's
+    kfree_rcu_sheaf() batches them, see simulator.fork), "fail_single"/"fail_bulk" (a check
+    that failed).
     seq: index of the tree operation that made it. Immutable; a NamedTuple rather than a
     frozen dataclass because two are made per store (cheaper to build, and the cyclic GC
     stops tracking tuples of atoms)."""
@@ -38,19 +42,20 @@ class AllocRecord(NamedTuple):
 
     @property
     def is_check(self) -> bool:
-        return self.kind != "free" and self.kind != "sheaf"
+        return self.kind not in ("free", "sheaf", "free_rcu")
 
 
 # Each record is kept packed in one int (seq << 40 | count << 8 | op << 3 | kind): a list of
 # ints holds no GC-tracked objects, where a list of tuples made the cyclic GC run a
 # generation-0 collection every 700 records (the records were ~90% of the containers a
 # store left alive) and cost ~9 MB at 51k VMAs. count < 2**32 (a node count).
-_KINDS = ("single", "bulk", "free", "fail_single", "fail_bulk", "sheaf")
+_KINDS = ("single", "bulk", "free", "fail_single", "fail_bulk", "sheaf", "free_rcu")
 _KIND_CODE = {k: i for i, k in enumerate(_KINDS)}
 _OPS = ["store", "erase", "replace", "expect", "bstore", "bdestroy", "dup", ""]
 _OP_CODE = {o: i for i, o in enumerate(_OPS)}
 _FREE = _KIND_CODE["free"]
 _SHEAF = _KIND_CODE["sheaf"]
+_FREE_RCU = _KIND_CODE["free_rcu"]
 _STORE_BITS = _OP_CODE["store"] << 3
 _BSTORE_BITS = _OP_CODE["bstore"] << 3
 
@@ -135,14 +140,22 @@ class MapleTree:
     need before writing), "ondemand" (6.1: the write path asks where it needs nodes) or
     "sheaves" (7.x lib/maple_tree.c: mas_alloc_nodes() takes one node with mt_alloc_one() and
     more from a slab sheaf; mas_prealloc_calc() sizes a store by the vacant/sufficient heights
-    its walk found)."""
+    its walk found). `write` is the write path of splits, rebalances and spanning stores (the
+    kernel fact maple_write): "big_node" (6.1 to 6.x: through struct maple_big_node,
+    simulator.maple_core) or "maple_copy" (7.x: struct maple_copy, simulator.maple_copy)."""
 
     ALLOC_MODES = ("prealloc", "ondemand", "sheaves")
+    WRITE_MODES = ("big_node", "maple_copy")
 
-    def __init__(self, rcu: bool = True, alloc: str = "prealloc"):
+    def __init__(self, rcu: bool = True, alloc: str = "prealloc", write: str = "big_node"):
         if alloc not in self.ALLOC_MODES:
             raise ValueError(f"maple node allocation {alloc!r} is not modelled "
                              f"(one of {', '.join(self.ALLOC_MODES)})")
+        if write not in self.WRITE_MODES:
+            raise ValueError(f"maple write path {write!r} is not modelled "
+                             f"(one of {', '.join(self.WRITE_MODES)})")
+        self.write = write
+        self.copy_write = write == "maple_copy"
         self.root: Node | object | None = None
         self.height = 0
         self.rcu = rcu
@@ -152,6 +165,7 @@ class MapleTree:
         self._alog = AllocLog()
         self._recs = self._alog._recs  # the packed records, appended to on the hot paths
         self.op_freed = 0
+        self.op_rcu_freed = 0  # of op_freed, through kfree_rcu() (7.x ma_free_rcu())
         self.seq = 0
         self._opbits = _OP_CODE[""] << 3  # the current operation's name, packed
         self._bulk: MaState | None = None
@@ -200,8 +214,12 @@ class MapleTree:
     def _begin(self, op: str) -> None:
         self._opbits = _op_bits(op)
         self.op_freed = 0
+        self.op_rcu_freed = 0
 
     def _end(self) -> None:
+        if self.op_rcu_freed:
+            self._recs.append(self.seq << 40 | self.op_rcu_freed << 8 | self._opbits | _FREE_RCU)
+            self.op_rcu_freed = 0
         if self.op_freed:
             self._recs.append(self.seq << 40 | self.op_freed << 8 | self._opbits | _FREE)
         self.op_freed = 0
@@ -231,7 +249,11 @@ class MapleTree:
         pool = mas.pool = _new_pool(Pool)  # Pool(self._log) without __init__
         pool.avail = 0
         pool.log = self._log
+        pool.sheaf = False
         C.mas_store_gfp(mas, entry)
+        if self.op_rcu_freed:
+            self._recs.append(self.seq << 40 | self.op_rcu_freed << 8 | _STORE_BITS | _FREE_RCU)
+            self.op_rcu_freed = 0
         if self.op_freed:
             self._recs.append(self.seq << 40 | self.op_freed << 8 | _STORE_BITS | _FREE)
         self.op_freed = 0
@@ -276,6 +298,9 @@ class MapleTree:
         bulk.index = first
         bulk.last = last
         C.mas_store(bulk, entry)
+        if self.op_rcu_freed:  # never on a bulk (6.x) tree; kept with its free count
+            self._recs.append(self.seq << 40 | self.op_rcu_freed << 8 | _BSTORE_BITS | _FREE_RCU)
+            self.op_rcu_freed = 0
         if self.op_freed:
             self._recs.append(self.seq << 40 | self.op_freed << 8 | _BSTORE_BITS | _FREE)
         self.op_freed = 0
@@ -324,7 +349,7 @@ class MapleTree:
         mode for the copy."""
         alloc = self.alloc if sheaves is None else ("sheaves" if sheaves else
                                                     "prealloc" if self.alloc == "sheaves" else self.alloc)
-        new = MapleTree(rcu=self.rcu, alloc=alloc)
+        new = MapleTree(rcu=self.rcu, alloc=alloc, write=self.write)
         sheaves = new.sheaves
         new._begin("dup")
         new._fail_countdown = fail_at_check
@@ -459,9 +484,10 @@ class MapleTree:
         return {"height": self.height, "root": "node", "nodes": nodes}
 
     def log_compact(self, since: int = 0) -> list[list]:
-        """alloc_log[since:] as the oracle prints it: [seq, "s"|"b"|"f"|"xs"|"xb", count]."""
+        """alloc_log[since:] as the oracle prints it: [seq, kind, count], kind "s"|"b"|"f"|"xs"|
+        "xb", and on 7.x trees "h" (sheaf) and "r" (free_rcu)."""
         kinds = {"single": "s", "bulk": "b", "free": "f", "fail_single": "xs", "fail_bulk": "xb",
-                 "sheaf": "h"}
+                 "sheaf": "h", "free_rcu": "r"}
         return [[r.seq, kinds[r.kind], r.count] for r in self.alloc_log[since:]]
 
 

@@ -2,6 +2,9 @@
 allocation-range tree mm uses (leaves maple_leaf_64, internal nodes maple_arange_64).
 
 Function names are the kernel's, so a reader can hold this file next to lib/maple_tree.c.
+7.x trees (tree.copy_write) write splits, rebalances and spanning stores through struct
+maple_copy instead: simulator.maple_copy, dispatched from mas_wr_store_entry(); the rest of this
+file serves both (7.x frees every replaced node with ma_free_rcu(), tree.sheaves).
 Nodes keep the kernel's raw arrays (pivots, slots, gaps, metadata end and gap offset, parent
 and parent slot), because the algorithms read stale and zeroed array cells exactly as C
 does (e.g. ma_data_end() reads the last pivot). Not modelled: dense/range_64 nodes (no
@@ -42,7 +45,8 @@ O_WALK = 10          # nodes visited by write walks (mas_wr_walk: one per level 
 O_SLOT_WRITES = 11   # slots and pivots written in place (append, slot store, exact fit)
 O_NODE_BUILDS = 12   # new nodes built by the write path (node store, split, rebalance, root)
 O_BUILD_SLOTS = 13   # slots written into nodes the write path builds (mas_wr_node_store)
-O_BNODE_SLOTS = 14   # slots copied through maple_big_node (mas_mab_cp + mab_mas_cp)
+O_BNODE_SLOTS = 14   # slots copied through maple_big_node (mas_mab_cp + mab_mas_cp); 7.x:
+                     # slots node_copy() writes (split, rebalance, spanning store)
 O_GAP_UPDATES = 15   # parent gap writes (mas_parent_gap: one per level it writes)
 O_DUP_NODES = 16     # whole nodes copied by __mt_dup (memcpy of a maple_node)
 O_DUP_CHILDREN = 17  # child pointers __mt_dup re-points at the copies (and their parents)
@@ -107,11 +111,15 @@ class Pool:
     """The nodes an ma_state holds (mas->alloc): allocated in one single allocation plus bulk
     chunks of at most 30, handed out by mas_pop_node, returned by mas_push_node."""
 
-    __slots__ = ("avail", "log")
+    __slots__ = ("avail", "log", "sheaf")
 
     def __init__(self, log):
         self.avail = 0
         self.log = log  # callable(kind, count)
+        # 7.x: the nodes are in a prefilled slab sheaf (mas->sheaf), not mt_alloc_one()'s
+        # mas->alloc; what a sheaf still holds at mas_destroy() goes back with
+        # kmem_cache_return_sheaf() and is not freed by the tree
+        self.sheaf = False
 
 
 class BigNode:
@@ -375,11 +383,12 @@ def new_node(leaf: bool) -> Node:
 def mas_pop_node(mas: MaState, leaf: bool) -> Node:
     pool = mas.pool
     if pool.avail <= 0:
-        if not getattr(mas.tree, "sheaves", False):
+        if not mas.tree.sheaves or mas.tree.copy_write:
             raise AssertionError("maple: ran out of preallocated nodes")
-        # 7.x sizes a rebalance or spanning store for its own write path (mas_prealloc_calc),
-        # which needs fewer nodes than 6.12's that this port runs: take the extra nodes from
-        # the sheaf (no check either way; only the node count differs)
+        # sheaves with the big-node write path (not a tree the port has read: runconfig says
+        # so): 7.x sizes a rebalance or spanning store for its own write path
+        # (mas_prealloc_calc), which can need fewer nodes than 6.12's: take the extra nodes
+        # from the sheaf (no check either way; only the node count differs)
         mas.tree._log_sheaf(1)
         pool.avail += 1
     pool.avail -= 1
@@ -388,8 +397,10 @@ def mas_pop_node(mas: MaState, leaf: bool) -> Node:
 
 def mas_free(mas: MaState, node: Node) -> None:
     t = mas.tree
-    if t.rcu:
+    if t.rcu or t.sheaves:  # 7.x (sheaves): ma_free_rcu() whatever the tree's mode
         t.op_freed += 1
+        if t.sheaves:
+            t.op_rcu_freed += 1  # 7.x ma_free_rcu() is kfree_rcu()
     else:
         mas.pool.avail += 1  # mas_push_node: freed at mas_destroy
 
@@ -410,11 +421,12 @@ def subtree_nodes(node: Node, mx: int) -> int:
 # ---------------------------------------------------------------- gaps
 
 def mas_leaf_max_gap(mas: MaState) -> int:
-    mn = mas.node
+    return ma_leaf_max_gap(mas.node, mas.min, mas.max)
+
+
+def ma_leaf_max_gap(mn: Node, mas_min: int, mas_max: int) -> int:
     slots = mn.slot
     pivots = mn.piv
-    mas_min = mas.min
-    mas_max = mas.max
     max_gap = 0
     if not slots[0]:
         max_gap = pivots[0] - mas_min + 1
@@ -521,11 +533,12 @@ def mte_set_gap(node: Node, gap: int, val: int) -> None:
 
 # ---------------------------------------------------------------- tree placement
 
-def mas_put_in_tree(mas: MaState, old: Node) -> None:
+def mas_put_in_tree(mas: MaState, old: Node, new_height: int | None = None) -> None:
+    """new_height: 7.x passes the tree's new height (6.12 reads mas->depth)."""
     node = mas.node
     if node.parent is None:  # mte_is_root(mas->node): parent copied from the old root
         mas.tree.root = node
-        mas.tree.height = mas.depth
+        mas.tree.height = mas.depth if new_height is None else new_height
     else:
         node.parent.slot[node.pslot] = node
     mte_set_node_dead(old)
@@ -936,7 +949,7 @@ def mast_set_split_parents(mast: Mast, left, middle, right, split: int, mid_spli
     slot = mas_set_split_parent(mast.r, lft, r, slot, split)
 
 
-def mas_topiary_replace(mas: MaState, old: Node) -> None:
+def mas_topiary_replace(mas: MaState, old: Node, new_height: int | None = None) -> None:
     """mas_topiary_replace(). The kernel walks both trees with three ma_states per level
     (mas_find_child / mas_adopt_children); here a level is a list of (node, min, max) of the
     active states, in the same order, with the same limit of three per level. The new tree's
@@ -944,7 +957,7 @@ def mas_topiary_replace(mas: MaState, old: Node) -> None:
     tree's need the limits mas_descend() gives, for the whole-subtree test against
     [mas.index, mas.last] (the index/last every copied state carries)."""
     tree = mas.tree
-    mas_put_in_tree(mas, old)
+    mas_put_in_tree(mas, old, new_height)
     active = mas.status != ST_NONE
     # new tree: find up to three new children per level, adopt every child
     level = [mas.node] if active else []
@@ -992,21 +1005,25 @@ def mas_topiary_replace(mas: MaState, old: Node) -> None:
                             break
         if not ofound:
             break
-        _topiary_free(mas, olevel, tree.rcu)
+        _topiary_free(mas, olevel, tree.rcu or tree.sheaves)
         olevel = ofound
         if ofound[0][0].leaf:
             break
-    _topiary_free(mas, olevel, tree.rcu)
+    _topiary_free(mas, olevel, tree.rcu or tree.sheaves)
     for node, mx in subtrees:  # mas_mat_destroy: whole subtrees freed
         tree.op_freed += subtree_nodes_dead(node, mx)
 
 
 def _topiary_free(mas: MaState, level, in_rcu: bool) -> None:
-    """mas_topiary_node() of each active state of a level (mas_free() of each node)."""
+    """mas_topiary_node() of each active state of a level (mas_free() of each node; 7.x
+    always ma_free_rcu(), `in_rcu` True)."""
     for node, _, _ in level:
         node.parent = DEAD
     if in_rcu:
-        mas.tree.op_freed += len(level)
+        t = mas.tree
+        t.op_freed += len(level)
+        if t.sheaves:
+            t.op_rcu_freed += len(level)  # 7.x ma_free_rcu() is kfree_rcu()
     else:
         mas.pool.avail += len(level)  # mas_push_node() each
 
@@ -1766,7 +1783,10 @@ def mas_wr_node_store(wr: WrState, new_end: int) -> None:
         else:
             parent.slot[newnode.pslot] = newnode
         old.parent = DEAD
-        mas.tree.op_freed += 1
+        tree = mas.tree
+        tree.op_freed += 1
+        if tree.sheaves:
+            tree.op_rcu_freed += 1  # 7.x ma_free_rcu() is kfree_rcu()
     else:
         old.piv = newnode.piv
         old.slot = newnode.slot
@@ -1902,7 +1922,13 @@ def mas_wr_store_entry(wr: WrState) -> None:
     if st == WR_NODE_STORE:
         mas_wr_node_store(wr, wr.new_end)
     elif st == WR_SPLIT or st == WR_REBALANCE:
-        mas_wr_bnode(wr)
+        if mas.tree.copy_write:  # 7.x: struct maple_copy (simulator.maple_copy)
+            if st == WR_SPLIT:
+                _MC.mas_wr_split(wr)
+            else:
+                _MC.mas_wr_rebalance(wr)
+        else:
+            mas_wr_bnode(wr)
     elif st == WR_APPEND:
         mas_wr_append(wr, wr.new_end)
     elif st == WR_SLOT_STORE:
@@ -1913,7 +1939,10 @@ def mas_wr_store_entry(wr: WrState) -> None:
         if (wr.entry is not None) ^ (wr.content is not None):
             mas_update_gap(mas)
     elif st == WR_SPANNING:
-        mas_wr_spanning_store(wr)
+        if mas.tree.copy_write:
+            _MC.mas_wr_spanning_store(wr)
+        else:
+            mas_wr_spanning_store(wr)
     elif st == WR_NEW_ROOT:
         mas_new_root(mas, wr.entry)
     elif st == WR_STORE_ROOT:
@@ -1981,7 +2010,7 @@ def mas_prealloc_calc(mas: MaState, entry) -> int:
     if st == WR_APPEND or st == WR_EXACT_FIT or st == WR_SLOT_STORE:
         return 0
     h = mas.tree.height
-    if getattr(mas.tree, "sheaves", False):
+    if mas.tree.sheaves:
         return _prealloc_calc_7x(mas, st, h)
     if st == WR_SPLIT:
         return h * 2 + 1
@@ -2189,9 +2218,18 @@ def mas_destroy(mas: MaState) -> None:
             mas_destroy_rebalance(mas, end)
         mas.flags &= ~F_REBALANCE
     mas.flags &= ~(F_BULK | F_PREALLOC)
-    if mas.pool.avail:
-        mas.tree.op_freed += mas.pool.avail
-        mas.pool.avail = 0
+    mas_empty_nodes(mas)
+
+
+def mas_empty_nodes(mas: MaState) -> None:
+    """Free the nodes the ma_state still holds (6.12 mas_destroy(): all freed; 7.x
+    mas_empty_nodes(): a sheaf is returned, an mt_alloc_one() node kfree()d)."""
+    pool = mas.pool
+    if pool.avail:
+        if not pool.sheaf:
+            mas.tree.op_freed += pool.avail
+        pool.avail = 0
+        pool.sheaf = False
 
 
 def mas_store_gfp(mas: MaState, entry) -> None:
@@ -2211,10 +2249,11 @@ def mas_store_gfp(mas: MaState, entry) -> None:
         if request == 1 and not pool.avail:
             pool.log("single", 1)
             pool.avail = 1
-        elif getattr(mas.tree, "sheaves", False) and not pool.avail:
+        elif mas.tree.sheaves and not pool.avail:
             # 7.x mas_alloc_nodes(): more than one node -> kmem_cache_prefill_sheaf()
             mas.tree._log_sheaf(request)
             pool.avail = request
+            pool.sheaf = True
         else:
             mas_node_count(mas, request)
     mas_wr_store_entry(wr)
@@ -2225,8 +2264,10 @@ def mas_store_gfp(mas: MaState, entry) -> None:
         mas.flags &= ~(F_BULK | F_PREALLOC)
         pool = mas.pool
         if pool.avail:
-            mas.tree.op_freed += pool.avail
+            if not pool.sheaf:
+                mas.tree.op_freed += pool.avail
             pool.avail = 0
+            pool.sheaf = False
 
 
 def mas_store(mas: MaState, entry):
@@ -2273,3 +2314,8 @@ def mas_erase(mas: MaState):
     mas_reset(mas)
     mas_store_gfp(mas, None)
     return entry
+
+
+# the 7.x write path (maple_copy) dispatched from mas_wr_store_entry(); imported last because
+# it is built on this module's helpers
+from . import maple_copy as _MC  # noqa: E402

@@ -63,16 +63,17 @@ def format_ops(ops: list[tuple]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replay(ops: list[tuple], alloc: str = "prealloc") -> tuple[list[str], MapleTree]:
-    """Apply `ops` to trees whose node allocation is `alloc` (MapleTree); return the JSON
-    lines the oracle would print and the final tree."""
-    t = MapleTree(rcu=True, alloc=alloc)
+def replay(ops: list[tuple], alloc: str = "prealloc",
+           write: str = "big_node") -> tuple[list[str], MapleTree]:
+    """Apply `ops` to trees whose node allocation is `alloc` and write path `write`
+    (MapleTree); return the JSON lines the oracle would print and the final tree."""
+    t = MapleTree(rcu=True, alloc=alloc, write=write)
     out: list[str] = []
     mark = 0
     for op in ops:
         cmd = op[0]
         if cmd == "tree":
-            t = MapleTree(rcu=op[1] == "rcu", alloc=alloc)
+            t = MapleTree(rcu=op[1] == "rcu", alloc=alloc, write=write)
             mark = 0
         elif cmd == "store":
             t.store_range(op[1], op[2], op[3])

@@ -96,7 +96,8 @@ def records(scenario: Scenario, variant: str, *, program: str = "mapsprobe",
         params = replace(params, vclock=True)
     if parent is None:
         parent = build_parent(scenario, program, total, elf, params,
-                              tree_factory or partial(MapleTree, alloc=config.maple_alloc))
+                              tree_factory or partial(MapleTree, alloc=config.maple_alloc,
+                                                     write=config.maple_write))
     parent.proc_heap_inclusive = config.proc_heap == "inclusive"  # how maps renders [heap]
     res = dup_mmap(parent, variant, settings, config, replace_entries=replace_entries)
     return [r | {"kernel_config": config.record()}

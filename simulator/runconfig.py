@@ -183,14 +183,13 @@ def tree_notice(facts: dict | None) -> str | None:
 
 
 def partial_model(facts: dict | None) -> list[str]:
-    """What of a modelled tree the simulator follows only in part (one line each), e.g. 7.x's
-    maple tree: its node requests and sheaves are modelled, its rewritten write path is not, so
-    a scenario whose stores split or rebalance nodes can mismatch (`forkdiff oracle check`
-    shows where the port and the tree's lib/maple_tree.c differ)."""
+    """What of a modelled tree the simulator follows only in part (one line each): the maple
+    tree rules of maple_model() it lacks (`forkdiff oracle check` shows where the port and the
+    tree's lib/maple_tree.c differ). [] for 6.1, 6.12 and 7.2."""
     if tree_problems(facts):
         return []  # not modelled at all: tree_notice() says so
     return [f"{nm.what.removeprefix('kernel_facts.')}={nm.value}: {nm.why}"
-            for nm in maple_alloc_model(facts)[1]]
+            for nm in maple_model(facts)[2]]
 
 
 @dataclass(frozen=True)
@@ -281,9 +280,15 @@ VERSION_FIELDS: dict[str, tuple[str, str, str]] = {
     # fact: (6.12 and older, 7.2 and newer, where it is read)
     "anon_vma_fork": ("clone_first", "alloc_first", "mm/rmap.c anon_vma_fork()"),
     "slab_sheaves": (False, True, "mm/slub.c: per-CPU sheaves for every cache"),
+    "maple_write": ("big_node", "maple_copy",
+                    "lib/maple_tree.c: splits, rebalances and spanning stores through struct "
+                    "maple_big_node or struct maple_copy"),
 }
 VERSION_FIELD_VALUES = {"anon_vma_fork": ("clone_first", "alloc_first"),
-                        "slab_sheaves": (False, True)}
+                        "slab_sheaves": (False, True),
+                        "maple_write": ("big_node", "maple_copy")}
+# The maple tree rules the port has read, as (maple_alloc, maple_write): 6.1, 6.12, 7.2.
+MAPLE_RULES = {("ondemand", "big_node"), ("prealloc", "big_node"), ("sheaves", "maple_copy")}
 
 
 def facts_model(facts: dict | None) -> tuple[dict, list[NotModelled]]:
@@ -321,26 +326,30 @@ def facts_model(facts: dict | None) -> tuple[dict, list[NotModelled]]:
                                "maple nodes from sheaves while other caches have none "
                                "(6.18 to 6.19) is not modelled", "run a 6.12 or a 7.2 tree",
                                "prealloc, or sheaves with every cache on sheaves"))
+    alloc, write = fields.get("maple_alloc"), fields.get("maple_write")
+    if alloc and write and (alloc, write) not in MAPLE_RULES:
+        bad.append(NotModelled("kernel_facts.maple_write", write,
+                               f"maple_alloc={alloc} with maple_write={write} (a tree between "
+                               "6.12 and 7.2) was never read: the port knows ondemand and "
+                               "prealloc with big_node (6.1, 6.12), sheaves with maple_copy (7.2)",
+                               "run a 6.1, 6.12 or 7.2 tree",
+                               " or ".join(f"{a}+{w}" for a, w in sorted(MAPLE_RULES))))
     return fields, bad
 
 
-def maple_alloc_model(facts: dict | None) -> tuple[str, list[NotModelled]]:
-    """The maple tree allocation rules for a tree with these facts (None: the default tree,
-    6.12's rules), and what is not modelled (the oracle check names them)."""
+def maple_model(facts: dict | None) -> tuple[str, str, list[NotModelled]]:
+    """The maple tree rules for a tree with these facts (None: the default tree, 6.12's):
+    MapleTree's `alloc` and `write`, and what is not modelled (the oracle check names them).
+    A record without maple_write gets its version's (facts_model: VERSION_FIELDS)."""
     value = (facts or {}).get("maple_alloc", "prealloc")
     table = FACT_FIELDS["maple_alloc"][1]
-    if value == "sheaves":
-        # what the suites compare follows the allocation rules (docs/predictions.md); the
-        # node layout, which the oracle compares, does not
-        return table[value], [NotModelled(
-            "kernel_facts.maple_alloc", "sheaves",
-            "7.x's node requests and sheaves are modelled, but 7.x rewrote the write path "
-            "(struct maple_copy: splits, rebalances, spanning stores) and the Python tree keeps "
-            "6.12's, so node layouts differ after a split", "compare node layouts only on 6.1 "
-            "and 6.12", "prealloc or ondemand")]
+    fields, bad = facts_model(facts)
+    write = fields.get("maple_write", "big_node")
+    problems = [nm for nm in bad if nm.what in ("kernel_facts.maple_write",
+                                                "kernel_facts.maple_alloc")]
     if value in table:
-        return table[value], []
-    return "prealloc", [NotModelled(
+        return table[value], write, problems
+    return "prealloc", write, problems + [NotModelled(
         "kernel_facts.maple_alloc", str(value),
         "the tree's lib/maple_tree.c allocates nodes in a way none of the Python port's rules "
         "matches", "compare only trees whose maple_alloc is " + " or ".join(table),

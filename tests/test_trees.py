@@ -22,11 +22,14 @@ from simulator import runconfig
 SPECS = {"6.1": "debian:bookworm:linux-source-6.1", "6.12": None, "7.2": "debian:sid:linux-source-7.2"}
 EXPECTED = {
     "6.1": {"dup_mmap_file": "kernel/fork.c", "dup_mmap_model": "baseline", "fork_failure": "copies",
-            "vma_lock": "none", "maple_alloc": "ondemand", "vdso_vclock": False},
+            "vma_lock": "none", "maple_alloc": "ondemand", "vdso_vclock": False,
+            "maple_write": "big_node"},
     "6.12": {"dup_mmap_file": "kernel/fork.c", "dup_mmap_model": "patched", "fork_failure": "marker",
-             "vma_lock": "cache", "maple_alloc": "prealloc", "vdso_vclock": False},
+             "vma_lock": "cache", "maple_alloc": "prealloc", "vdso_vclock": False,
+             "maple_write": "big_node"},
     "7.2": {"dup_mmap_file": "mm/mmap.c", "dup_mmap_model": "patched", "fork_failure": "teardown",
-            "vma_lock": "embedded", "maple_alloc": "sheaves", "vdso_vclock": True},
+            "vma_lock": "embedded", "maple_alloc": "sheaves", "vdso_vclock": True,
+            "maple_write": "maple_copy"},
 }
 
 
@@ -42,11 +45,9 @@ def test_facts_of_the_real_trees(trees, name):
     assert facts["version"].startswith(name + ".") and facts["version"] == tree.version
     assert facts["version_tuple"][:2] == [int(x) for x in name.split(".")]
     assert {k: facts[k] for k in EXPECTED[name]} == EXPECTED[name]
-    # the simulator models all three trees; only 7.2's maple tree is followed in part (its
-    # write path), which the run says in one line
+    # the simulator models all three trees whole (7.2's maple_copy write path included)
     assert runconfig.tree_problems(facts) == []
-    partly = runconfig.partial_model(facts)
-    assert (len(partly) == 1 and partly[0].startswith("maple_alloc=sheaves")) is (name == "7.2")
+    assert runconfig.partial_model(facts) == []
 
 
 def test_fetched_trees_are_read_only_and_named_by_package_version(trees):

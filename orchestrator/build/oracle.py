@@ -63,7 +63,10 @@ def harness_of(root: Path) -> Harness:
     if not maple.is_file():
         raise ForkdiffError(f"{maple} is missing: cannot build the maple tree oracle",
                             "use a full kernel source tree (KERNEL_TREE=...)")
-    feats = features_of(maple.read_text(errors="replace"))
+    text = maple.read_text(errors="replace")
+    feats = features_of(text)
+    if "kmem_cache_prefill_sheaf(" in text:  # 7.x: nodes from slab sheaves (see the driver)
+        feats += ("FD_HAVE_SHEAVES",)
     arch = [tools / "arch/x86/include"] if (tools / "arch/x86/include").is_dir() else []
     if (testing / "shared/linux.c").is_file():
         header = testing / "shared/maple-shared.h"

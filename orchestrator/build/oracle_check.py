@@ -4,7 +4,7 @@ Builds the oracle for the tree (orchestrator/build/oracle.py), then replays oper
 sides: the committed lists of tests/oracle/regressions and seeded mm-shaped random lists
 (simulator/maple_gen.py), and compares every dump line (nodes, pivots, slots, gaps and the
 allocation log). The Python side runs with the allocation rules the tree's facts select
-(simulator/runconfig.py maple_alloc_model); a tree whose rules the port does not model is said
+(simulator/runconfig.py maple_model: allocation rules and write path); a tree whose rules the port does not model is said
 to be so, and the comparison still runs, so the user sees how far apart they are. A list that
 needs an operation the tree's maple_tree.c lacks (__mt_dup before 6.8, mas_expected_entries
 after 6.12) is skipped with the reason. Any divergence, or rules not modelled, is a non-zero
@@ -69,7 +69,7 @@ def first_difference(oracle_line: str, python_line: str) -> str:
 
 
 def compare_list(name: str, ops: list[tuple], tree: KernelTree, alloc: str,
-                 unsupported: set[str]) -> ListResult:
+                 unsupported: set[str], write: str = "big_node") -> ListResult:
     from simulator.maple_ops import format_ops, replay
 
     res = ListResult(name)
@@ -79,7 +79,7 @@ def compare_list(name: str, ops: list[tuple], tree: KernelTree, alloc: str,
                        "(its dup_mmap() never does either)")
         return res
     oracle = run_oracle_raw(format_ops(ops), tree).splitlines()
-    python, _ = replay(ops, alloc)
+    python, _ = replay(ops, alloc, write)
     res.lines = min(len(oracle), len(python))
     if len(oracle) != len(python):
         res.difference = f"{len(oracle)} oracle lines, {len(python)} python lines"
@@ -97,11 +97,11 @@ def check(tree: KernelTree, facts: dict, seed: int = 1, count: int = 40,
     import sys
 
     from simulator.maple_ops import format_ops
-    from simulator.runconfig import maple_alloc_model
+    from simulator.runconfig import maple_model
 
     out = out or sys.stdout
     h = harness_of(tree.path)
-    alloc, problems = maple_alloc_model(facts)
+    alloc, write, problems = maple_model(facts)
     unsupported = missing_ops(h.features)
     print(f"tree {tree.path} (version {facts.get('version', tree.version)}): harness layout "
           f"{h.layout}, maple_tree.c offers {', '.join(h.features) or 'neither __mt_dup nor mas_expected_entries'}",
@@ -110,12 +110,13 @@ def check(tree: KernelTree, facts: dict, seed: int = 1, count: int = 40,
         print(f"NOT MODELLED: {p.message()}. The Python port is compared with its "
               f"'{alloc}' rules anyway; do not trust the other verdicts on this tree.", file=out)
     if not problems:
-        print(f"maple_alloc={facts.get('maple_alloc', 'prealloc')}: the Python port runs with "
-              f"its '{alloc}' rules", file=out)
+        print(f"maple_alloc={facts.get('maple_alloc', 'prealloc')}, maple_write={write}: the "
+              f"Python port runs with its '{alloc}' allocation rules and '{write}' write path",
+              file=out)
     results = []
     first_bad = None
     for name, ops in op_lists(seed, count, unsupported):
-        r = compare_list(name, ops, tree, alloc, unsupported)
+        r = compare_list(name, ops, tree, alloc, unsupported, write)
         results.append(r)
         if r.skipped:
             print(f"  {name}: skipped: {r.skipped}", file=out)

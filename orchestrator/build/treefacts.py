@@ -20,6 +20,9 @@ none of the known shapes):
                             and mas_store() may allocate; "prealloc": mas_preallocate() computes
                             the store's exact need; "sheaves": nodes come from slab sheaves
                             (kmem_cache_prefill_sheaf)
+    maple_write             how lib/maple_tree.c writes splits, rebalances and spanning stores:
+                            "big_node" through struct maple_big_node (6.1 to 6.x), "maple_copy"
+                            through struct maple_copy (7.x)
     vdso_vclock             the x86 vDSO has a separate [vvar_vclock] mapping
     slub_bulk_stats         SLUB_STATS count every object a bulk allocation takes from the CPU
                             free list (ALLOC_FASTPATH in the bulk allocator, as in 6.12); false
@@ -52,7 +55,7 @@ from ..errors import ForkdiffError
 
 FACT_KEYS = ("version", "version_tuple", "dup_mmap_file", "dup_mmap_model", "fork_failure",
              "vma_lock", "maple_alloc", "vdso_vclock", "slub_bulk_stats", "slub_debug_single",
-             "proc_heap", "anon_vma_fork", "slab_sheaves")
+             "proc_heap", "anon_vma_fork", "slab_sheaves", "maple_write")
 # Where dup_mmap() has lived; any other file that defines it is found by the search below.
 DUP_MMAP_USUAL = ("kernel/fork.c", "mm/mmap.c")
 SEARCH_DIRS = ("kernel", "mm")
@@ -198,6 +201,16 @@ def maple_alloc_of(maple_tree_c: str) -> str:
     return "unknown"
 
 
+def maple_write_of(maple_tree_c: str) -> str:
+    """From lib/maple_tree.c: which struct its splits, rebalances and spanning stores copy the
+    data through."""
+    if re.search(r"\bstruct maple_copy\b", maple_tree_c):
+        return "maple_copy"
+    if re.search(r"\bstruct maple_big_node\b", maple_tree_c):
+        return "big_node"
+    return "unknown"
+
+
 def vdso_vclock_of(tree: Path) -> bool:
     """A "[vvar_vclock]" special mapping in the x86 vDSO set-up."""
     folder = tree / "arch/x86/entry/vdso"
@@ -283,6 +296,7 @@ def detect(tree_path: str | Path) -> dict:
     version = makefile_version(tree)
     rel, body = find_dup_mmap(tree)
     model = model_of_body(body, f"dup_mmap() in {tree / rel}")
+    maple = _read(tree, "lib/maple_tree.c")
     return {
         "version": version,
         "version_tuple": list(version_tuple(version)),
@@ -290,7 +304,8 @@ def detect(tree_path: str | Path) -> dict:
         "dup_mmap_model": model,
         "fork_failure": fork_failure_of_body(body, model),
         "vma_lock": vma_lock_of(_read(tree, "include/linux/mm_types.h")),
-        "maple_alloc": maple_alloc_of(_read(tree, "lib/maple_tree.c")),
+        "maple_alloc": maple_alloc_of(maple),
+        "maple_write": maple_write_of(maple),
         "vdso_vclock": vdso_vclock_of(tree),
         "slub_bulk_stats": slub_bulk_stats_of(_read(tree, "mm/slub.c")),
         "slub_debug_single": slub_debug_single_of(_read(tree, "mm/slub.c")),

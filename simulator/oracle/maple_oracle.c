@@ -28,7 +28,8 @@
  *   [,"g":[..],"mg":M]}; "piv" holds pivots[0..min(end, npivots-1)], "s" the
  *   slots 0..end (null, an integer value, or "n" for a child).
  * log kinds: "s" single allocation, "b" bulk allocation (n objects), "xs"/"xb"
- *   a failed single/bulk allocation check, "f" objects freed by the operation.
+ *   a failed single/bulk allocation check, "f" objects freed by the operation; "h" and
+ *   "r" on sheaf trees (FD_HAVE_SHEAVES below).
  * Other lines: {"dup":0|-12} after dup.
  *
  * Trees differ in what their lib/maple_tree.c offers; the build (orchestrator/oracle.py)
@@ -38,6 +39,14 @@
  *   -DFD_DEFINE_MAPLE_RCU_CB  the harness's maple-shared.h declares maple_rcu_cb() (7.x).
  *   -DFD_HAVE_EXPECTED_ENTRIES  the tree has mas_expected_entries() (up to 6.12); without
  *                      it 'expect', 'bstore' and 'bdestroy' are refused the same way.
+ *   -DFD_HAVE_SHEAVES  the tree's maple_tree.c takes nodes from slab sheaves (7.x): the log
+ *                      gains "h" (n nodes put in a sheaf by kmem_cache_prefill_sheaf() or
+ *                      kmem_cache_refill_sheaf(): no failslab check), and a kfree() of a maple
+ *                      node (a leftover mt_alloc_one() node, the last node of a destroy walk)
+ *                      counts as freed like kmem_cache_free() does. Nodes a returned sheaf
+ *                      still holds are not freed by the tree (kmem_cache_return_sheaf()).
+ *                      "r" counts the nodes the operation handed to kfree_rcu() (the
+ *                      harness's call_rcu(maple_rcu_cb)), logged at its end before "f".
  */
 #include "maple-shared.h"	/* the tree's, or ours for trees without tools/testing/shared */
 #include <linux/maple_tree.h>
@@ -58,6 +67,7 @@ _Static_assert(MAPLE_RANGE64_SLOTS == 16 && MAPLE_ARANGE64_SLOTS == 10, "64-bit 
 static long cur_op;
 static long fail_countdown;	/* > 0: the fail_countdown-th check from now fails */
 static unsigned long freed_in_op;
+static unsigned long rcu_in_op;	/* FD_HAVE_SHEAVES: nodes handed to kfree_rcu() */
 static char *logbuf;
 static size_t loglen, logcap;
 
@@ -121,6 +131,35 @@ static void oracle_free_bulk(struct kmem_cache *c, size_t n, void **list)
 	kmem_cache_free_bulk(c, n, list);
 }
 
+#ifdef FD_HAVE_SHEAVES
+static struct slab_sheaf *oracle_prefill_sheaf(struct kmem_cache *c, gfp_t gfp, unsigned int n)
+{
+	struct slab_sheaf *sheaf = kmem_cache_prefill_sheaf(c, gfp, n);
+
+	if (sheaf)
+		log_event("h", n);
+	return sheaf;
+}
+
+static int oracle_refill_sheaf(struct kmem_cache *c, gfp_t gfp, struct slab_sheaf **sheafp,
+			       unsigned int n)
+{
+	unsigned int before = (*sheafp)->size;
+	int ret = kmem_cache_refill_sheaf(c, gfp, sheafp, n);
+
+	if (!ret && n > before)
+		log_event("h", n - before);
+	return ret;
+}
+
+static void oracle_kfree(void *p)
+{
+	if (p)
+		freed_in_op++;
+	kfree(p);
+}
+#endif
+
 /* RCU callbacks run at the end of the operation (a grace period per operation). */
 struct pending_cb { struct rcu_head *head; void (*fn)(struct rcu_head *); };
 static struct pending_cb *pending;
@@ -128,6 +167,10 @@ static size_t npending, cappending;
 
 static void oracle_call_rcu(struct rcu_head *head, void (*fn)(struct rcu_head *))
 {
+#ifdef FD_HAVE_SHEAVES
+	if (fn == maple_rcu_cb)
+		rcu_in_op++;
+#endif
 	if (npending == cappending) {
 		cappending = cappending ? cappending * 2 : 1024;
 		pending = realloc(pending, cappending * sizeof(*pending));
@@ -157,6 +200,11 @@ static void run_pending(void)
 #define kmem_cache_free_bulk(c, n, l)	oracle_free_bulk(c, n, l)
 #undef call_rcu
 #define call_rcu(h, f)			oracle_call_rcu(h, f)
+#ifdef FD_HAVE_SHEAVES
+#define kmem_cache_prefill_sheaf(c, g, n) oracle_prefill_sheaf(c, g, n)
+#define kmem_cache_refill_sheaf(c, g, s, n) oracle_refill_sheaf(c, g, s, n)
+#define kfree(p)			oracle_kfree(p)
+#endif
 
 /* some stable trees' maple_tree.c uses fallthrough, which their tools/include lacks */
 #ifndef fallthrough
@@ -179,6 +227,11 @@ void maple_rcu_cb(struct rcu_head *head)
 #undef kmem_cache_free
 #undef kmem_cache_free_bulk
 #undef call_rcu
+#ifdef FD_HAVE_SHEAVES
+#undef kmem_cache_prefill_sheaf
+#undef kmem_cache_refill_sheaf
+#undef kfree
+#endif
 
 /* ---- dump ---- */
 static FILE *out;
@@ -270,6 +323,9 @@ static void *parse_entry(const char *s)
 static void end_op(void)
 {
 	run_pending();
+	if (rcu_in_op)
+		log_event("r", rcu_in_op);
+	rcu_in_op = 0;
 	if (freed_in_op)
 		log_event("f", freed_in_op);
 	freed_in_op = 0;
@@ -308,6 +364,7 @@ int main(int argc, char **argv)
 			mt_init_flags(mt, base_flags | (strcmp(a, "norcu") ? MT_FLAGS_USE_RCU : 0));
 			loglen = 0;
 			freed_in_op = 0;
+			rcu_in_op = 0;
 			cur_op = 0;
 			continue;
 		} else if (!strcmp(cmd, "dump")) {
@@ -385,6 +442,7 @@ int main(int argc, char **argv)
 				mtree_destroy(mt);
 				run_pending();
 				freed_in_op = 0;
+				rcu_in_op = 0;
 				tmp = mt;
 				mt = spare;
 				spare = tmp;

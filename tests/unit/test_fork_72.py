@@ -28,7 +28,8 @@ CONFIG_72 = runconfig.resolve("faults", None, None, FACTS_72).config
 def _fork(groups, config=CONFIG_72, settings=SUITE):
     sc = from_dict({"name": "t", "groups": groups})
     parent = build_parent(sc, params=ExecParams(vclock=config.vdso_vclock),
-                          tree_factory=lambda: MapleTree(alloc=config.maple_alloc))
+                          tree_factory=lambda: MapleTree(alloc=config.maple_alloc,
+                                                         write=config.maple_write))
     return parent, dup_mmap(parent, "patched", settings, config)
 
 
@@ -37,17 +38,21 @@ def test_the_7_2_facts_select_the_7_2_behaviours_in_runconfig():
     assert (c.fork_failure, c.vma_lock, c.maple_alloc, c.vdso_vclock) == \
         ("teardown", "embedded", "sheaves", True)
     assert c.anon_vma_fork == "alloc_first" and c.slab_sheaves and not c.vma_lock_alloc
+    # FACTS_72 is a record made before maple_write was read: 7.2's lib/maple_tree.c writes
+    # through struct maple_copy, so its version gives maple_copy
+    assert c.maple_write == "maple_copy"
     rm = runconfig.resolve("faults", None, None, FACTS_72)
     assert rm.modelled and not rm.tree_not_modelled
     # the default tree (no facts) is 6.12: every field at its default
     assert runconfig.resolve("faults", None, None).config == KernelConfig()
-    # a tree between 6.12 and 7.2 that does not report anon_vma_fork and slab_sheaves is not
-    # guessed (nor are maple sheaves without sheaves for every cache)
+    # a tree between 6.12 and 7.2 that does not report anon_vma_fork, slab_sheaves and
+    # maple_write is not guessed (nor are maple sheaves without sheaves for every cache)
     mid = runconfig.resolve("faults", None, None, FACTS_72 | {"version": "6.16.1",
                                                                "version_tuple": [6, 16, 1]})
     assert {n.what for n in mid.tree_not_modelled} == {"kernel_facts.anon_vma_fork",
                                                         "kernel_facts.slab_sheaves",
-                                                        "kernel_facts.maple_alloc"}
+                                                        "kernel_facts.maple_alloc",
+                                                        "kernel_facts.maple_write"}
 
 
 def test_no_vma_lock_and_anon_vma_first_per_copied_vma():
@@ -194,3 +199,59 @@ def test_6_12_predictions_do_not_change_with_the_new_fields():
     ev = recs[0]["events"]
     assert not [e for e in ev if e["kind"] == "sheaf" or e["site"] == "alloc_empty_sheaf"]
     assert all(e["gfp"] == GFP_NOWAIT for e in ev if e["site"] == "vma_iter_clear_gfp")
+
+
+# scenarios/mixed-small.yaml's groups
+MIXED_SMALL = [
+    {"count": 8, "pages": 1, "prot": "rw", "kind": "anon", "advice": "none", "touch": "all"},
+    {"count": 4, "pages": 2, "prot": "rw", "kind": "anon", "advice": "none", "touch": "none"},
+    {"count": 3, "pages": 1, "prot": "rw", "kind": "anon", "advice": "dontfork", "touch": "all"},
+    {"count": 3, "pages": 1, "prot": "rw", "kind": "anon", "advice": "wipeonfork", "touch": "all"},
+    {"count": 2, "pages": 1, "prot": "r", "kind": "file", "advice": "none", "touch": "none"},
+    {"count": 2, "pages": 1, "prot": "rw", "kind": "shared-anon", "advice": "none", "touch": "all"}]
+
+
+def test_a_rebalance_frees_through_kfree_rcu_and_kmallocs_an_rcu_free_sheaf():
+    """mixed-small on 7.2: the child's NULL store over the three adjacent VM_DONTCOPY VMAs
+    rebalances the leaf 7.2's split left holding them (simulator.maple_copy, checked against
+    7.2's lib/maple_tree.c by the oracle) and frees the replaced nodes with ma_free_rcu() =
+    kfree_rcu(). The shrink before the fork took the rcu_free sheaf and the barn's, and the
+    store's ma_state holds the spare (kmem_cache_prefill_sheaf), so __kfree_rcu_sheaf() kmallocs
+    an empty sheaf: one check (alloc_empty_sheaf, __GFP_NOWARN: cannot sleep), once, since
+    fewer than 32 nodes are freed. Measured on the 7.2.13 faults kernel (vm-test,
+    docs/predictions.md): a successful fork makes 75 checks, and failing the 61st is absorbed
+    and leaves one maple_node in use after the leak wait (kfree_rcu's own batches drain 5 s
+    later)."""
+    parent, res = _fork(MIXED_SMALL)
+    rcu = [e for e in res.trace if e.site == "kfree_rcu_sheaf"]
+    assert len(rcu) == 1
+    e = rcu[0]
+    assert (e.cache, e.gfp, e.on_fail, e.counted) == ("kmalloc", "__GFP_NOWARN", "absorbed", True)
+    # right after the NULL store that frees (the store's sheaf nodes come first)
+    prev = res.trace[e.seq - 1]
+    assert prev.site == "vma_iter_clear_gfp" and prev.vma_index == e.vma_index
+    assert len(res.counted) == 75 and e.check == 61
+    o = outcome(res, e.check)
+    assert o["fork"] == "success" and o["absorbed"] and o["pending"] == {"maple_node": 1}
+    # the 6.12-shaped tree (big-node write path) made that store a node store: no free
+    old = KernelConfig(**{**CONFIG_72.__dict__, "maple_write": "big_node"})
+    _, res_old = _fork(MIXED_SMALL, config=old)
+    assert not [x for x in res_old.trace if x.site == "kfree_rcu_sheaf"]
+    assert len(res_old.counted) == len(res.counted) - 1
+    # failslab's cache-filter does not count kmalloc: the event stays, uncounted
+    filt = KernelConfig(**{**CONFIG_72.__dict__, "sheaf_kmalloc_counted": False})
+    _, res_f = _fork(MIXED_SMALL, config=filt)
+    assert [x.counted for x in res_f.trace if x.site == "kfree_rcu_sheaf"] == [False]
+
+
+def test_every_32_kfree_rcu_nodes_need_a_new_rcu_free_sheaf():
+    """__kfree_rcu_sheaf(): a sheaf that reaches the maple cache's sheaf_capacity (32,
+    maple_tree_init()) goes to call_rcu() and pcs->rcu_free is NULL again, so the 33rd node
+    kmallocs another one: 1, 33, 65 -> three kmallocs for 70 nodes."""
+    from simulator.fork import _Tracer
+
+    tr = _Tracer(SUITE, CONFIG_72)
+    tr.kfree_rcu_sheaf(20, None)
+    tr.kfree_rcu_sheaf(50, None)
+    assert [e.site for e in tr.trace] == ["kfree_rcu_sheaf"] * 3
+    assert tr.checks == 3

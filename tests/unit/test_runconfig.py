@@ -268,3 +268,36 @@ def test_records_with_different_slab_debug_are_not_predictable():
     mixed = ObservedJob("counts", "baseline", "faults", {"name": "x"}, "forkcount", "",
                         [base | {"slab_debug": one}, base | {"slab_debug": None}])
     assert not mixed.run_model.modelled
+
+
+def test_maple_write_comes_from_the_fact_or_the_records_version():
+    """maple_write (treefacts: struct maple_copy / maple_big_node in lib/maple_tree.c) selects
+    MapleTree(write=). A record made before the fact was read gets its tree's version's value:
+    6.12 and older wrote through maple_big_node, 7.2 through maple_copy; a version between them
+    is not guessed. The port knows only the pairs it has read: ondemand/prealloc with big_node
+    (6.1, 6.12), sheaves with maple_copy (7.2)."""
+    def facts(version, **over):
+        vt = [int(x) for x in version.split(".")]
+        return {"version": version, "version_tuple": vt, **over}
+
+    f612 = facts("6.12.117", maple_alloc="prealloc")
+    f61 = facts("6.1.176", maple_alloc="ondemand")
+    f72 = facts("7.2.13", maple_alloc="sheaves", slab_sheaves=True)
+    assert runconfig.facts_model(f612)[0]["maple_write"] == "big_node"
+    assert runconfig.facts_model(f61)[0]["maple_write"] == "big_node"
+    assert runconfig.facts_model(f72)[0]["maple_write"] == "maple_copy"
+    assert runconfig.facts_model(f72 | {"maple_write": "maple_copy"})[0]["maple_write"] == "maple_copy"
+    assert runconfig.maple_model(f72) == ("sheaves", "maple_copy", [])
+    assert runconfig.maple_model(f612) == ("prealloc", "big_node", [])
+    assert runconfig.maple_model(f61) == ("ondemand", "big_node", [])
+    assert runconfig.maple_model(None) == ("prealloc", "big_node", [])
+    # a version between 6.12 and 7.2 without the fact, a shape not known, a pair never read
+    mid = facts("6.19.2", maple_alloc="sheaves", slab_sheaves=True)
+    assert "kernel_facts.maple_write" in {nm.what for nm in runconfig.facts_model(mid)[1]}
+    odd = runconfig.maple_model(f72 | {"maple_write": "unknown"})[2]
+    assert [nm.what for nm in odd] == ["kernel_facts.maple_write"]
+    mixed = runconfig.maple_model(f612 | {"maple_write": "maple_copy"})[2]
+    assert [(nm.what, nm.value) for nm in mixed] == [("kernel_facts.maple_write", "maple_copy")]
+    # and it reaches the prediction's KernelConfig
+    assert runconfig.resolve("faults", None, None, f72).config.maple_write == "maple_copy"
+    assert runconfig.resolve("faults", None, None, f612).config.maple_write == "big_node"

@@ -9,6 +9,7 @@ from orchestrator.build.treefacts import (
     detect_dup_mmap_model,
     find_dup_mmap,
     maple_alloc_of,
+    maple_write_of,
     version_tuple,
     vma_lock_of,
 )
@@ -103,6 +104,17 @@ def test_maple_alloc_shapes():
     assert maple_alloc_of("int mas_preallocate(struct ma_state *mas)\n{\n\treturn 0;\n}\n") == "unknown"
 
 
+def test_maple_write_shapes():
+    """7.x lib/maple_tree.c declares `struct maple_copy cp;` in mas_wr_split() and friends;
+    6.1/6.12 build `struct maple_big_node b_node;` (and never name maple_copy). A file with
+    neither is not guessed."""
+    seven = "static void mas_wr_split(struct ma_wr_state *wr_mas)\n{\n\tstruct maple_copy cp;\n}\n"
+    six = "static void mas_wr_bnode(struct ma_wr_state *wr_mas)\n{\n\tstruct maple_big_node b_node;\n}\n"
+    assert maple_write_of(seven) == "maple_copy"
+    assert maple_write_of(six) == "big_node"
+    assert maple_write_of("struct maple_copyright x;\nstruct maple_big_nodes y;\n") == "unknown"
+
+
 def test_vdso_vclock_and_json_shape(tmp_path):
     tree = _tree(tmp_path, {"kernel/fork.c": MARKER,
                             "arch/x86/entry/vdso/vma.c": 'static const struct vm_special_mapping m = {\n'
@@ -113,7 +125,7 @@ def test_vdso_vclock_and_json_shape(tmp_path):
     assert facts["version_tuple"] == [7, 2, 13]
     assert set(facts) == {"version", "version_tuple", "dup_mmap_file", "dup_mmap_model", "fork_failure",
                           "vma_lock", "maple_alloc", "vdso_vclock", "slub_bulk_stats",
-                          "slub_debug_single", "proc_heap", "anon_vma_fork", "slab_sheaves"}
+                          "slub_debug_single", "proc_heap", "anon_vma_fork", "slab_sheaves", "maple_write"}
     (tmp_path / "arch/x86/entry/vdso/vma.c").write_text('.name = "[vvar]",\n')
     assert detect(tree)["vdso_vclock"] is False
 
