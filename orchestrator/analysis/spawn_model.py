@@ -12,10 +12,17 @@ from the measurement and only the work that differs (the baseline's bulk stores 
 mas_expected_entries, the patched kernel's __mt_dup and exact-fit stores, tree shapes) is
 priced by the model. Where the baseline was not measured at that count, the model alone.
 
-A run of one kernel (a tree whose baseline patch does not apply, e.g. 7.x: VARIANTS=patched)
-has no baseline to fit on: the model is then fitted on that kernel's own calibration layouts
-only (the seed's layout held out) and predicts the seed's layout's forks/s by the model alone
-(fitted_on == predicts; the report's rule names what it was fitted on).
+The kernel fitted on is the run's `baseline` variant, whatever it is made of, and each side's
+work is counted under the model the run's model map gives it, not under its variant's name. On
+a tree whose baseline patch does not apply (7.x) and PATCHES= given, `baseline` is the tree as
+it is (orchestrator/build/variants.py), compared with the "patched" model like the patched
+kernel: both sides then do the same modelled work, the transfer above gives the reference
+kernel's observed rate, and what PATCHES= add to fork() is measured against the band.
+
+A run of one kernel (7.x without PATCHES=, or VARIANTS=patched) has no baseline to fit on: the
+model is then fitted on that kernel's own calibration layouts only (the seed's layout held
+out) and predicts the seed's layout's forks/s by the model alone (fitted_on == predicts; the
+report's rule names what it was fitted on).
 
 Verdict: a kernel-vs-simulator spawn row is a mismatch when the observed forks/s differs from
 the prediction by more than the validated band: the largest leave-one-layout-out error of the
@@ -73,16 +80,16 @@ def work_model(frame: pd.DataFrame, work_of: Callable[[object, str], dict],
         anchor = base_obs.get((str(lay), int(vmas)))
         if anchor is not None:
             pred = model.transfer(anchor[0], anchor[1], work)
-            how = f"{fitted_on} observed {anchor[0]:.2f} forks/s, minus its modelled work, " \
-                  f"plus {predicts}'s"
+            how = f"{fitted_on} observed {anchor[0]:.2f} forks/s, minus its modelled work " \
+                  f"({fit_model} model), plus {predicts}'s ({pred_model} model)"
         else:
             pred = model.forks_per_s(work)
             how = ("model alone, fitted on this kernel's calibration layouts (the seed's layout "
                    "held out)" if own else "model alone (no baseline measurement at this count)")
         errors.append({"layout": str(lay), "vmas": int(vmas), "observed": obs,
                        "predicted": pred, "error_pct": (pred / obs - 1.0) * 100.0, "how": how})
-    return {"model": model.to_dict(), "predicts": predicts, "tolerance_pct": model.band_pct,
-            "errors": errors}
+    return {"model": model.to_dict(), "predicts": predicts, "predicts_model": pred_model,
+            "tolerance_pct": model.band_pct, "errors": errors}
 
 
 def fit_variants(frame: pd.DataFrame) -> tuple[str, str]:

@@ -57,11 +57,14 @@ def timing_rows(timing: pd.DataFrame, cost: dict | None) -> list[dict]:
         for e in cost["errors"]:
             scen = f"total-{e['vmas']}" if e.get("layout", "spawn") == "spawn" else e["layout"]
             rows.append({"axis": KS, "suite": "spawn", "variant": cost["predicts"],
-                         "model": cost["predicts"], "profile": "", "scenario": scen,
+                         "model": cost.get("predicts_model", cost["predicts"]), "profile": "",
+                         "scenario": scen,
                          "measurement": "forks_per_s", "key": f"vmas={e['vmas']}",
                          "observed": f"{e['observed']:.2f}", "predicted": f"{e['predicted']:.2f}",
                          "verdict": band_verdict(e["error_pct"], band),
-                         "rule": f"work model fitted on {fo['variant']} only ({fo['points']} points, "
+                         "rule": f"work model fitted on {fo['variant']} only ("
+                                 + (f"{fo['model']} model, " if fo.get("model", fo["variant"]) != fo["variant"] else "")
+                                 + f"{fo['points']} points, "
                                  f"{len(fo['layouts'])} layouts); "
                                  + (f"band ±{band:.2f}% (largest leave-one-layout-out error + margin)"
                                     if band == band else "no validated band (one layout: "
