@@ -34,8 +34,8 @@ from simulator.fork import VARIANTS
 
 from ..cache import atomic_write, cache_path, locked, mark_used, sha256_file, sha256_text
 from ..errors import ForkdiffError
-from .kconfig import ARCH, PROFILES, configure, effective_text, profile_fragments
 from . import variants
+from .kconfig import ARCH, PROFILES, configure, effective_text, profile_fragments
 from .patches import baseline_error, baseline_patches, env_patches, patch_identity, prepare_copy
 from .tree import KernelTree, resolve_tree
 from .treefacts import detect, detect_dup_mmap_model, version_tuple

@@ -88,9 +88,9 @@ def plan(tree_model: str, baseline_error: Callable[[], str | None],
     if patches:
         return VariantPlan(("baseline", "patched"), {"baseline": TREE, "patched": patched},
                            {"baseline": "patched", "patched": "patched"},
-                           (("baseline", f"the tree as it is (patches/baseline/ does not apply: "
-                                         f"{cause}); it is the reference kernel for PATCHES=, "
-                                         "compared with the tree's own model (patched)"),
+                           (("baseline", "the tree as it is, the reference kernel for PATCHES=, "
+                                         "compared with the tree's own model (patched), since "
+                                         f"{cause}"),
                             ("variants", "baseline = the tree as it is, patched = the tree + PATCHES")))
     return VariantPlan(("patched",), {"patched": TREE}, {"patched": "patched"},
                        (("baseline", f"skipped: {cause} (going on with the tree's own kernel; "

@@ -36,8 +36,8 @@ from ..analysis.compare import compare_dir
 from ..analysis.summary import print_summary
 from ..analysis.verdicts import failing
 from ..build import treefacts
-from ..build.kernel import build_kernel
 from ..build import variants as variants_mod
+from ..build.kernel import build_kernel
 from ..build.patches import baseline_error, env_patches
 from ..build.rootfs import build_rootfs
 from ..build.tree import resolve_tree

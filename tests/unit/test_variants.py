@@ -178,7 +178,8 @@ def test_a_72_run_with_patches_builds_the_reference_and_records_what_it_is(tmp_p
     built, meta = _run_until_suites(tmp_path, monkeypatch, tree72, (patch,))
     err = capsys.readouterr().err
     assert built == [("baseline", "perf"), ("patched", "perf")]
-    assert "baseline: the tree as it is (patches/baseline/ does not apply: patch " in err
+    assert ("baseline: the tree as it is, the reference kernel for PATCHES=, compared with the "
+            "tree's own model (patched), since patch ") in err and " does not apply to " in err
     assert "variants: baseline = the tree as it is, patched = the tree + PATCHES" in err
     assert meta["model map"] == {"baseline": "patched", "patched": "patched"}
     assert meta["models"] == "baseline kernel vs patched model, patched kernel vs patched model"
