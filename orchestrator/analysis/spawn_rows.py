@@ -52,9 +52,9 @@ def timing_rows(timing: pd.DataFrame, cost: dict | None) -> list[dict]:
                                + ("significantly slower" if regression else "significantly faster"
                                   if r.significant else "no significant difference")})
     if cost:
-        band = cost["tolerance_pct"]
         fo = cost["model"]["fitted_on"]
         for e in cost["errors"]:
+            band = e.get("band_pct", cost["tolerance_pct"])  # spawn_model: the row's own band
             scen = f"total-{e['vmas']}" if e.get("layout", "spawn") == "spawn" else e["layout"]
             rows.append({"axis": KS, "suite": "spawn", "variant": cost["predicts"],
                          "model": cost.get("predicts_model", cost["predicts"]), "profile": "",
@@ -66,7 +66,8 @@ def timing_rows(timing: pd.DataFrame, cost: dict | None) -> list[dict]:
                                  + (f"{fo['model']} model, " if fo.get("model", fo["variant"]) != fo["variant"] else "")
                                  + f"{fo['points']} points, "
                                  f"{len(fo['layouts'])} layouts); "
-                                 + (f"band ±{band:.2f}% (largest leave-one-layout-out error + margin)"
+                                 + (e["band"] if "band" in e else
+                                    f"band ±{band:.2f}% (largest leave-one-layout-out error + margin)"
                                     if band == band else "no validated band (one layout: "
                                     "nothing to hold out), informational"),
                          "detail": f"prediction error {e['error_pct']:+.2f}%; {e.get('how', '')}"})
