@@ -205,8 +205,12 @@ class RunModel:
     tree_not_modelled: tuple[NotModelled, ...] = ()  # facts of the tree itself (tree_problems)
     # SLUB_STATS count every object of a bulk allocation (kernel fact slub_bulk_stats; 6.1:
     # no, so its alloc counters fall short of the bulk objects by an amount that depends on
-    # the CPU free list, and a count that includes bulk objects is only bounded)
+    # the CPU free list, and a count that includes bulk objects is only bounded) ...
     bulk_counted: bool = True
+    # ... except in these caches: debug caches (the records' slab_debug) on a tree whose debug
+    # slow path hands out single objects without a CPU free list (fact slub_debug_single), so
+    # every object, bulk ones too, is one ALLOC_SLOWPATH (orchestrator/run/slubdebug.py)
+    single_object_caches: tuple[str, ...] = ()
 
     @property
     def modelled(self) -> bool:
@@ -215,6 +219,10 @@ class RunModel:
     @property
     def tree_modelled(self) -> bool:
         return not self.tree_not_modelled
+
+    def counts_bulk(self, cache: str) -> bool:
+        """Do the alloc counters of `cache` count every object a bulk allocation takes?"""
+        return self.bulk_counted or cache in self.single_object_caches
 
 
 def _value(v: object) -> str:
@@ -420,10 +428,20 @@ def cache_filter_problems(suite: str, config, recorded_faults: dict | None) -> l
         "N, or Y with every cache fork uses")]
 
 
+def single_object_caches(kernel_facts: dict | None, slab_debug: dict | None) -> tuple[str, ...]:
+    """The caches whose alloc counters count every object (RunModel.single_object_caches):
+    the debug caches the guest read back (slab_debug["debug_caches"]), on a tree whose slow
+    path gives a debug cache single objects (fact slub_debug_single); () otherwise."""
+    if (kernel_facts or {}).get("slub_debug_single") is not True:
+        return ()
+    return tuple(sorted((slab_debug or {}).get("debug_caches") or ()))
+
+
 def resolve(suite: str, kernel_config: dict | None, recorded_faults: dict | None,
-            kernel_facts: dict | None = None) -> RunModel:
-    """One job's run (its suite, and the kernel_config, fault_settings and kernel_facts of its
-    records; records without kernel_facts were made on the default tree, 6.12)."""
+            kernel_facts: dict | None = None, slab_debug: dict | None = None) -> RunModel:
+    """One job's run (its suite, and the kernel_config, fault_settings, kernel_facts and
+    slab_debug of its records; records without kernel_facts were made on the default tree,
+    6.12)."""
     config, bad, assumed, options = kernel_model(suite, kernel_config)
     fields, bad_facts = facts_model(kernel_facts)
     facts = kernel_facts or {}
@@ -437,4 +455,5 @@ def resolve(suite: str, kernel_config: dict | None, recorded_faults: dict | None
         config = replace(config, sheaf_kmalloc_counted=False)
     return RunModel(config, settings, tuple(bad + bad_f), tuple(assumed + assumed_f), options,
                     tuple(tree_problems(kernel_facts) + bad_facts),
-                    bulk_counted=facts.get("slub_bulk_stats", True) is not False)
+                    bulk_counted=facts.get("slub_bulk_stats", True) is not False,
+                    single_object_caches=single_object_caches(kernel_facts, slab_debug))

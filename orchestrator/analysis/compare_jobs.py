@@ -41,14 +41,14 @@ class ObservedJob:
     def run_model(self) -> runconfig.RunModel:
         """What the simulator makes of the kernel config and fault settings the job's records
         carry (simulator/runconfig.py); records that disagree are not predictable."""
-        envs = {json.dumps([r.get("kernel_config"), r.get("fault_settings"), r.get("kernel_facts")],
-                           sort_keys=True)
+        envs = {json.dumps([r.get("kernel_config"), r.get("fault_settings"), r.get("kernel_facts"),
+                            r.get("slab_debug")], sort_keys=True)
                 for r in self.records if r.get("measurement") != "error"}
-        kc, fs, kf = json.loads(min(envs)) if envs else (None, None, None)
-        rm = runconfig.resolve(self.suite, kc, fs, kf)
+        kc, fs, kf, sd = json.loads(min(envs)) if envs else (None, None, None, None)
+        rm = runconfig.resolve(self.suite, kc, fs, kf, sd)
         if len(envs) > 1:
             mixed = runconfig.NotModelled(
-                "kernel_config/fault_settings/kernel_facts", f"{len(envs)} different",
+                "kernel_config/fault_settings/kernel_facts/slab_debug", f"{len(envs)} different",
                 "the job's records were made under different kernels or fault settings "
                 "(a resumed run on another kernel?)", "rerun the suite into a fresh folder", "1")
             rm = replace(rm, not_modelled=(*rm.not_modelled, mixed))

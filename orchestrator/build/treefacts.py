@@ -24,6 +24,13 @@ none of the known shapes):
     slub_bulk_stats         SLUB_STATS count every object a bulk allocation takes from the CPU
                             free list (ALLOC_FASTPATH in the bulk allocator, as in 6.12); false
                             where only the objects ___slab_alloc() returns are counted (6.1)
+    slub_debug_single       a debug cache (slub_debug flags F, Z, P, U or T) gets one object per
+                            ___slab_alloc() call and never a CPU free list: the slow path returns
+                            the object alloc_single_from_partial()/alloc_single_from_new_slab()
+                            take, so every allocation, a bulk allocation's objects too, is one
+                            ALLOC_SLOWPATH (6.1, 6.12: true; 7.2: false, its slow path has no
+                            ___slab_alloc(), and its counters count bulk objects anyway). Used
+                            where slub_bulk_stats is false (orchestrator/run/slubdebug.py)
     proc_heap               which VMAs /proc/pid/maps names [heap]: "strict" (6.12:
                             vma_is_initial_heap(), start < brk && end > start_brk) or "inclusive"
                             (6.1: start <= brk && end >= start_brk, so a VMA ending at start_brk,
@@ -44,8 +51,8 @@ from pathlib import Path
 from ..errors import ForkdiffError
 
 FACT_KEYS = ("version", "version_tuple", "dup_mmap_file", "dup_mmap_model", "fork_failure",
-             "vma_lock", "maple_alloc", "vdso_vclock", "slub_bulk_stats", "proc_heap",
-             "anon_vma_fork", "slab_sheaves")
+             "vma_lock", "maple_alloc", "vdso_vclock", "slub_bulk_stats", "slub_debug_single",
+             "proc_heap", "anon_vma_fork", "slab_sheaves")
 # Where dup_mmap() has lived; any other file that defines it is found by the search below.
 DUP_MMAP_USUAL = ("kernel/fork.c", "mm/mmap.c")
 SEARCH_DIRS = ("kernel", "mm")
@@ -216,6 +223,22 @@ def slub_bulk_stats_of(slub_c: str) -> bool:
     return False
 
 
+_DEBUG_SINGLE_NEW = re.compile(
+    r"kmem_cache_debug\(s\)\)\s*\{\s*(freelist|object)\s*=\s*alloc_single_from_new_slab\(")
+_DEBUG_SINGLE_PARTIAL = re.compile(
+    r"kmem_cache_debug\(s\)\)\s*\{\s*(void \*)?object\s*=\s*alloc_single_from_partial\(")
+
+
+def slub_debug_single_of(slub_c: str) -> bool:
+    """From mm/slub.c: does a debug cache's slow path hand out single objects without loading
+    the CPU free list? Both of ___slab_alloc()'s sources must branch for kmem_cache_debug(s):
+    the node's partial list (get_partial_node -> alloc_single_from_partial) and a new slab
+    (alloc_single_from_new_slab)."""
+    slow = _function_body(slub_c, "___slab_alloc")
+    partial = _function_body(slub_c, "get_partial_node")
+    return bool(_DEBUG_SINGLE_NEW.search(slow) and _DEBUG_SINGLE_PARTIAL.search(partial))
+
+
 def vdso_pages_of_build(build_dir: str | Path) -> int | None:
     """From a kernel build (not the source: the vDSO's size is what the compiler made of it):
     the x86-64 vDSO image's pages (arch/x86/entry/vdso/vdso-image-64.c `.size`; 2 in the 6.12
@@ -270,6 +293,7 @@ def detect(tree_path: str | Path) -> dict:
         "maple_alloc": maple_alloc_of(_read(tree, "lib/maple_tree.c")),
         "vdso_vclock": vdso_vclock_of(tree),
         "slub_bulk_stats": slub_bulk_stats_of(_read(tree, "mm/slub.c")),
+        "slub_debug_single": slub_debug_single_of(_read(tree, "mm/slub.c")),
         "proc_heap": proc_heap_of(_read(tree, "fs/proc/task_mmu.c"), _read(tree, "include/linux/mm.h")),
         "anon_vma_fork": anon_vma_fork_of(_read(tree, "mm/rmap.c")),
         "slab_sheaves": slab_sheaves_of(_read(tree, "mm/slub.c")),

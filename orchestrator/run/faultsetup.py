@@ -213,23 +213,25 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
                          cache_filter=_flag_caches(g, opts.cache_filter))
 
 
-def boot_param(kernel) -> str:
-    """What the faults suite's guest must boot with. A kernel without the stack filter is swept
-    with failslab's cache filter on FORK_CACHES (configure()); where the kernel's
-    /sys/kernel/slab/<cache>/failslab is read-only (6.1's mm/slub.c: SLAB_ATTR_RO(failslab))
-    the SLAB_FAILSLAB flag can only be given at boot: slub_debug=A,<caches> ('A' sets
-    SLAB_FAILSLAB alone, which is no SLAB_DEBUG_FLAGS flag: the allocation paths stay the
-    same). "" for every other kernel (the flag, when needed, is written at run time)."""
+def boot_flags(kernel) -> dict[str, str]:
+    """The slub_debug flags the faults suite's guest must boot with, per cache (composed into
+    the one slub_debug= word by orchestrator/run/slubdebug.py param()). A kernel without the
+    stack filter is swept with failslab's cache filter on FORK_CACHES (configure()); where the
+    kernel's /sys/kernel/slab/<cache>/failslab is read-only (6.1's mm/slub.c:
+    SLAB_ATTR_RO(failslab)) the SLAB_FAILSLAB flag can only be given at boot: 'A' on each of
+    FORK_CACHES ('A' sets SLAB_FAILSLAB alone, which is no SLAB_DEBUG_FLAGS flag: the
+    allocation paths stay the same). {} for every other kernel (the flag, when needed, is
+    written at run time)."""
     config = getattr(kernel, "config", None)
     build_dir = getattr(kernel, "build_dir", None)
     if config is None or build_dir is None or not Path(config).is_file():
-        return ""
+        return {}
     if "CONFIG_FAULT_INJECTION_STACKTRACE_FILTER=y" in Path(config).read_text(errors="replace"):
-        return ""
+        return {}
     slub = Path(build_dir).parent / "mm/slub.c"
     if not slub.is_file() or "SLAB_ATTR_RO(failslab)" not in slub.read_text(errors="replace"):
-        return ""
-    return "slub_debug=A," + ",".join(FORK_CACHES)
+        return {}
+    return dict.fromkeys(FORK_CACHES, "A")
 
 
 def _failslab_flag_writable(g: Runner) -> bool:
@@ -241,7 +243,7 @@ def _failslab_flag_writable(g: Runner) -> bool:
 
 def _failslab_flag_set(g: Runner) -> bool:
     """Whether fork's first cache already has the failslab flag (given at boot where it is
-    read-only: boot_param())."""
+    read-only: boot_flags())."""
     f = f"{SLAB_SYSFS}/{FORK_CACHES[0]}/failslab"
     out = g.run(f"echo flag=$(cat {f})", timeout=30).stdout
     return out.strip() == "flag=1"
@@ -253,7 +255,7 @@ def _flag_caches(g: Runner, caches: tuple[str, ...]) -> list[str]:
     flag reads back 1. The failslab cache-filter written by configure() makes it count."""
     if not caches:
         return []
-    # a read-only flag (6.1) was set at boot (boot_param()): the write fails, the read counts
+    # a read-only flag (6.1) was set at boot (boot_flags()): the write fails, the read counts
     script = [f"if [ -d {SLAB_SYSFS}/{c} ]; then {{ echo 1 > {SLAB_SYSFS}/{c}/failslab; }} "
               f"2>/dev/null || true; echo {c}=$(cat {SLAB_SYSFS}/{c}/failslab); fi" for c in caches]
     back = _run(g, " && ".join(["set -e"] + script), "setting the failslab flag of fork's caches")

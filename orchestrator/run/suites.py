@@ -33,7 +33,7 @@ from ..build.kconfig import run_record
 from ..errors import ForkdiffError
 from ..vm.guest_api import GuestLike
 from ..vm.guest_pool import GuestPool
-from . import faultsetup, kmemleak
+from . import faultsetup, kmemleak, slubdebug
 from .observations import ObservationLog, record_key
 from .suite_parse import ParsedRecord, parse_output
 
@@ -48,6 +48,9 @@ DEFAULT_SCENARIOS = {
 }
 GUEST_BIN = "/usr/local/bin"
 PROGRAM = {"maps": "mapsprobe", "faults": "faultsweep", "counts": "forkcount", "spawn": "spawn"}
+# The suites that read the slab counters (SLUB_STATS, 'objects'): their guests boot with the
+# slub_debug= flags that make the counts exact (boot_slub_debug) and record what they got.
+SLAB_COUNTING = ("faults", "counts")
 # The final record of a job: when its key is in the file, the job is done (resume). With
 # kmemleak on, a sweep is done when its leak scan is recorded.
 FINAL = {"maps": "parent_after", "faults": "sweep_end", "counts": "summary", "spawn": "spawn"}
@@ -315,8 +318,11 @@ def kernel_facts(g) -> dict | None:
     manifest, or read from the source copy it was built from (a manifest made before forkdiff
     recorded them); None when the guest has no built kernel behind it."""
     kernel = getattr(g, "kernel", None)
-    if kernel is None:
-        return None
+    return None if kernel is None else facts_of_kernel(kernel)
+
+
+def facts_of_kernel(kernel) -> dict:
+    """kernel_facts() of a built kernel (orchestrator.build.kernel.BuiltKernel)."""
     facts = (getattr(kernel, "manifest", None) or {}).get("kernel_facts")
     stale = facts is None or not set(treefacts.FACT_KEYS) <= set(facts)  # an older forkdiff's
     build_dir = getattr(kernel, "build_dir", None)
@@ -340,7 +346,9 @@ def run_on_guest(opts: RunOptions, variant: str, g: GuestLike, jobs: list[Job], 
     if opts.scans_leaks:
         kmemleak.setup(g)
     env = {"kernel_release": release, "qemu_mode": g.qemu_mode, "icount": opts.icount_used,
-           "kernel_config": kernel_config(g), "kernel_facts": kernel_facts(g), "fault_settings": settings, "kmemleak": opts.scans_leaks}
+           "kernel_config": kernel_config(g), "kernel_facts": kernel_facts(g), "fault_settings": settings,
+           "kmemleak": opts.scans_leaks,
+           "slab_debug": slubdebug.read_back(g, faultsetup.FORK_CACHES) if opts.suite in SLAB_COUNTING else None}
     alive = True
     for job in jobs:
         t = time.monotonic()
@@ -438,6 +446,17 @@ def _scan_leaks(opts: RunOptions, variant: str, g: GuestLike, job: Job, env: dic
     return 1
 
 
+def boot_slub_debug(suite: str, kernel) -> str:
+    """The slub_debug= word a guest of `kernel` running `suite` boots with
+    (orchestrator.run.slubdebug): failslab's flag for a faults sweep where it is read-only at
+    run time, and exact bulk counts for the suites that read the slab counters, where the
+    kernel's SLUB_STATS miss bulk objects; "" for the rest (6.12, 7.2, perf kernels)."""
+    if suite not in SLAB_COUNTING:
+        return ""
+    return slubdebug.param(faultsetup.boot_flags(kernel) if suite == "faults" else {},
+                           slubdebug.kernel_stats_flags(kernel, facts_of_kernel(kernel)))
+
+
 def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: ObservationLog,
                 result: SuiteResult, pool: GuestPool | None = None) -> None:
     """Run the pending jobs on a guest of the variant's kernel (profile of the suite): the
@@ -456,7 +475,7 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
     record_kernel(opts.out, kernel)  # <out>/kernels/: what the observations were made on
     rootfs = build_rootfs()
     append = " ".join(p for p in (kmemleak.BOOT_PARAM if opts.scans_leaks else "",
-                                  faultsetup.boot_param(kernel) if opts.suite == "faults" else "") if p)
+                                  boot_slub_debug(opts.suite, kernel)) if p)
     with contextlib.ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(GuestPool())

@@ -145,14 +145,14 @@ def test_kernel_without_stack_filter_counts_fork_caches_only() -> None:
     assert s.cache_filter == ["maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"]
 
 
-def test_boot_param_sets_a_read_only_failslab_flag_at_boot(tmp_path) -> None:
+def test_boot_flags_set_a_read_only_failslab_flag_at_boot(tmp_path) -> None:
     """6.1: no stack filter, and /sys/kernel/slab/<cache>/failslab is read-only
     (SLAB_ATTR_RO(failslab) in mm/slub.c): the faults guest boots with slub_debug=A,<fork's
     caches>. With the stack filter, or a writable flag, nothing is added (FAKE kernel: a
     .config and a source folder written here)."""
     from types import SimpleNamespace
 
-    from orchestrator.run.faultsetup import boot_param
+    from orchestrator.run.faultsetup import boot_flags
 
     src = tmp_path / "src"
     (src / "mm").mkdir(parents=True)
@@ -161,12 +161,12 @@ def test_boot_param_sets_a_read_only_failslab_flag_at_boot(tmp_path) -> None:
     kernel = SimpleNamespace(config=config, build_dir=src / "o-build")
     config.write_text("CONFIG_FAILSLAB=y\n# CONFIG_FAULT_INJECTION_STACKTRACE_FILTER is not set\n")
     (src / "mm/slub.c").write_text("SLAB_ATTR_RO(failslab);\n")
-    assert boot_param(kernel) == "slub_debug=A," + ",".join(FORK_CACHES)
+    assert boot_flags(kernel) == dict.fromkeys(FORK_CACHES, "A")
     (src / "mm/slub.c").write_text("SLAB_ATTR(failslab);\n")
-    assert boot_param(kernel) == ""
+    assert boot_flags(kernel) == {}
     (src / "mm/slub.c").write_text("SLAB_ATTR_RO(failslab);\n")
     config.write_text("CONFIG_FAULT_INJECTION_STACKTRACE_FILTER=y\n")
-    assert boot_param(kernel) == ""
+    assert boot_flags(kernel) == {}
 
 
 def test_kernel_without_stack_filter_or_writable_cache_flag_counts_the_whole_fork() -> None:
@@ -181,7 +181,7 @@ def test_kernel_without_stack_filter_or_writable_cache_flag_counts_the_whole_for
 
 
 def test_a_read_only_flag_set_at_boot_keeps_the_cache_filter() -> None:
-    """6.1 booted with slub_debug=A,<fork's caches> (boot_param()): the flag is read-only but
+    """6.1 booted with slub_debug=A,<fork's caches> (boot_flags()): the flag is read-only but
     already 1, so the sweep keeps failslab's cache filter on fork's caches (FAKE guest)."""
     g = FakeGuest(["failslab"], slabs=("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"),
                   flag_writable=False)

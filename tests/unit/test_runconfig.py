@@ -234,3 +234,37 @@ def test_a_kernel_without_the_stack_filter_is_swept_with_fork_caches_only():
     assert [n.what for n in bad.not_modelled] == ["fault_settings.stack_filter"]
     nothing = runconfig.resolve("faults", kc, faults(stack_filter=False))
     assert [n.what for n in nothing.not_modelled] == ["fault_settings.stack_filter"]
+
+
+def test_bulk_objects_are_counted_in_recorded_debug_caches_of_a_single_object_tree():
+    """RunModel.counts_bulk(): 6.12's and 7.2's counters count bulk objects in every cache;
+    6.1's (slub_bulk_stats false) only in the caches the guest read back as debug caches
+    (slab_debug, orchestrator/run/slubdebug.py), and only where the tree's debug slow path
+    gives single objects (slub_debug_single). Hand-written facts and slab_debug (FAKES)."""
+    f61 = {"slub_bulk_stats": False, "slub_debug_single": True}
+    debug = {"boot_param": "slub_debug=F,maple_node", "debug_caches": ["maple_node"]}
+    rm = runconfig.resolve("counts", kconfig(), None, f61, debug)
+    assert rm.counts_bulk("maple_node") and not rm.counts_bulk("vm_area_struct")
+    assert rm.single_object_caches == ("maple_node",)
+    assert not runconfig.resolve("counts", kconfig(), None, f61, None).counts_bulk("maple_node")
+    assert not runconfig.resolve("counts", kconfig(), None, f61 | {"slub_debug_single": False},
+                                 debug).counts_bulk("maple_node")
+    for facts in (None, {"slub_bulk_stats": True}):  # 6.12's records, with or without the fact
+        rm = runconfig.resolve("counts", kconfig(), None, facts, None)
+        assert rm.counts_bulk("maple_node") and rm.counts_bulk("vm_area_struct")
+
+
+def test_records_with_different_slab_debug_are_not_predictable():
+    """A job whose records were made under different slub_debug boots (a resumed run?) is not
+    modelled (ObservedJob.run_model); the same slab_debug on every record is."""
+    from orchestrator.analysis.compare_jobs import ObservedJob
+
+    base = {"measurement": "summary", "kernel_config": kconfig(), "fault_settings": None,
+            "kernel_facts": {"slub_bulk_stats": False, "slub_debug_single": True}}
+    one = {"boot_param": "slub_debug=F,maple_node", "debug_caches": ["maple_node"]}
+    same = ObservedJob("counts", "baseline", "faults", {"name": "x"}, "forkcount", "",
+                       [base | {"slab_debug": one}, base | {"slab_debug": one}])
+    assert same.run_model.modelled and same.run_model.counts_bulk("maple_node")
+    mixed = ObservedJob("counts", "baseline", "faults", {"name": "x"}, "forkcount", "",
+                        [base | {"slab_debug": one}, base | {"slab_debug": None}])
+    assert not mixed.run_model.modelled

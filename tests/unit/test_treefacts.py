@@ -113,7 +113,7 @@ def test_vdso_vclock_and_json_shape(tmp_path):
     assert facts["version_tuple"] == [7, 2, 13]
     assert set(facts) == {"version", "version_tuple", "dup_mmap_file", "dup_mmap_model", "fork_failure",
                           "vma_lock", "maple_alloc", "vdso_vclock", "slub_bulk_stats",
-                          "proc_heap", "anon_vma_fork", "slab_sheaves"}
+                          "slub_debug_single", "proc_heap", "anon_vma_fork", "slab_sheaves"}
     (tmp_path / "arch/x86/entry/vdso/vma.c").write_text('.name = "[vvar]",\n')
     assert detect(tree)["vdso_vclock"] is False
 
@@ -132,6 +132,35 @@ def test_slub_bulk_stats():
     v72 = ("static bool __kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t flags,\n"
            "\t\tsize_t size, void **p)\n{\n\tstat_add(s, ALLOC_SLOWPATH, i);\n}\n")
     assert [slub_bulk_stats_of(t) for t in (v61, v612, v72)] == [False, True, True]
+
+
+def test_slub_debug_single():
+    """mm/slub.c snippets shaped like 6.1.176's and 6.12's ___slab_alloc()/get_partial_node():
+    a debug cache takes one object from the node's partial list or a new slab and returns it
+    (never loading c->freelist); without either branch (the partial list's objects go to the
+    CPU free list, or no ___slab_alloc() at all) the fact is false."""
+    from orchestrator.build.treefacts import slub_debug_single_of
+
+    partial_61 = ("static void *get_partial_node(struct kmem_cache *s, struct kmem_cache_node *n,\n"
+                  "\t\t\t      struct partial_context *pc)\n{\n"
+                  "\t\tif (kmem_cache_debug(s)) {\n"
+                  "\t\t\tobject = alloc_single_from_partial(s, n, slab,\n\t\t\t\t\tpc->orig_size);\n"
+                  "\t\t\tif (object)\n\t\t\t\tbreak;\n\t\t}\n\t\tt = acquire_slab(s, n, slab);\n}\n")
+    partial_612 = partial_61.replace("if (kmem_cache_debug(s)) {\n\t\t\tobject",
+                                     "if (IS_ENABLED(CONFIG_SLUB_TINY) || kmem_cache_debug(s)) {\n"
+                                     "\t\t\tvoid *object")
+    slow = ("static void *___slab_alloc(struct kmem_cache *s, gfp_t gfpflags, int node,\n"
+            "\t\t\t  unsigned long addr, struct kmem_cache_cpu *c, unsigned int orig_size)\n{\n"
+            "\tstat(s, ALLOC_SLOWPATH);\n\tif (kmem_cache_debug(s)) {\n"
+            "\t\tfreelist = alloc_single_from_new_slab(s, slab, orig_size);\n"
+            "\t\treturn freelist;\n\t}\n\tfreelist = slab->freelist;\n}\n")
+    assert slub_debug_single_of(partial_61 + slow) is True
+    assert slub_debug_single_of(partial_612 + slow) is True
+    no_single_partial = partial_61.replace("object = alloc_single_from_partial", "t = acquire_slab")
+    assert slub_debug_single_of(no_single_partial + slow) is False
+    no_single_new = slow.replace("freelist = alloc_single_from_new_slab", "freelist = slab->freelist; //")
+    assert slub_debug_single_of(partial_61 + no_single_new) is False
+    assert slub_debug_single_of(partial_61) is False  # no ___slab_alloc() (7.2)
 
 
 def test_proc_heap():
