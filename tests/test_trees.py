@@ -8,12 +8,14 @@ lib/maple_tree.c, arch/x86/entry/vdso/vma.c)."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from orchestrator.build import variants
 from orchestrator.build.kconfig import configure, parse_config, profile_fragments
 from orchestrator.build.kernel import variant_patches
-from orchestrator.build.patches import baseline_patches, check_applies
+from orchestrator.build.patches import baseline_error, baseline_patches, check_applies
 from orchestrator.build.tree import resolve_tree
 from orchestrator.build.treefacts import detect, version_tuple
 from orchestrator.errors import ForkdiffError
@@ -87,9 +89,17 @@ def test_profiles_build_configs_on_other_trees(trees, tmp_path, name, profile):
 
 
 def test_variants_each_tree_gives(trees):
-    # 7.2: the baseline patch (written for 6.12) does not apply, so the run is patched only
+    # 7.2: the baseline patch (written for 6.12) does not apply, so the run is patched only,
+    # or with PATCHES= baseline = the tree as it is (the reference kernel, model "patched")
     with pytest.raises(ForkdiffError, match="does not apply"):
         check_applies(trees["7.2"].path, baseline_patches())
+    cause = baseline_error(trees["7.2"].path)
+    assert cause and "kernel/fork.c: Hunk #1 FAILED" in cause
+    assert variants.plan("patched", lambda: cause, ()).variants == ("patched",)
+    ref = variants.plan("patched", lambda: cause, (Path("user.patch"),))
+    assert ref.made_of["baseline"] == variants.TREE and ref.models["baseline"] == "patched"
+    assert variant_patches("baseline", "patched", [], "7.2", baseline_applies=False) == []
+    assert baseline_error(trees["6.12"].path) is None
     # 6.1: baseline is the tree itself; patched needs patches
     assert variant_patches("baseline", "baseline", [], "6.1") == []
     with pytest.raises(ForkdiffError, match="needs patches"):

@@ -26,9 +26,11 @@ Where: compare_jobs (ObservedJob, the verdict row), predictor (predictions, gues
 (maps, faults incl. leaks, counts), run_rows (crashes, final records, run config, kmemleak),
 spawn_rows (timings); this module joins them and writes the files.
 
-The model a kernel is compared with is its own variant unless `models` maps it to another
-(MODEL=, or the detected dup_mmap of a user's tree); comparing a kernel against the other
-variant's model is how the planted-divergence test proves the comparison can fail.
+The model a kernel is compared with is its own variant unless `models` maps it to another: the
+run's model map (run.json "model map": the model each kernel's source shows, e.g. "patched" for
+7.x's baseline, which is the tree as it is; orchestrator/build/variants.py) or MODEL=; comparing
+a kernel against the other variant's model is how the planted-divergence test proves the
+comparison can fail.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 latest schema kcidb-io knows, checked with kcidb-io's own validator before it is written.
 
 What maps to what:
-  checkout  one per kernel tree + patch set (the baseline's: the tree + patches/baseline/; the
-            patched kernel's: the tree + PATCHES=), from <out>/kernels/*.json
+  checkout  one per kernel tree + patch set (the baseline's: the tree + patches/baseline/, or
+            the tree as it is on 6.1 and, with PATCHES=, on 7.x; the patched kernel's: the
+            tree + PATCHES=), from <out>/kernels/*.json
             (orchestrator/build/kernel_records.py): patchset_hash as KCIDB defines it (sha256 over the
             newline-terminated sha256 of each patch, in order; "" without patches)
   build     one per kernel variant and profile: its config (tinyconfig + the kconfig/
@@ -12,7 +13,7 @@ What maps to what:
   test      one per comparison group of verdicts.jsonl: (kernel, model, axis, suite, scenario,
             measurement), so a fault sweep's per-k rows are one test; path
             forkdiff.<suite>.<scenario>.<measurement> (plus .model-<m> when the kernel was
-            compared with the other variant's model); status the highest-priority (KCIDB's
+            compared with another model than its own source shows, its record's dup_mmap_model); status the highest-priority (KCIDB's
             order FAIL > ERROR > MISS > PASS > DONE > SKIP) of its rows' statuses (STATUS);
             failing rows' details (a crash's console excerpt, a kmemleak report, what differs)
             as log_excerpt, cut to the schema's 16,384 characters
@@ -96,9 +97,12 @@ def path_segment(text: str) -> str:
     return _SEGMENT.sub("_", text) or "_"
 
 
-def test_path(suite: str, scenario: str, measurement: str, variant: str = "", model: str = "") -> str:
+def test_path(suite: str, scenario: str, measurement: str, own_model: str = "", model: str = "") -> str:
+    """own_model: the model the kernel's own source shows (its record's dup_mmap_model, e.g.
+    "patched" for 7.x's baseline = the tree as it is); `.model-<m>` is added only when the
+    comparison used another one (MODEL=)."""
     parts = ["forkdiff", suite, *([scenario] if scenario else []), measurement]
-    if model and variant in ("baseline", "patched") and model != variant:
+    if model and own_model in ("baseline", "patched") and model != own_model:
         parts.append(f"model-{model}")
     return ".".join(path_segment(p) for p in parts)
 
@@ -251,7 +255,8 @@ def _number(rows: list[dict]) -> dict | None:
     return n
 
 
-def _test(group: tuple, rows: list[dict], build_id: str, first: dict, opts: ExportOptions) -> dict:
+def _test(group: tuple, rows: list[dict], build_id: str, first: dict, opts: ExportOptions,
+          own_model: str = "") -> dict:
     variant, profile, model, axis, suite, scenario, measurement = group
     statuses = {STATUS[r["verdict"]] for r in rows}
     status = next(s for s in PRIORITY if s in statuses)
@@ -260,7 +265,7 @@ def _test(group: tuple, rows: list[dict], build_id: str, first: dict, opts: Expo
     t = {"id": stable_id(opts.origin, "test", build_id, axis, model, suite, scenario, measurement,
                          opts.label),
          "origin": opts.origin, "build_id": build_id, "status": status,
-         "path": test_path(suite, scenario, measurement, rows[0]["variant"], model),
+         "path": test_path(suite, scenario, measurement, own_model or variant, model),
          "comment": (f"{axis}: {suite} {scenario or '(all scenarios)'} {measurement}, "
                      f"{rows[0]['variant']} kernel" + (f" vs {model} model" if model else "")
                      + ": " + ", ".join(f"{n} {v}" for v, n in counts.items())),
@@ -309,7 +314,8 @@ def build_report(out: Path, opts: ExportOptions = ExportOptions()) -> dict:
         key = (variant, profile, row["model"], row["axis"], row["suite"], row["scenario"],
                row["measurement"])
         groups.setdefault(key, []).append(row)
-    tests = [_test(k, rows, builds[k[:2]]["id"], first, opts) for k, rows in groups.items()]
+    tests = [_test(k, rows, builds[k[:2]]["id"], first, opts, kernels[k[:2]].get("dup_mmap_model", ""))
+             for k, rows in groups.items()]
     return {"version": {"major": latest.major, "minor": latest.minor},
             "checkouts": sorted(checkouts.values(), key=lambda o: o["id"]),
             "builds": sorted(builds.values(), key=lambda o: o["id"]),

@@ -35,6 +35,13 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return counts.reset_index()
 
 
+def is_reference_run(meta: dict) -> bool:
+    """True when the run's baseline kernel is the tree as it is on a tree whose dup_mmap()
+    already uses __mt_dup (7.x with PATCHES=, orchestrator/build/variants.py; run.json's
+    "reference kernel"): its forks/s beside the seed's baseline is not the pre-series loop."""
+    return isinstance(meta, dict) and bool(meta.get("reference kernel"))
+
+
 def seed_comparison(timing: pd.DataFrame | None) -> pd.DataFrame:
     """The seed's table with ours beside it, one row per seed VMA count."""
     seed = seed_table()
@@ -185,6 +192,7 @@ def render(out: Path) -> dict:
         "seed": seed_table(),
         "comparison": cmp.to_dict(orient="records"),
         "has_ours": "our_baseline_forks_per_s" in cmp and not cmp["our_baseline_forks_per_s"].isna().all(),
+        "reference": is_reference_run(meta),
         "plots": plots,
         "cost": cost,
         "strips": fault_strips(df),

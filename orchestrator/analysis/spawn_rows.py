@@ -52,18 +52,22 @@ def timing_rows(timing: pd.DataFrame, cost: dict | None) -> list[dict]:
                                + ("significantly slower" if regression else "significantly faster"
                                   if r.significant else "no significant difference")})
     if cost:
-        band = cost["tolerance_pct"]
         fo = cost["model"]["fitted_on"]
         for e in cost["errors"]:
+            band = e.get("band_pct", cost["tolerance_pct"])  # spawn_model: the row's own band
             scen = f"total-{e['vmas']}" if e.get("layout", "spawn") == "spawn" else e["layout"]
             rows.append({"axis": KS, "suite": "spawn", "variant": cost["predicts"],
-                         "model": cost["predicts"], "profile": "", "scenario": scen,
+                         "model": cost.get("predicts_model", cost["predicts"]), "profile": "",
+                         "scenario": scen,
                          "measurement": "forks_per_s", "key": f"vmas={e['vmas']}",
                          "observed": f"{e['observed']:.2f}", "predicted": f"{e['predicted']:.2f}",
                          "verdict": band_verdict(e["error_pct"], band),
-                         "rule": f"work model fitted on {fo['variant']} only ({fo['points']} points, "
+                         "rule": f"work model fitted on {fo['variant']} only ("
+                                 + (f"{fo['model']} model, " if fo.get("model", fo["variant"]) != fo["variant"] else "")
+                                 + f"{fo['points']} points, "
                                  f"{len(fo['layouts'])} layouts); "
-                                 + (f"band ±{band:.2f}% (largest leave-one-layout-out error + margin)"
+                                 + (e["band"] if "band" in e else
+                                    f"band ±{band:.2f}% (largest leave-one-layout-out error + margin)"
                                     if band == band else "no validated band (one layout: "
                                     "nothing to hold out), informational"),
                          "detail": f"prediction error {e['error_pct']:+.2f}%; {e.get('how', '')}"})

@@ -2,7 +2,10 @@
 
 A variant is (tree, patches, kconfig profile): `patched` is the tree as it is (6.12 copies the
 maple tree with __mt_dup() in dup_mmap()), plus $PATCHES / `patches` if given; `baseline` is the
-tree plus patches/baseline/*.patch, which restore the dup_mmap() from before that series.
+tree plus patches/baseline/*.patch, which restore the dup_mmap() from before that series, or the
+tree as it is where that patch does not apply (7.x) or the tree's dup_mmap() is already the
+baseline one (6.1): orchestrator/build/variants.py decides, and BuiltKernel.made_of says which.
+The key hashes the patches applied, so the two kinds of baseline never share a cached kernel.
 
 Layout in the cache (keys are content hashes):
     src/<srckey>/                 plain copy of the tree with the variant's patches applied
@@ -31,8 +34,9 @@ from simulator.fork import VARIANTS
 
 from ..cache import atomic_write, cache_path, locked, mark_used, sha256_file, sha256_text
 from ..errors import ForkdiffError
+from . import variants
 from .kconfig import ARCH, PROFILES, configure, effective_text, profile_fragments
-from .patches import baseline_patches, env_patches, patch_identity, prepare_copy
+from .patches import baseline_error, baseline_patches, env_patches, patch_identity, prepare_copy
 from .tree import KernelTree, resolve_tree
 from .treefacts import detect, detect_dup_mmap_model, version_tuple
 
@@ -56,6 +60,7 @@ class BuiltKernel:
     build_dir: Path
     log: Path
     manifest: dict = field(default_factory=dict)
+    made_of: str = ""  # what it was built from (orchestrator.build.variants: TREE, ...)
 
 
 # uname -r = <tree version><CONFIG_LOCALVERSION><make LOCALVERSION=...>. CONFIG_LOCALVERSION is
@@ -94,8 +99,8 @@ class _Build:
     """One build of one key: paths, the log, the progress line."""
 
     def __init__(self, variant: str, profile: str, tree: KernelTree, patches: list[Path],
-                 fragments: list[Path], progress: bool):
-        self.variant, self.profile, self.tree = variant, profile, tree
+                 fragments: list[Path], progress: bool, made_of: str = ""):
+        self.variant, self.profile, self.tree, self.made_of = variant, profile, tree, made_of
         self.patches, self.fragments, self.progress = patches, fragments, progress
         self.gcc = gcc_version()
         self.patch_ids = patch_identity(patches)
@@ -238,7 +243,7 @@ class _Build:
             "key": self.key, "variant": self.variant, "profile": self.profile,
             "tree": {"identity": self.tree.identity, "path": str(self.tree.path),
                      "version": self.tree.version},
-            "patches": self.patch_ids,
+            "patches": self.patch_ids, "made_of": self.made_of,
             "fragments": [{"name": f.name, "sha256": sha256_file(f)} for f in self.fragments],
             "gcc": self.gcc, "release": release,
             "bzimage": {"path": str(self.bzimage), "sha256": sha256_file(self.bzimage),
@@ -272,24 +277,28 @@ class _Build:
             mark_used(self.src)
         return BuiltKernel(variant=self.variant, profile=self.profile, bzimage=self.bzimage,
                            config=self.config, release=manifest["release"], tree=self.tree,
-                           build_dir=self.obj, log=self.log, manifest=manifest)
+                           build_dir=self.obj, log=self.log, manifest=manifest,
+                           made_of=self.made_of)
 
 
-def variant_patches(variant: str, tree_model: str, patches: Sequence[Path], tree_label: str) -> list[Path]:
-    """The patches that make `variant` out of a tree whose own dup_mmap() is `tree_model`.
-    A tree whose dup_mmap() copies with __mt_dup ("patched", 6.8 on): `patched` is the tree plus
-    `patches`, `baseline` the tree plus patches/baseline/. A tree from before the series
-    ("baseline", e.g. 6.1): `baseline` is the tree as it is, `patched` the tree plus `patches`,
-    which must then be given (there is nothing else to make it from)."""
-    if tree_model == "baseline":
-        if variant == "baseline":
-            return []
-        if not patches:
-            raise ForkdiffError(f"{tree_label}: its own dup_mmap() is the baseline one (no __mt_dup), "
-                                "so variant 'patched' needs patches to make it",
-                                "give PATCHES=/--patch with the series to test, or build --variant baseline")
-        return list(patches)
-    return baseline_patches() if variant == "baseline" else list(patches)
+def variant_patches(variant: str, tree_model: str, patches: Sequence[Path], tree_label: str,
+                    baseline_applies: bool = True) -> list[Path]:
+    """The patches that make `variant` out of a tree whose own dup_mmap() is `tree_model`
+    (orchestrator/build/variants.py has the table). A tree whose dup_mmap() copies with __mt_dup
+    ("patched", 6.8 on): `patched` is the tree plus `patches`; `baseline` the tree plus
+    patches/baseline/ where that applies (6.12), else the tree as it is (7.x, where the pre-series
+    loop cannot be restored: the reference kernel for `patches`, compared with the "patched"
+    model). A tree from before the series ("baseline", e.g. 6.1): `baseline` is the tree as it
+    is, `patched` the tree plus `patches`, which must then be given (there is nothing else to
+    make it from)."""
+    if tree_model == "baseline" and variant == "patched" and not patches:
+        raise ForkdiffError(f"{tree_label}: its own dup_mmap() is the baseline one (no __mt_dup), "
+                            "so variant 'patched' needs patches to make it",
+                            "give PATCHES=/--patch with the series to test, or build --variant baseline")
+    what = variants.made_of(variant, tree_model, lambda: None if baseline_applies else "no", patches)
+    if what == variants.TREE_BASELINE:
+        return baseline_patches()
+    return list(patches) if what == variants.TREE_PATCHES else []
 
 
 def build_kernel(variant: str, profile: str, tree: str | Path | None = None,
@@ -300,7 +309,7 @@ def build_kernel(variant: str, profile: str, tree: str | Path | None = None,
     linux-source-6.12).
     patches: extra patches for the `patched` variant (default: $PATCHES). `baseline` is the tree
     plus patches/baseline/*.patch, or the tree itself when its dup_mmap() is already the
-    baseline one (variant_patches).
+    baseline one or that patch does not apply (variant_patches).
     """
     if variant not in VARIANTS:
         raise ForkdiffError(f"unknown kernel variant {variant!r}", f"use one of: {', '.join(VARIANTS)}")
@@ -309,8 +318,10 @@ def build_kernel(variant: str, profile: str, tree: str | Path | None = None,
     kt = resolve_tree(tree)
     tree_model = detect_dup_mmap_model(kt.path)
     extra = [Path(p) for p in patches] if patches else env_patches()
-    plist = variant_patches(variant, tree_model, extra, f"tree {kt.path} ({kt.version})")
-    b = _Build(variant, profile, kt, plist, fragments, progress)
+    applies = variant != "baseline" or tree_model == "baseline" or baseline_error(kt.path) is None
+    plist = variant_patches(variant, tree_model, extra, f"tree {kt.path} ({kt.version})", applies)
+    what = variants.made_of(variant, tree_model, lambda: None if applies else "no", extra)
+    b = _Build(variant, profile, kt, plist, fragments, progress, what)
     with locked(f"kernel-{b.key}"):
         manifest = b.cached()
         if manifest is not None:
@@ -320,7 +331,9 @@ def build_kernel(variant: str, profile: str, tree: str | Path | None = None,
         b.configure()
         b.compile()
         manifest = b.record(time.monotonic() - b.t0)
-        want_model = "baseline" if variant == "baseline" else None
+        # patches/baseline/ must have restored the pre-series loop; a baseline that is the tree
+        # as it is has the tree's own model, whatever it is (variants.py)
+        want_model = "baseline" if what == variants.TREE_BASELINE else None
         if want_model and manifest["dup_mmap_model"] != want_model:
             raise ForkdiffError(f"kernel {b.label}: patched source still uses __mt_dup() in dup_mmap()",
                                 "check patches/baseline/", b.log)

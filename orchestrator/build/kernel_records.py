@@ -1,7 +1,8 @@
 """Which kernels a results folder's observations were made on: `<out>/kernels/<variant>-<profile>.json`,
 written when a suite boots a variant's kernel (orchestrator.run.suites.run_variant), so that the folder
 says, without the cache, what was built from what: the tree's identity, the patches (names and
-sha256, in the order applied), the kconfig fragments, the compiler, the .config's and the
+sha256, in the order applied), what the variant is made of (`made_of`: the tree as it is, the
+tree + patches/baseline/ or the tree + PATCHES), the kconfig fragments, the compiler, the .config's and the
 bzImage's sha256. `forkdiff export kcidb` reads them (orchestrator/analysis/kcidb.py).
 
 One file per variant and profile, written whole (atomic rename), so the worker threads of a
@@ -42,6 +43,9 @@ def kernel_record(kernel) -> dict | None:
         "bzimage": {"sha256": m["bzimage"]["sha256"], "size": m["bzimage"]["size"]},
         "build_seconds": m.get("build_seconds"), "built_at": m.get("built_at", ""),
         "dup_mmap_model": m.get("dup_mmap_model", ""),
+        # what the variant is built from (orchestrator/build/variants.py): e.g. 7.x's baseline
+        # with PATCHES= is "the tree as it is", 6.12's "the tree + patches/baseline/"
+        "made_of": getattr(kernel, "made_of", "") or m.get("made_of", ""),
     }
 
 

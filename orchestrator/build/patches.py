@@ -29,6 +29,16 @@ def baseline_patches(patches_dir: Path | None = None) -> list[Path]:
     return found
 
 
+def baseline_error(tree_path: Path) -> str | None:
+    """None when patches/baseline/ applies to the tree, else why not (the failing hunk)."""
+    patches = baseline_patches()  # none in the checkout: an error of its own, not "does not apply"
+    try:
+        check_applies(tree_path, patches)
+    except ForkdiffError as err:
+        return err.cause
+    return None
+
+
 def env_patches() -> list[Path]:
     """Extra patches for the patched variant from $PATCHES (space-separated paths)."""
     return [Path(p).expanduser() for p in shlex.split(os.environ.get("PATCHES", ""))]

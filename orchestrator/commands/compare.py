@@ -30,8 +30,23 @@ def parse_models(text: str | None) -> dict[str, str]:
     return out
 
 
+def saved_models(out: Path) -> dict[str, str]:
+    """The model map the run that wrote `out` used (run.json "model map"; {} without one): a
+    kernel is compared with the model its source shows, which is not always its variant's
+    name (7.x's baseline with PATCHES= is the tree as it is, model "patched")."""
+    import json
+
+    try:
+        meta = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    found = meta.get("model map") if isinstance(meta, dict) else None
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
 def run(args: argparse.Namespace) -> int:
-    df = compare_dir(Path(args.dir), parse_models(args.model))
+    out = Path(args.dir)
+    df = compare_dir(out, parse_models(args.model) if args.model else saved_models(out))
     print_summary(df, Path(args.dir))
     return 1 if not failing(df).empty else 0
 
@@ -41,5 +56,6 @@ def register(sub) -> None:
     p.add_argument("dir", help="results folder holding observations.jsonl")
     p.add_argument("--model", default=None,
                    help="model to compare each kernel with: 'patched', 'baseline', or a mapping "
-                        "'baseline=patched,patched=baseline' (default: each kernel's own variant)")
+                        "'baseline=patched,patched=baseline' (default: the run's, from run.json; "
+                        "else each kernel's own variant)")
     p.set_defaults(func=run)

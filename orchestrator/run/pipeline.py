@@ -1,12 +1,17 @@
 """`make vm-test` end to end: kernels -> suites -> compare -> report, with progress on stderr.
 
-Which kernels: on a tree whose dup_mmap() copies with __mt_dup (6.8 on), `patched` is the tree
-as it is (plus $PATCHES) and `baseline` the tree plus patches/baseline/; where that patch does
-not apply (a much newer tree), the run says so and goes on with `patched` alone. On a tree from
-before the series (6.1) `baseline` is the tree as it is, plus `patched` (the tree + $PATCHES)
-only when patches are given. Which model each kernel is compared with: its own variant, except
-that the tree's own kernel is compared with the model its dup_mmap() source shows
-(treefacts.detect_dup_mmap_model), unless MODEL= says otherwise.
+Which kernels (orchestrator/build/variants.py decides; the run prints its choice): on a tree
+whose dup_mmap() copies with __mt_dup (6.8 on), `patched` is the tree as it is (plus $PATCHES)
+and `baseline` the tree plus patches/baseline/. Where that patch does not apply (7.x: dup_mmap()
+moved to mm/mmap.c and mas_expected_entries() is gone, so the pre-series loop cannot be
+restored), `baseline` is the tree as it is when PATCHES= are given: the reference kernel the
+patched one is measured and predicted from, compared with the tree's own model ("patched");
+without PATCHES= the run says so and goes on with `patched` alone. On a tree from before the
+series (6.1) `baseline` is the tree as it is, plus `patched` (the tree + $PATCHES) only when
+patches are given. Which model each kernel is compared with follows the plan's model map, not
+the variant's name: the model its dup_mmap() source shows (treefacts.detect_dup_mmap_model; a
+patched kernel made from a pre-series tree: its built source's), unless MODEL= says otherwise.
+run.json records the map ("model map") and what each kernel is built from ("made of").
 
 Before anything is built the run says whether the simulator models the tree
 (simulator/runconfig.py tree_notice); on a tree it does not model the model's verdicts are
@@ -31,8 +36,9 @@ from ..analysis.compare import compare_dir
 from ..analysis.summary import print_summary
 from ..analysis.verdicts import failing
 from ..build import treefacts
+from ..build import variants as variants_mod
 from ..build.kernel import build_kernel
-from ..build.patches import baseline_patches, check_applies, env_patches
+from ..build.patches import baseline_error, env_patches
 from ..build.rootfs import build_rootfs
 from ..build.tree import resolve_tree
 from ..errors import ForkdiffError
@@ -96,23 +102,12 @@ class Progress:
 
 
 def _variants(tree_path: Path, say: Progress, model: str,
-              patches: tuple[Path, ...] = ()) -> tuple[list[str], str]:
-    """Kernel variants this tree gives, and the model of its own dup_mmap()."""
-    if model == "baseline":
-        if patches:
-            say("variants", "the tree's own dup_mmap() is the baseline one: baseline = the tree, "
-                            "patched = the tree + PATCHES")
-            return ["baseline", "patched"], model
-        say("variants", "the tree's own dup_mmap() is the baseline one: baseline = the tree; "
-                        "no PATCHES, so no patched kernel")
-        return ["baseline"], model
-    variants = ["patched"]
-    try:
-        check_applies(tree_path, baseline_patches())
-        variants.insert(0, "baseline")
-    except ForkdiffError as err:
-        say("baseline", f"skipped: {err.cause} (going on with the tree's own kernel)")
-    return variants, model
+              patches: tuple[Path, ...] = ()) -> variants_mod.VariantPlan:
+    """The kernels this tree gives (orchestrator/build/variants.py), said on stderr."""
+    plan = variants_mod.plan(model, lambda: baseline_error(tree_path), patches)
+    for stage, line in plan.notes:
+        say(stage, line)
+    return plan
 
 
 def suite_options(opts: VmTestOptions, suite: str, variant: str, scenarios, say: Progress,
@@ -176,7 +171,9 @@ def run(opts: VmTestOptions) -> int:
     for part in runconfig.partial_model(facts):
         say("model", f"partly: {part}")
     patches = tuple(opts.patches) or tuple(env_patches())
-    variants, tree_model = _variants(tree.path, say, facts["dup_mmap_model"], patches)
+    tree_model = facts["dup_mmap_model"]
+    vplan = _variants(tree.path, say, tree_model, patches)
+    variants = list(vplan.variants)
     if opts.variants:
         missing = [v for v in opts.variants if v not in variants]
         if missing:
@@ -187,11 +184,15 @@ def run(opts: VmTestOptions) -> int:
     # only kernel (orchestrator.analysis.spawn_model)
     opts = replace(opts, spawn_fit_on="baseline" if "baseline" in variants else variants[0])
     scenarios = load_scenarios(opts.scenarios) if opts.scenarios else None
-    models = {"patched": tree_model, **opts.models} if tree_model == "patched" else dict(opts.models)
+    models = {**vplan.models, **opts.models}
     meta = {"run": out.name, "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "tree": str(tree.path), "tree_identity": tree.identity, "kernel_version": tree.version,
             "simulator": notice or "models this tree", "kernel_facts": json.dumps(facts),
             "variants": ", ".join(variants),
+            "made of": "; ".join(f"{v}: {vplan.made_of[v]}" for v in variants),
+            **({"reference kernel": "baseline = the tree as it is (its dup_mmap() already uses "
+                                    "__mt_dup and patches/baseline/ does not apply), compared with "
+                                    "the patched model"} if vplan.reference and "baseline" in variants else {}),
             "models": ", ".join(f"{v} kernel vs {models.get(v, v)} model" for v in variants),
             "suites": ", ".join(opts.suites), "scenarios": ", ".join(opts.scenarios) or "default",
             "spawn_vmas": ", ".join(map(str, opts.vmas)),
@@ -210,13 +211,14 @@ def run(opts: VmTestOptions) -> int:
             t0 = time.monotonic()
             k = built[(v, profile)] = build_kernel(v, profile, tree=opts.tree, patches=opts.patches)
             meta[f"kernel {v}/{profile}"] = k.release
-            if tree_model == "baseline" and v == "patched" and "patched" not in opts.models:
-                models["patched"] = k.manifest.get("dup_mmap_model", "patched")  # tree + PATCHES
+            if v not in models:  # a pre-series tree + PATCHES: the model its built source shows
+                models[v] = k.manifest.get("dup_mmap_model", v)
             meta[f"kernel {v}/{profile} wall s"] = round(time.monotonic() - t0, 1)
             # what its guests boot with (the records' slab_debug says what each guest got)
             words = {s: boot_slub_debug(s, k) for s in opts.suites if DEFAULT_PROFILE[s] == profile}
             meta[f"kernel {v}/{profile} slub_debug"] = "; ".join(
                 f"{s}: {w}" for s, w in words.items() if w) or "none"
+    meta["models"] = ", ".join(f"{v} kernel vs {models.get(v, v)} model" for v in variants)
     t0 = time.monotonic()
     build_rootfs()
     meta["rootfs wall s"] = round(time.monotonic() - t0, 1)

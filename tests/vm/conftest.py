@@ -33,6 +33,20 @@ def no_qemu_left_after_test() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def tree72() -> str:
+    """The 7.2 tree: FORKDIFF_TEST_TREE_7_2 (a path), else `debian:sid:linux-source-7.2`
+    (fetched once into the cache); without either the test skips, saying so."""
+    spec = os.environ.get("FORKDIFF_TEST_TREE_7_2") or "debian:sid:linux-source-7.2"
+    from orchestrator.build.tree import resolve_tree
+    from orchestrator.errors import ForkdiffError
+
+    try:
+        return str(resolve_tree(spec).path)
+    except (ForkdiffError, OSError) as err:
+        pytest.skip(f"no 7.2 tree ({spec}): {err}")
+
+
+@pytest.fixture(scope="session")
 def rootfs() -> Rootfs:
     return build_rootfs()
 

@@ -5,11 +5,10 @@ the tree's facts select, and a planted 7.2 bug caught by the leak verdicts.
 Real parts only: the 7.2 faults kernel is built (with the planted patch for the second test),
 booted in QEMU, fail-nth injects the failures, the guest reads the slab counters. The tree is
 FORKDIFF_TEST_TREE_7_2 (a path), else `debian:sid:linux-source-7.2`; without either the tests skip,
-saying so."""
+saying so (the tree72 fixture, conftest.py)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,6 @@ pytestmark = pytest.mark.vm
 REPO = Path(__file__).resolve().parents[2]
 PLANTED = REPO / "tests" / "planted" / "72-leak-chain-on-clone-failure.patch"
 SCENARIO = "anon-touched-21"
-
-
-@pytest.fixture(scope="module")
-def tree72() -> str:
-    spec = os.environ.get("FORKDIFF_TEST_TREE_7_2") or "debian:sid:linux-source-7.2"
-    from orchestrator.build.tree import resolve_tree
-    from orchestrator.errors import ForkdiffError
-
-    try:
-        return str(resolve_tree(spec).path)
-    except (ForkdiffError, OSError) as err:
-        pytest.skip(f"no 7.2 tree ({spec}): {err}")
 
 
 def vm_test(out: Path, tree: str, suites: str, patch: Path | None = None

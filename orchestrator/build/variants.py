@@ -1,0 +1,98 @@
+"""Which kernel variants a tree gives, what each is built from, and which simulator model each
+is compared with: one decision, used by the run (orchestrator.run.pipeline) and by every
+kernel build (orchestrator.build.kernel).
+
+    tree's own dup_mmap()      patches/baseline/  PATCHES=  baseline kernel (model)           patched kernel
+    no __mt_dup (6.1)          (not tried)        given     the tree as it is (baseline)      the tree + PATCHES
+                                                  none      the tree as it is (baseline)      -
+    __mt_dup (6.8 on, 6.12)    applies            any       the tree + patches/baseline/      the tree (+ PATCHES)
+                                                            (baseline)                        (patched)
+    __mt_dup (7.x)             does not apply     given     the tree as it is (patched):      the tree + PATCHES
+                                                            the reference kernel              (patched)
+                                                  none      -                                 the tree (patched)
+
+So `baseline` is always the kernel the patched one is measured against, and its model is the
+one its source shows, not its name: on 7.x with PATCHES= it is the tree as it is, whose own
+dup_mmap() already uses __mt_dup, compared with the "patched" model (7.x removed
+mas_expected_entries(), so the pre-series loop cannot be restored there). Without PATCHES= such a
+tree gives only `patched`: a second kernel would be the same source.
+
+A kernel's cache key hashes its patches (orchestrator.build.kernel), so a baseline built as the
+tree as it is (no patches) and one built as the tree + patches/baseline/ never share a key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TREE = "the tree as it is"
+TREE_BASELINE = "the tree + patches/baseline/"
+TREE_PATCHES = "the tree + PATCHES"
+
+
+def baseline_made_of(tree_model: str, baseline_error: Callable[[], str | None]) -> str:
+    """What the `baseline` kernel of a tree is built from. tree_model: the model the tree's own
+    dup_mmap() shows ("baseline": no __mt_dup, "patched": __mt_dup); baseline_error(): None when
+    patches/baseline/ applies to the tree, else why not (called only for a "patched" tree)."""
+    if tree_model == "baseline" or baseline_error() is not None:
+        return TREE
+    return TREE_BASELINE
+
+
+def made_of(variant: str, tree_model: str, baseline_error: Callable[[], str | None],
+            patches: Sequence[Path] = ()) -> str:
+    """What `variant`'s kernel is built from (TREE, TREE_BASELINE or TREE_PATCHES)."""
+    if variant == "baseline":
+        return baseline_made_of(tree_model, baseline_error)
+    return TREE_PATCHES if patches else TREE
+
+
+@dataclass(frozen=True)
+class VariantPlan:
+    """The kernels of a run: variants in run order, what each is built from, the model each is
+    compared with where the tree says it (a patched kernel made from a pre-series tree + PATCHES
+    gets its model from its built source: missing here), and the lines the run prints."""
+
+    variants: tuple[str, ...]
+    made_of: dict[str, str]
+    models: dict[str, str]
+    notes: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def reference(self) -> bool:
+        """True when `baseline` is the tree as it is on a tree whose dup_mmap() already uses
+        __mt_dup: the reference kernel for PATCHES=, compared with the "patched" model."""
+        return "baseline" in self.variants and self.models.get("baseline") == "patched"
+
+
+def plan(tree_model: str, baseline_error: Callable[[], str | None],
+         patches: Sequence[Path] = ()) -> VariantPlan:
+    """The kernels a run on this tree builds (see the module's table)."""
+    if tree_model == "baseline":
+        if patches:
+            return VariantPlan(("baseline", "patched"), {"baseline": TREE, "patched": TREE_PATCHES},
+                               {"baseline": "baseline"},
+                               (("variants", "the tree's own dup_mmap() is the baseline one: "
+                                             "baseline = the tree, patched = the tree + PATCHES"),))
+        return VariantPlan(("baseline",), {"baseline": TREE}, {"baseline": "baseline"},
+                           (("variants", "the tree's own dup_mmap() is the baseline one: baseline = "
+                                         "the tree; no PATCHES, so no patched kernel"),))
+    if tree_model != "patched":
+        raise ValueError(f"unknown dup_mmap model {tree_model!r}")
+    patched = TREE_PATCHES if patches else TREE
+    cause = baseline_error()
+    if cause is None:
+        return VariantPlan(("baseline", "patched"), {"baseline": TREE_BASELINE, "patched": patched},
+                           {"baseline": "baseline", "patched": "patched"})
+    if patches:
+        return VariantPlan(("baseline", "patched"), {"baseline": TREE, "patched": patched},
+                           {"baseline": "patched", "patched": "patched"},
+                           (("baseline", "the tree as it is, the reference kernel for PATCHES=, "
+                                         "compared with the tree's own model (patched), since "
+                                         f"{cause}"),
+                            ("variants", "baseline = the tree as it is, patched = the tree + PATCHES")))
+    return VariantPlan(("patched",), {"patched": TREE}, {"patched": "patched"},
+                       (("baseline", f"skipped: {cause} (going on with the tree's own kernel; "
+                                     "give PATCHES= to get the tree as it is as the reference "
+                                     "kernel)"),))
