@@ -344,6 +344,7 @@ int main(int argc, char **argv)
 		j_deltas("net", o_start, o1);
 		j_bool("settled", settled);
 		j_dbl("settle_ms", waited);
+		j_int("settle_bound_ms", (long long)settle_ms);
 		j_int("leak_wait_ms", (long long)leak_wait_ms);
 	}
 	j_slab("slab_start", s_start);

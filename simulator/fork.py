@@ -270,6 +270,9 @@ def _set_rcu(tree: Any, on: bool) -> None:
 SHEAF_CACHE = "kmalloc"  # the kmalloc cache alloc_empty_sheaf() allocates a struct slab_sheaf from
 GFP_SHEAF_RCU = "__GFP_NOWARN"  # __kfree_rcu_sheaf() -> alloc_empty_sheaf(): cannot sleep
 MAPLE_SHEAF_CAPACITY = 32  # lib/maple_tree.c maple_tree_init(): .sheaf_capacity = 32
+# mm/slab_common.c KFREE_DRAIN_JIFFIES (5 * HZ): the longest an object waits in kfree_rcu's
+# batches before the monitor queues them for a grace period (a full batch goes sooner)
+KFREE_DRAIN_MS = 5000
 
 
 class _Tracer:
@@ -710,6 +713,7 @@ def outcome(res: ForkResult, k: int) -> dict:
             # kfree_rcu, then a grace period): still in use after the sweep's per-k leak wait
             out["pending"] = {"maple_node": 1}
             out["pending_until"] = "kfree_rcu batch drain (KFREE_DRAIN_JIFFIES = 5 s)"
+            out["pending_ms"] = KFREE_DRAIN_MS
         return out
     out.update(fork="ENOMEM", errno="ENOMEM", absorbed=False, frees=dict(e.frees))
     parent_n = len(res.parent_vmas)

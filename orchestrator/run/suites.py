@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from simulator.fork import VARIANTS
+from simulator.fork import KFREE_DRAIN_MS, VARIANTS
 from simulator.scenario import Scenario, ScenarioError, from_dict, load
 
 from .. import resources
@@ -98,6 +98,15 @@ class RunOptions:
         """faultsweep --leak-wait-ms: how long a fork's frees may take to settle before what
         is left counts as leaked (only a leaking fork waits this long)."""
         return 500 if self.icount_used else 5000
+
+    @property
+    def settle_ms(self) -> int:
+        """faultsweep --settle-ms: how long the sweep's start and end may wait for pending frees
+        to land (only a sweep that leaves something waits this long). Longer than kfree_rcu's
+        batch drain (simulator.fork.KFREE_DRAIN_MS) plus grace periods, so a node the model
+        predicts pending in those batches at some k (7.x) is freed by the sweep's end, and the
+        sweep's net is compared exactly (analysis/rules.py)."""
+        return KFREE_DRAIN_MS + (2000 if self.icount_used else 5000)
 
     @property
     def scans_leaks(self) -> bool:
@@ -226,7 +235,8 @@ def plan(opts: RunOptions) -> list[Job]:
                 timeout = 300 + n / 10
             else:
                 args = ("--kmsg", "--max-k", str(opts.max_k),
-                        "--leak-wait-ms", str(opts.leak_wait_ms), *args)
+                        "--leak-wait-ms", str(opts.leak_wait_ms),
+                        "--settle-ms", str(opts.settle_ms), *args)
                 timeout = 600 + n * n / 20  # the sweep is quadratic in the VMA count
         jobs.append(Job(sc.name, sc.to_dict(), PROGRAM[s], args, timeout))
     return jobs

@@ -76,6 +76,8 @@ def _joined_end(ends: list[dict], complete_at: int | None) -> dict:
         v["net"] = _sum([x.get("net") for x in vs])
         v["settled"] = all(x.get("settled", True) for x in vs)
         v["settle_ms"] = max(x.get("settle_ms", 0) for x in vs)
+        if all("settle_bound_ms" in x for x in vs):  # each part waited at most this long
+            v["settle_bound_ms"] = min(x["settle_bound_ms"] for x in vs)
         v["slab_end"] = vs[-1].get("slab_end")
     v["parts"] = [f"k{x.get('k_from', 1)}-{x.get('last_k')}" for x in vs]
     return {**_rekey(ends[0], "sweep_end"), "values": v, "value": v["last_k"]}

@@ -37,6 +37,20 @@ def test_the_leak_check_waits_longer_in_real_time(tmp_path):
     assert args and all(a[a.index("--leak-wait-ms") + 1] == "5000" for a in args)
 
 
+def test_the_sweep_end_waits_out_kfree_rcus_batch_drain(tmp_path):
+    """A node 7.x leaves pending in kfree_rcu's batches (KFREE_DRAIN_JIFFIES = 5 s) must be
+    freed within the sweep end's wait, or the sweep's exact net row would be a guess: the
+    bound passed to the guest covers the drain plus compare's grace margin, in both modes."""
+    from orchestrator.analysis.rules import GRACE_MARGIN_MS
+    from simulator.fork import KFREE_DRAIN_MS
+
+    for usable in (True, False):
+        opts = resolve_icount(RunOptions(suite="faults", out=tmp_path), FakeProbe(usable))
+        args = [j.args for j in plan(opts) if "--settle-ms" in j.args]
+        assert args and all(int(a[a.index("--settle-ms") + 1]) >= KFREE_DRAIN_MS + GRACE_MARGIN_MS
+                            for a in args)
+
+
 def test_spawn_keeps_virtual_time_by_default_even_with_kvm_and_never_probes(tmp_path):
     probe = FakeProbe(True)
     opts = resolve_icount(RunOptions(suite="spawn", out=tmp_path, vmas=(21,)), probe)

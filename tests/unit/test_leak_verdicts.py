@@ -109,12 +109,13 @@ def test_a_node_pending_in_kfree_rcu_batches_is_predicted_not_a_leak():
     """7.x: when the rcu_free sheaf's kmalloc fails (absorbed), the model predicts the maple
     node pending in kfree_rcu's batches (fork.outcome: pending). The per-k row then expects
     exactly that node in use after the leak wait (the batches drain 5 s after the kfree_rcu,
-    KFREE_DRAIN_JIFFIES; the wait is 500 ms): one more or one fewer is a mismatch. At the
-    sweep's end it may or may not have drained: bounded 0..pending (`skipped`), beyond it a
-    mismatch."""
+    KFREE_DRAIN_JIFFIES; the wait is 500 ms): one more or one fewer is a mismatch. A sweep end
+    that waited longer than the drain plus a grace period (settle_bound_ms, recorded by the
+    guest) has seen it freed: exact 0. Older records, whose sweep end waited less: bounded
+    0..pending (`skipped`), beyond it a mismatch."""
     ps = preds()
     absorbed = dict(next(p for p in ps if p["measurement"] == "fault_outcome" and p.get("absorbed")))
-    absorbed.update(site="kfree_rcu_sheaf", pending={"maple_node": 1},
+    absorbed.update(site="kfree_rcu_sheaf", pending={"maple_node": 1}, pending_ms=5000,
                     pending_until="kfree_rcu batch drain (KFREE_DRAIN_JIFFIES = 5 s)")
     k = absorbed["k"]
     row = leak_rows(job([]), "patched", fault(k, 1, {}, {"maple_node": 1}, settled=False), absorbed)[0]
@@ -126,10 +127,10 @@ def test_a_node_pending_in_kfree_rcu_batches_is_predicted_not_a_leak():
     ps2 = [absorbed if p is not None and p.get("k") == k and p["measurement"] == "fault_outcome"
            else p for p in ps]
 
-    def sweep(net):
+    def sweep(net, **bound):
         end = {"measurement": "sweep_end", "repeat": None, "value": k,
                "values": {"complete": True, "last_k": k, "failed_forks": 0, "absorbed_faults": 1,
-                          "net": {c: net.get(c, 0) for c in CACHES}, "settled": False}}
+                          "net": {c: net.get(c, 0) for c in CACHES}, "settled": False, **bound}}
         rows = compare_faults(job([end]), "patched", ps2)
         return next(r for r in rows if r["measurement"] == "sweep_leak")
 
@@ -137,6 +138,13 @@ def test_a_node_pending_in_kfree_rcu_batches_is_predicted_not_a_leak():
     assert sweep({})["verdict"] == "skipped"
     assert sweep({"maple_node": 2})["verdict"] == "mismatch"
     assert sweep({"anon_vma": 1})["verdict"] == "mismatch"
+    # the guest's sweep end waited 7 s (5 s drain + 2 s): the node must be gone, exactly
+    drained = sweep({}, settle_bound_ms=7000)
+    assert drained["verdict"] == "match" and drained["predicted"] == "0"
+    assert "KFREE_DRAIN_JIFFIES" in drained["rule"]
+    assert sweep({"maple_node": 1}, settle_bound_ms=7000)["verdict"] == "mismatch"
+    # a wait that does not cover drain + grace margin (5.5 s < 5 s + 1 s) stays bounded
+    assert sweep({"maple_node": 1}, settle_bound_ms=5500)["verdict"] == "skipped"
     # without a pending prediction the sweep row stays exact
     assert compare_faults(job([{"measurement": "sweep_end", "repeat": None, "value": k,
                                 "values": {"complete": True, "last_k": k, "failed_forks": 0,
