@@ -561,7 +561,9 @@ def _parent_up(parent: MaState) -> None:
         parent.end = C.mas_data_end(parent)
 
 
-def mas_wr_split(wr: WrState) -> None:
+def _cp_store(wr: WrState, data, ascend) -> None:
+    """The loop 7.x's mas_wr_split() and mas_wr_rebalance() share, with their own data and
+    ascend steps (split_data/split_ascend, rebalance_data/rebalance_ascend)."""
     mas = wr.mas
     parent = mas.copy()
     sib = MaState(mas.tree)
@@ -569,30 +571,21 @@ def mas_wr_split(wr: WrState) -> None:
     cp_leaf_init(cp, mas, wr, wr)
     while True:
         _parent_up(parent)
-        split_data(cp, wr, sib, parent)
+        data(cp, wr, sib, parent)
         multi_src_setup(cp, wr, wr, sib)
         dst_setup(cp, mas, wr.leaf)
         cp_data_write(cp, mas)
-        if not split_ascend(cp, wr, sib, parent):
+        if not ascend(cp, wr, sib, parent):
             break
     mas_wmb_replace(mas, cp)
+
+
+def mas_wr_split(wr: WrState) -> None:
+    _cp_store(wr, split_data, split_ascend)
 
 
 def mas_wr_rebalance(wr: WrState) -> None:
-    mas = wr.mas
-    parent = mas.copy()
-    sib = MaState(mas.tree)
-    cp = Cp()
-    cp_leaf_init(cp, mas, wr, wr)
-    while True:
-        _parent_up(parent)
-        rebalance_data(cp, wr, sib, parent)
-        multi_src_setup(cp, wr, wr, sib)
-        dst_setup(cp, mas, wr.leaf)
-        cp_data_write(cp, mas)
-        if not rebalance_ascend(cp, wr, sib, parent):
-            break
-    mas_wmb_replace(mas, cp)
+    _cp_store(wr, rebalance_data, rebalance_ascend)
 
 
 def mas_extend_spanning_null(l_wr: WrState, r_wr: WrState) -> None:

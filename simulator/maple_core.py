@@ -2262,12 +2262,7 @@ def mas_store_gfp(mas: MaState, entry) -> None:
     else:
         # mas_destroy() without a pending bulk rebalance, inlined
         mas.flags &= ~(F_BULK | F_PREALLOC)
-        pool = mas.pool
-        if pool.avail:
-            if not pool.sheaf:
-                mas.tree.op_freed += pool.avail
-            pool.avail = 0
-            pool.sheaf = False
+        mas_empty_nodes(mas)
 
 
 def mas_store(mas: MaState, entry):

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fake_tree import synthetic_tree
 
 from orchestrator.analysis import report
 from orchestrator.analysis.compare import compare_records
@@ -126,17 +127,6 @@ class _StopBeforeBuild(Exception):
     pass
 
 
-def _synthetic_tree(root: Path, fork_c: str, mmap_c: str = "", patchlevel: int = 2) -> Path:
-    """A FAKE kernel tree: just the files validate_tree and treefacts read."""
-    files = {"Makefile": f"VERSION = 7\nPATCHLEVEL = {patchlevel}\nSUBLEVEL = 13\nEXTRAVERSION =\n",
-             "kernel/fork.c": fork_c, "mm/mmap.c": mmap_c,
-             "lib/maple_tree.c": "static void f(void)\n{\n\tkmem_cache_prefill_sheaf(c, g, n);\n}\n",
-             "include/linux/mm_types.h": "struct vm_area_struct {\n\trefcount_t vm_refcnt;\n};\n",
-             "scripts/kconfig/merge_config.sh": "", "tools/testing/radix-tree/Makefile": ""}
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
 
 
 def test_vm_test_says_first_that_the_tree_is_not_modelled(tmp_path, monkeypatch, capsys):
@@ -148,7 +138,7 @@ def test_vm_test_says_first_that_the_tree_is_not_modelled(tmp_path, monkeypatch,
     dup = ("__latent_entropy int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)\n{\n"
            "\tretval = __mt_dup(&oldmm->mm_mt, &mm->mm_mt, GFP_KERNEL);\n"
            "\t\tcleanup_somehow(mm);\n}\n")
-    tree = _synthetic_tree(tmp_path / "linux", "int copy_process(void);\n", dup, patchlevel=9)
+    tree = synthetic_tree(tmp_path / "linux", "int copy_process(void);\n", dup, patchlevel=9)
     built = []
 
     def fake_build(variant, profile, **kw):
@@ -170,7 +160,7 @@ def test_vm_test_says_first_that_the_tree_is_not_modelled(tmp_path, monkeypatch,
 def test_a_baseline_tree_without_patches_runs_baseline_only(tmp_path, monkeypatch, capsys):
     from orchestrator.run import pipeline
 
-    tree = _synthetic_tree(tmp_path / "linux", BASELINE_61)
+    tree = synthetic_tree(tmp_path / "linux", BASELINE_61)
     built = []
     monkeypatch.setattr(pipeline, "build_kernel",
                         lambda v, p, **kw: (built.append(v), (_ for _ in ()).throw(_StopBeforeBuild()))[1])

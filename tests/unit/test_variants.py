@@ -16,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fake_tree import synthetic_tree
 
 from orchestrator.build import kernel as kernel_mod
 from orchestrator.build import variants
@@ -105,16 +106,7 @@ class _Stop(Exception):
 
 
 def _tree(root: Path, fork_c: str, mmap_c: str) -> Path:
-    """A FAKE 7.2-shaped tree: just the files validate_tree and treefacts read."""
-    files = {"Makefile": "VERSION = 7\nPATCHLEVEL = 2\nSUBLEVEL = 13\nEXTRAVERSION =\n",
-             "kernel/fork.c": fork_c, "mm/mmap.c": mmap_c,
-             "lib/maple_tree.c": "static void f(void)\n{\n\tkmem_cache_prefill_sheaf(c, g, n);\n}\n",
-             "include/linux/mm_types.h": "struct vm_area_struct {\n\trefcount_t vm_refcnt;\n};\n",
-             "scripts/kconfig/merge_config.sh": "", "tools/testing/radix-tree/Makefile": ""}
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
+    return synthetic_tree(root, fork_c, mmap_c)
 
 
 MMAP_72 = ("__latent_entropy int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)\n{\n"
