@@ -46,3 +46,27 @@ def test_truncated_bzimage_is_not_a_cache_hit(builds):
         fh.truncate(100)
     assert b.cached() is None
     assert not b.bzimage.exists() and not built.exists() and not b.manifest_path.exists()
+
+
+def test_a_stale_manifest_whose_build_folder_is_gone_is_built_again(builds):
+    """Runs read the booted kernel's facts, vDSO pages and slub.c's failslab attribute from
+    its manifest; a manifest of an older forkdiff lacks some, and they are read from the build
+    folder and source copy instead. When those were pruned the image is not a hit (else the
+    reads would silently come back empty and change the predictions); a complete manifest is
+    (an imported kernel has no build folder)."""
+    from orchestrator.build.kernel import BUILT_FACTS
+    from orchestrator.build.treefacts import FACT_KEYS
+
+    b = builds("patched", "faults")
+    b.bzimage.parent.mkdir(parents=True, exist_ok=True)
+    b.bzimage.write_bytes(b"fake bzImage " * 1000)
+    complete = {"release": "x", "bzimage": {"sha256": sha256_file(b.bzimage)},
+                "kernel_facts": dict.fromkeys((*FACT_KEYS, *BUILT_FACTS), 1)}
+    b.manifest_path.write_text(json.dumps(complete))
+    assert not b.obj.exists() and b.cached() == complete
+    stale = complete | {"kernel_facts": dict.fromkeys(FACT_KEYS[:-1], 1)}
+    b.manifest_path.write_text(json.dumps(stale))
+    b.obj.mkdir(parents=True)
+    assert b.cached() == stale  # the folder is there to read
+    b.obj.rmdir()
+    assert b.cached() is None and not b.manifest_path.exists()

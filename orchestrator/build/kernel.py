@@ -38,7 +38,7 @@ from . import variants
 from .kconfig import ARCH, PROFILES, configure, effective_text, profile_fragments
 from .patches import baseline_error, baseline_patches, env_patches, patch_identity, prepare_copy
 from .tree import KernelTree, resolve_tree
-from .treefacts import detect, detect_dup_mmap_model, version_tuple
+from .treefacts import FACT_KEYS, detect, detect_dup_mmap_model, vdso_pages_of_build, version_tuple
 
 __all__ = ["VARIANTS", "PROFILES", "BuiltKernel", "build_kernel", "detect_dup_mmap_model",
            "check_build_tools", "release_string"]
@@ -250,7 +250,7 @@ class _Build:
                         "size": self.bzimage.stat().st_size},
             "build_seconds": round(seconds, 1), "build_dir": str(self.obj),
             "dup_mmap_model": detect_dup_mmap_model(self.src),
-            "kernel_facts": detect(self.src),
+            "kernel_facts": detect(self.src) | built_facts(self.src, self.obj),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         atomic_write(self.manifest_path, json.dumps(manifest, indent=2) + "\n")
@@ -264,6 +264,14 @@ class _Build:
         except (OSError, ValueError):
             return None
         want = manifest.get("bzimage", {}).get("sha256")
+        if not self.obj.is_dir() and not manifest_complete(manifest):
+            # a manifest of an older forkdiff, whose build folder is gone (pruned, or by hand):
+            # what it lacks is read from the source copy and build, so build it again (ccache
+            # makes that quick). A complete manifest needs neither (an imported kernel).
+            self.say(f"manifest without {', '.join(missing_facts(manifest))} and build folder "
+                     f"{self.obj} missing: rebuilding from a new source copy")
+            self.manifest_path.unlink(missing_ok=True)
+            return None
         if self.bzimage.is_file() and want and sha256_file(self.bzimage) == want:
             return manifest
         self.say("cached bzImage missing or corrupt: rebuilding")
@@ -279,6 +287,37 @@ class _Build:
                            config=self.config, release=manifest["release"], tree=self.tree,
                            build_dir=self.obj, log=self.log, manifest=manifest,
                            made_of=self.made_of)
+
+
+# What a run reads of a built kernel beyond its image and .config, recorded in its manifest so
+# that the kernel is self-contained (an imported kernel has no source copy or build folder):
+# the tree facts (treefacts.FACT_KEYS) and what the build made (BUILT_FACTS).
+BUILT_FACTS = ("vdso_pages", "failslab_attr_ro")
+
+
+def built_facts(src: Path, obj: Path) -> dict:
+    """vdso_pages: the x86-64 vDSO image's pages as built; failslab_attr_ro: mm/slub.c makes
+    /sys/kernel/slab/<cache>/failslab read-only (SLAB_ATTR_RO(failslab), 6.1), so the flag can
+    only be given at boot (orchestrator/run/faultsetup.py boot_flags)."""
+    out: dict = {"failslab_attr_ro": failslab_attr_ro(src)}
+    pages = vdso_pages_of_build(obj)
+    if pages:
+        out["vdso_pages"] = pages
+    return out
+
+
+def failslab_attr_ro(src: Path) -> bool:
+    slub = Path(src) / "mm/slub.c"
+    return slub.is_file() and "SLAB_ATTR_RO(failslab)" in slub.read_text(errors="replace")
+
+
+def missing_facts(manifest: dict) -> list[str]:
+    have = set(manifest.get("kernel_facts") or {})
+    return [k for k in (*FACT_KEYS, "failslab_attr_ro") if k not in have]
+
+
+def manifest_complete(manifest: dict) -> bool:
+    return not missing_facts(manifest)
 
 
 def variant_patches(variant: str, tree_model: str, patches: Sequence[Path], tree_label: str,

@@ -228,10 +228,11 @@ def boot_flags(kernel) -> dict[str, str]:
         return {}
     if "CONFIG_FAULT_INJECTION_STACKTRACE_FILTER=y" in Path(config).read_text(errors="replace"):
         return {}
-    slub = Path(build_dir).parent / "mm/slub.c"
-    if not slub.is_file() or "SLAB_ATTR_RO(failslab)" not in slub.read_text(errors="replace"):
-        return {}
-    return dict.fromkeys(FORK_CACHES, "A")
+    recorded = ((getattr(kernel, "manifest", None) or {}).get("kernel_facts") or {}).get("failslab_attr_ro")
+    if recorded is None:  # a manifest of an older forkdiff: read the source copy
+        slub = Path(build_dir).parent / "mm/slub.c"
+        recorded = slub.is_file() and "SLAB_ATTR_RO(failslab)" in slub.read_text(errors="replace")
+    return dict.fromkeys(FORK_CACHES, "A") if recorded else {}
 
 
 def _failslab_flag_writable(g: Runner) -> bool:

@@ -338,7 +338,8 @@ def facts_of_kernel(kernel) -> dict:
     build_dir = getattr(kernel, "build_dir", None)
     if stale and build_dir is not None:
         facts = treefacts.detect(Path(build_dir).parent)
-    if facts is not None and build_dir is not None:  # and what the build made of the source
+    if facts is not None and "vdso_pages" not in facts and build_dir is not None:
+        # what the build made of the source (recorded in the manifest since forkdiff does)
         pages = treefacts.vdso_pages_of_build(build_dir)
         facts = dict(facts) | ({"vdso_pages": pages} if pages else {})
     return facts
