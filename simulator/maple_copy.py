@@ -478,6 +478,21 @@ def cp_converged(cp: Cp, mas: MaState, sib: MaState) -> bool:
 
 # ---------------------------------------------------------------- ascending
 
+def _ascend_to(cp: Cp, wr: WrState, sib: MaState, parent: MaState, mn: int, mx: int) -> bool:
+    """The end the *_ascend() steps share: the new nodes into cp's slots for [mn, mx], then
+    stop at a new root or where the tree converged, else go up one level."""
+    mas = wr.mas
+    cp_dst_to_slots(cp, mn, mx, mas)
+    if cp_is_new_root(cp, mas):
+        return False
+    if cp_converged(cp, mas, sib):
+        return False
+    cp.height += 1
+    copy_tree_location(parent, mas)
+    wr_mas_setup(wr, mas)
+    return True
+
+
 def spanning_ascend(cp: Cp, mas: MaState, l_wr: WrState, r_wr: WrState,
                     sib: MaState) -> bool:
     if sib.end:
@@ -510,15 +525,7 @@ def split_ascend(cp: Cp, wr: WrState, sib: MaState, parent: MaState) -> bool:
         else:
             mx = sib.max  # push right
             wr.offset_end += 1
-    cp_dst_to_slots(cp, mn, mx, mas)
-    if cp_is_new_root(cp, mas):
-        return False
-    if cp_converged(cp, mas, sib):
-        return False
-    cp.height += 1
-    copy_tree_location(parent, mas)
-    wr_mas_setup(wr, mas)
-    return True
+    return _ascend_to(cp, wr, sib, parent, mn, mx)
 
 
 def rebalance_ascend(cp: Cp, wr: WrState, sib: MaState, parent: MaState) -> bool:
@@ -532,15 +539,7 @@ def rebalance_ascend(cp: Cp, wr: WrState, sib: MaState, parent: MaState) -> bool
         mn, mx = sib.min, mas.max
         wr.offset_end = parent.offset
         parent.offset -= 1
-    cp_dst_to_slots(cp, mn, mx, mas)
-    if cp_is_new_root(cp, mas):
-        return False
-    if cp_converged(cp, mas, sib):
-        return False
-    cp.height += 1
-    copy_tree_location(parent, mas)
-    wr_mas_setup(wr, mas)
-    return True
+    return _ascend_to(cp, wr, sib, parent, mn, mx)
 
 
 def mas_wmb_replace(mas: MaState, cp: Cp) -> None:
