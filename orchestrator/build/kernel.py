@@ -264,14 +264,19 @@ class _Build:
         except (OSError, ValueError):
             return None
         want = manifest.get("bzimage", {}).get("sha256")
-        if not self.obj.is_dir() and not manifest_complete(manifest):
-            # a manifest of an older forkdiff, whose build folder is gone (pruned, or by hand):
-            # what it lacks is read from the source copy and build, so build it again (ccache
-            # makes that quick). A complete manifest needs neither (an imported kernel).
-            self.say(f"manifest without {', '.join(missing_facts(manifest))} and build folder "
-                     f"{self.obj} missing: rebuilding from a new source copy")
-            self.manifest_path.unlink(missing_ok=True)
-            return None
+        if not manifest_complete(manifest):
+            # a manifest of an older forkdiff: what it lacks is read from the source copy and
+            # build and recorded, so the kernel is self-contained again (and exports complete);
+            # without them (pruned, or by hand) it is built again (ccache makes that quick). A
+            # complete manifest needs neither (an imported kernel has no build folder).
+            if not self.obj.is_dir():
+                self.say(f"manifest without {', '.join(missing_facts(manifest))} and build "
+                         f"folder {self.obj} missing: rebuilding from a new source copy")
+                self.manifest_path.unlink(missing_ok=True)
+                return None
+            manifest["dup_mmap_model"] = detect_dup_mmap_model(self.src)
+            manifest["kernel_facts"] = detect(self.src) | built_facts(self.src, self.obj)
+            atomic_write(self.manifest_path, json.dumps(manifest, indent=2) + "\n")
         if self.bzimage.is_file() and want and sha256_file(self.bzimage) == want:
             return manifest
         self.say("cached bzImage missing or corrupt: rebuilding")
