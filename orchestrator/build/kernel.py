@@ -249,12 +249,17 @@ class _Build:
             "bzimage": {"path": str(self.bzimage), "sha256": sha256_file(self.bzimage),
                         "size": self.bzimage.stat().st_size},
             "build_seconds": round(seconds, 1), "build_dir": str(self.obj),
-            "dup_mmap_model": detect_dup_mmap_model(self.src),
-            "kernel_facts": detect(self.src) | built_facts(self.src, self.obj),
+            **self.facts(),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         atomic_write(self.manifest_path, json.dumps(manifest, indent=2) + "\n")
         return manifest
+
+    def facts(self) -> dict:
+        """The manifest's entries read from the source copy and the build: dup_mmap_model and
+        kernel_facts (tree facts plus built_facts), each read once."""
+        facts = detect(self.src) | built_facts(self.src, self.obj)
+        return {"dup_mmap_model": facts["dup_mmap_model"], "kernel_facts": facts}
 
     def cached(self) -> dict | None:
         """The manifest if the recorded bzImage is intact; else None (and the stale images are
@@ -274,8 +279,7 @@ class _Build:
                          f"folder {self.obj} missing: rebuilding from a new source copy")
                 self.manifest_path.unlink(missing_ok=True)
                 return None
-            manifest["dup_mmap_model"] = detect_dup_mmap_model(self.src)
-            manifest["kernel_facts"] = detect(self.src) | built_facts(self.src, self.obj)
+            manifest.update(self.facts())
             atomic_write(self.manifest_path, json.dumps(manifest, indent=2) + "\n")
         if self.bzimage.is_file() and want and sha256_file(self.bzimage) == want:
             return manifest

@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from ..build.kernel import failslab_attr_ro
 from ..errors import ForkdiffError
 
 DEBUGFS = "/sys/kernel/debug"
@@ -230,8 +231,7 @@ def boot_flags(kernel) -> dict[str, str]:
         return {}
     recorded = ((getattr(kernel, "manifest", None) or {}).get("kernel_facts") or {}).get("failslab_attr_ro")
     if recorded is None:  # a manifest of an older forkdiff: read the source copy
-        slub = Path(build_dir).parent / "mm/slub.c"
-        recorded = slub.is_file() and "SLAB_ATTR_RO(failslab)" in slub.read_text(errors="replace")
+        recorded = failslab_attr_ro(Path(build_dir).parent)
     return dict.fromkeys(FORK_CACHES, "A") if recorded else {}
 
 
