@@ -110,8 +110,8 @@ def compare_records(records: list[dict], models: dict[str, str] | None = None,
         timing = improvement_table(seed[["variant", "vmas", "forks_per_s"]],
                                    deterministic=deterministic)
         if not unmodelled_spawn:  # the work model needs the simulator's op counts
-            fitted_on, predicts = fit_variants(spawn)
-            cost = work_model(spawn, spawn_work(predictor), models, fitted_on, predicts)
+            fitted_on, predicts, anchors = fit_variants(spawn)
+            cost = work_model(spawn, spawn_work(predictor), models, fitted_on, predicts, anchors)
         rows += timing_rows(timing, cost)
     return vd.frame(rows), timing, cost
 

@@ -58,26 +58,36 @@ def _icount(grp: pd.DataFrame) -> bool:
     return "icount" in grp and bool(grp["icount"].all())
 
 
+def _observed(frame: pd.DataFrame, variant: str, model: str,
+              work_of: Callable[[object, str], dict]) -> dict[tuple[str, int], tuple[float, dict, bool]]:
+    """(layout, vmas) -> (mean forks/s, the simulator's work under `model`, all -icount) of one
+    kernel's spawn measurements."""
+    out = {}
+    for (lay, vmas), grp in frame[frame["variant"] == variant].groupby(["layout", "vmas"], sort=True):
+        out[(str(lay), int(vmas))] = (_mean_rate(grp), work_of(grp["job"].iloc[0], model), _icount(grp))
+    return out
+
+
 def work_model(frame: pd.DataFrame, work_of: Callable[[object, str], dict],
                models: dict[str, str], fitted_on: str = "baseline",
-               predicts: str = "patched") -> dict | None:
+               predicts: str | tuple[str, ...] = "patched",
+               anchors: dict[str, str] | None = None) -> dict | None:
     """frame: one row per spawn measurement (variant, vmas, forks_per_s, job); work_of(job,
-    model) gives the simulator's work counts for that job under that kernel model."""
+    model) gives the simulator's work counts for that job under that kernel model.
+    predicts: the kernel(s) predicted, in order (the last one is the report's `predicts`);
+    anchors: {predicted kernel: the measured kernel its prediction starts from} (default the
+    fitted one): the measured A/B pair, e.g. {"patched": "reference"} where the run has the
+    tree as it is beside the tree + PATCHES (orchestrator/build/variants.py)."""
     if frame.empty:
         return None
+    targets_of = (predicts,) if isinstance(predicts, str) else tuple(predicts)
+    anchors = dict(anchors or {})
     frame = frame.assign(layout=[layout_family(j.scenario) for j in frame["job"]])
-    own = fitted_on == predicts  # one kernel: fit on its calibration layouts, predict the seed's
-    base = frame[frame["variant"] == fitted_on]
-    if own:
-        base = base[base["layout"] != "spawn"]
-    points: list[CalPoint] = []
-    base_obs: dict[tuple[str, int], tuple[float, dict, bool]] = {}
+    own = targets_of == (fitted_on,)  # one kernel: fit on its calibration layouts, predict the seed's
     fit_model = models.get(fitted_on, fitted_on)
-    for (lay, vmas), grp in base.groupby(["layout", "vmas"], sort=True):
-        work = work_of(grp["job"].iloc[0], fit_model)
-        rate = _mean_rate(grp)
-        points.append(CalPoint(str(lay), int(vmas), rate, work))
-        base_obs[(str(lay), int(vmas))] = (rate, work, _icount(grp))
+    fit_obs = _observed(frame, fitted_on, fit_model, work_of)
+    points = [CalPoint(lay, vmas, rate, work) for (lay, vmas), (rate, work, _) in fit_obs.items()
+              if not (own and lay == "spawn")]
     if len({p.layout for p in points}) < 2 and len(points) < 3:
         return None
     model: WorkModel = calibrate(points, fitted_on={
@@ -85,43 +95,62 @@ def work_model(frame: pd.DataFrame, work_of: Callable[[object, str], dict],
         "layouts": sorted({p.layout for p in points}),
         "vmas": sorted({p.vmas for p in points if p.layout == "spawn"})})
     errors = []
-    pred_model = models.get(predicts, predicts)
-    targets = frame[frame["variant"] == predicts]
-    if own:
-        targets = targets[targets["layout"] == "spawn"]
-    for (lay, vmas), grp in targets.groupby(["layout", "vmas"], sort=True):
-        work = work_of(grp["job"].iloc[0], pred_model)
-        obs = _mean_rate(grp)
-        anchor = base_obs.get((str(lay), int(vmas)))
-        band: dict = {}
-        if anchor is not None:
-            pred = model.transfer(anchor[0], anchor[1], work)
-            how = f"{fitted_on} observed {anchor[0]:.2f} forks/s, minus its modelled work " \
-                  f"({fit_model} model), plus {predicts}'s ({pred_model} model)"
-            if dict(work) == dict(anchor[1]) and anchor[2] and _icount(grp):
-                band = {"band_pct": SAME_WORK_BAND_PCT,
-                        "band": f"the same modelled work on both kernels: the prediction is "
-                                f"{fitted_on}'s measured rate; band ±{SAME_WORK_BAND_PCT:.2f}% "
-                                f"(-icount repeat spread {ICOUNT_REPEAT_PCT:g}% + margin)"}
-        else:
-            pred = model.forks_per_s(work)
-            how = ("model alone, fitted on this kernel's calibration layouts (the seed's layout "
-                   "held out)" if own else "model alone (no baseline measurement at this count)")
-        errors.append({"layout": str(lay), "vmas": int(vmas), "observed": obs,
-                       "predicted": pred, "error_pct": (pred / obs - 1.0) * 100.0, "how": how,
-                       **band})
-    return {"model": model.to_dict(), "predicts": predicts, "predicts_model": pred_model,
+    for target in targets_of:
+        anchor_v = anchors.get(target, fitted_on)
+        anchor_model = models.get(anchor_v, anchor_v)
+        anchor_obs = ({} if own else fit_obs) if anchor_v == fitted_on else \
+            _observed(frame, anchor_v, anchor_model, work_of)
+        pred_model = models.get(target, target)
+        targets = frame[frame["variant"] == target]
+        if own:
+            targets = targets[targets["layout"] == "spawn"]
+        for (lay, vmas), grp in targets.groupby(["layout", "vmas"], sort=True):
+            work = work_of(grp["job"].iloc[0], pred_model)
+            errors.append({"variant": target, "model": pred_model, "layout": str(lay), "vmas": int(vmas),
+                           **_prediction(model, _mean_rate(grp), _icount(grp), work,
+                                         anchor_obs.get((str(lay), int(vmas))), anchor_v,
+                                         anchor_model, target, pred_model, own)})
+    return {"model": model.to_dict(), "predicts": targets_of[-1],
+            "predicts_model": models.get(targets_of[-1], targets_of[-1]),
+            "anchors": {t: anchors.get(t, fitted_on) for t in targets_of},
             "tolerance_pct": model.band_pct, "errors": errors}
 
 
-def fit_variants(frame: pd.DataFrame) -> tuple[str, str]:
-    """(fitted_on, predicts): the baseline predicts the patched kernel when both ran; a run of
-    one kernel fits on and predicts that kernel."""
+def _prediction(model: WorkModel, obs: float, icount: bool, work: dict,
+                anchor: tuple[float, dict, bool] | None, anchor_v: str, anchor_model: str,
+                target: str, pred_model: str, own: bool) -> dict:
+    """One spawn row's prediction from its anchor kernel's measurement at the same layout and
+    count (else the model alone), and its band when that is not the model's (module doc)."""
+    band: dict = {}
+    if anchor is not None:
+        pred = model.transfer(anchor[0], anchor[1], work)
+        how = f"{anchor_v} observed {anchor[0]:.2f} forks/s, minus its modelled work " \
+              f"({anchor_model} model), plus {target}'s ({pred_model} model)"
+        if dict(work) == dict(anchor[1]) and anchor[2] and icount:
+            band = {"band_pct": SAME_WORK_BAND_PCT, "band_source": "measurement",
+                    "band": f"measured A/B: the same modelled work on {anchor_v} and {target}, so "
+                            f"the prediction is {anchor_v}'s measured rate; band "
+                            f"±{SAME_WORK_BAND_PCT:.2f}% (-icount repeat spread "
+                            f"{ICOUNT_REPEAT_PCT:g}% + margin), whatever counts the run has"}
+    else:
+        pred = model.forks_per_s(work)
+        how = ("model alone, fitted on this kernel's calibration layouts (the seed's layout "
+               "held out)" if own else f"model alone (no {anchor_v} measurement at this count)")
+    return {"observed": obs, "predicted": pred, "error_pct": (pred / obs - 1.0) * 100.0,
+            "how": how, "anchor": anchor_v if anchor is not None else "", **band}
+
+
+def fit_variants(frame: pd.DataFrame) -> tuple[str, tuple[str, ...], dict[str, str]]:
+    """(fitted_on, predicted kernels, anchors): the baseline predicts the others when more than
+    one ran, the patched kernel from the reference kernel (the tree as it is) when the run has
+    one (measured A/B); a run of one kernel fits on and predicts that kernel."""
     variants = set(frame["variant"]) if not frame.empty else set()
-    if variants == {"patched"} or variants == {"baseline"}:
+    if len(variants) == 1:
         v = variants.pop()
-        return v, v
-    return "baseline", "patched"
+        return v, (v,), {}
+    fit = "baseline" if "baseline" in variants else "reference" if "reference" in variants else "patched"
+    predicts = tuple(v for v in ("reference", "patched") if v in variants and v != fit)
+    return fit, predicts, {"patched": "reference"} if {"reference", "patched"} <= variants else {}
 
 
 def verdict(error_pct: float, band_pct: float) -> str:

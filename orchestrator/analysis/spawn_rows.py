@@ -36,7 +36,8 @@ def timing_rows(timing: pd.DataFrame, cost: dict | None) -> list[dict]:
     for the patched kernel (orchestrator.analysis.spawn_model, fitted on baseline measurements only)
     against the guest's: a mismatch outside the model's validated band."""
     predicted_rate = {e["vmas"]: e["predicted"] for e in cost["errors"]
-                      if e.get("layout", "spawn") == "spawn"} if cost else {}
+                      if e.get("layout", "spawn") == "spawn"
+                      and e.get("variant", cost["predicts"]) == cost["predicts"]} if cost else {}
     rows = []
     for r in timing.itertuples():
         regression = bool(r.significant) and r.improvement_pct < 0
@@ -53,22 +54,26 @@ def timing_rows(timing: pd.DataFrame, cost: dict | None) -> list[dict]:
                                   if r.significant else "no significant difference")})
     if cost:
         fo = cost["model"]["fitted_on"]
+        fitted = (f"work model fitted on {fo['variant']} only ("
+                  + (f"{fo['model']} model, " if fo.get("model", fo["variant"]) != fo["variant"] else "")
+                  + f"{fo['points']} points, {len(fo['layouts'])} layouts)")
         for e in cost["errors"]:
             band = e.get("band_pct", cost["tolerance_pct"])  # spawn_model: the row's own band
             scen = f"total-{e['vmas']}" if e.get("layout", "spawn") == "spawn" else e["layout"]
-            rows.append({"axis": KS, "suite": "spawn", "variant": cost["predicts"],
-                         "model": cost.get("predicts_model", cost["predicts"]), "profile": "",
-                         "scenario": scen,
+            measured = e.get("band_source") == "measurement"
+            source = (e["band"] if measured else
+                      f"{fitted}; band ±{band:.2f}% (largest leave-one-layout-out error + margin)"
+                      if band == band else f"{fitted}; no validated band (one layout: nothing to "
+                                           "hold out), informational")
+            rows.append({"axis": KS, "suite": "spawn", "variant": e.get("variant", cost["predicts"]),
+                         "model": e.get("model", cost.get("predicts_model", cost["predicts"])),
+                         "profile": "", "scenario": scen,
                          "measurement": "forks_per_s", "key": f"vmas={e['vmas']}",
                          "observed": f"{e['observed']:.2f}", "predicted": f"{e['predicted']:.2f}",
                          "verdict": band_verdict(e["error_pct"], band),
-                         "rule": f"work model fitted on {fo['variant']} only ("
-                                 + (f"{fo['model']} model, " if fo.get("model", fo["variant"]) != fo["variant"] else "")
-                                 + f"{fo['points']} points, "
-                                 f"{len(fo['layouts'])} layouts); "
-                                 + (e["band"] if "band" in e else
-                                    f"band ±{band:.2f}% (largest leave-one-layout-out error + margin)"
-                                    if band == band else "no validated band (one layout: "
-                                    "nothing to hold out), informational"),
-                         "detail": f"prediction error {e['error_pct']:+.2f}%; {e.get('how', '')}"})
+                         "rule": source,
+                         "detail": f"prediction error {e['error_pct']:+.2f}%; {e.get('how', '')}",
+                         "band": (f"±{band:.2f}% " + ("measurement (-icount repeat spread + margin)"
+                                                      if measured else "work model (leave-one-layout-out)"))
+                         if band == band else "none"})
     return rows

@@ -15,6 +15,9 @@ Columns:
                on a tree the simulator does not model: not a failure)
   rule         the rule used (e.g. "exact", "welch p<0.05", "cost model, fitted on baseline")
   detail       free text: what differs, console excerpt, ...
+  band         timing rows: the tolerance the verdict used and where it comes from (the
+               measurement's repeat spread under -icount, or the work model's validated
+               leave-one-layout-out error); "" for exact rows
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 COLUMNS = ["axis", "suite", "variant", "model", "profile", "scenario", "measurement", "key",
-           "observed", "predicted", "verdict", "rule", "detail"]
+           "observed", "predicted", "verdict", "rule", "detail", "band"]
 VERDICTS = ("match", "mismatch", "error", "crashed", "hung", "info", "skipped")
 FAILING = ("mismatch", "error", "crashed", "hung")
 

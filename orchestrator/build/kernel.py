@@ -18,6 +18,7 @@ Layout in the cache (keys are content hashes):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -350,22 +351,30 @@ def variant_patches(variant: str, tree_model: str, patches: Sequence[Path], tree
 
 
 def build_kernel(variant: str, profile: str, tree: str | Path | None = None,
-                 patches: Sequence[Path] = (), progress: bool = True) -> BuiltKernel:
+                 patches: Sequence[Path] = (), progress: bool = True,
+                 no_patches: bool = False) -> BuiltKernel:
     """Build (or fetch from the cache) the bzImage of one variant and profile.
 
     tree: a kernel source tree or debian:SUITE:PACKAGE (default: $KERNEL_TREE, else Debian's
     linux-source-6.12).
     patches: extra patches for the `patched` variant (default: $PATCHES). `baseline` is the tree
     plus patches/baseline/*.patch, or the tree itself when its dup_mmap() is already the
-    baseline one or that patch does not apply (variant_patches).
+    baseline one or that patch does not apply (variant_patches). `reference` is the tree as it
+    is, the measured A/B partner of the tree + PATCHES (variants.py): the very kernel a run
+    without PATCHES= builds as `patched` (same cache key, same image), whatever PATCHES says.
+    no_patches: ignore `patches` and $PATCHES.
     """
+    if variant == "reference":
+        k = build_kernel("patched", profile, tree, progress=progress, no_patches=True)
+        return dataclasses.replace(k, variant="reference")
     if variant not in VARIANTS:
-        raise ForkdiffError(f"unknown kernel variant {variant!r}", f"use one of: {', '.join(VARIANTS)}")
+        raise ForkdiffError(f"unknown kernel variant {variant!r}",
+                            f"use one of: {', '.join(variants.KERNELS)}")
     fragments = profile_fragments(profile)
     check_build_tools()
     kt = resolve_tree(tree)
     tree_model = detect_dup_mmap_model(kt.path)
-    extra = [Path(p) for p in patches] if patches else env_patches()
+    extra = [] if no_patches else [Path(p) for p in patches] if patches else env_patches()
     applies = variant != "baseline" or tree_model == "baseline" or baseline_error(kt.path) is None
     plist = variant_patches(variant, tree_model, extra, f"tree {kt.path} ({kt.version})", applies)
     what = variants.made_of(variant, tree_model, lambda: None if applies else "no", extra)

@@ -5,8 +5,11 @@ kernel build (orchestrator.build.kernel).
     tree's own dup_mmap()      patches/baseline/  PATCHES=  baseline kernel (model)           patched kernel
     no __mt_dup (6.1)          (not tried)        given     the tree as it is (baseline)      the tree + PATCHES
                                                   none      the tree as it is (baseline)      -
-    __mt_dup (6.8 on, 6.12)    applies            any       the tree + patches/baseline/      the tree (+ PATCHES)
-                                                            (baseline)                        (patched)
+    __mt_dup (6.8 on, 6.12)    applies            none      the tree + patches/baseline/      the tree (patched)
+                                                            (baseline)
+                                                  given     the tree + patches/baseline/      the tree + PATCHES
+                                                            (baseline), and the tree as it    (patched)
+                                                            is (reference, patched model)
     __mt_dup (7.x)             does not apply     given     the tree as it is (patched):      the tree + PATCHES
                                                             the reference kernel              (patched)
                                                   none      -                                 the tree (patched)
@@ -17,6 +20,14 @@ dup_mmap() already uses __mt_dup, compared with the "patched" model (7.x removed
 mas_expected_entries(), so the pre-series loop cannot be restored there). Without PATCHES= such a
 tree gives only `patched`: a second kernel would be the same source.
 
+Measured A/B on every tree: with PATCHES= one kernel of the run is always the tree as it is,
+built and measured at the same counts as the tree + PATCHES (REFERENCE_OF says which: on 6.12
+the third kernel `reference`, on 6.1 and 7.x `baseline`), so that what PATCHES= change is
+measured against the tree's own kernel, not only against a fitted model
+(orchestrator/analysis/spawn_model.py). `reference` is built exactly as a run without PATCHES=
+builds `patched` (the same cache key: orchestrator/build/kernel.py), so it costs nothing when
+that kernel is cached.
+
 A kernel's cache key hashes its patches (orchestrator.build.kernel), so a baseline built as the
 tree as it is (no patches) and one built as the tree + patches/baseline/ never share a key."""
 
@@ -25,6 +36,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# every kernel a run can have, in run order (the simulator's models are only baseline and patched)
+KERNELS = ("baseline", "reference", "patched")
 
 TREE = "the tree as it is"
 TREE_BASELINE = "the tree + patches/baseline/"
@@ -43,6 +57,8 @@ def baseline_made_of(tree_model: str, baseline_error: Callable[[], str | None]) 
 def made_of(variant: str, tree_model: str, baseline_error: Callable[[], str | None],
             patches: Sequence[Path] = ()) -> str:
     """What `variant`'s kernel is built from (TREE, TREE_BASELINE or TREE_PATCHES)."""
+    if variant == "reference":
+        return TREE
     if variant == "baseline":
         return baseline_made_of(tree_model, baseline_error)
     return TREE_PATCHES if patches else TREE
@@ -60,10 +76,27 @@ class VariantPlan:
     notes: tuple[tuple[str, str], ...] = field(default=())
 
     @property
+    def reference_of(self) -> dict[str, str]:
+        """{"patched": the variant that is the tree as it is} when the patched kernel is the tree +
+        PATCHES and the run has such a kernel: the measured A/B pair (REFERENCE_OF)."""
+        return reference_of(self.made_of)
+
+    @property
     def reference(self) -> bool:
         """True when `baseline` is the tree as it is on a tree whose dup_mmap() already uses
         __mt_dup: the reference kernel for PATCHES=, compared with the "patched" model."""
         return "baseline" in self.variants and self.models.get("baseline") == "patched"
+
+
+def reference_of(made: dict[str, str]) -> dict[str, str]:
+    """{"patched": its reference kernel} from the run's "made of" map: the kernel that is the tree
+    as it is, beside a patched kernel that is the tree + PATCHES (empty otherwise)."""
+    if made.get("patched") != TREE_PATCHES:
+        return {}
+    for v in ("reference", "baseline"):
+        if made.get(v) == TREE:
+            return {"patched": v}
+    return {}
 
 
 def plan(tree_model: str, baseline_error: Callable[[], str | None],
@@ -82,6 +115,13 @@ def plan(tree_model: str, baseline_error: Callable[[], str | None],
         raise ValueError(f"unknown dup_mmap model {tree_model!r}")
     patched = TREE_PATCHES if patches else TREE
     cause = baseline_error()
+    if cause is None and patches:
+        return VariantPlan(("baseline", "reference", "patched"),
+                           {"baseline": TREE_BASELINE, "reference": TREE, "patched": patched},
+                           {"baseline": "baseline", "reference": "patched", "patched": "patched"},
+                           (("variants", "baseline = the tree + patches/baseline/, reference = the "
+                                         "tree as it is, patched = the tree + PATCHES (measured "
+                                         "against reference)"),))
     if cause is None:
         return VariantPlan(("baseline", "patched"), {"baseline": TREE_BASELINE, "patched": patched},
                            {"baseline": "baseline", "patched": "patched"})

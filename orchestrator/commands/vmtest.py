@@ -6,11 +6,12 @@ import argparse
 import os
 from pathlib import Path
 
+from ..build.variants import KERNELS
 from ..errors import ForkdiffError
 from ..run.outdir import new_results_dir
 from ..run.pipeline import VmTestOptions, run
 from ..run.shards import parse_executor, parse_shard
-from ..run.suites import SPAWN_VMAS, SUITES, VARIANTS
+from ..run.suites import SPAWN_VMAS, SUITES
 from .compare import parse_models
 
 
@@ -65,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         jobs=int(args.jobs or env.get("JOBS") or 0),
         spawn_timing=args.spawn_timing or env.get("SPAWN_TIMING") or "icount",
         scenarios=tuple((args.scenarios or env.get("SCENARIOS") or "").replace(",", " ").split()),
-        variants=_list(args.variants or env.get("VARIANTS"), VARIANTS, "VARIANTS")
+        variants=_list(args.variants or env.get("VARIANTS"), KERNELS, "VARIANTS")
         if (args.variants or env.get("VARIANTS")) else (),
         kmemleak=args.kmemleak or (env.get("KMEMLEAK") or "").lower() in ("1", "yes", "true"),
         shard=parse_shard(args.shard or env["SHARD"]) if (args.shard or env.get("SHARD")) else None,
@@ -96,7 +97,8 @@ def register(sub) -> None:
     p.add_argument("--spawn-timing", help="spawn: icount (virtual time, default) or realtime "
                                           "(KVM only; SPAWN_TIMING=)")
     p.add_argument("--jobs", help="guests at a time (JOBS=; default: one per variant, at most one per CPU)")
-    p.add_argument("--variants", help="kernels to run (VARIANTS=; default: baseline and patched)")
+    p.add_argument("--variants", help="kernels to run (VARIANTS=; default: every kernel the tree gives: baseline and "
+                        "patched, and reference with PATCHES=)")
     p.add_argument("--kmemleak", action="store_true",
                    help="faults suite: boot with kmemleak=on, scan for leaks after every sweep (KMEMLEAK=1)")
     p.add_argument("--shard", help="run only shard i of n (SHARD=i/n; jobs balanced by estimated "

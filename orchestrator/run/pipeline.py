@@ -193,6 +193,9 @@ def run(opts: VmTestOptions) -> int:
             **({"reference kernel": "baseline = the tree as it is (its dup_mmap() already uses "
                                     "__mt_dup and patches/baseline/ does not apply), compared with "
                                     "the patched model"} if vplan.reference and "baseline" in variants else {}),
+            **({"measured A/B": "; ".join(f"{v} (the tree + PATCHES) against {r} (the tree as it is), "
+                                          "measured at the same counts" for v, r in ab.items())}
+               if (ab := {v: r for v, r in vplan.reference_of.items() if {v, r} <= set(variants)}) else {}),
             "models": ", ".join(f"{v} kernel vs {models.get(v, v)} model" for v in variants),
             "suites": ", ".join(opts.suites), "scenarios": ", ".join(opts.scenarios) or "default",
             "spawn_vmas": ", ".join(map(str, opts.vmas)),

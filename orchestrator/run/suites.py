@@ -30,6 +30,7 @@ from simulator.scenario import Scenario, ScenarioError, from_dict, load
 from .. import resources
 from ..build import treefacts
 from ..build.kconfig import run_record
+from ..build.variants import KERNELS
 from ..errors import ForkdiffError
 from ..vm.guest_api import GuestLike
 from ..vm.guest_pool import GuestPool
@@ -518,8 +519,8 @@ def run_suite(opts: RunOptions) -> SuiteResult:
     if opts.suite not in SUITES:
         raise ForkdiffError(f"unknown suite {opts.suite!r}", f"use one of: {', '.join(SUITES)}")
     for v in opts.variants:
-        if v not in VARIANTS:
-            raise ForkdiffError(f"unknown variant {v!r}", f"use one of: {', '.join(VARIANTS)}")
+        if v not in KERNELS:
+            raise ForkdiffError(f"unknown variant {v!r}", f"use one of: {', '.join(KERNELS)}")
     from ..vm import kvm
 
     opts = resolve_icount(opts, lambda: kvm.probe().usable)

@@ -37,13 +37,34 @@ def _never() -> str | None:
 
 # ----------------------------------------------------------------- the decision table
 def test_612_baseline_is_the_tree_plus_the_baseline_patch_with_or_without_patches():
-    for patches in ((), PATCH):
-        p = variants.plan("patched", APPLIES, patches)
-        assert p.variants == ("baseline", "patched")
-        assert p.made_of["baseline"] == variants.TREE_BASELINE
-        assert p.made_of["patched"] == (variants.TREE_PATCHES if patches else variants.TREE)
-        assert p.models == {"baseline": "baseline", "patched": "patched"}
-        assert not p.reference and p.notes == ()
+    p = variants.plan("patched", APPLIES, ())
+    assert p.variants == ("baseline", "patched")
+    assert p.made_of == {"baseline": variants.TREE_BASELINE, "patched": variants.TREE}
+    assert p.models == {"baseline": "baseline", "patched": "patched"}
+    assert not p.reference and p.notes == () and p.reference_of == {}
+
+
+def test_612_with_patches_adds_the_tree_as_it_is_as_the_reference_kernel():
+    """Measured A/B on 6.12: baseline (the pre-series loop), reference (the tree as it is,
+    compared with the patched model) and patched (the tree + PATCHES), measured against
+    reference."""
+    p = variants.plan("patched", APPLIES, PATCH)
+    assert p.variants == ("baseline", "reference", "patched")
+    assert p.made_of == {"baseline": variants.TREE_BASELINE, "reference": variants.TREE,
+                         "patched": variants.TREE_PATCHES}
+    assert p.models == {"baseline": "baseline", "reference": "patched", "patched": "patched"}
+    assert p.reference_of == {"patched": "reference"}
+    assert not p.reference  # the baseline is still the pre-series loop
+    assert "reference = the tree as it is" in dict(p.notes)["variants"]
+
+
+def test_every_tree_with_patches_measures_the_tree_as_it_is():
+    """6.1 (a pre-series tree) and 7.x (baseline patch does not apply): the tree as it is is
+    the baseline, and it is the patched kernel's A/B partner."""
+    assert variants.plan("baseline", APPLIES, PATCH).reference_of == {"patched": "baseline"}
+    assert variants.plan("patched", FAILS, PATCH).reference_of == {"patched": "baseline"}
+    assert variants.plan("patched", FAILS, ()).reference_of == {}
+    assert variants.made_of("reference", "patched", FAILS, PATCH) == variants.TREE
 
 
 def test_72_with_patches_gets_the_tree_as_is_as_baseline_compared_with_the_patched_model():
