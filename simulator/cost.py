@@ -88,6 +88,13 @@ class WorkModel:
             - self.seconds_per_fork(work_observed)
         return 1.0 / t
 
+    @classmethod
+    def from_dict(cls, d: Mapping) -> WorkModel:
+        """The model to_dict() wrote (prices and what it was fitted on; enough to predict)."""
+        return cls(list(d["features"]), {str(k): float(v) for k, v in d["coef"].items()},
+                   dict(d.get("fitted_on") or {}), float(d.get("condition_number", float("nan"))),
+                   band_pct=float(d.get("band_pct", float("nan"))))
+
     def to_dict(self) -> dict:
         return {"kind": "work", "features": self.features, "coef": self.coef,
                 "feature_units": {f: list(FEATURES[f]) for f in self.features},

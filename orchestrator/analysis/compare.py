@@ -78,7 +78,9 @@ __all__ = ["ELF_FILE", "KS", "LAYOUT_FILE", "VV", "COMPARERS", "ObservedJob", "P
 def compare_records(records: list[dict], models: dict[str, str] | None = None,
                     predictor: Predictor | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None, dict | None]:
     """Verdicts, the timing table (or None) and the cost model (or None) for observations."""
-    models = dict(models or {})
+    # `reference` is the tree as it is where patches/baseline/ applies: a tree whose own
+    # dup_mmap() uses __mt_dup (orchestrator/build/variants.py), unless the run's map says else
+    models = {"reference": "patched", **(models or {})}
     predictor = predictor or Predictor()
     jobs = group_jobs(records)
     rows: list[dict] = []
@@ -116,16 +118,24 @@ def compare_records(records: list[dict], models: dict[str, str] | None = None,
     return vd.frame(rows), timing, cost
 
 
-def compare_dir(out: Path, models: dict[str, str] | None = None) -> pd.DataFrame:
+def compare_dir(out: Path, models: dict[str, str] | None = None,
+                against: Path | None = None) -> pd.DataFrame:
     """Read <out>/observations.jsonl; write predictions.jsonl, verdicts.jsonl, timing.csv and
-    cost_model.json beside it."""
+    cost_model.json beside it. against: an earlier results folder whose spawn forks/s this
+    run's are compared with (orchestrator/analysis/against.py: run-vs-run rows)."""
     out = Path(out)
     obs = out / "observations.jsonl"
     if not obs.is_file():
         raise ForkdiffError(f"no observations in {out} ({obs.name} missing)",
                             "give the folder a `forkdiff run` or `make vm-test` wrote")
     predictor = Predictor(load_elves(out / ELF_FILE))
-    df, timing, cost = compare_records(read_records(obs), models, predictor)
+    records = read_records(obs)
+    df, timing, cost = compare_records(records, models, predictor)
+    if against is not None:
+        from .against import compare_against
+
+        df = pd.concat([df, compare_against(out, Path(against), records, dict(models or {}),
+                                            predictor, cost)], ignore_index=True)
     save_elves(predictor.elves, out / ELF_FILE)
     with open(out / "predictions.jsonl", "w") as fh:
         for rec in predictor.all():

@@ -140,6 +140,11 @@ def _prediction(model: WorkModel, obs: float, icount: bool, work: dict,
             "how": how, "anchor": anchor_v if anchor is not None else "", **band}
 
 
+def model_of_cost(cost: dict) -> WorkModel:
+    """The work model of a cost_model.json (work_model()'s result)."""
+    return WorkModel.from_dict(cost["model"])
+
+
 def fit_variants(frame: pd.DataFrame) -> tuple[str, tuple[str, ...], dict[str, str]]:
     """(fitted_on, predicted kernels, anchors): the baseline predicts the others when more than
     one ran, the patched kernel from the reference kernel (the tree as it is) when the run has

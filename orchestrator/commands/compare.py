@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..analysis.against import saved_models
 from ..analysis.compare import compare_dir
 from ..analysis.summary import print_summary
 from ..analysis.verdicts import failing
@@ -30,23 +31,10 @@ def parse_models(text: str | None) -> dict[str, str]:
     return out
 
 
-def saved_models(out: Path) -> dict[str, str]:
-    """The model map the run that wrote `out` used (run.json "model map"; {} without one): a
-    kernel is compared with the model its source shows, which is not always its variant's
-    name (7.x's baseline with PATCHES= is the tree as it is, model "patched")."""
-    import json
-
-    try:
-        meta = json.loads((out / "run.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    found = meta.get("model map") if isinstance(meta, dict) else None
-    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
-
-
 def run(args: argparse.Namespace) -> int:
     out = Path(args.dir)
-    df = compare_dir(out, parse_models(args.model) if args.model else saved_models(out))
+    df = compare_dir(out, parse_models(args.model) if args.model else saved_models(out),
+                     against=Path(args.against) if args.against else None)
     print_summary(df, Path(args.dir))
     return 1 if not failing(df).empty else 0
 
@@ -58,4 +46,7 @@ def register(sub) -> None:
                    help="model to compare each kernel with: 'patched', 'baseline', or a mapping "
                         "'baseline=patched,patched=baseline' (default: the run's, from run.json; "
                         "else each kernel's own variant)")
+    p.add_argument("--against", default=None, metavar="OLD",
+                   help="also compare the spawn forks/s with an earlier results folder (another "
+                        "version of the tree): a slowdown beyond the modelled change is a mismatch")
     p.set_defaults(func=run)

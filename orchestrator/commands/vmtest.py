@@ -72,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         shard=parse_shard(args.shard or env["SHARD"]) if (args.shard or env.get("SHARD")) else None,
         executor=parse_executor(args.executor or env.get("EXECUTOR") or ""),
         sweep_part_s=_seconds(args.sweep_part or env.get("SWEEP_PART") or "600"),
+        against=Path(a).expanduser() if (a := args.against or env.get("AGAINST")) else None,
     )
     if not explicit_out:
         if opts.resume:
@@ -97,6 +98,9 @@ def register(sub) -> None:
     p.add_argument("--spawn-timing", help="spawn: icount (virtual time, default) or realtime "
                                           "(KVM only; SPAWN_TIMING=)")
     p.add_argument("--jobs", help="guests at a time (JOBS=; default: one per variant, at most one per CPU)")
+    p.add_argument("--against", metavar="OLD", help="compare spawn forks/s with an earlier results "
+                   "folder (AGAINST=), e.g. another version of the tree: a slowdown beyond the "
+                   "modelled change is a mismatch; refused when QEMU or the guest programs differ")
     p.add_argument("--variants", help="kernels to run (VARIANTS=; default: every kernel the tree gives: baseline and "
                         "patched, and reference with PATCHES=)")
     p.add_argument("--kmemleak", action="store_true",

@@ -85,6 +85,7 @@ class VmTestOptions:
     sweep_part_s: float = 600.0  # with shards/Dask: split fault sweeps estimated longer into k-ranges
     split_n: int = 0  # k-ranges per long sweep at most (0: the shard count; Dask: its QEMU slots)
     spawn_fit_on: str = "baseline"  # the kernel spawn's calibration layouts run on (set by run())
+    against: Path | None = None  # an earlier results folder to compare spawn forks/s with
 
     @property
     def parts(self) -> int:
@@ -201,6 +202,12 @@ def run(opts: VmTestOptions) -> int:
             "spawn_vmas": ", ".join(map(str, opts.vmas)),
             "spawn_duration_s": opts.duration, "spawn_repeats": opts.repeats or "1 (-icount), 5 (real time)",
             "kmemleak": "on (faults suite)" if opts.kmemleak else "off"}
+    if opts.against is not None:  # before anything is built: a folder we cannot compare is refused
+        from ..analysis.against import check_early
+
+        provenance.record(out, meta)
+        check_early(opts.against, meta)
+        meta["against"] = str(opts.against)
     say("setup", f"tree {tree.path} ({tree.identity}); variants {', '.join(variants)}; "
                  f"tree's dup_mmap model: {tree_model}")
     def save_meta() -> None:
@@ -279,7 +286,7 @@ def _finish(opts: VmTestOptions, models: dict[str, str], meta: dict, say: Progre
         return 1 if errors else 0
     say("compare", str(out))
     t0 = time.monotonic()
-    df = compare_dir(out, models)
+    df = compare_dir(out, models, against=opts.against)
     meta["compare wall s"] = round(time.monotonic() - t0, 1)
     say("report", str(out / "report.html"))
     t0 = time.monotonic()

@@ -209,7 +209,7 @@ def test_a_72_run_without_patches_is_unchanged(tmp_path, tree72, monkeypatch, ca
 
 # ----------------------------------------------------------------- after the run
 def test_compare_of_a_saved_folder_uses_the_runs_model_map(tmp_path):
-    from orchestrator.commands.compare import saved_models
+    from orchestrator.analysis.against import saved_models
 
     (tmp_path / "run.json").write_text(json.dumps({"model map": {"baseline": "patched",
                                                                  "patched": "patched"}}))
