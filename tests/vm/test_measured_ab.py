@@ -1,0 +1,59 @@
+"""Measured A/B of fork timings on 6.12, for real: `forkdiff vm-test SUITES=spawn` with PATCHES=
+builds the tree as it is (`reference`, the very kernel a run without PATCHES= builds as
+`patched`) beside the tree + PATCHES, measures both at the same counts under -icount, and
+predicts the patched kernel from the reference kernel's measurement (the simulator's work is the
+same on both: the patches do not change dup_mmap()'s algorithm as it models it).
+
+With tests/planted/comment-only.patch (same work) every row passes; with
+tests/planted/slowdown-2pct.patch (about 60 instructions more per copied VMA: 2.2 % slower at
+121 VMAs, about 2.8 % at 421) every row is a mismatch, observed < predicted, in the same
+measurement band. VARIANTS="reference patched" keeps the run to the two kernels of the A/B (the
+work model is then fitted on the reference kernel's calibration layouts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from vmtest_run import run_vm_test
+
+from orchestrator.analysis.spawn_model import SAME_WORK_BAND_PCT
+
+pytestmark = pytest.mark.vm
+REPO = Path(__file__).resolve().parents[2]
+CLEAN = REPO / "tests" / "planted" / "comment-only.patch"
+PLANTED = REPO / "tests" / "planted" / "slowdown-2pct.patch"
+COUNTS = (121, 421)
+BAND = f"±{SAME_WORK_BAND_PCT:.2f}% measurement (-icount repeat spread + margin)"
+
+
+def _ab(out: Path, patch: Path) -> tuple[int, dict[str, dict]]:
+    rc, verdicts, _, _ = run_vm_test(out, SUITES="spawn", DURATION="1", VMAS=",".join(map(str, COUNTS)),
+                                     PATCHES=str(patch), VARIANTS="reference patched",
+                                     KERNEL_TREE="", MAKEFLAGS="", MFLAGS="", MAKELEVEL="")
+    rows = {r["scenario"]: r for r in verdicts if r["suite"] == "spawn"
+            and r["axis"] == "kernel-vs-simulator" and r["variant"] == "patched"}
+    return rc, rows
+
+
+def test_a_comment_only_patch_passes_and_a_2_percent_slowdown_is_caught(tmp_path: Path) -> None:
+    rc, clean = _ab(tmp_path / "clean", CLEAN)
+    assert set(clean) == {f"total-{n}" for n in COUNTS}
+    for name, r in clean.items():
+        assert r["verdict"] == "match", (name, r)
+        assert r["band"] == BAND and "measured A/B" in r["rule"], r
+        assert "reference observed" in r["detail"], r
+    assert rc == 0
+
+    rc, planted = _ab(tmp_path / "planted", PLANTED)
+    assert set(planted) == {f"total-{n}" for n in COUNTS}
+    for name, r in planted.items():
+        assert r["verdict"] == "mismatch", (name, r)
+        assert r["band"] == BAND, r
+        # slower than the reference kernel's measured rate by more than the band
+        slowdown = (float(r["predicted"]) / float(r["observed"]) - 1.0) * 100.0
+        assert slowdown > SAME_WORK_BAND_PCT, (name, r)
+        # the prediction is the reference kernel's measurement, the same in both runs within
+        # -icount's boot-to-boot spread: the planted patch does not move it
+        assert float(r["predicted"]) == pytest.approx(float(clean[name]["predicted"]), rel=0.005)
+    assert rc != 0
