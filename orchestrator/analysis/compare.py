@@ -131,6 +131,12 @@ def compare_dir(out: Path, models: dict[str, str] | None = None,
     predictor = Predictor(load_elves(out / ELF_FILE))
     records = read_records(obs)
     df, timing, cost = compare_records(records, models, predictor)
+    if df.empty:  # nothing compared is not a pass: a CI job must not go green on it
+        vd.write(df, out / "verdicts.jsonl")
+        raise ForkdiffError(f"no comparisons in {out}: {len(records)} readable observation records, "
+                            "none of which could be compared",
+                            f"read {obs} (unreadable lines are named above); rerun the suites "
+                            "into a fresh OUT=")
     if against is not None:
         from .against import compare_against
 
