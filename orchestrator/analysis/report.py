@@ -16,6 +16,7 @@ from xml.sax.saxutils import escape, quoteattr
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from . import triage
 from . import verdicts as vd
 
 PLOTS = ("forks_per_s.png", "improvement.png")
@@ -184,6 +185,7 @@ def render(out: Path) -> dict:
     cmp = seed_comparison(timing)
     plots = _plots(cmp, out)
     bad = vd.failing(df)
+    first = triage.first_divergence(df)
     ctx = {
         "meta": meta,
         "passed": bad.empty,
@@ -199,6 +201,9 @@ def render(out: Path) -> dict:
         "leaks": leak_table(df),
         "leak_checks": int((df["measurement"].isin(("leak_after_fork", "sweep_leak"))).sum()),
         "failing": bad.to_dict(orient="records"),
+        "first": first,
+        "first_text": triage.describe_first(first) if first else "",
+        "groups": [{**g, "line": triage.describe(g)} for g in triage.groups(df)],
         "crashes": df[df["verdict"].isin(["crashed", "hung"])].to_dict(orient="records"),
         "total": len(df),
     }

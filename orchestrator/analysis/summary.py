@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import triage
 from .verdicts import FAILING
 
 
@@ -17,12 +18,20 @@ def print_summary(df: pd.DataFrame, out: Path, file=sys.stdout) -> None:
     counts = df.groupby(["axis", "suite", "variant", "verdict"]).size().unstack("verdict", fill_value=0)
     print(counts.to_string(), file=file)
     bad = df[df["verdict"].isin(FAILING)]
-    for r in bad.head(20).itertuples():
-        print(f"  {r.verdict.upper()}: {r.suite}/{r.variant} vs model {r.model or '-'}: {r.scenario} "
-              f"{r.measurement} {r.key} observed={r.observed} predicted={r.predicted} {r.detail}"[:300],
-              file=file)
-    if len(bad) > 20:
-        print(f"  ... and {len(bad) - 20} more (see {out}/verdicts.jsonl)", file=file)
+    first = triage.first_divergence(df)
+    if first is not None:
+        print(f"first divergence: {triage.describe_first(first)}"[:400], file=file)
+        grouped = triage.groups(df)
+        print(f"{len(bad)} failing rows in {len(grouped)} groups:", file=file)
+        rules: list[str] = []
+        for g in grouped[:20]:
+            print(f"  {triage.describe(g)}"[:300], file=file)
+            if g["rule"] not in rules:
+                rules.append(g["rule"])
+        if len(grouped) > 20:
+            print(f"  ... and {len(grouped) - 20} more groups (see {out}/verdicts.jsonl)", file=file)
+        for rule in rules:
+            print(f"  rule: {rule}"[:300], file=file)
     all_skipped = df[df["verdict"] == "skipped"]
     skipped = all_skipped[all_skipped["measurement"] == "kernel_vs_simulator"]  # unmodelled tree
     bounded = all_skipped[all_skipped["measurement"] != "kernel_vs_simulator"]
