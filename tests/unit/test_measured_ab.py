@@ -12,25 +12,21 @@ VMA counts the run has, and a 2 % slowdown is a mismatch at every count."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 
-from orchestrator.analysis.compare import KS, Predictor, compare_records, load_elves
+from orchestrator.analysis.compare import KS, Predictor, compare_records
 from orchestrator.analysis.spawn_model import SAME_WORK_BAND_PCT
-from orchestrator.run.observations import read_records
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "spawn-run"
 
 
 @pytest.fixture(scope="module")
-def records() -> list[dict]:
-    return read_records(DATA / "observations.jsonl")
+def records(spawn_records) -> list[dict]:
+    return spawn_records
 
 
 @pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    return Predictor(load_elves(DATA / "guest-elf.json"))
+def predictor(spawn_predictor) -> Predictor:
+    return spawn_predictor
 
 
 def _three_kernels(records: list[dict], factor: float, counts: set[int] | None = None) -> list[dict]:

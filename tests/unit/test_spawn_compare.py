@@ -6,24 +6,20 @@ No VM here: what is tested is the work model's fit and verdicts on real measurem
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 
-from orchestrator.analysis.compare import KS, VV, Predictor, compare_records, load_elves
-from orchestrator.run.observations import read_records
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "spawn-run"
+from orchestrator.analysis.compare import KS, VV, Predictor, compare_records
 
 
 @pytest.fixture(scope="module")
-def records() -> list[dict]:
-    return read_records(DATA / "observations.jsonl")
+def records(spawn_records) -> list[dict]:
+    return spawn_records
 
 
 @pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    return Predictor(load_elves(DATA / "guest-elf.json"))
+def predictor(spawn_predictor) -> Predictor:
+    return spawn_predictor
 
 
 def _spawn(df, axis: str):

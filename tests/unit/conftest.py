@@ -1,0 +1,24 @@
+"""Fixtures shared by the unit tests: the spawn observations recorded from real guests
+(tests/data/spawn-run: `forkdiff vm-test SUITES=spawn` on the 6.12 perf kernels under -icount,
+the seed's counts up to 6,421 VMAs and the 11 calibration layouts on the baseline kernel)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.analysis.compare import Predictor, load_elves
+from orchestrator.run.observations import read_records
+
+SPAWN_RUN = Path(__file__).resolve().parents[1] / "data" / "spawn-run"
+
+
+@pytest.fixture(scope="session")
+def spawn_records() -> list[dict]:
+    return read_records(SPAWN_RUN / "observations.jsonl")
+
+
+@pytest.fixture(scope="session")
+def spawn_predictor() -> Predictor:
+    return Predictor(load_elves(SPAWN_RUN / "guest-elf.json"))
