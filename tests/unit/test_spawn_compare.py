@@ -9,27 +9,17 @@ import copy
 
 import pytest
 
-from orchestrator.analysis.compare import KS, VV, Predictor, compare_records
-
-
-@pytest.fixture(scope="module")
-def records(spawn_records) -> list[dict]:
-    return spawn_records
-
-
-@pytest.fixture(scope="module")
-def predictor(spawn_predictor) -> Predictor:
-    return spawn_predictor
+from orchestrator.analysis.compare import KS, VV, compare_records
 
 
 def _spawn(df, axis: str):
-    # the forks/s rows (records made before the kernel config was recorded also give one
+    # the forks/s rows (spawn_records made before the kernel config was recorded also give one
     # run_config info row per kernel: what was assumed)
     return df[(df["suite"] == "spawn") & (df["axis"] == axis) & (df["measurement"] != "run_config")]
 
 
-def test_fitted_on_the_baseline_only_and_the_patched_kernel_matches(records, predictor):
-    df, timing, cost = compare_records(records, predictor=predictor)
+def test_fitted_on_the_baseline_only_and_the_patched_kernel_matches(spawn_records, spawn_predictor):
+    df, timing, cost = compare_records(spawn_records, predictor=spawn_predictor)
     fo = cost["model"]["fitted_on"]
     assert fo["variant"] == "baseline" and fo["model"] == "baseline"
     assert "spawn" in fo["layouts"] and len(fo["layouts"]) == 12
@@ -46,45 +36,45 @@ def test_fitted_on_the_baseline_only_and_the_patched_kernel_matches(records, pre
     assert set(timing["test"]) == {"one -icount run (differs if > 0.5%)"}
 
 
-def test_patched_measurements_do_not_move_the_prediction(records, predictor):
+def test_patched_measurements_do_not_move_the_prediction(spawn_records, spawn_predictor):
     """The patched kernel's forks/s made 20% lower: same predictions, mismatches everywhere."""
-    slow = copy.deepcopy(records)
+    slow = copy.deepcopy(spawn_records)
     for r in slow:
         if r["variant"] == "patched" and r["measurement"] == "spawn":
             r["value"] *= 0.8
             r["values"]["forks_per_s"] *= 0.8
-    df0, _, cost0 = compare_records(records, predictor=predictor)
-    df1, _, cost1 = compare_records(slow, predictor=predictor)
+    df0, _, cost0 = compare_records(spawn_records, predictor=spawn_predictor)
+    df1, _, cost1 = compare_records(slow, predictor=spawn_predictor)
     assert cost1["model"]["coef"] == cost0["model"]["coef"]
     assert [e["predicted"] for e in cost1["errors"]] == [e["predicted"] for e in cost0["errors"]]
     assert (_spawn(df1, KS)["verdict"] == "mismatch").all()
 
 
-def test_the_other_variants_model_is_a_mismatch(records, predictor):
+def test_the_other_variants_model_is_a_mismatch(spawn_records, spawn_predictor):
     """The patched kernel compared with the baseline's dup_mmap model: the prediction is the
     baseline's own rate, far slower than the patched kernel above a few VMAs."""
-    df, _, _ = compare_records(records, models={"patched": "baseline"}, predictor=predictor)
+    df, _, _ = compare_records(spawn_records, models={"patched": "baseline"}, predictor=spawn_predictor)
     ks = _spawn(df, KS).set_index("scenario")
     for n in (421, 1621, 6421):
         assert ks.loc[f"total-{n}", "verdict"] == "mismatch"
 
 
-def test_without_calibration_layouts_there_is_no_band_and_no_verdict(records, predictor):
+def test_without_calibration_layouts_there_is_no_band_and_no_verdict(spawn_records, spawn_predictor):
     """Only the seed's layout measured on the baseline (a run without the calibration jobs):
     no layout can be held out, so the rows are informational."""
-    seed_only = [r for r in records if not r["scenario"].get("calibration")]
-    df, _, cost = compare_records(seed_only, predictor=predictor)
+    seed_only = [r for r in spawn_records if not r["scenario"].get("calibration")]
+    df, _, cost = compare_records(seed_only, predictor=spawn_predictor)
     assert cost["tolerance_pct"] != cost["tolerance_pct"]  # NaN: no validated band
     assert (_spawn(df, KS)["verdict"] == "info").all()
 
 
-def test_one_kernel_fits_on_its_calibration_layouts_and_predicts_the_seed_layout(records, predictor):
-    """A run of one kernel (7.x: only the patched variant): here the baseline's records alone
+def test_one_kernel_fits_on_its_calibration_layouts_and_predicts_the_seed_layout(spawn_records, spawn_predictor):
+    """A run of one kernel (7.x: only the patched variant): here the baseline's spawn_records alone
     (a real kernel, real measurements). The model is fitted on its calibration layouts, the
     seed's layout held out, and predicts the seed layout's forks/s from them: changing the
     seed measurements moves no prediction, and the rows say what the model was fitted on."""
-    one = [r for r in records if r["variant"] == "baseline"]
-    df, timing, cost = compare_records(one, predictor=predictor)
+    one = [r for r in spawn_records if r["variant"] == "baseline"]
+    df, timing, cost = compare_records(one, predictor=spawn_predictor)
     fo = cost["model"]["fitted_on"]
     assert fo["variant"] == "baseline" and "spawn" not in fo["layouts"] and len(fo["layouts"]) == 11
     assert cost["predicts"] == "baseline"
@@ -98,5 +88,5 @@ def test_one_kernel_fits_on_its_calibration_layouts_and_predicts_the_seed_layout
         if r["measurement"] == "spawn" and not r["scenario"].get("calibration"):
             r["value"] *= 0.7
             r["values"]["forks_per_s"] *= 0.7
-    _, _, cost1 = compare_records(moved, predictor=predictor)
+    _, _, cost1 = compare_records(moved, predictor=spawn_predictor)
     assert [e["predicted"] for e in cost1["errors"]] == [e["predicted"] for e in cost["errors"]]
