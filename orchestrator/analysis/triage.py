@@ -45,11 +45,17 @@ def about(row: dict) -> str:
     return m.group(1) if m else ""
 
 
+def natural(text: str) -> tuple:
+    """'total-421' before 'total-1621': digit runs compare as numbers."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(text)))
+
+
 def _order(row: dict) -> tuple:
+    """Run order: suites as they run, then kernel, the smallest k or VMA count, scenario."""
     suite = row.get("suite", "")
     kind, num = _key_num(row.get("key", ""))
     return (SUITE_ORDER.index(suite) if suite in SUITE_ORDER else len(SUITE_ORDER),
-            str(row.get("variant", "")), str(row.get("scenario", "")), num, str(row.get("key", "")))
+            str(row.get("variant", "")), num, natural(row.get("scenario", "")), str(row.get("key", "")))
 
 
 def failing_rows(df: pd.DataFrame) -> list[dict]:
@@ -82,6 +88,7 @@ def groups(df: pd.DataFrame) -> list[dict]:
         g["keys"].append(r["key"])
     for g in out.values():
         g["range"] = key_range(g["keys"])
+        g["scenarios"].sort(key=natural)
     return list(out.values())
 
 

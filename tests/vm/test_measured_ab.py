@@ -8,10 +8,17 @@ With tests/planted/comment-only.patch (same work) every row passes; with
 tests/planted/slowdown-2pct.patch (about 60 instructions more per copied VMA: 2.2 % slower at
 121 VMAs, about 2.8 % at 421) every row is a mismatch, observed < predicted, in the same
 measurement band. VARIANTS="reference patched" keeps the run to the two kernels of the A/B (the
-work model is then fitted on the reference kernel's calibration layouts)."""
+work model is then fitted on the reference kernel's calibration layouts).
+
+The same two folders then serve `forkdiff compare --against`: the planted run against the clean
+one is a run-vs-run regression of the patched kernel at both counts, while the reference kernel,
+the same in both runs, matches."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +64,17 @@ def test_a_comment_only_patch_passes_and_a_2_percent_slowdown_is_caught(tmp_path
         # -icount's boot-to-boot spread: the planted patch does not move it
         assert float(r["predicted"]) == pytest.approx(float(clean[name]["predicted"]), rel=0.005)
     assert rc != 0
+
+    # regression against the earlier (clean) run: the patched kernel got slower, the reference
+    # kernel did not
+    r = subprocess.run([sys.executable, "-m", "orchestrator", "compare", str(tmp_path / "planted"),
+                        "--against", str(tmp_path / "clean")], cwd=REPO, capture_output=True,
+                       text=True, timeout=600)
+    print(r.stdout[-3000:], r.stderr[-2000:])
+    assert r.returncode != 0
+    rr = [json.loads(x) for x in (tmp_path / "planted" / "verdicts.jsonl").read_text().splitlines()]
+    rr = {(x["variant"], x["key"]): x for x in rr if x["axis"] == "run-vs-run"}
+    assert set(rr) == {(v, f"vmas={n}") for v in ("reference", "patched") for n in COUNTS}
+    for (variant, _), x in rr.items():
+        assert x["verdict"] == ("mismatch" if variant == "patched" else "match"), x
+        assert x["band"] == BAND, x
