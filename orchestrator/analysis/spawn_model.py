@@ -32,7 +32,7 @@ predicted kernel is that of the measured one at the same layout and count, as fo
 reference kernel: the same model, the same layout), the prediction is the measured kernel's own
 rate and the fitted costs do not enter it; its band is then that of the measurement, under
 -icount: orchestrator.analysis.timing.ICOUNT_REPEAT_PCT (two runs of a job agree within it) plus
-BAND_MARGIN_PCT. In real time (no -icount) such rows keep the model's band."""
+MEASURED_MARGIN_PCT. In real time (no -icount) such rows keep the model's band."""
 
 from __future__ import annotations
 
@@ -40,13 +40,17 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from simulator.cost import BAND_MARGIN_PCT, CalPoint, WorkModel, calibrate
+from simulator.cost import CalPoint, WorkModel, calibrate
 
 from .calibration import layout_family
 from .timing import ICOUNT_REPEAT_PCT
 
-# the band of a prediction the model prices no part of, under -icount (module docstring)
-SAME_WORK_BAND_PCT = ICOUNT_REPEAT_PCT + BAND_MARGIN_PCT
+# The band of a prediction the model prices no part of, under -icount (module docstring): the
+# repeat spread plus a margin. Measured on the 6.12 perf kernels at the seed's 11 counts (load
+# 9-12, two guests at once): the same kernel on two boots within 0.22 %, the comment-only patch
+# against the tree as it is within 0.33 % (0.05 % from 121 VMAs up).
+MEASURED_MARGIN_PCT = 0.5
+SAME_WORK_BAND_PCT = ICOUNT_REPEAT_PCT + MEASURED_MARGIN_PCT
 
 
 def _mean_rate(grp: pd.DataFrame) -> float:
