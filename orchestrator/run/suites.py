@@ -14,6 +14,8 @@ already in the file is not run again, and no key is written twice.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
 import shlex
 import sys
@@ -70,6 +72,10 @@ class RunOptions:
     count_only_above: int = 1000  # faults: layouts with more VMAs only count the checks
     resume: bool = False
     calibrate: bool = True  # spawn: also run the calibration layouts on the baseline kernel
+    # spawn: each kernel's cached instruction profile (orchestrator.run.insnprofile: the plugin
+    # over the fixed calibration plan, measured once per kernel) instead of per-run calibration
+    # layouts; INSN_PROFILE=0 turns it off (then the work model of spawn_model is fitted per run)
+    insn_profile: bool = field(default_factory=lambda: os.environ.get("INSN_PROFILE", "1") != "0")
     calibrate_on: str = "baseline"  # ... on this kernel: the baseline, or a run's only kernel
     spawn_timing: str = "icount"  # spawn: "icount" (virtual time) or "realtime" (KVM only)
     tree: str | None = None  # kernel source tree (None: $KERNEL_TREE, else Debian's 6.12)
@@ -468,6 +474,25 @@ def boot_slub_debug(suite: str, kernel) -> str:
                            slubdebug.kernel_stats_flags(kernel, facts_of_kernel(kernel)))
 
 
+def uses_insn_profile(opts: RunOptions) -> bool:
+    """spawn under -icount with INSN_PROFILE on (the default): the kernels' cached instruction
+    profiles judge the timings, and no calibration layouts run in the run itself."""
+    return opts.suite == "spawn" and opts.insn_profile and opts.icount_used
+
+
+def store_insn_profile(opts: RunOptions, variant: str, kernel) -> None:
+    """<out>/insn-profile/<variant>.json: the kernel's cached instruction profile (measured
+    with the plugin in a guest of its own the first time a kernel is used; then a cache hit)."""
+    from .insnprofile import cached_profile
+
+    prof = cached_profile(kernel, log=opts.log)
+    dest = opts.out / "insn-profile" / f"{variant}.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(prof) + "\n")
+    opts.log(f"[spawn] {variant}: instruction profile {prof['key']} (plugin run "
+             f"{prof['wall']['total_s']:.0f} s when measured) -> {dest}")
+
+
 def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: ObservationLog,
                 result: SuiteResult, pool: GuestPool | None = None) -> None:
     """Run the pending jobs on a guest of the variant's kernel (profile of the suite): the
@@ -479,10 +504,15 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
 
     todo = pending(opts, variant, jobs, log)
     result.skipped_jobs += len(jobs) - len(todo)
-    if not todo:
+    profiled = not uses_insn_profile(opts) or (opts.out / "insn-profile" / f"{variant}.json").is_file()
+    if not todo and profiled:
         opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: all {len(jobs)} jobs already recorded")
         return
     kernel = build_kernel(variant, opts.profile_used, tree=opts.tree, patches=opts.patches)
+    if not profiled:
+        store_insn_profile(opts, variant, kernel)
+    if not todo:
+        return
     record_kernel(opts.out, kernel)  # <out>/kernels/: what the observations were made on
     rootfs = build_rootfs()
     append = " ".join(p for p in (kmemleak.BOOT_PARAM if opts.scans_leaks else "",
@@ -538,7 +568,8 @@ def variant_jobs(opts: RunOptions, variant: str) -> list[Job]:
     (orchestrator.analysis.calibration; the patched kernel's timings are predicted, never fitted), or
     on the one kernel of a run without a baseline (its model is fitted on them, the seed's
     layout held out: orchestrator.analysis.spawn_model)."""
-    if opts.suite != "spawn" or variant != opts.calibrate_on or not opts.calibrate:
+    if opts.suite != "spawn" or variant != opts.calibrate_on or not opts.calibrate \
+            or uses_insn_profile(opts):
         return []
     from ..analysis.calibration import CALIBRATION_DURATION, calibration_scenarios
 
