@@ -568,8 +568,12 @@ def variant_jobs(opts: RunOptions, variant: str) -> list[Job]:
     (orchestrator.analysis.calibration; the patched kernel's timings are predicted, never fitted), or
     on the one kernel of a run without a baseline (its model is fitted on them, the seed's
     layout held out: orchestrator.analysis.spawn_model)."""
-    if opts.suite != "spawn" or variant != opts.calibrate_on or not opts.calibrate \
-            or uses_insn_profile(opts):
+    if opts.suite != "spawn" or variant != opts.calibrate_on or not opts.calibrate:
+        return []
+    if uses_insn_profile(opts) and not (opts.patches or os.environ.get("PATCHES", "").strip()):
+        # without PATCHES= the instruction profiles judge every kernel; with them the work
+        # model fitted on the baseline's calibration layouts still judges the patched kernel
+        # where the run has no reference kernel (orchestrator.analysis.insn_rows.fitted_on)
         return []
     from ..analysis.calibration import CALIBRATION_DURATION, calibration_scenarios
 
