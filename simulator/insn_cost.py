@@ -59,7 +59,7 @@ FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("vmas_copied", "exit_vmas")),
     ("anon_vma_fork", r"anon_vma_\w*|__anon_vma_\w*|unlink_anon_vmas|__put_anon_vma|"
                       r"put_anon_vma",
-     ("anon_vma_forks", "anon_vma_allocs", "avc_allocs", "exit_avcs")),
+     ("anon_vma_forks", "anon_vma_allocs", "avc_allocs", "exit_avcs", "exit_vmas")),
     ("copy_page_range", r"copy_\w*_range|copy_present_\w*|copy_nonpresent_\w*|"
                         r"__pte_alloc\w*|pte_alloc\w*|__pmd_alloc|__pud_alloc|"
                         r"vma_needs_copy|pgd_alloc|folio_try_dup_anon_rmap\w*|"
@@ -70,11 +70,18 @@ FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
                   r"folio_remove_rmap\w*|pte_free\w*|___pte_free_tlb|___pmd_free_tlb|"
                   r"mm_trace_rss_stat|lru_add_drain\w*|release_pages|free_unref\w*|"
                   r"mmu_notifier\w*|__mmu_notifier\w*|vm_normal_\w*",
-     ("forks", "exit_vmas", "exit_ptes", "exit_pt_pages", "ptes_copied", "vmas_copied")),
+     ("forks", "exit_vmas", "exit_ptes", "exit_pt_pages", "exit_vma_pud", "exit_vma_pmd",
+      "exit_vma_pte", "anon_vma_forks")),
+    ("page_table_walk", r"__pte_offset_map\w*|pte_offset_map\w*|flush_tlb_batched_pending",
+     ("forks", "pt_pages", "exit_pt_pages", "exit_vma_pmd", "exit_vma_pte", "ptes_copied",
+      "anon_vma_forks")),
+    ("vm_accounting", r"__vm_enough_memory|cap_vm_enough_memory|percpu_counter_add_batch|"
+                      r"vm_unacct_memory|security_vm_enough_memory_mm",
+     ("forks", "account_vmas", "exit_vma_pte", "anon_vma_forks")),
     ("file_vma", r"vma_interval_tree_\w*|fput|__fput\w*|get_file\w*|"
                  r"i_mmap_lock\w*|i_mmap_unlock\w*|__remove_shared_vm_struct|"
                  r"unlink_file_vma\w*|vma_link_file",
-     ("file_vmas",)),
+     ("file_vmas", "exit_vmas")),
     ("slab", r"kmem_cache_\w*|__kmem_cache_\w*|___slab_alloc|__slab_alloc\w*|__slab_free|"
              r"slab_\w*|kfree\w*|__kmalloc\w*|kmalloc\w*|get_partial\w*|put_cpu_partial|"
              r"__update_cpu_freelist_fast|allocate_slab|new_slab|discard_slab|"
@@ -86,13 +93,19 @@ FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("memcpy_memset", r"memcpy\w*|__memcpy\w*|memset\w*|__memset\w*|memmove\w*|"
                       r"clear_page\w*|copy_page\w*|rep_movs_alternative",
      ("forks", "vmas_copied", "nodes_allocated", "dup_nodes", "node_builds", "pt_pages")),
-    ("other", r".*", ("forks", "iter_vmas", "vmas_copied")),
+    ("other", r".*", ("forks", "iter_vmas", "vmas_copied", "account_vmas", "anon_vma_forks",
+                      "avc_allocs", "file_vmas", "ptes_copied", "pt_pages", "exit_vma_pmd",
+                      "exit_vma_pte")),
 )
 _COMPILED = [(name, re.compile(f"(?:{pat})"), feats) for name, pat, feats in FUNCTIONS]
 FUNCTION_NAMES = tuple(name for name, _, _ in FUNCTIONS)
 
 
 def function_of(symbol: str) -> str:
+    """The function group of a System.map symbol (a compiler clone's suffix, .constprop.0,
+    .isra.0, .part.0 ..., is dropped)."""
+    if not symbol.startswith("["):
+        symbol = symbol.split(".", 1)[0]
     for name, rx, _ in _COMPILED:
         if rx.fullmatch(symbol):
             return name
