@@ -62,8 +62,8 @@ def insn_cost(frame: pd.DataFrame, profiles: dict[str, dict], models: dict[str, 
     for variant in sorted(profiles):
         model_name = models.get(variant, variant)
         on = fitted_on(variant, profiles, models)
-        sub = frame[(frame["variant"] == variant)
-                    & [not is_calibration(j.scenario) for j in frame["job"]]]
+        seed = pd.Series([not is_calibration(j.scenario) for j in frame["job"]], index=frame.index)
+        sub = frame[(frame["variant"] == variant) & seed]
         if on is None:
             for vmas, grp in sub.groupby("vmas", sort=True):
                 obs = float(grp["forks_per_s"].mean())
