@@ -39,18 +39,23 @@ FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
                                "file_vmas")),
     ("__mt_dup", r"__mt_dup|mt_dup_\w*|mas_dup_\w*|mtree_dup", ("forks", "dup_nodes",
                                                                  "dup_children")),
-    ("maple_store", r"mas_(wr|store|new|insert|split|spanning|rebalance|commit|replace|"
-                    r"update_gap|parent_gap|destroy|push|mab|bulk|expected|extend|"
-                    r"preallocate|node_count|alloc|alloc_nodes|alloc_req|free|set_alloc|"
-                    r"topiary|put_in_tree|wmb|leaf|prev_node|ascend|descend|split_final|"
-                    r"set_height|root_expand|node_walk|store_root|reuse_node|"
-                    r"flip|wr_)\w*|mab_\w*|mast_\w*|mt_free_\w*|mtree_range_walk|"
-                    r"mte_destroy\w*|ma_free_rcu|mt_destroy\w*|__mt_destroy|mte_set_gap|"
-                    r"mas_(max|find_child|state_\w*)\w*",
-     ("forks", "walk_nodes", "slot_writes", "node_builds", "build_slots", "bnode_slots",
-      "gap_updates", "st_exact_fit", "st_append", "st_split", "st_node_store",
-      "st_spanning", "st_rebalance", "st_new_root", "exit_nodes", "alloc_calls",
-      "nodes_allocated", "nodes_freed")),
+    ("maple_rebalance", r"mas_spanning_rebalance|mas_topiary_replace|mab_\w*|mas_mab_cp|mast_\w*|"
+                        r"mas_wr_bnode|mas_store_b_node|mas_rebalance|mas_split\w*|"
+                        r"mas_push_data|mas_wr_spanning_store|mas_wr_walk_index|"
+                        r"mas_bulk_rebalance|mas_destroy_rebalance|mas_new_ma_node",
+     ("st_spanning+st_rebalance", "st_split", "bnode_slots", "node_builds")),
+    ("maple_alloc", r"mas_alloc_nodes|mas_node_count\w*|mas_destroy|mas_alloc\w*|mas_free|"
+                    r"mas_expected_entries|mas_set_alloc_req|mas_pop_node|mas_push_node|"
+                    r"mas_preallocate|mt_free_\w*|ma_free_rcu|mte_destroy\w*|mt_destroy\w*|"
+                    r"__mt_destroy",
+     ("forks", "alloc_calls", "nodes_allocated", "nodes_freed", "exit_nodes",
+      "st_spanning+st_rebalance", "st_split")),
+    ("maple_store", r"mas_(wr|store|new|insert|spanning|replace|update_gap|parent_gap|"
+                    r"extend|set_height|root_expand|store_root|reuse_node|leaf|ascend|"
+                    r"state_\w*|max|find_child|wmb|prev_node|descend|put_in_tree)\w*|"
+                    r"mtree_range_walk|mte_set_gap",
+     ("forks", "st_exact_fit", "st_append", "st_node_store", "st_spanning+st_rebalance",
+      "st_split", "walk_nodes", "slot_writes", "build_slots", "gap_updates")),
     ("maple_iter", _MAPLE, ("forks", "iter_vmas", "iter_slots", "iter_leaves",
                             "exit_iter_slots", "exit_iter_leaves", "exit_vmas")),
     ("vm_area_dup", r"vm_area_(dup|free)\w*|__vm_area_free|vma_lock_(alloc|free)|"
@@ -144,8 +149,13 @@ class InsnPoint:
         return float(sum(self.measured.values()))
 
 
+def count(work: Mapping[str, float], feature: str) -> float:
+    """A work count, or the sum of several ("st_spanning+st_rebalance")."""
+    return float(sum(float(work.get(f, 0)) for f in feature.split("+")))
+
+
 def _x(work: Mapping[str, float], feats: Sequence[str]) -> np.ndarray:
-    return np.array([float(work.get(f, 0)) for f in feats])
+    return np.array([count(work, f) for f in feats])
 
 
 def _fit(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -166,7 +176,7 @@ class InsnModel:
     lolo: dict[str, float] = field(default_factory=dict)  # layout -> max |LOLO error| %
 
     def function_insns(self, work: Mapping[str, float]) -> dict[str, float]:
-        return {g: sum(c * float(work.get(f, 0)) for f, c in cs.items())
+        return {g: sum(c * count(work, f) for f, c in cs.items())
                 for g, cs in self.costs.items()}
 
     def insns_per_fork(self, work: Mapping[str, float]) -> float:

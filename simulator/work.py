@@ -118,10 +118,12 @@ def fork_work(parent: Mm, res: ForkResult) -> dict[str, int]:
         # iterator stands on (one node walked, one slot written, never an allocation).
         # dup_mmap(replace_entries=False) skips running them on the tree; count them here.
         # MapleTree.replace_exact() walks from the root; the kernel's iterator is already on
-        # the leaf: count one node per store either way.
-        counted = w["st_exact_fit"]
-        w["walk_nodes"] -= counted * max(ops.get("child_height", 1) - 1, 0)
-        missing = ops["vmas_copied"] - counted
+        # the leaf: count one node per store either way. The tree's own st_exact_fit also
+        # counts the NULL stores over DONTCOPY VMAs that replace exactly one entry: those
+        # stay as the tree counted them.
+        replayed = ops.get("copy_stores_replayed", 0)
+        w["walk_nodes"] -= replayed * max(ops.get("child_height", 1) - 1, 0)
+        missing = ops["vmas_copied"] - replayed
         w["st_exact_fit"] += missing
         w["walk_nodes"] += missing
         w["slot_writes"] += missing
