@@ -35,7 +35,8 @@ from scipy.optimize import nnls
 _MAPLE = r"(mas|mt|mte|ma|mab|mast|mtree|mn|mat)_\w*|_+(mas|mt|mte|mtree|mab|mast)_\w*|maple_\w*"
 FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("user", r"\[user\]", ("forks",)),
-    ("dup_mmap", r"dup_mmap", ("forks", "iter_vmas", "vmas_copied", "anon_vma_forks",
+    # copy_process: the patched 6.12 kernel's compiler inlines dup_mmap() into it
+    ("dup_mmap", r"dup_mmap|dup_mm|copy_process", ("forks", "iter_vmas", "vmas_copied", "anon_vma_forks",
                                "file_vmas")),
     ("__mt_dup", r"__mt_dup|mt_dup_\w*|mas_dup_\w*|mtree_dup", ("forks", "dup_nodes",
                                                                  "dup_children")),
