@@ -9,6 +9,8 @@ plugin and the fixed plan, never on a run's VMAS=, SCENARIOS= or shard."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from simulator import predict as sim_predict
 from simulator import runconfig
 from simulator.insn_cost import InsnModel, InsnPoint, by_function, fit
@@ -27,13 +29,35 @@ def work_for(scenario: dict, model: str, kernel_config: dict | None = None,
     key = (json.dumps(scenario, sort_keys=True), model, json.dumps(kernel_config, sort_keys=True),
            json.dumps(kernel_facts, sort_keys=True))
     if key not in _WORK_CACHE:
+        disk = _disk_cache(key)
+        if disk is not None and disk.is_file():
+            _WORK_CACHE[key] = json.loads(disk.read_text())
+            return _WORK_CACHE[key]
         rm = runconfig.resolve("spawn", kernel_config, None, kernel_facts, None)
         sc = from_dict(spawn_layout(scenario), source=f"profile layout {scenario.get('name')}")
         recs = sim_predict.records(sc, model, program="spawn", total=scenario.get("total_vmas"),
                                    elf=elf or guest_elf("spawn"), measurements=("op_counts",),
                                    settings=rm.settings, config=rm.config)
         _WORK_CACHE[key] = next(r for r in recs if r["measurement"] == "op_counts")["work"]
+        if disk is not None:
+            from ..cache import atomic_write
+
+            atomic_write(disk, json.dumps(_WORK_CACHE[key]))
     return _WORK_CACHE[key]
+
+
+def _disk_cache(key: tuple) -> Path | None:
+    """cache/insn-work/<hash>.json: the simulator's work counts of one profile layout, keyed
+    by the scenario, model, kernel config and facts, and the simulator's own sources (a
+    simulator change recomputes them). None when the cache cannot be used."""
+    try:
+        from ..cache import cache_path, sha256_text
+
+        src = Path(sim_predict.__file__).parent
+        code = sha256_text(*(p.read_bytes() for p in sorted(src.glob("*.py"))))
+        return cache_path("insn-work") / f"{sha256_text(code, *key)[:24]}.json"
+    except OSError:
+        return None
 
 
 def points_of(profile: dict, model: str, elf=None) -> list[InsnPoint]:

@@ -75,6 +75,8 @@ def insn_cost(frame: pd.DataFrame, profiles: dict[str, dict], models: dict[str, 
                                        "this kernel itself cannot judge its patch; informational"})
             continue
         prof = profiles[on]
+        if not prof.get("points"):
+            continue  # not profiled (a stub), and no model of another kernel to predict it
         if on not in fits:
             fits[on] = model_of(prof, models.get(on, on))
         m = fits[on]

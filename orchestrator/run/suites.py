@@ -485,9 +485,17 @@ def store_insn_profile(opts: RunOptions, variant: str, kernel) -> None:
     with the plugin in a guest of its own the first time a kernel is used; then a cache hit)."""
     from .insnprofile import cached_profile
 
-    prof = cached_profile(kernel, log=opts.log)
     dest = opts.out / "insn-profile" / f"{variant}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if getattr(kernel, "made_of", "") == "the tree + PATCHES":
+        # never fitted on (orchestrator.analysis.insn_rows.fitted_on: the reference kernel's
+        # model predicts it, or its rows are informational): not profiled
+        dest.write_text(json.dumps({"variant": variant, "release": kernel.release,
+                                    "made_of": kernel.made_of, "points": [],
+                                    "not_profiled": "a tree + PATCHES kernel is predicted by "
+                                    "its reference kernel's model"}) + "\n")
+        return
+    prof = cached_profile(kernel, log=opts.log)
     dest.write_text(json.dumps(prof) + "\n")
     opts.log(f"[spawn] {variant}: instruction profile {prof['key']} (plugin run "
              f"{prof['wall']['total_s']:.0f} s when measured) -> {dest}")
