@@ -104,3 +104,34 @@ def test_informational_row_without_reference() -> None:
                                   "band": "no reference"}]})
     assert rows[0]["verdict"] == "info"
     assert isinstance(pd.DataFrame(rows), pd.DataFrame)
+
+
+def _seed_records(vmas: set[int]) -> list[dict]:
+    """A recorded 6.12 spawn run's seed-layout records (both kernels) at these counts."""
+    src = Path(__file__).resolve().parents[1] / "data" / "spawn-run" / "observations.jsonl"
+    recs = [json.loads(line) for line in src.read_text().splitlines() if line.strip()]
+    return [r for r in recs if not r["scenario"].get("calibration")
+            and r["scenario"].get("total_vmas") in vmas]
+
+
+def test_band_does_not_depend_on_the_runs_counts() -> None:
+    """compare with the recorded profiles: the instruction model's rows have the same band,
+    and say where it comes from, whether the run measured 1 count or 8."""
+    from orchestrator.analysis.compare import compare_records
+
+    profiles = {v: {**_profile(v), "made_of": "the tree as it is" if v == "patched"
+                    else "the tree + patches/baseline/"} for v in ("baseline", "patched")}
+    bands = []
+    for vmas in ({421}, {21, 121, 221, 421, 821, 1621, 3221, 6421}):
+        out: dict = {}
+        df, _t, cost = compare_records(_seed_records(vmas), {}, None, profiles, out)
+        rows = df[df["measurement"] == "forks_per_s_insn_model"]
+        assert len(rows) == 2 * len(vmas)
+        assert cost is None  # no calibration layouts in the run: the work model is not fitted
+        got = {e["variant"]: e["band_pct"] for e in out["cost"]["errors"]}
+        bands.append(got)
+        for r in rows.itertuples():
+            assert "cached plugin profile" in r.rule and "fixed per kernel" in r.rule
+            assert r.verdict in ("match", "mismatch")
+    assert bands[0] == bands[1]
+    assert bands[0]["baseline"] == pytest.approx(LOLO_LIMIT_PCT["baseline"] + 1.0, abs=0.2)
