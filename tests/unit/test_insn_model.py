@@ -135,3 +135,26 @@ def test_band_does_not_depend_on_the_runs_counts() -> None:
             assert r.verdict in ("match", "mismatch")
     assert bands[0] == bands[1]
     assert bands[0]["baseline"] == pytest.approx(LOLO_LIMIT_PCT["baseline"] + 1.0, abs=0.2)
+
+
+def test_report_shows_where_forks_time_goes(tmp_path: Path) -> None:
+    from orchestrator.analysis.compare import compare_dir
+    from orchestrator.analysis.report import render
+
+    data = Path(__file__).resolve().parents[1] / "data" / "spawn-run"
+    (tmp_path / "observations.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in _seed_records({421, 6421})))
+    (tmp_path / "guest-elf.json").write_text((data / "guest-elf.json").read_text())
+    (tmp_path / "insn-profile").mkdir()
+    for v in ("baseline", "patched"):
+        (tmp_path / "insn-profile" / f"{v}.json").write_text(json.dumps(_profile(v)))
+    compare_dir(tmp_path)
+    model = json.loads((tmp_path / "insn_model.json").read_text())
+    assert set(model["kernels"]) == {"baseline", "patched"}
+    render(tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert "Where fork&#39;s time goes" in html or "Where fork's time goes" in html
+    assert "Where fork's time goes" in md
+    for fn in ("maple_iter", "__mt_dup", "exit_mmap", "vm_area_dup"):
+        assert fn in html
