@@ -24,8 +24,10 @@ COUNTS = (1621, 6421)
 
 def _vm_test(out: Path, patches: str = "") -> tuple[int, list[dict]]:
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    # INSN_PROFILE=0: the per-run work model in both runs (without PATCHES= the instruction
+    # model would judge the clean run instead: tests/unit/test_insn_model.py)
     env.update(SUITES="spawn", VMAS=",".join(map(str, COUNTS)), DURATION="1", OUT=str(out),
-               PATCHES=patches)
+               PATCHES=patches, INSN_PROFILE="0")
     p = subprocess.run([sys.executable, "-m", "orchestrator", "vm-test"], cwd=REPO, env=env,
                        text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=3600)
     print(p.stdout[-6000:])
