@@ -53,7 +53,7 @@ def profile_jobs(duration: float = PROFILE_DURATION, vmas: tuple[int, ...] = PRO
     from ..analysis.calibration import calibration_scenarios
 
     jobs = []
-    for sc in calibration_scenarios():
+    for sc in calibration_scenarios(profile=True):
         if layouts is not None and sc["name"] not in layouts:
             continue
         lay = from_dict({k: v for k, v in sc.items() if k != "calibration"})
