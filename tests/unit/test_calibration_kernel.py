@@ -2,7 +2,7 @@
 kernel's timings are predicted, never fitted), else the run's only kernel (7.x). vm-test runs
 each kernel in a worker of its own, with RunOptions naming only that kernel, so the choice is
 made once for the run (pipeline.run sets spawn_fit_on) and passed down. With the kernels'
-instruction profiles on (INSN_PROFILE, the default) a run without PATCHES= plans none: the
+instruction profiles on (INSN_PROFILE=1) a run without PATCHES= plans none: the
 profiles, measured once per kernel, judge the timings."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def test_a_run_of_one_kernel_calibrates_on_it(tmp_path: Path) -> None:
 
 def test_insn_profiles_replace_the_calibration_layouts(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("INSN_PROFILE", raising=False)
+    monkeypatch.setenv("INSN_PROFILE", "1")
     monkeypatch.delenv("PATCHES", raising=False)
     opts = pipeline.VmTestOptions(out=tmp_path, suites=("spawn",), spawn_fit_on="baseline")
     base = pipeline.suite_options(opts, "spawn", "baseline", None, pipeline.Progress(), lambda: False)
