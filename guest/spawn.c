@@ -1,7 +1,10 @@
 /* spawn: byte-unixbench "spawn" varied by VMA count. Builds the layout (optional), adds
  * 1-page VMAs until the process has --total VMAs (optional), pins itself to CPU 0, then
  * loops fork(); child _exit(0); parent waitpid() for --duration seconds of CLOCK_MONOTONIC
- * (virtual time under QEMU -icount). Records: "layout", then "spawn" (docs/records.md). */
+ * (virtual time under QEMU -icount). Records: "layout", then "spawn" (docs/records.md).
+ * The loop is bracketed by two marker no-ops (nopl with a magic displacement) that the
+ * instruction-count plugin (orchestrator/data/insncount.c) opens and closes a window on;
+ * without the plugin they are no-ops like any other. */
 #define _GNU_SOURCE
 #include "common.h"
 #include "layout.h"
@@ -12,6 +15,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* nopl 0x4b464442(%rax) / nopl 0x4b464445(%rax): insncount's window begin / end */
+#define MARK_BEGIN() __asm__ volatile(".byte 0x0f,0x1f,0x80,0x42,0x44,0x46,0x4b" ::: "memory")
+#define MARK_END() __asm__ volatile(".byte 0x0f,0x1f,0x80,0x45,0x44,0x46,0x4b" ::: "memory")
 
 int main(int argc, char **argv)
 {
@@ -52,6 +59,7 @@ int main(int argc, char **argv)
 
 	unsigned long forks = 0, failures = 0;
 	int last_errno = 0;
+	MARK_BEGIN();
 	double t0 = now_monotonic(), t1 = t0;
 	while (t1 - t0 < duration) {
 		pid_t pid = (pid_t)syscall(SYS_fork);
@@ -68,6 +76,7 @@ int main(int argc, char **argv)
 		}
 		t1 = now_monotonic();
 	}
+	MARK_END();
 	double secs = t1 - t0;
 	j_begin();
 	j_str("measurement", "spawn");

@@ -9,6 +9,8 @@ import sys
 SECTIONS = [
     ("maple tree (simulator.maple)", "tools.bench_maple"),
     ("spawn calibration (orchestrator.analysis.calibration)", "tools.bench_calibration"),
+    ("instruction model: LOLO per layout, plugin cost (orchestrator.run.insnprofile; profiles "
+     "the perf kernels once if the cache lacks them)", "tools.bench_insn"),
     ("boot to SSH ready (orchestrator.vm.guest; builds the patched faults kernel if missing)",
      "tools.bench_boot"),
 ]

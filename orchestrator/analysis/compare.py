@@ -46,6 +46,7 @@ from . import kernel_only
 from . import verdicts as vd
 from .calibration import is_calibration
 from .compare_jobs import KS, VV, ObservedJob, group_jobs
+from .insn_rows import insn_cost, insn_rows, load_profiles
 from .predictor import (
     ELF_FILE,
     LAYOUT_FILE,
@@ -76,8 +77,12 @@ __all__ = ["ELF_FILE", "KS", "LAYOUT_FILE", "VV", "COMPARERS", "ObservedJob", "P
 
 # ----------------------------------------------------------------- entry point
 def compare_records(records: list[dict], models: dict[str, str] | None = None,
-                    predictor: Predictor | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None, dict | None]:
-    """Verdicts, the timing table (or None) and the cost model (or None) for observations."""
+                    predictor: Predictor | None = None, profiles: dict[str, dict] | None = None,
+                    insn_out: dict | None = None,
+                    ) -> tuple[pd.DataFrame, pd.DataFrame | None, dict | None]:
+    """Verdicts, the timing table (or None) and the cost model (or None) for observations.
+    profiles: the run's kernels' instruction profiles (orchestrator.analysis.insn_rows); the
+    instruction model's result is put into insn_out["cost"] when given."""
     # `reference` is the tree as it is where patches/baseline/ applies: a tree whose own
     # dup_mmap() uses __mt_dup (orchestrator/build/variants.py), unless the run's map says else
     models = {"reference": "patched", **(models or {})}
@@ -111,10 +116,18 @@ def compare_records(records: list[dict], models: dict[str, str] | None = None,
         deterministic = bool(len(seed)) and bool(seed["icount"].all())
         timing = improvement_table(seed[["variant", "vmas", "forks_per_s"]],
                                    deterministic=deterministic)
-        if not unmodelled_spawn:  # the work model needs the simulator's op counts
+        calibrated = any(is_calibration(j.scenario) for j in spawn["job"])
+        insn = None
+        if not unmodelled_spawn and profiles:
+            insn = insn_cost(spawn, profiles, models, spawn_work(predictor))
+            if insn_out is not None:
+                insn_out["cost"] = insn
+        # the work model needs the simulator's op counts; a run whose kernels have instruction
+        # profiles plans no calibration layouts: the instruction model judges its timings
+        if not unmodelled_spawn and (calibrated or insn is None):
             fitted_on, predicts, anchors = fit_variants(spawn)
             cost = work_model(spawn, spawn_work(predictor), models, fitted_on, predicts, anchors)
-        rows += timing_rows(timing, cost)
+        rows += timing_rows(timing, cost) + insn_rows(insn)
     return vd.frame(rows), timing, cost
 
 
@@ -130,7 +143,8 @@ def compare_dir(out: Path, models: dict[str, str] | None = None,
                             "give the folder a `forkdiff run` or `make vm-test` wrote")
     predictor = Predictor(load_elves(out / ELF_FILE))
     records = read_records(obs)
-    df, timing, cost = compare_records(records, models, predictor)
+    insn: dict = {}
+    df, timing, cost = compare_records(records, models, predictor, load_profiles(out), insn)
     if df.empty:  # nothing compared is not a pass: a CI job must not go green on it
         vd.write(df, out / "verdicts.jsonl")
         raise ForkdiffError(f"no comparisons in {out}: {len(records)} readable observation records, "
@@ -148,7 +162,10 @@ def compare_dir(out: Path, models: dict[str, str] | None = None,
             fh.write(json.dumps(rec) + "\n")
     vd.write(df, out / "verdicts.jsonl")
     has_timing = timing is not None and not timing.empty  # one kernel: nothing to compare
-    for name, present in (("timing.csv", has_timing), ("cost_model.json", cost is not None)):
+    if insn.get("cost") is not None:
+        (out / "insn_model.json").write_text(json.dumps(insn["cost"], indent=1))
+    for name, present in (("timing.csv", has_timing), ("cost_model.json", cost is not None),
+                          ("insn_model.json", insn.get("cost") is not None)):
         if not present:
             (out / name).unlink(missing_ok=True)
     if has_timing:

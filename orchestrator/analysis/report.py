@@ -175,12 +175,41 @@ def junit_xml(df: pd.DataFrame) -> str:
     return "\n".join(parts) + "\n"
 
 
+def insn_view(insn: dict) -> list[dict]:
+    """Per kernel of insn_model.json (orchestrator.analysis.insn_rows): band and its source,
+    the run's rows, each profiled layout's LOLO error, and where fork's instructions go per
+    seed VMA count: measured (plugin) against modelled, per function."""
+    out = []
+    for variant, k in insn["kernels"].items():
+        m = k["model"]
+        spawn = sorted((p for p in m["points"] if p["layout"] == "spawn"), key=lambda p: p["vmas"])
+        funcs = sorted({g for p in spawn for g, v in p["measured_by_function"].items() if v},
+                       key=lambda g: -max(p["measured_by_function"].get(g, 0) for p in spawn))
+        lolo = []
+        for p in sorted(m["points"], key=lambda p: (p["layout"] != "spawn", p["layout"], p["vmas"])):
+            byf = p.get("lolo_by_function_pct") or {}
+            worst = max(byf.items(), key=lambda kv: abs(kv[1])) if byf else ("", 0.0)
+            lolo.append({"layout": p["layout"], "vmas": p["vmas"], "insns": p["measured_insns"],
+                         "lolo": p["lolo_error_pct"], "worst": worst[0], "worst_pct": worst[1]})
+        out.append({"variant": variant, "model_name": k["model_name"], "band_pct": k["band_pct"],
+                    "source": k["band_source"], "wall": k.get("wall") or {},
+                    "fitted_on": m["fitted_on"], "lolo": lolo, "functions": funcs,
+                    "counts": [{"vmas": p["vmas"], "total": p["measured_insns"],
+                                "fitted_total": p["fitted_insns"],
+                                "measured": p["measured_by_function"],
+                                "fitted": p["fitted_by_function"]} for p in spawn],
+                    "errors": [e for e in insn["errors"] if e["variant"] == variant]})
+    return out
+
+
 def render(out: Path) -> dict:
     """Render the folder's report; returns {"html", "md", "junit", "failing", "total"}."""
     out = Path(out)
     df = vd.read(out / "verdicts.jsonl")
     timing = pd.read_csv(out / "timing.csv") if (out / "timing.csv").exists() else None
     cost = json.loads((out / "cost_model.json").read_text()) if (out / "cost_model.json").exists() else None
+    insn = insn_view(json.loads((out / "insn_model.json").read_text())) \
+        if (out / "insn_model.json").exists() else None
     meta = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
     cmp = seed_comparison(timing)
     plots = _plots(cmp, out)
@@ -197,6 +226,7 @@ def render(out: Path) -> dict:
         "reference": is_reference_run(meta),
         "plots": plots,
         "cost": cost,
+        "insn": insn,
         "strips": fault_strips(df),
         "leaks": leak_table(df),
         "leak_checks": int((df["measurement"].isin(("leak_after_fork", "sweep_leak"))).sum()),

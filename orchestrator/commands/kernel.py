@@ -35,6 +35,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--tree", help="kernel source tree: a path or debian:SUITE:PACKAGE (default: "
                                   "$KERNEL_TREE, else linux-source-6.12)")
     f.set_defaults(func=_facts)
+    pr = ksub.add_parser("profile", help="where fork's instructions go: the instruction-count "
+                                         "plugin's per-function profile of a kernel (cached) and "
+                                         "the instruction model fitted on it, with its LOLO errors")
+    pr.add_argument("--variant", choices=VARIANTS, required=True)
+    pr.add_argument("--profile", choices=tuple(PROFILES), default="perf")
+    pr.add_argument("--tree", help="kernel source tree (default: $KERNEL_TREE, else linux-source-6.12)")
+    pr.add_argument("--patch", action="append", default=[], type=Path,
+                    help="extra patch for the patched variant (repeatable; default: $PATCHES)")
+    pr.add_argument("--model", help="the simulator model of its dup_mmap() (default: detected)")
+    pr.add_argument("--json", type=Path, help="also write the profile and model here")
+    pr.set_defaults(func=_profile)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -64,4 +75,28 @@ def _facts(args: argparse.Namespace) -> int:
 
 def _model(args: argparse.Namespace) -> int:
     print(detect_dup_mmap_model(resolve_tree(args.tree).path))
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..analysis.insn_calibration import function_table, lolo_table, model_of
+    from ..run.insnprofile import cached_profile
+
+    kernel = build_kernel(args.variant, args.profile, tree=args.tree, patches=args.patch)
+    prof = cached_profile(kernel, log=lambda m: print(m, file=sys.stderr, flush=True))
+    model = args.model or kernel.manifest.get("dup_mmap_model") or args.variant
+    m = model_of(prof, model)
+    w = prof["wall"]
+    print(f"{kernel.release} ({model} model): profile {prof['key']}, {len(prof['points'])} layouts; "
+          f"plugin run wall {w['total_s']:.1f} s (boot {w['boot_s']:.1f} s, jobs {w['jobs_s']:.1f} s)")
+    print("\n".join(lolo_table(m)))
+    print(f"largest |LOLO error|: {m.band_pct:.2f}% (instructions per fork)")
+    for p in m.points:
+        if p["layout"] == "spawn" and p["vmas"] in (21, 1621, 51221):
+            print(f"\nseed layout, {p['vmas']} VMAs: instructions per fork per function")
+            print("\n".join(function_table(p)))
+    if args.json:
+        args.json.write_text(json.dumps({"profile": prof, "model": m.to_dict()}, indent=1) + "\n")
     return 0

@@ -105,6 +105,27 @@ def _kernel_records(folders: list[Path]) -> dict[str, str]:
     return {name: text for name, (text, _f) in texts.items()}
 
 
+INSN_PROFILES = "insn-profile"  # orchestrator.analysis.insn_rows.PROFILE_DIR
+
+
+def _insn_profiles(folders: list[Path]) -> dict[str, str]:
+    """insn-profile/<variant>.json of every folder: one per kernel; shards that stored
+    different profiles (another kernel, QEMU, guest binary or plan) are refused."""
+    texts: dict[str, tuple[str, Path]] = {}
+    for folder in folders:
+        for path in sorted((Path(folder) / INSN_PROFILES).glob("*.json")):
+            text = path.read_text()
+            if path.name in texts:
+                first, where = texts[path.name]
+                if json.loads(first).get("key") != json.loads(text).get("key"):
+                    raise ForkdiffError(f"{where} and {folder} hold different instruction profiles "
+                                        f"for {path.stem} ({INSN_PROFILES}/{path.name})",
+                                        "run the shards with the same kernels, QEMU and guest binaries")
+                continue
+            texts[path.name] = (text, Path(folder))
+    return {name: text for name, (text, _f) in texts.items()}
+
+
 def merge(out: Path, folders: list[Path]) -> Merged:
     if not folders:
         raise ForkdiffError("no shard folders to merge", "forkdiff merge OUT SHARD1 SHARD2 ...")
@@ -145,6 +166,8 @@ def merge(out: Path, folders: list[Path]) -> Merged:
     for name, text in kernels.items():
         atomic_write(out / kernel_records.FOLDER / name, text)
         (out / kernel_records.FOLDER / name).chmod(0o644)
+    for name, text in _insn_profiles(folders).items():
+        atomic_write(out / INSN_PROFILES / name, text)
     atomic_write(out / FILENAME, "".join(lines))
     atomic_write(out / ELF_FILE, elves[0])
     meta = dict(metas[0])

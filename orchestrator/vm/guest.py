@@ -267,8 +267,10 @@ class Guest:
 
     def __init__(self, kernel: BuiltKernel, rootfs: Rootfs | None = None, *, icount: bool = False,
                  memory_mb: int = 1024, smp: int = 1, log_dir: Path | None = None,
-                 boot_timeout: float = 180, extra_append: str = "", accel: str | None = None):
+                 boot_timeout: float = 180, extra_append: str = "", accel: str | None = None,
+                 extra_args: tuple[str, ...] = ()):
         self.kernel = kernel
+        self.extra_args = tuple(extra_args)  # more QEMU arguments (e.g. -plugin: orchestrator.run.insnprofile)
         self.rootfs = rootfs
         self.icount = icount
         self.memory_mb = memory_mb
@@ -369,7 +371,7 @@ class Guest:
                              console_log=self.console_log, qmp_socket=qmp_path,
                              ssh_port=self.ssh_port, accel=accel, icount=self.icount,
                              memory_mb=self.memory_mb, smp=self.smp, nic_model=self._nic_model(),
-                             extra_append=self.extra_append)
+                             extra_append=self.extra_append, extra_args=self.extra_args)
             self.qemu_mode = cfg.mode
             self.console_log.write_bytes(b"")
             self.qmp = QEMUMonitorProtocol(str(qmp_path), server=True)

@@ -19,17 +19,19 @@ class GuestPool:
         self._live: dict[tuple, object] = {}
 
     def get(self, kernel: BuiltKernel, rootfs: Rootfs, *, icount: bool, memory_mb: int,
-            extra_append: str = "") -> tuple[object, bool]:
+            extra_append: str = "", extra_args: tuple[str, ...] = ()) -> tuple[object, bool]:
         """(guest, freshly booted?) for this kernel and settings. A pool runs one guest at a
         time: asking for another kernel or other settings stops the running one first."""
         from .guest import Guest
 
-        key = (str(kernel.bzimage), kernel.variant, kernel.profile, icount, memory_mb, extra_append)
+        key = (str(kernel.bzimage), kernel.variant, kernel.profile, icount, memory_mb, extra_append,
+               tuple(extra_args))
         g = self._live.get(key)
         if g is not None and getattr(g, "proc", None) is not None and g.proc.poll() is None:
             return g, False
         self.close()
-        g = Guest(kernel, rootfs, icount=icount, memory_mb=memory_mb, extra_append=extra_append)
+        g = Guest(kernel, rootfs, icount=icount, memory_mb=memory_mb, extra_append=extra_append,
+                  extra_args=tuple(extra_args))
         g.__enter__()
         self._live[key] = g
         return g, True

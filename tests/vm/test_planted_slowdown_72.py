@@ -35,7 +35,8 @@ def _vm_test(out: Path, tree: str, patch: Path) -> tuple[int, dict[str, dict], d
                                      VMAS=",".join(map(str, COUNTS)), PATCHES=str(patch),
                                      VARIANTS="", MAKEFLAGS="", MFLAGS="", MAKELEVEL="")
     rows = {r["scenario"]: r for r in verdicts if r["suite"] == "spawn"
-            and r["axis"] == "kernel-vs-simulator" and r["variant"] == "patched"}
+            and r["axis"] == "kernel-vs-simulator" and r["variant"] == "patched"
+            and r["measurement"] == "forks_per_s"}  # the work model's (insn model: its own rows)
     cost = json.loads((out / "cost_model.json").read_text())
     return rc, rows, cost, json.loads((out / "run.json").read_text())
 
