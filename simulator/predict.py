@@ -10,6 +10,7 @@ from dataclasses import asdict, replace
 from functools import partial
 from typing import Any
 
+from . import scenario as scenario_mod
 from .exec_image import DEFAULT_ELF, MMAP_BASE, ElfInfo, ExecParams, build_exec_image
 from .fork import (
     SUITE_SETTINGS,
@@ -22,7 +23,6 @@ from .fork import (
 )
 from .maple import MapleTree
 from .mm import PAGE_SIZE, PROT_READ, PROT_WRITE, PROTS, VM_NORESERVE, Mm, page_align
-from . import scenario as scenario_mod
 from .scenario import Scenario
 from .work import fork_work
 
