@@ -31,8 +31,9 @@ def test_replayed_layout_maps_and_counts_exact(tmp_path: Path) -> None:
     assert verdicts and all(v["verdict"] == "match" for v in verdicts), \
         [v for v in verdicts if v["verdict"] != "match"][:3]
     got = {(v["suite"], v["measurement"]) for v in verdicts}
-    assert {("maps", "child_maps"), ("maps", "child_map_count"), ("counts", "vm_area_struct"),
-            ("counts", "anon_vma"), ("counts", "maple_node")} <= got
+    assert {("maps", "child_maps"), ("maps", "child_map_count"),
+            ("counts", "vm_area_struct_allocated_per_fork"),
+            ("counts", "anon_vma_allocated_per_fork"), ("counts", "maple_node_allocated_per_fork")} <= got
     child = [v for v in verdicts if v["measurement"] == "child_maps"]
     assert child and int(child[0]["observed"].split()[0]) > 553
 
