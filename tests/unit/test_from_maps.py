@@ -144,3 +144,23 @@ def test_cli_prints_yaml_and_notes(tmp_path):
     f = tmp_path / "hm.yaml"
     f.write_text(r.stdout)
     assert sc.load(f).vma_specs() == WITH_SMAPS
+
+
+def test_suite_jobs_push_the_list_and_carry_it_compressed(tmp_path):
+    """Each suite's job of a list scenario names --layout-list, pushes guest_list() to
+    LIST_PATH before it runs, and its records carry the VMAs compressed (scenario vmas_z),
+    from which compare rebuilds the same scenario; spawn forks it as it is (no --total)."""
+    from orchestrator.analysis.predictor import spawn_layout
+    from orchestrator.run.suites import RunOptions, plan
+
+    s = _convert().scenario
+    for suite in ("maps", "faults", "counts", "spawn"):
+        jobs = [j for j in plan(RunOptions(suite=suite, out=tmp_path, scenarios=[s], vmas=(21,)))
+                if j.scenario == "handmade"]
+        assert len(jobs) == 1, suite
+        job = jobs[0]
+        assert job.uploads == ((sc.LIST_PATH, s.guest_list()),)
+        assert "--layout-list" in job.args and job.vmas == 14
+        assert "--total" not in job.args
+        d = spawn_layout(job.scenario_dict) if suite == "spawn" else job.scenario_dict
+        assert sc.from_dict(d).vmas == s.vmas
