@@ -223,11 +223,13 @@ def plan(opts: RunOptions) -> list[Job]:
                     (*layout.guest_args(), "--total", str(n), "--duration", f"{opts.duration:g}"),
                     timeout=120 + 40 * opts.duration + n / 50, repeat=r)
                 for n in opts.vmas for r in range(reps)]
-        # SCENARIOS= given: spawn also forks each of them as it is (no fill): a layout of its
-        # own in the work model, like the calibration layouts (analysis/calibration.py)
-        for sc in opts.scenarios or ():
+        # SCENARIOS= naming replayed layouts (list scenarios, `forkdiff scenario from-maps`):
+        # spawn also forks each as it is (no fill), a layout of its own in the work model like
+        # the calibration layouts (analysis/calibration.py); group scenarios stay the other
+        # suites' only
+        for sc in [x for x in opts.scenarios or () if x.is_list]:
             n = sc.layout_count
-            uploads = ((LIST_PATH, sc.guest_list()),) if sc.is_list else ()
+            uploads = ((LIST_PATH, sc.guest_list()),)
             jobs += [Job(sc.name, {**sc.to_dict(), "calibration": True}, "spawn",
                          (*sc.guest_args(), "--duration", f"{opts.duration:g}"),
                          timeout=120 + 40 * opts.duration + n / 50, repeat=r, uploads=uploads, vmas=n)
