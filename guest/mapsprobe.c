@@ -62,11 +62,11 @@ static void child(const struct layout *L)
 	j_str("event", "child_layout");
 	j_arr("vmas"); /* only the layout VMAs with advice != none */
 	for (layout_iter_start(L, &it); layout_iter_next(L, &it);) {
-		const struct group *g = &L->g[it.g];
+		const struct lvma *g = &it.v;
 		int exact, overlap;
 		if (g->advice == A_NONE) {
 			/* written pages of copied private/shared memory keep their contents */
-			unsigned long pages = g->touch == T_ALL ? g->pages : g->touch == T_FIRST ? 1 : 0;
+			unsigned long pages = layout_readable(g->prot) ? g->touched : 0;
 			for (unsigned long pg = 0; pg < pages; pg++) {
 				unsigned long a = it.start + pg * PAGE;
 				if (*(volatile unsigned long long *)a == touch_value(a))
@@ -84,7 +84,7 @@ static void child(const struct layout *L)
 		j_str("advice", advice_names[g->advice]);
 		j_bool("present", exact);
 		j_bool("overlapped", overlap);
-		if (g->advice == A_WIPEONFORK && exact && (g->prot != P_NONE))
+		if (g->advice == A_WIPEONFORK && exact && layout_readable(g->prot))
 			j_bool("zero", all_zero(it.start, it.end));
 		else
 			j_null("zero");

@@ -10,6 +10,7 @@ from dataclasses import asdict, replace
 from functools import partial
 from typing import Any
 
+from . import scenario as scenario_mod
 from .exec_image import DEFAULT_ELF, MMAP_BASE, ElfInfo, ExecParams, build_exec_image
 from .fork import (
     SUITE_SETTINGS,
@@ -21,13 +22,13 @@ from .fork import (
     slab_objects,
 )
 from .maple import MapleTree
-from .mm import PAGE_SIZE, PROT_READ, PROT_WRITE, PROTS, Mm, page_align
+from .mm import PAGE_SIZE, PROT_READ, PROT_WRITE, PROTS, VM_NORESERVE, Mm, page_align
 from .scenario import Scenario
 from .work import fork_work
 
 DEFAULT_PARAMS = ExecParams()
 DEFAULT_CONFIG = KernelConfig()
-LAYOUT_FILE = "/tmp/forkdiff-layout.dat"  # guest/layout.h
+LAYOUT_FILE = scenario_mod.LAYOUT_FILE  # guest/layout.h
 PROGRAMS = ("mapsprobe", "faultsweep", "spawn", "forkcount")
 MEASUREMENTS = ("child_maps", "map_count", "counts", "alloc_trace", "fault_outcome",
                 "op_counts")
@@ -40,25 +41,26 @@ def build_parent(scenario: Scenario, program: str = "mapsprobe", total: int | No
     if program not in PROGRAMS:
         raise ValueError(f"unknown guest program {program!r} (one of {', '.join(PROGRAMS)})")
     mm = build_exec_image(elf, params, tree_factory)
-    file_inode = 1_000_000  # a stand-in inode: maps comparisons use the "file" flag
+    file_inode = 1_000_000  # a stand-in inode: maps comparisons use the file's name
     for lv in scenario.layout():
         shared = lv.kind in ("shared-anon", "shared-file")
-        is_file = lv.kind in ("file", "shared-file")
-        v = mm.mmap(lv.start, lv.end - lv.start, PROTS[lv.prot], shared=shared,
-                    file=LAYOUT_FILE if is_file else None, inode=file_inode if is_file else 0)
+        path = lv.path
+        inode = 0 if path is None else file_inode + (0 if lv.file is None else 1 + lv.file)
+        v = mm.mmap(lv.start, lv.end - lv.start, PROTS[lv.map_prot], shared=shared,
+                    file=path, inode=inode, offset=lv.offset,
+                    extra_flags=VM_NORESERVE if lv.noreserve else 0)
         if v.start != lv.start or v.end != lv.end:
             raise ValueError(f"{scenario.source}: layout VMA at {lv.start:#x} merges with a "
                              "neighbour in the kernel (the guest builder would fail)")
         if lv.advice != "none":
             mm.madvise(lv.start, lv.end - lv.start, lv.advice)
-        pages = (lv.end - lv.start) // PAGE_SIZE
-        touched = pages if lv.touch == "all" else 1 if lv.touch == "first" else 0
-        for p in range(touched):
+        for p in range(lv.touched):
             mm.write_fault(lv.start + p * PAGE_SIZE)
+        if lv.map_prot != lv.prot:
+            mm.mprotect(lv.start, lv.end - lv.start, PROTS[lv.prot])
     if program in ("spawn", "forkcount"):
-        layout = scenario.layout()
-        nxt = layout[-1].end + scenario.gap_pages * PAGE_SIZE
-        start = nxt + (PAGE_SIZE if scenario.gap_pages == 0 else 0)
+        nxt = scenario.next_addr
+        start = nxt + (PAGE_SIZE if scenario.fill_gap_pages == 0 else 0)
         fill = 0
         if total is not None:
             if mm.map_count > total:
@@ -68,7 +70,7 @@ def build_parent(scenario: Scenario, program: str = "mapsprobe", total: int | No
             for i in range(fill):
                 mm.mmap(start + 2 * i * PAGE_SIZE, PAGE_SIZE, PROT_READ | PROT_WRITE)
         # layout_verify_self(): a temporary buffer for /proc/self/maps, unmapped again
-        cap = page_align((len(layout) + fill + 4096) * 160)
+        cap = page_align((scenario.layout_count + fill + 4096) * 160)
         addr = mm.get_unmapped_area_topdown(cap, MMAP_BASE)
         mm.mmap(addr, cap, PROT_READ | PROT_WRITE)
         for a in range(addr, addr + cap, PAGE_SIZE):  # read_file() writes the text

@@ -107,6 +107,8 @@ def spawn_layout(scenario: dict) -> dict:
     if "groups" in scenario:
         return {k: scenario[k] for k in ("name", "base", "gap_pages", "repeat", "groups")
                 if k in scenario}
+    if "vmas" in scenario or "vmas_z" in scenario:  # a list scenario (SCENARIOS= with spawn)
+        return {k: scenario[k] for k in ("name", "base", "files", "vmas", "vmas_z") if k in scenario}
     raise ForkdiffError(f"spawn observation for {scenario.get('name')} carries no layout",
                         "rerun the spawn suite with this version of forkdiff")
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from simulator.scenario import LIST_FILE_FMT
+
 from .compare_jobs import ObservedJob, _row
 from .predictor import LAYOUT_FILE, _pred
+
+LIST_FILE_PREFIX = LIST_FILE_FMT.split("%")[0]  # a list scenario's file I (simulator/scenario.py)
 
 SLAB_CACHES = ("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain")
 
@@ -17,7 +21,8 @@ def _maps_line(start: str, end: str, perms: str, offset: int, name: str, is_file
     if name.startswith("["):
         what = name
     elif is_file:
-        what = "layout-file" if name == LAYOUT_FILE else "exe"
+        what = ("layout-file" if name == LAYOUT_FILE else f"layout-file:{name.rsplit('-', 1)[-1]}"
+                if name.startswith(LIST_FILE_PREFIX) else "exe")
     else:
         what = "anon"
     return f"{int(start, 16):x}-{int(end, 16):x} {perms} {offset:x} {what}"

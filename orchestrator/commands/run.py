@@ -32,13 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="kernel profile (default: perf for spawn, faults for the others)")
     p.add_argument("--out", type=Path, help="results folder (default: results/<timestamp>)")
     p.add_argument("--scenario", action="append",
-                   help="scenario name in scenarios/ or a YAML/JSON path (repeatable; maps/faults/counts)")
+                   help="scenario name in scenarios/ or a YAML/JSON path (repeatable; maps/faults/counts; spawn: forked as it is, besides --vmas)")
     p.add_argument("--vmas", type=_int_list, default=SPAWN_VMAS,
                    help="spawn: comma-separated total VMA counts (default: the seed's 11 counts)")
     p.add_argument("--duration", type=float, default=10.0,
                    help="spawn: guest seconds per measurement (default 10)")
     p.add_argument("--repeats", type=int,
                    help="spawn: runs per VMA count (default 1); counts: forks per scenario (default 15)")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="spawn: skip the calibration layouts (only the VMA counts and --scenario layouts)")
     p.add_argument("--max-k", type=int, default=20000, help="faults: bound of the fail-nth sweep")
     p.add_argument("--count-only-above", type=int, default=1000,
                    help="faults: scenarios with more layout VMAs only count the checks (no sweep)")
@@ -78,6 +80,7 @@ def _run(args: argparse.Namespace) -> int:
                           duration=args.duration, repeats=args.repeats, max_k=args.max_k,
                           count_only_above=args.count_only_above, resume=args.resume,
                           icount=False if args.no_icount else None, kmemleak=args.kmemleak,
+                          calibrate=not args.no_calibrate,
                           fault=FaultOptions(stack_filter=not args.no_stack_filter,
                                              page_alloc=args.page_faults))
         t0 = time.monotonic()

@@ -47,6 +47,8 @@ def _vmas(job: Job) -> int:
     args = list(job.args)
     if "--total" in args:
         return int(args[args.index("--total") + 1])
+    if job.vmas is not None:
+        return job.vmas
     count = 0
     for a in args:
         m = re.match(r"^(\d+)x\d+:", a)

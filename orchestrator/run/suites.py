@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from simulator.fork import KFREE_DRAIN_MS, VARIANTS
-from simulator.scenario import Scenario, ScenarioError, from_dict, load
+from simulator.scenario import LIST_PATH, Scenario, ScenarioError, from_dict, load
 
 from .. import resources
 from ..build import treefacts
@@ -144,6 +144,10 @@ class Job:
     args: tuple[str, ...]
     timeout: float
     repeat: int | None = None
+    # files the job needs in the guest, pushed before it runs: (remote path, text); a list
+    # scenario's VMAs (simulator/scenario.py guest_list()) go to scenario.LIST_PATH this way
+    uploads: tuple[tuple[str, str], ...] = ()
+    vmas: int | None = None  # the layout's VMA count (for cost estimates)
 
     @property
     def command(self) -> str:
@@ -224,15 +228,28 @@ def plan(opts: RunOptions) -> list[Job]:
     if s == "spawn":
         reps = opts.repeats or (1 if opts.icount_used else REALTIME_REPEATS)
         layout = from_dict({"name": "spawn", **SPAWN_LAYOUT})
-        return [Job(f"total-{n}", spawn_scenario(n), "spawn",
+        jobs = [Job(f"total-{n}", spawn_scenario(n), "spawn",
                     (*layout.guest_args(), "--total", str(n), "--duration", f"{opts.duration:g}"),
                     timeout=120 + 40 * opts.duration + n / 50, repeat=r)
                 for n in opts.vmas for r in range(reps)]
+        # SCENARIOS= naming replayed layouts (list scenarios, `forkdiff scenario from-maps`):
+        # spawn also forks each as it is (no fill), a layout of its own in the work model like
+        # the calibration layouts (analysis/calibration.py); group scenarios stay the other
+        # suites' only
+        for sc in [x for x in opts.scenarios or () if x.is_list]:
+            n = sc.layout_count
+            uploads = ((LIST_PATH, sc.guest_list()),)
+            jobs += [Job(sc.name, {**sc.to_dict(), "calibration": True}, "spawn",
+                         (*sc.guest_args(), "--duration", f"{opts.duration:g}"),
+                         timeout=120 + 40 * opts.duration + n / 50, repeat=r, uploads=uploads, vmas=n)
+                     for r in range(reps)]
+        return jobs
     scenarios = opts.scenarios if opts.scenarios is not None else load_scenarios(DEFAULT_SCENARIOS[s])
     jobs = []
     for sc in scenarios:
         n = sc.layout_count
         args: tuple[str, ...] = tuple(sc.guest_args())
+        uploads = ((LIST_PATH, sc.guest_list()),) if sc.is_list else ()
         if s == "maps":
             timeout = 120 + n / 20
         elif s == "counts":
@@ -247,7 +264,7 @@ def plan(opts: RunOptions) -> list[Job]:
                         "--leak-wait-ms", str(opts.leak_wait_ms),
                         "--settle-ms", str(opts.settle_ms), *args)
                 timeout = 600 + n * n / 20  # the sweep is quadratic in the VMA count
-        jobs.append(Job(sc.name, sc.to_dict(), PROGRAM[s], args, timeout))
+        jobs.append(Job(sc.name, sc.to_dict(), PROGRAM[s], args, timeout, uploads=uploads, vmas=n))
     return jobs
 
 
@@ -375,6 +392,8 @@ def run_on_guest(opts: RunOptions, variant: str, g: GuestLike, jobs: list[Job], 
         watcher = getattr(g, "watcher", None)  # the console (orchestrator.vm.guest.ConsoleWatcher)
         mark = watcher.mark() if watcher is not None else 0
         try:
+            for remote, text in job.uploads:
+                push(g, remote, text)
             r = g.run(job.command, timeout=job.timeout)
         except (GuestCrashed, GuestHung, GuestLost) as err:
             _guest_lost(opts, variant, g, job, env, err, mark, log, result)
@@ -412,6 +431,26 @@ def run_on_guest(opts: RunOptions, variant: str, g: GuestLike, jobs: list[Job], 
                  + ("" if r.status == 0 else f" (status {r.status})"))
     result.wall_seconds[variant] = result.wall_seconds.get(variant, 0.0) + time.monotonic() - t0
     return alive
+
+
+def push(g: GuestLike, remote: str, text: str) -> None:
+    """Put a file into the guest: over SFTP where the guest has it (orchestrator.vm.guest.Guest
+    .put), else through a shell's stdin."""
+    put = getattr(g, "put", None)
+    if put is not None:
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as f:
+            f.write(text)
+        try:
+            put(f.name, remote, timeout=60 + len(text) / 100_000)
+        finally:
+            Path(f.name).unlink()
+        return
+    r = g.run(f"cat > {shlex.quote(remote)}", timeout=60, stdin=text.encode())
+    if r.status != 0:
+        raise ForkdiffError(f"could not write {remote} in the guest: {r.stderr.strip()[-400:]}",
+                            "check the guest's /tmp")
 
 
 def _guest_lost(opts: RunOptions, variant: str, g: GuestLike, job: Job, env: dict, err: ForkdiffError, mark: int,

@@ -36,7 +36,7 @@ def test_shipped_scenarios_load(tmp_path):
     ({"groups": [{"count": 1}]}, "'name'"),
     ({"name": "x", "groups": []}, "'groups'"),
     ({"name": "x", "groups": [{"count": 0}]}, "groups[0].count"),
-    ({"name": "x", "groups": [{"count": 1, "prot": "wx"}]}, "groups[0].prot"),
+    ({"name": "x", "groups": [{"count": 1, "prot": "rx-"}]}, "groups[0].prot"),
     ({"name": "x", "groups": [{"count": 1, "prot": "r", "touch": "all"}]}, "groups[0].touch"),
     ({"name": "x", "groups": [{"count": 1, "kind": "file", "advice": "wipeonfork"}]}, "groups[0].advice"),
     ({"name": "x", "base": 4097, "groups": [{"count": 1}]}, "'base'"),
@@ -63,24 +63,8 @@ def _alternating_groups(n: int) -> list[dict]:
     return [{"count": 1, "prot": "rw" if i % 2 else "r"} for i in range(n)]
 
 
-def test_group_limit_is_the_guest_builders():
-    """The guest layout builder (guest/layout.c) keeps at most MAX_GROUPS groups (its
-    guest/layout.h): the simulator's limit is read against that header, not restated."""
-    import re
-    from pathlib import Path
-
-    header = (Path(__file__).parents[2] / "guest" / "layout.h").read_text()
-    m = re.search(r"^#define MAX_GROUPS (\d+)$", header, re.M)
-    assert m, "guest/layout.h defines MAX_GROUPS"
-    assert sc.MAX_GROUPS == int(m.group(1))
-
-
-def test_more_groups_than_the_guest_builder_takes_is_an_error():
-    ok = sc.from_dict({"name": "x", "groups": _alternating_groups(sc.MAX_GROUPS)}, source="s.yaml")
-    assert len(ok.groups) == sc.MAX_GROUPS
-    with pytest.raises(sc.ScenarioError) as err:
-        sc.from_dict({"name": "x", "groups": _alternating_groups(sc.MAX_GROUPS + 1)},
-                     source="s.yaml")
-    msg = str(err.value)
-    assert "s.yaml" in msg and "'groups'" in msg
-    assert f"{sc.MAX_GROUPS + 1} groups" in msg and f"at most {sc.MAX_GROUPS}" in msg
+def test_a_300_group_scenario_is_accepted():
+    """The guest builder keeps its groups in static storage sized beyond what argv can carry,
+    so a scenario is no longer refused for its number of groups."""
+    ok = sc.from_dict({"name": "x", "groups": _alternating_groups(300)}, source="s.yaml")
+    assert len(ok.groups) == 300 and ok.layout_count == 300
