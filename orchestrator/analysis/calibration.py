@@ -87,6 +87,13 @@ def is_calibration(scenario: dict) -> bool:
     return bool(scenario.get("calibration"))
 
 
+def is_replayed(scenario: dict) -> bool:
+    """A replayed layout given with SCENARIOS= (orchestrator/run/suites.py plan): a layout of its
+    own like a calibration layout, but never fitted on, so the work model and its band do not
+    depend on which scenarios a run names; its rows are predicted like the seed's."""
+    return bool(scenario.get("replayed"))
+
+
 def layout_family(scenario: dict) -> str:
     """The layout a spawn measurement belongs to (leave-one-layout-out drops all its points):
     the seed's fill layout is one family whatever its VMA count."""

@@ -42,7 +42,7 @@ import pandas as pd
 
 from simulator.cost import CalPoint, WorkModel, calibrate
 
-from .calibration import layout_family
+from .calibration import is_replayed, layout_family
 from .timing import ICOUNT_REPEAT_PCT
 
 # The band of a prediction the model prices no part of, under -icount (module docstring): the
@@ -90,8 +90,9 @@ def work_model(frame: pd.DataFrame, work_of: Callable[[object, str], dict],
     own = targets_of == (fitted_on,)  # one kernel: fit on its calibration layouts, predict the seed's
     fit_model = models.get(fitted_on, fitted_on)
     fit_obs = _observed(frame, fitted_on, fit_model, work_of)
+    replayed = {layout_family(j.scenario) for j in frame["job"] if is_replayed(j.scenario)}
     points = [CalPoint(lay, vmas, rate, work) for (lay, vmas), (rate, work, _) in fit_obs.items()
-              if not (own and lay == "spawn")]
+              if not (own and lay == "spawn") and lay not in replayed]
     if len({p.layout for p in points}) < 2 and len(points) < 3:
         return None
     model: WorkModel = calibrate(points, fitted_on={

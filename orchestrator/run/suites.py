@@ -233,13 +233,13 @@ def plan(opts: RunOptions) -> list[Job]:
                     timeout=120 + 40 * opts.duration + n / 50, repeat=r)
                 for n in opts.vmas for r in range(reps)]
         # SCENARIOS= naming replayed layouts (list scenarios, `forkdiff scenario from-maps`):
-        # spawn also forks each as it is (no fill), a layout of its own in the work model like
-        # the calibration layouts (analysis/calibration.py); group scenarios stay the other
-        # suites' only
+        # spawn also forks each as it is (no fill), a layout of its own like the calibration
+        # layouts (analysis/calibration.py) but never fitted on (replayed): the band does not
+        # depend on SCENARIOS=; group scenarios stay the other suites' only
         for sc in [x for x in opts.scenarios or () if x.is_list]:
             n = sc.layout_count
             uploads = ((LIST_PATH, sc.guest_list()),)
-            jobs += [Job(sc.name, {**sc.to_dict(), "calibration": True}, "spawn",
+            jobs += [Job(sc.name, {**sc.to_dict(), "calibration": True, "replayed": True}, "spawn",
                          (*sc.guest_args(), "--duration", f"{opts.duration:g}"),
                          timeout=120 + 40 * opts.duration + n / 50, repeat=r, uploads=uploads, vmas=n)
                      for r in range(reps)]
@@ -629,7 +629,7 @@ def variant_jobs(opts: RunOptions, variant: str) -> list[Job]:
 
     out = []
     for sc in calibration_scenarios():
-        layout = from_dict({k: v for k, v in sc.items() if k != "calibration"})
+        layout = from_dict({k: v for k, v in sc.items() if k not in ("calibration", "replayed")})
         out.append(Job(sc["name"], sc, "spawn",
                        (*layout.guest_args(), "--duration", f"{CALIBRATION_DURATION:g}"),
                        timeout=120 + 40 * CALIBRATION_DURATION + layout.layout_count / 50,
