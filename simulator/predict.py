@@ -18,6 +18,7 @@ from .fork import (
     KernelConfig,
     dup_mmap,
     outcomes,
+    page_tables,
     slab_objects,
 )
 from .maple import MapleTree
@@ -135,6 +136,9 @@ def fork_records(name: str, parent: Mm, res: ForkResult,
                            "child_tree_nodes": res.ops["child_nodes"],
                            "child_tree_height": res.ops["child_height"],
                            "allocations": len(res.trace), "checks": len(res.counted),
+                           "slab_checks": sum(1 for e in res.counted if e.cache != "page"),
+                           "page_checks": sum(1 for e in res.counted if e.cache == "page"),
+                           "page_tables": page_tables(res.trace),
                            "settings": sets}
                    | ({"maple_node_from_sheaf": res.ops["nodes_from_sheaf"]}
                       if res.ops["nodes_from_sheaf"] else {}))
