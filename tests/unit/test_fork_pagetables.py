@@ -10,7 +10,14 @@ anon_vma (or VM_PFNMAP/VM_MIXEDMAP) are copied at all."""
 
 from __future__ import annotations
 
-from simulator.fork import PAGE_SETTINGS, SUITE_SETTINGS, KernelConfig, dup_mmap, outcome, page_tables
+from simulator.fork import (
+    PAGE_SETTINGS,
+    SUITE_SETTINGS,
+    KernelConfig,
+    dup_mmap,
+    outcome,
+    page_tables,
+)
 from simulator.predict import build_parent
 from simulator.runconfig import fault_settings
 from simulator.scenario import from_dict

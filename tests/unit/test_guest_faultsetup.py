@@ -10,7 +10,13 @@ from dataclasses import dataclass
 import pytest
 
 from orchestrator.errors import ForkdiffError
-from orchestrator.run.faultsetup import FORK_CACHES, FaultOptions, configure, parse_faults, symbol_range
+from orchestrator.run.faultsetup import (
+    FORK_CACHES,
+    FaultOptions,
+    configure,
+    parse_faults,
+    symbol_range,
+)
 
 KALLSYMS = """ffffffff81060000 T copy_process
 ffffffff81062a10 t dup_mmap
