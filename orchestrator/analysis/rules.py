@@ -206,6 +206,11 @@ def compare_faults(job: ObservedJob, model: str, preds: list[dict]) -> list[dict
             left = {c: n for c, n in cc["values"]["net"].items() if n}
             rows.append(_row(job, model, "leak_after_fork", "probe", _cache_counts(left), "0",
                              rule=LEAK_RULE, detail="the probe: one successful fork, its child exited"))
+    skipped = ((cc or {}).get("fault_settings") or {}).get("page_skipped")
+    if skipped:
+        rows.append(_row(job, model, "page_faults", "", "left out", "FAULTS=...,page",
+                         verdict="skipped", rule="FAULTS=...,page needs fail_page_alloc's stack "
+                         "filter on copy_page_range", detail=skipped))
     pred = {p["k"]: p for p in preds if p["measurement"] == "fault_outcome"}
     for r in sorted(job.by("fault") + job.by("not_reached"), key=lambda r: r["values"]["k"]):
         k = r["values"]["k"]

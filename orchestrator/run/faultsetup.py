@@ -125,6 +125,7 @@ class FaultSettings:
     cache_filter: list[str] = field(default_factory=list)  # caches whose failslab flag is 1
     faults: list[str] = field(default_factory=lambda: ["slab"])  # what fail-nth counts
     page_function: str = ""  # fail_page_alloc's stack filter (page_alloc): copy_page_range
+    page_skipped: str = ""  # why page faults asked for were left out (a kernel without the filter)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -211,6 +212,16 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
         raise ForkdiffError("the guest kernel has no failslab in debugfs",
                             "use a 'faults' profile kernel (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)")
     has_filter = f"{DEBUGFS}/failslab/require-start" in listing
+    page_skipped = ""
+    if opts.page_alloc and not has_filter:
+        # without a stack filter every page allocation of the fork syscall would count (the
+        # child's kernel stack, its pgd, new slab pages): not page tables alone, not predictable
+        page_skipped = ("this kernel has no fault-injection stack filter (x86-64 before 6.3), so "
+                        "fail_page_alloc cannot be restricted to copy_page_range: page faults left out")
+        if not opts.slab:
+            raise ForkdiffError("FAULTS=page needs the fault-injection stack filter, which this kernel lacks",
+                                "use FAULTS=slab on this kernel (x86-64 before 6.3)")
+        opts = replace(opts, page_alloc=False)
     if opts.stack_filter and not has_filter:  # no stack filter in this kernel: fork's caches only
         caches = opts.cache_filter or (FORK_CACHES if _failslab_flag_writable(g) or _failslab_flag_set(g)
                                        else ())
@@ -229,9 +240,6 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
                     f"looking up {PAGE_FUNCTION} in /proc/kallsyms")
         ps, pe, _ = symbol_range(text, PAGE_FUNCTION)
         page_range = (ps, pe)
-    if not opts.slab and not has_filter:
-        raise ForkdiffError("FAULTS=page needs the fault-injection stack filter, which this kernel lacks",
-                            "use FAULTS=slab on this kernel (x86-64 before 6.3)")
     script = []
     attrs: dict[str, dict[str, str]] = {}
     for d in dirs:
@@ -262,7 +270,7 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
                          require_start=hex(start), require_end=hex(end), next_symbol=nxt,
                          stacktrace_depth=MAX_STACK_DEPTH, attrs=attrs,
                          cache_filter=_flag_caches(g, opts.cache_filter), faults=list(opts.faults),
-                         page_function=PAGE_FUNCTION if page_range else "")
+                         page_function=PAGE_FUNCTION if page_range else "", page_skipped=page_skipped)
 
 
 def boot_flags(kernel) -> dict[str, str]:

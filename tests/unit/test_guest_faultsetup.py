@@ -184,6 +184,20 @@ def test_kernel_without_stack_filter_counts_fork_caches_only() -> None:
     assert s.cache_filter == ["maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"]
 
 
+def test_page_faults_are_left_out_without_a_stack_filter() -> None:
+    """6.1 (no stack filter): fail_page_alloc cannot be kept to copy_page_range, so
+    FAULTS=slab,page sweeps slab only and says why; FAULTS=page alone is an error."""
+    g = FakeGuest(["failslab", "fail_page_alloc"],
+                  slabs=("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"))
+    for a in ("failslab", "fail_page_alloc"):
+        del g.files[f"/sys/kernel/debug/{a}/require-start"]
+    s = configure(g, FaultOptions(page_alloc=True))
+    assert s.faults == ["slab"] and s.page_function == "" and "stack filter" in s.page_skipped
+    assert g.files["/sys/kernel/debug/fail_page_alloc/min-order"] == "32"
+    with pytest.raises(ForkdiffError):
+        configure(g, FaultOptions(page_alloc=True, slab=False))
+
+
 def test_boot_flags_set_a_read_only_failslab_flag_at_boot(tmp_path) -> None:
     """6.1: no stack filter, and /sys/kernel/slab/<cache>/failslab is read-only
     (SLAB_ATTR_RO(failslab) in mm/slub.c): the faults guest boots with slub_debug=A,<fork's
