@@ -1,0 +1,65 @@
+"""Page-table allocation faults (FAULTS=slab,page), end to end on the real 6.12 faults kernel:
+`forkdiff vm-test SUITES=faults` with fail_page_alloc counting the child's page tables under
+copy_page_range. The clean kernel's sweep is exact (checks per fork, every k's outcome, the
+slab objects and page-table pages left), and a planted bug in dup_mmap()'s copy_page_range()
+failure branch (tests/planted/pt-marker-on-failing-vma.patch), which the slab-only sweep cannot
+reach, is caught at exactly the ks whose injected failure is a page table.
+
+Real parts only: the kernels are built (the planted one with PATCHES=), booted in QEMU,
+fail-nth injects the failures, faultsweep reads slab counters and /proc/vmstat in the guest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from vmtest_run import run_vm_test
+
+pytestmark = pytest.mark.vm
+
+REPO = Path(__file__).resolve().parents[2]
+PLANTED = REPO / "tests" / "planted" / "pt-marker-on-failing-vma.patch"
+SCENARIO = "anon-touched-21"
+
+
+def vm_test(out: Path, faults: str, patch: Path | None = None) -> tuple[int, list[dict], list[dict]]:
+    rc, verdicts, preds, _ = run_vm_test(out, SUITES="faults", SCENARIOS=SCENARIO, VARIANTS="patched",
+                                         FAULTS=faults, PATCHES=str(patch) if patch else "")
+    return rc, verdicts, preds
+
+
+def page_ks(preds: list[dict]) -> set[int]:
+    return {p["k"] for p in preds if p["measurement"] == "fault_outcome" and p.get("injected")
+            and p.get("site") == "copy_page_range"}
+
+
+def test_clean_kernel_page_sweep_is_exact(tmp_path: Path) -> None:
+    rc, verdicts, preds = vm_test(tmp_path / "run", "slab,page")
+    assert rc == 0
+    counts = next(p for p in preds if p["measurement"] == "counts")
+    assert counts["page_checks"] > 0 and counts["slab_checks"] > 0
+    checks = [v for v in verdicts if v["measurement"] == "checks_per_fork"]
+    assert len(checks) == 1 and checks[0]["verdict"] == "match"
+    assert int(checks[0]["observed"]) == counts["slab_checks"] + counts["page_checks"]
+    ks = page_ks(preds)
+    assert len(ks) == counts["page_checks"]
+    fo = {int(v["key"][2:]): v for v in verdicts if v["measurement"] == "fault_outcome"}
+    assert ks <= set(fo) and all(fo[k]["verdict"] == "match" and fo[k]["observed"] == "ENOMEM" for k in ks)
+    assert all(v["verdict"] in ("match", "skipped") for v in verdicts)
+    leaks = [v for v in verdicts if v["measurement"] in ("leak_after_fork", "sweep_leak")]
+    assert len(leaks) > len(fo) and all(v["verdict"] == "match" for v in leaks)
+
+
+def test_planted_marker_on_failing_vma_is_caught_only_by_the_page_sweep(tmp_path: Path) -> None:
+    rc, verdicts, preds = vm_test(tmp_path / "page", "slab,page", PLANTED)
+    assert rc == 1
+    ks = page_ks(preds)
+    bad = {int(v["key"][2:]) for v in verdicts if v["measurement"] == "leak_after_fork"
+           and v["key"].startswith("k=") and v["verdict"] == "mismatch"}
+    assert ks and bad == ks
+    for v in verdicts:
+        if v["measurement"] == "leak_after_fork" and v["verdict"] == "mismatch":
+            assert "vm_area_struct +1" in v["observed"] and "copy_page_range" in v["detail"]
+    # every outcome itself is still right: ENOMEM at the same ks
+    fo = [v for v in verdicts if v["measurement"] == "fault_outcome"]
+    assert fo and all(v["verdict"] == "match" for v in fo)
