@@ -10,7 +10,7 @@ from dataclasses import asdict, replace
 from functools import partial
 from typing import Any
 
-from .exec_image import DEFAULT_ELF, MMAP_BASE, ElfInfo, ExecParams, build_exec_image
+from .exec_image import BUFFER_SYMBOLS, DEFAULT_ELF, MMAP_BASE, ElfInfo, ExecParams, build_exec_image
 from .fork import (
     SUITE_SETTINGS,
     FaultSettings,
@@ -56,6 +56,14 @@ def build_parent(scenario: Scenario, program: str = "mapsprobe", total: int | No
         touched = pages if lv.touch == "all" else 1 if lv.touch == "first" else 0
         for p in range(touched):
             mm.write_fault(lv.start + p * PAGE_SIZE)
+    if program == "faultsweep":
+        # read_maps(before) for layout_verify(), read_maps(now) once before the probe, the
+        # JSON lines held in obuf: their first pages (the maps text of the scenarios stays far
+        # inside one 2 MiB region) give the parent PTE tables where the bss has none otherwise
+        for name in BUFFER_SYMBOLS:
+            addr = elf.buffer(name)
+            if addr is not None:
+                mm.write_fault(addr)
     if program in ("spawn", "forkcount"):
         layout = scenario.layout()
         nxt = layout[-1].end + scenario.gap_pages * PAGE_SIZE
