@@ -10,7 +10,14 @@ from dataclasses import asdict, replace
 from functools import partial
 from typing import Any
 
-from .exec_image import BUFFER_SYMBOLS, DEFAULT_ELF, MMAP_BASE, ElfInfo, ExecParams, build_exec_image
+from .exec_image import (
+    BUFFER_SYMBOLS,
+    DEFAULT_ELF,
+    MMAP_BASE,
+    ElfInfo,
+    ExecParams,
+    build_exec_image,
+)
 from .fork import (
     SUITE_SETTINGS,
     FaultSettings,
