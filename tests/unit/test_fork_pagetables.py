@@ -127,3 +127,16 @@ def test_recorded_settings_select_page_counting():
     # page allocations counted without the copy_page_range filter: new slab pages count too
     s, bad, _ = fault_settings("faults", rec | {"page_function": ""})
     assert [b.what for b in bad] == ["fault_settings.fail_page_alloc"]
+
+
+def test_report_strips_mark_page_table_cells():
+    import pandas as pd
+
+    from orchestrator.analysis.report import fault_strips
+
+    base = {"variant": "patched", "model": "patched", "scenario": "s", "measurement": "fault_outcome",
+            "verdict": "match", "observed": "ENOMEM", "predicted": "ENOMEM"}
+    df = pd.DataFrame([base | {"key": "k=1", "detail": "vm_area_dup (vm_area_struct, GFP_KERNEL)"},
+                       base | {"key": "k=2", "detail": "copy_page_range (page, GFP_PGTABLE_USER)"}])
+    (strip,) = fault_strips(df)
+    assert [c["page"] for c in strip["cells"]] == [False, True] and strip["page_checks"] == 1
