@@ -80,3 +80,44 @@ def test_planted_marker_on_failing_vma_is_caught_only_by_the_page_sweep(tmp_path
     assert all("kernel BUG at mm/mmap.c" in v["detail"] for v in crashed)
     rc, verdicts, _ = vm_test(tmp_path / "slab", "slab", PLANTED)
     assert rc == 0 and verdicts and all(v["verdict"] in ("match", "skipped") for v in verdicts)
+
+
+
+PLANTED_72 = REPO / "tests" / "planted" / "72-pt-teardown-before-failing-vma.patch"
+
+
+def _run_72(out: Path, tree72: str, patch: Path | None) -> tuple[int, list[dict], list[dict]]:
+    rc, verdicts, preds, _ = run_vm_test(out, KERNEL_TREE=tree72, SUITES="faults", SCENARIOS=SCENARIO,
+                                         VARIANTS="patched", FAULTS="slab,page",
+                                         PATCHES=str(patch) if patch else "")
+    return rc, verdicts, preds
+
+
+def _k(v: dict) -> int | None:
+    key = v["key"].rsplit("k=", 1)
+    return int(key[1]) if len(key) == 2 and key[1].isdigit() else None
+
+
+def test_7_2_page_sweep_is_exact_and_planted_teardown_is_caught(tmp_path: Path, tree72: str) -> None:
+    """7.2: dup_mmap() tears a failed fork down in place (end = the next VMA's start after a
+    failed copy_page_range()); the page-table checks, outcomes and leaks are as predicted.
+    With the teardown stopping before the VMA whose page tables failed, what fails is at
+    page-table ks only (a leak, or the kernel's own check when the mm is freed), the first one
+    included."""
+    rc, verdicts, preds = _run_72(tmp_path / "clean", tree72, None)
+    assert rc == 0
+    counts = next(p for p in preds if p["measurement"] == "counts")
+    assert counts["page_checks"] > 0
+    checks = [v for v in verdicts if v["measurement"] == "checks_per_fork"]
+    assert len(checks) == 1 and checks[0]["verdict"] == "match"
+    fo = {int(v["key"][2:]): v for v in verdicts if v["measurement"] == "fault_outcome"}
+    ks = page_ks(preds)
+    assert ks and all(fo[k]["verdict"] == "match" and fo[k]["observed"] == "ENOMEM" for k in ks)
+    assert all(v["verdict"] in ("match", "skipped") for v in verdicts)
+    if not PLANTED_72.is_file():
+        return
+    rc, verdicts, _ = _run_72(tmp_path / "planted", tree72, PLANTED_72)
+    assert rc == 1
+    bad = {_k(v) for v in verdicts if v["verdict"] not in ("match", "skipped")
+           and v["measurement"] != "sweep_leak"}
+    assert bad and bad <= ks and min(ks) in bad
