@@ -17,6 +17,10 @@
  *          --k-from A --max-k B each, run by different guests; sweep_end then has "k_from"),
  *          --leak-wait-ms MS (bound of the per-k settle; default 500),
  *          --settle-ms MS (bound of the final settle; default 2000),
+ *          --page-tables: also count the page-table pages in use (nr_page_table_pages of
+ *          /proc/vmstat, after /proc/sys/vm/stat_refresh folds the per-CPU deltas) with the
+ *          slab objects: a "page_tables" entry in every "net" (the failure path frees the
+ *          child's PUD/PMD/PTE pages too), waited for by the same settle;
  *          --kmsg: before arming each k, write "forkdiff-sweep: k=K" to /dev/kmsg. printk puts
  *          it on the serial console synchronously, so when the kernel dies during fork k the
  *          host's console log names k even though the JSON lines of the run never left the
@@ -45,6 +49,40 @@
 #define PROBE_NTH 1000000000UL
 static char before[MAPS_CAP], now[MAPS_CAP];
 
+/* The counters a sweep settles on: fork's slab caches, then (--page-tables) the page-table
+ * pages in use; a slot is -1 when the kernel (or the run) does not have it. */
+#define NSLOTS (NCACHES + 1)
+#define PT_SLOT NCACHES
+static int g_pt; /* --page-tables */
+
+static long long read_pgtables(void)
+{
+	char vm[16384]; /* on the stack: no new page of the bss, so no new page table of the parent */
+	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		die(EXIT_RUNTIME, "vmstat", "cannot write /proc/sys/vm/stat_refresh", errno);
+	close(fd);
+	long n = read_file("/proc/vmstat", vm, sizeof(vm));
+	if (n < 0)
+		die(EXIT_RUNTIME, "vmstat", "cannot read /proc/vmstat", errno);
+	const char *key = "nr_page_table_pages ";
+	char *at = strstr(vm, key);
+	if (!at)
+		die(EXIT_RUNTIME, "vmstat", "no nr_page_table_pages in /proc/vmstat", 0);
+	return strtoll(at + strlen(key), NULL, 10);
+}
+
+static void read_objects(long long out[NSLOTS])
+{
+	slab_read_objects(out);
+	out[PT_SLOT] = g_pt ? read_pgtables() : -1;
+}
+
+static const char *slot_name(int i)
+{
+	return i == PT_SLOT ? "page_tables" : g_caches[i];
+}
+
 struct attempt {
 	long pid;
 	int err;
@@ -53,14 +91,14 @@ struct attempt {
 
 /* Poll the caches' object counts (after a shrink) until they equal `want` or `bound_ms`
  * has passed; `got` holds the last reading. Returns the milliseconds waited. */
-static double settle(const long long want[NCACHES], long long got[NCACHES],
+static double settle(const long long want[NSLOTS], long long got[NSLOTS],
 		     unsigned long bound_ms, int *settled)
 {
 	double t0 = now_monotonic();
 	for (;;) {
-		slab_read_objects(got);
+		read_objects(got);
 		int same = 1;
-		for (int i = 0; i < NCACHES; i++)
+		for (int i = 0; i < NSLOTS; i++)
 			same &= want[i] < 0 || got[i] == want[i];
 		double ms = (now_monotonic() - t0) * 1000.0;
 		if (same || ms >= (double)bound_ms) {
@@ -76,17 +114,17 @@ static double settle(const long long want[NCACHES], long long got[NCACHES],
 /* Wait until the caches' object counts have not changed for `quiet_ms` (frees that earlier
  * work left pending, e.g. RCU-deferred frees of the exec'ing shell's old mm, land before the
  * sweep's baseline is read, not during the sweep); `out` holds the last reading. */
-static void quiesce(long long out[NCACHES], unsigned long quiet_ms, unsigned long bound_ms)
+static void quiesce(long long out[NSLOTS], unsigned long quiet_ms, unsigned long bound_ms)
 {
-	long long now_[NCACHES];
+	long long now_[NSLOTS];
 	double t0 = now_monotonic(), quiet_since = t0;
-	slab_read_objects(out);
+	read_objects(out);
 	while ((now_monotonic() - quiet_since) * 1000.0 < (double)quiet_ms &&
 	       (now_monotonic() - t0) * 1000.0 < (double)bound_ms) {
 		struct timespec ts = {0, 1000000L};
 		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 			;
-		slab_read_objects(now_);
+		read_objects(now_);
 		if (memcmp(now_, out, sizeof(now_)) != 0) {
 			memcpy(out, now_, sizeof(now_));
 			quiet_since = now_monotonic();
@@ -94,13 +132,13 @@ static void quiesce(long long out[NCACHES], unsigned long quiet_ms, unsigned lon
 	}
 }
 
-/* {"cache": b - a, ...} for the caches this kernel has. */
-static void j_deltas(const char *key, const long long a[NCACHES], const long long b[NCACHES])
+/* {"cache": b - a, ...} for the first n slots this kernel (and run) has. */
+static void j_deltas(const char *key, const long long *a, const long long *b, int n)
 {
 	j_obj(key);
-	for (int i = 0; i < NCACHES; i++)
+	for (int i = 0; i < n; i++)
 		if (a[i] >= 0 && b[i] >= 0)
-			j_int(g_caches[i], b[i] - a[i]);
+			j_int(slot_name(i), b[i] - a[i]);
 	j_obj_end();
 }
 
@@ -206,6 +244,8 @@ int main(int argc, char **argv)
 			count_only = 1;
 		else if (strcmp(argv[i], "--no-slab") == 0)
 			slab = 0;
+		else if (strcmp(argv[i], "--page-tables") == 0)
+			g_pt = 1;
 		else if (i + 1 < argc && strcmp(argv[i], "--max-k") == 0)
 			max_k = parse_num("--max-k", argv[++i]);
 		else if (i + 1 < argc && strcmp(argv[i], "--k-from") == 0) {
@@ -238,9 +278,12 @@ int main(int argc, char **argv)
 	long nb = read_maps(before);
 	layout_verify(&L, before, (size_t)nb);
 	layout_report(&L, count_own_vmas());
+	/* write `now` once before the probe: its first page's page tables are then there for
+	 * every fork of the sweep, not only from the first failed one on */
+	read_maps(now);
 
 	struct slabcount s_start[NCACHES], s1[NCACHES];
-	long long o_start[NCACHES], o0[NCACHES], o1[NCACHES], a0[NCACHES], a1[NCACHES];
+	long long o_start[NSLOTS], o0[NSLOTS], o1[NSLOTS], a0[NCACHES], a1[NCACHES];
 	int settled = 1;
 	double waited = 0;
 	j_hold("/tmp/.faultsweep-out");
@@ -258,7 +301,7 @@ int main(int argc, char **argv)
 	j_int("errno", p.err);
 	j_bool("injected", p.remaining == 0);
 	if (slab) {
-		j_deltas("net", o_start, o1);
+		j_deltas("net", o_start, o1, NSLOTS);
 		j_bool("settled", settled);
 		j_dbl("settle_ms", waited);
 	}
@@ -278,7 +321,7 @@ int main(int argc, char **argv)
 		if (provoke_type && k == provoke_k)
 			provoke(provoke_type);
 		if (slab) {
-			slab_read_objects(o0);
+			read_objects(o0);
 			slab_read_allocs(a0);
 		}
 		struct attempt a = armed_fork(k);
@@ -316,9 +359,9 @@ int main(int argc, char **argv)
 			absorbed++;
 		}
 		if (slab) {
-			j_deltas("alloc", a0, a1);
+			j_deltas("alloc", a0, a1, NCACHES);
 			waited = settle(o0, o1, leak_wait_ms, &settled);
-			j_deltas("net", o0, o1);
+			j_deltas("net", o0, o1, NSLOTS);
 			j_bool("settled", settled);
 			j_dbl("settle_ms", waited);
 		}
@@ -341,7 +384,7 @@ int main(int argc, char **argv)
 	j_int("maps_changed", (long long)maps_changed);
 	j_bool("maps_unchanged_at_end", nn == nb && memcmp(before, now, (size_t)nn) == 0);
 	if (slab) {
-		j_deltas("net", o_start, o1);
+		j_deltas("net", o_start, o1, NSLOTS);
 		j_bool("settled", settled);
 		j_dbl("settle_ms", waited);
 		j_int("settle_bound_ms", (long long)settle_ms);

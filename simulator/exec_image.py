@@ -81,6 +81,20 @@ class ElfInfo:
     loads: tuple[Segment, ...]
     relro: tuple[int, int] | None  # (vaddr, memsz)
     tls_memsz: int
+    # addresses of the guest program's big static buffers (BUFFER_SYMBOLS, from .symtab):
+    # which bss pages it writes before fork() decides the parent's page tables there
+    buffers: tuple[tuple[str, int], ...] = ()
+
+    def buffer(self, name: str) -> int | None:
+        return dict(self.buffers).get(name)
+
+
+# faultsweep's bss buffers (guest/faultsweep.c, guest/common.c): the /proc/self/maps text
+# before the sweep (`before`) and after a failed fork (`now`, read once before the probe too),
+# and the held JSON output (`obuf`). Each is 16 MiB or 64 KiB: the 2 MiB regions their first
+# pages fall in get PTE tables, which copy_page_range() copies for the bss VMA.
+BUFFER_SYMBOLS = ("before", "now", "obuf")
+SHT_SYMTAB = 2
 
 
 # A gcc 12 / glibc 2.36 static binary (measured: `gcc -O2 -static` on Debian 12, the host's
@@ -118,7 +132,31 @@ def read_elf(path: str | Path, guest_path: str | None = None) -> ElfInfo:
             relro = (p_vaddr, p_memsz)
         elif p_type == PT_TLS:
             tls = p_memsz
-    return ElfInfo(guest_path or str(path), tuple(loads), relro, tls)
+    return ElfInfo(guest_path or str(path), tuple(loads), relro, tls, _symbols(data, BUFFER_SYMBOLS))
+
+
+def _symbols(data: bytes, names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """(name, st_value) of the named symbols in .symtab (an unstripped static binary); ()
+    when there is no symbol table."""
+    e_shoff, = struct.unpack_from("<Q", data, 40)
+    e_shentsize, e_shnum = struct.unpack_from("<HH", data, 58)
+    if not e_shoff or not e_shnum:
+        return ()
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, e_shoff + i * e_shentsize)
+                for i in range(e_shnum)]
+    found: dict[str, int] = {}
+    for _name, sh_type, _fl, _addr, off, size, link, _info, _al, entsize in sections:
+        if sh_type != SHT_SYMTAB or not entsize:
+            continue
+        str_off = sections[link][4]
+        for i in range(size // entsize):
+            st_name, _st_info, _other, _shndx, st_value, _sz = struct.unpack_from(
+                "<IBBHQQ", data, off + i * entsize)
+            end = data.index(b"\0", str_off + st_name)
+            name = data[str_off + st_name:end].decode(errors="replace")
+            if name in names and name not in found:
+                found[name] = st_value
+    return tuple(sorted(found.items()))
 
 
 @dataclass(frozen=True)

@@ -84,21 +84,31 @@ class FaultSettings:
                               modelled: predictions say so), unless cache_filter confines
                               failslab to caches fork() allocates from only in dup_mmap().
     cache_filter:             the caches /sys/kernel/slab/<cache>/failslab flags when
-                              failslab's cache-filter is Y (empty: every cache counts)."""
+                              failslab's cache-filter is Y (empty: every cache counts).
+    slab_counted:             failslab counts at all (False: FAULTS=page, failslab's stack
+                              range is empty, so no slab allocation is a check).
+    page_stack_filter:        fail_page_alloc's own stack filter: "copy_page_range" when
+                              FAULTS=...,page brackets it (only the child's page tables count;
+                              page allocations elsewhere under dup_mmap, i.e. new slab pages,
+                              do not), None otherwise."""
 
     failslab_ignore_gfp_wait: bool = True
     page_ignore_gfp_wait: bool = True
     page_min_order: int = 1
     stack_filter: str | None = "dup_mmap"
     cache_filter: tuple[str, ...] = ()
+    slab_counted: bool = True
+    page_stack_filter: str | None = None
 
     def counts(self, allocator: str, may_sleep: bool, order: int = 0) -> bool:
         """mm/failslab.c should_failslab() / mm/fail_page_alloc.c should_fail_alloc_page()
         up to should_fail_ex(): reclaim-capable allocations are skipped when ignore-gfp-wait
-        is set; page allocations below min-order are skipped. (No allocation here is
-        __GFP_NOFAIL, and the stack filter passes for everything under dup_mmap.)"""
+        is set; page allocations below min-order are skipped (the kernel's default min-order
+        1 skips every page table, which is order 0). (No allocation here is __GFP_NOFAIL or
+        __GFP_HIGHMEM, and the stack filters pass for everything under dup_mmap, and for the
+        page tables under copy_page_range.)"""
         if allocator == "slab":
-            return not (self.failslab_ignore_gfp_wait and may_sleep)
+            return self.slab_counted and not (self.failslab_ignore_gfp_wait and may_sleep)
         if order < self.page_min_order:
             return False
         return not (self.page_ignore_gfp_wait and may_sleep)
@@ -117,6 +127,10 @@ class FaultSettings:
 
 
 SUITE_SETTINGS = FaultSettings(failslab_ignore_gfp_wait=False)  # our suites: ignore-gfp-wait N
+# FAULTS=slab,page (orchestrator/run/faultsetup.py): fail_page_alloc min-order 0,
+# ignore-gfp-wait N, its stack filter on copy_page_range
+PAGE_SETTINGS = FaultSettings(failslab_ignore_gfp_wait=False, page_ignore_gfp_wait=False,
+                              page_min_order=0, page_stack_filter="copy_page_range")
 
 
 @dataclass(frozen=True)
@@ -641,6 +655,15 @@ def slab_objects(events: list[AllocEvent], kinds: tuple[str, ...] = ("single", "
     return out
 
 
+def page_tables(events: list[AllocEvent]) -> dict[str, int]:
+    """The child's page-table pages the events allocate, per level (pud, pmd, pte)."""
+    out: dict[str, int] = {}
+    for e in events:
+        if e.cache == "page" and e.level:
+            out[e.level] = out.get(e.level, 0) + 1
+    return out
+
+
 def _teardown(res: ForkResult, e: AllocEvent, released: int, mark_at: int | None) -> dict:
     """What the failure path frees once the k-th check fails at event `e`: the error path in
     dup_mmap()/anon_vma_fork() frees what the current VMA got so far (e.frees), then mmput()
@@ -658,7 +681,9 @@ def _teardown(res: ForkResult, e: AllocEvent, released: int, mark_at: int | None
                    for c, n in slab_objects(res.trace[:e.seq], stats=False).items()}
     first = res.parent_vmas[res.copied[0]][0] if released else None
     last = res.parent_vmas[res.copied[released - 1]][1] if released else None
+    tables = page_tables(res.trace[:e.seq])
     return {"allocated": allocated, "allocated_in_bulk": slab_objects(res.trace[:e.seq], ("bulk",)),
+            "page_tables_allocated": tables, "page_tables_freed": tables,
             "freed_by_error_path": error_path,
             "freed_by_teardown": {c: n for c, n in by_teardown.items() if n},
             "net": dict.fromkeys(allocated, 0),

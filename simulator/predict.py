@@ -11,7 +11,14 @@ from functools import partial
 from typing import Any
 
 from . import scenario as scenario_mod
-from .exec_image import DEFAULT_ELF, MMAP_BASE, ElfInfo, ExecParams, build_exec_image
+from .exec_image import (
+    BUFFER_SYMBOLS,
+    DEFAULT_ELF,
+    MMAP_BASE,
+    ElfInfo,
+    ExecParams,
+    build_exec_image,
+)
 from .fork import (
     SUITE_SETTINGS,
     FaultSettings,
@@ -19,6 +26,7 @@ from .fork import (
     KernelConfig,
     dup_mmap,
     outcomes,
+    page_tables,
     slab_objects,
 )
 from .maple import MapleTree
@@ -58,6 +66,14 @@ def build_parent(scenario: Scenario, program: str = "mapsprobe", total: int | No
             mm.write_fault(lv.start + p * PAGE_SIZE)
         if lv.map_prot != lv.prot:
             mm.mprotect(lv.start, lv.end - lv.start, PROTS[lv.prot])
+    if program == "faultsweep":
+        # read_maps(before) for layout_verify(), read_maps(now) once before the probe, the
+        # JSON lines held in obuf: their first pages (the maps text of the scenarios stays far
+        # inside one 2 MiB region) give the parent PTE tables where the bss has none otherwise
+        for name in BUFFER_SYMBOLS:
+            addr = elf.buffer(name)
+            if addr is not None:
+                mm.write_fault(addr)
     if program in ("spawn", "forkcount"):
         nxt = scenario.next_addr
         start = nxt + (PAGE_SIZE if scenario.fill_gap_pages == 0 else 0)
@@ -137,6 +153,9 @@ def fork_records(name: str, parent: Mm, res: ForkResult,
                            "child_tree_nodes": res.ops["child_nodes"],
                            "child_tree_height": res.ops["child_height"],
                            "allocations": len(res.trace), "checks": len(res.counted),
+                           "slab_checks": sum(1 for e in res.counted if e.cache != "page"),
+                           "page_checks": sum(1 for e in res.counted if e.cache == "page"),
+                           "page_tables": page_tables(res.trace),
                            "settings": sets}
                    | ({"maple_node_from_sheaf": res.ops["nodes_from_sheaf"]}
                       if res.ops["nodes_from_sheaf"] else {}))

@@ -27,6 +27,9 @@ from .fork import FaultSettings, KernelConfig
 # include/linux/mmzone.h: MAX_PAGE_ORDER is 10 on x86-64 (no ARCH_FORCE_MAX_ORDER); a
 # fail_page_alloc min-order above it keeps every page allocation out of the count.
 MAX_PAGE_ORDER = 10
+# fail_page_alloc's stack filter with FAULTS=...,page (orchestrator/run/faultsetup.py
+# PAGE_FUNCTION): only the child's page tables count, which simulator/fork.py predicts
+PAGE_FUNCTION = "copy_page_range"
 # What orchestrator/run/faultsetup.py writes by default (and what records made before it was
 # recorded are assumed to have had): failslab ignore-gfp-wait N, fail_page_alloc
 # ignore-gfp-wait Y and min-order 32, stack filter on dup_mmap.
@@ -378,9 +381,13 @@ def fault_settings(suite: str, recorded: dict | None
         min_order = int(page.get("min-order", "1"))
     caches = (tuple(sorted(recorded.get("cache_filter") or ()))
               if slab.get("cache-filter") == "Y" else ())
+    # FAULTS= (faultsetup.FaultSettings.faults; records before it: slab only)
+    kinds = recorded.get("faults") or ["slab"]
+    page_filter = recorded.get("page_function") or None
     settings = FaultSettings(failslab_ignore_gfp_wait=slab.get("ignore-gfp-wait", "Y") == "Y",
                              page_ignore_gfp_wait=page_wait, page_min_order=min_order,
-                             stack_filter=filt, cache_filter=caches)
+                             stack_filter=filt, cache_filter=caches,
+                             slab_counted="slab" in kinds, page_stack_filter=page_filter)
     bad: list[NotModelled] = []
     if suite != "faults":
         return settings, bad, []
@@ -396,15 +403,17 @@ def fault_settings(suite: str, recorded: dict | None
             "fault_settings.function", filt,
             f"the stack filter brackets {filt}, and only dup_mmap's allocations are modelled",
             "rerun the faults suite with the stack filter on dup_mmap", "dup_mmap"))
-    if min_order <= MAX_PAGE_ORDER:
+    if min_order <= MAX_PAGE_ORDER and page_filter != PAGE_FUNCTION:
         bad.append(NotModelled(
             "fault_settings.fail_page_alloc", f"min-order {min_order}, ignore-gfp-wait "
             + ("Y" if page_wait else "N"),
-            "page allocations under dup_mmap are counted: besides page tables (modelled) they "
-            "include new slab pages whenever a cache's free list runs dry, which depends on the "
-            "guest's whole slab history, not on the scenario",
-            "rerun the faults suite without --page-faults",
-            f"min-order > {MAX_PAGE_ORDER}"))
+            "page allocations are counted without fail_page_alloc's stack filter on "
+            f"{PAGE_FUNCTION}: besides page tables (modelled) they include new slab pages "
+            "whenever a cache's free list runs dry, which depends on the guest's whole slab "
+            "history, not on the scenario (a kernel without the stack filter, x86-64 before "
+            "6.3, cannot restrict them)",
+            "rerun the faults suite with FAULTS=slab on this kernel",
+            f"min-order > {MAX_PAGE_ORDER}, or the stack filter on {PAGE_FUNCTION}"))
     return settings, bad, []
 
 

@@ -86,7 +86,8 @@ ELF_FILE = "guest-elf.json"
 
 def save_elves(elves: dict[str, ElfInfo], path: Path) -> None:
     data = {name: {"path": e.path, "loads": [s.__dict__ for s in e.loads],
-                   "relro": list(e.relro) if e.relro else None, "tls_memsz": e.tls_memsz}
+                   "relro": list(e.relro) if e.relro else None, "tls_memsz": e.tls_memsz,
+                   "buffers": [list(b) for b in e.buffers]}
             for name, e in sorted(elves.items())}
     path.write_text(json.dumps(data, indent=1))
 
@@ -98,7 +99,8 @@ def load_elves(path: Path) -> dict[str, ElfInfo]:
         return {}
     data = json.loads(path.read_text())
     return {name: ElfInfo(d["path"], tuple(Segment(**s) for s in d["loads"]),
-                          tuple(d["relro"]) if d["relro"] else None, d["tls_memsz"])
+                          tuple(d["relro"]) if d["relro"] else None, d["tls_memsz"],
+                          tuple((n, a) for n, a in d.get("buffers") or ()))
             for name, d in data.items()}
 
 

@@ -78,11 +78,14 @@ def fault_strips(df: pd.DataFrame) -> list[dict]:
     strips = []
     for (variant, model, scenario), grp in f.groupby(["variant", "model", "scenario"], sort=True):
         cells = [{"k": int(r.k), "observed": r.observed, "predicted": r.predicted, "verdict": r.verdict,
-                  "leak": leaky.get((variant, model, scenario, r.key), "")}
+                  "leak": leaky.get((variant, model, scenario, r.key), ""),
+                  # a page-table check (FAULTS=...,page): the predicted failure is in copy_page_range
+                  "page": str(getattr(r, "detail", "") or "").startswith("copy_page_range")}
                  for r in grp.sort_values("k").itertuples()]
         strips.append({"variant": variant, "model": model, "scenario": scenario, "cells": cells,
                        "mismatches": sum(c["verdict"] != "match" for c in cells),
-                       "leaks": sum(bool(c["leak"]) for c in cells)})
+                       "leaks": sum(bool(c["leak"]) for c in cells),
+                       "page_checks": sum(c["page"] for c in cells)})
     return strips
 
 

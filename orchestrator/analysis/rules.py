@@ -116,7 +116,8 @@ def _failure_site(p: dict | None) -> str:
 
 
 LEAK_RULE = ("exact: slab objects in use after the fork's frees settled (shrink + 'objects', "
-             "polled through RCU grace periods) equal those before it, plus what the model "
+             "polled through RCU grace periods), and with FAULTS=...,page the page-table pages "
+             "(nr_page_table_pages), equal those before it, plus what the model "
              "predicts still pending in kfree_rcu's batches (7.x: a node whose rcu_free sheaf "
              "kmalloc failed, freed when the batches drain 5 s later)")
 # what a sweep's end waits beyond the longest kfree_rcu batch drain the model predicts, for the
@@ -199,12 +200,22 @@ def compare_faults(job: ObservedJob, model: str, preds: list[dict]) -> list[dict
     counts = _pred(preds, "counts")
     cc = job.one("check_count")
     if cc:
+        split = ""
+        if counts.get("page_checks"):
+            tables = ", ".join(f"{n} {lv}" for lv, n in (counts.get("page_tables") or {}).items())
+            split = (f": predicted {counts.get('slab_checks')} slab checks under dup_mmap and "
+                     f"{counts['page_checks']} page-table checks under copy_page_range ({tables})")
         rows.append(_row(job, model, "checks_per_fork", "", cc["value"], counts["checks"],
-                         detail="fail-nth checks a successful fork makes under dup_mmap"))
+                         detail="fail-nth checks a successful fork makes under dup_mmap" + split))
         if "net" in cc["values"]:
             left = {c: n for c, n in cc["values"]["net"].items() if n}
             rows.append(_row(job, model, "leak_after_fork", "probe", _cache_counts(left), "0",
                              rule=LEAK_RULE, detail="the probe: one successful fork, its child exited"))
+    skipped = ((cc or {}).get("fault_settings") or {}).get("page_skipped")
+    if skipped:
+        rows.append(_row(job, model, "page_faults", "", "left out", "FAULTS=...,page",
+                         verdict="skipped", rule="FAULTS=...,page needs fail_page_alloc's stack "
+                         "filter on copy_page_range", detail=skipped))
     pred = {p["k"]: p for p in preds if p["measurement"] == "fault_outcome"}
     for r in sorted(job.by("fault") + job.by("not_reached"), key=lambda r: r["values"]["k"]):
         k = r["values"]["k"]

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..errors import ForkdiffError
-from ..run.faultsetup import FaultOptions
+from ..run.faultsetup import FaultOptions, parse_faults
 from ..run.outdir import new_results_dir
 from ..run.suites import SPAWN_VMAS, SUITES, VARIANTS, RunOptions, load_scenarios, run_suite
 
@@ -48,8 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="faults: count every check in fork, not only those under dup_mmap "
                         "(exploratory: compare reports the sweep as not modelled)")
     p.add_argument("--page-faults", action="store_true",
-                   help="faults: count page allocations too (fail_page_alloc; not reproducible: "
-                        "compare reports the sweep as not modelled)")
+                   help="faults: count the child's page-table allocations too (fail_page_alloc "
+                        "under copy_page_range; the same as --faults slab,page)")
+    p.add_argument("--faults", default=None,
+                   help="faults: what fail-nth counts: slab (default), page, or slab,page")
     p.add_argument("--kmemleak", action="store_true",
                    help="faults: boot with kmemleak=on, count fork's own slab caches only, and scan "
                         "for leaks after every sweep")
@@ -71,6 +73,7 @@ def _run(args: argparse.Namespace) -> int:
                             "give --out results/<timestamp>")
     if args.kmemleak and "faults" not in args.suite:
         raise ForkdiffError("--kmemleak applies to the faults suite", "add --suite faults")
+    slab, page = parse_faults(args.faults or ("slab,page" if args.page_faults else "slab"))
     scenarios = load_scenarios(args.scenario) if args.scenario else None
     out = args.out or new_results_dir()
     total_errors = 0
@@ -82,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
                           icount=False if args.no_icount else None, kmemleak=args.kmemleak,
                           calibrate=not args.no_calibrate,
                           fault=FaultOptions(stack_filter=not args.no_stack_filter,
-                                             page_alloc=args.page_faults))
+                                             page_alloc=page or args.page_faults, slab=slab))
         t0 = time.monotonic()
         res = run_suite(opts)
         print(f"{suite}: {res.records} records, {res.skipped_jobs} jobs skipped, "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..build.variants import KERNELS
 from ..errors import ForkdiffError
+from ..run.faultsetup import parse_faults
 from ..run.outdir import new_results_dir
 from ..run.pipeline import VmTestOptions, run
 from ..run.shards import parse_executor, parse_shard
@@ -69,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         variants=_list(args.variants or env.get("VARIANTS"), KERNELS, "VARIANTS")
         if (args.variants or env.get("VARIANTS")) else (),
         kmemleak=args.kmemleak or (env.get("KMEMLEAK") or "").lower() in ("1", "yes", "true"),
+        faults=_faults(args.faults or env.get("FAULTS")),
         shard=parse_shard(args.shard or env["SHARD"]) if (args.shard or env.get("SHARD")) else None,
         executor=parse_executor(args.executor or env.get("EXECUTOR") or ""),
         sweep_part_s=_seconds(args.sweep_part or env.get("SWEEP_PART") or "600"),
@@ -79,6 +81,12 @@ def _run(args: argparse.Namespace) -> int:
             raise ForkdiffError("--resume needs the folder of the run to resume", "give OUT=results/<timestamp>")
         opts.out = new_results_dir()
     return run(opts)
+
+
+def _faults(text: str | None) -> tuple[str, ...]:
+    """FAULTS= / --faults -> the kinds fail-nth counts, in FAULT_KINDS order."""
+    slab, page = parse_faults(text)
+    return tuple(k for k, on in (("slab", slab), ("page", page)) if on)
 
 
 def register(sub) -> None:
@@ -105,6 +113,8 @@ def register(sub) -> None:
                         "patched, and reference with PATCHES=)")
     p.add_argument("--kmemleak", action="store_true",
                    help="faults suite: boot with kmemleak=on, scan for leaks after every sweep (KMEMLEAK=1)")
+    p.add_argument("--faults", help="faults suite: what fail-nth counts (FAULTS=): slab (default), page "
+                                    "(the child's page tables, under copy_page_range), or slab,page")
     p.add_argument("--shard", help="run only shard i of n (SHARD=i/n; jobs balanced by estimated "
                                    "cost); join the shard folders with 'forkdiff merge'")
     p.add_argument("--executor", help="run the jobs on Dask (EXECUTOR=): 'dask' (a LocalCluster, one "

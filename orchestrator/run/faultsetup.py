@@ -14,12 +14,18 @@ mm/fail_page_alloc.c):
   is a check. One check per kmem_cache_alloc/kmem_cache_alloc_bulk call (slab_pre_alloc_hook),
   independent of the slab's free-list state: deterministic.
 - fail_page_alloc: left out of the count by default (ignore-gfp-wait = Y, min-order = 32,
-  above any page order). Page allocations under dup_mmap are page tables (order 0,
-  copy_page_range) *and* new slab pages when a cache's free list runs dry; the latter depend
-  on the slab history of the whole guest, not on the scenario, so counting them would make
-  the sweep neither reproducible nor predictable. `page_alloc=True` counts them anyway
-  (ignore-gfp-wait = N, min-order = 0) for exploratory runs; the setting is in every record,
-  and compare reports such a sweep as not modelled (simulator/runconfig.py).
+  above any page order). `page_alloc=True` (FAULTS=slab,page, forkdiff run --page-faults)
+  counts the child's page-table pages: min-order = 0 (page tables are order 0; the kernel's
+  default 1 skips them), ignore-gfp-wait = N (GFP_PGTABLE_USER may sleep) and its own stack
+  filter on copy_page_range (PAGE_FUNCTION), not dup_mmap: under dup_mmap new slab pages are
+  page allocations too whenever a cache's free list runs dry (the guest's whole slab history
+  decides that, not the scenario), and none of those is under copy_page_range, which only
+  allocates page tables here (its other page allocations are for pinned or swapped pages,
+  which the guest programs never have). Both attributes share the task's fail-nth, so the
+  sweep's k numbering interleaves the slab checks under dup_mmap and the page checks under
+  copy_page_range in the order fork() makes them (simulator/fork.py's trace).
+  `slab=False` (FAULTS=page) keeps failslab out: require-start = require-end = 0, a range no
+  stack entry is in, so no slab allocation counts (fail_stacktrace() is false).
 - verbose = 0: no "FAULT_INJECTION: forcing a failure" report and stack dump per injected
   fault (thousands in a sweep, and slow on a serial console).
 - Stack filter: require-start = address of dup_mmap in /proc/kallsyms, require-end = the next
@@ -58,6 +64,10 @@ DEBUGFS = "/sys/kernel/debug"
 ULONG_MAX = 0xFFFF_FFFF_FFFF_FFFF
 MAX_STACK_DEPTH = 32
 PAGE_ALLOC_OFF_MIN_ORDER = 32
+# where fail_page_alloc's checks count with page_alloc (FAULTS=...,page): the page tables
+# copy_page_range() allocates for the child (mm/memory.c)
+PAGE_FUNCTION = "copy_page_range"
+FAULT_KINDS = ("slab", "page")
 SLAB_SYSFS = "/sys/kernel/slab"
 # The slab caches dup_mmap() allocates from (6.12): the new VMAs and their per-VMA locks, the
 # maple tree's nodes, and anon_vma_fork()'s anon_vma and anon_vma_chain objects.
@@ -81,8 +91,24 @@ class FaultOptions:
 
     stack_filter: bool = True
     function: str = "dup_mmap"
-    page_alloc: bool = False
+    page_alloc: bool = False  # fail_page_alloc counts copy_page_range()'s page tables
     cache_filter: tuple[str, ...] = ()  # failslab counts only these caches (empty: all)
+    slab: bool = True  # failslab counts (False: FAULTS=page, the page-table checks alone)
+
+    @property
+    def faults(self) -> tuple[str, ...]:
+        """What fail-nth counts: FAULT_KINDS in order ("slab", "page")."""
+        return tuple(k for k, on in (("slab", self.slab), ("page", self.page_alloc)) if on)
+
+
+def parse_faults(text: str | None) -> tuple[bool, bool]:
+    """FAULTS= / --faults: "slab" (the default), "page", or "slab,page" -> (slab, page)."""
+    kinds = [k for k in (text or "slab").replace(",", " ").split() if k]
+    bad = [k for k in kinds if k not in FAULT_KINDS]
+    if bad or not kinds:
+        raise ForkdiffError(f"FAULTS={text!r}: unknown fault kind {', '.join(bad) or '(none)'}",
+                            "use slab, page or slab,page")
+    return "slab" in kinds, "page" in kinds
 
 
 @dataclass
@@ -97,6 +123,9 @@ class FaultSettings:
     stacktrace_depth: int
     attrs: dict[str, dict[str, str]] = field(default_factory=dict)
     cache_filter: list[str] = field(default_factory=list)  # caches whose failslab flag is 1
+    faults: list[str] = field(default_factory=lambda: ["slab"])  # what fail-nth counts
+    page_function: str = ""  # fail_page_alloc's stack filter (page_alloc): copy_page_range
+    page_skipped: str = ""  # why page faults asked for were left out (a kernel without the filter)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,7 +163,15 @@ def symbol_range(kallsyms: str, function: str) -> tuple[int, int, str]:
     return start, end, nxt
 
 
-def _attr_values(name: str, opts: FaultOptions, start: int, end: int) -> dict[str, str]:
+def _attr_values(name: str, opts: FaultOptions, start: int, end: int,
+                 page_range: tuple[int, int] | None = None) -> dict[str, str]:
+    """The debugfs values of one fault attribute. [start, end) is failslab's stack range
+    (dup_mmap; 0, 0 when slab faults are off: nothing counts); page_range fail_page_alloc's
+    when page allocations count (copy_page_range)."""
+    if name == "failslab" and not opts.slab:
+        start, end = 0, 0
+    if name == "fail_page_alloc" and opts.page_alloc and page_range is not None:
+        start, end = page_range
     vals = {
         "probability": "0",
         "interval": "1",
@@ -153,6 +190,8 @@ def _attr_values(name: str, opts: FaultOptions, start: int, end: int) -> dict[st
     if name == "fail_page_alloc":
         vals["ignore-gfp-wait"] = "N" if opts.page_alloc else "Y"
         vals["min-order"] = "0" if opts.page_alloc else str(PAGE_ALLOC_OFF_MIN_ORDER)
+        if opts.page_alloc:
+            vals["ignore-gfp-highmem"] = "N"  # x86-64 has no highmem: for the record
     return vals
 
 
@@ -173,6 +212,16 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
         raise ForkdiffError("the guest kernel has no failslab in debugfs",
                             "use a 'faults' profile kernel (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)")
     has_filter = f"{DEBUGFS}/failslab/require-start" in listing
+    page_skipped = ""
+    if opts.page_alloc and not has_filter:
+        # without a stack filter every page allocation of the fork syscall would count (the
+        # child's kernel stack, its pgd, new slab pages): not page tables alone, not predictable
+        page_skipped = ("this kernel has no fault-injection stack filter (x86-64 before 6.3), so "
+                        "fail_page_alloc cannot be restricted to copy_page_range: page faults left out")
+        if not opts.slab:
+            raise ForkdiffError("FAULTS=page needs the fault-injection stack filter, which this kernel lacks",
+                                "use FAULTS=slab on this kernel (x86-64 before 6.3)")
+        opts = replace(opts, page_alloc=False)
     if opts.stack_filter and not has_filter:  # no stack filter in this kernel: fork's caches only
         caches = opts.cache_filter or (FORK_CACHES if _failslab_flag_writable(g) or _failslab_flag_set(g)
                                        else ())
@@ -184,10 +233,17 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
         start, end, nxt = symbol_range(text, opts.function)
     else:
         start, end, nxt = 0, ULONG_MAX, ""
+    page_range = None
+    if opts.page_alloc and has_filter:
+        fn = re.escape(PAGE_FUNCTION)
+        text = _run(g, f"grep -E -A8 ' [tT] {fn}(\\.[a-z]+\\.[0-9]+)*$' /proc/kallsyms",
+                    f"looking up {PAGE_FUNCTION} in /proc/kallsyms")
+        ps, pe, _ = symbol_range(text, PAGE_FUNCTION)
+        page_range = (ps, pe)
     script = []
     attrs: dict[str, dict[str, str]] = {}
     for d in dirs:
-        vals = _attr_values(d, opts, start, end)
+        vals = _attr_values(d, opts, start, end, page_range)
         if not has_filter:
             for k in ("stacktrace-depth", "require-start", "require-end", "reject-start", "reject-end"):
                 vals.pop(k)
@@ -205,13 +261,16 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
     for d, vals in attrs.items():
         if vals.get("probability") != "0" or (d == "failslab" and (
                 vals.get("ignore-gfp-wait") != "N"
-                or vals.get("cache-filter") != _attr_values(d, opts, 0, 0)["cache-filter"])):
+                or vals.get("cache-filter") != _attr_values(d, opts, 0, 0)["cache-filter"])) or (
+                d == "fail_page_alloc" and opts.page_alloc and (
+                    vals.get("ignore-gfp-wait") != "N" or vals.get("min-order") != "0")):
             raise ForkdiffError(f"fault set-up: {DEBUGFS}/{d} did not keep the written values: {vals}",
                                 "check the guest kernel's fault-injection options")
     return FaultSettings(stack_filter=opts.stack_filter, function=opts.function if opts.stack_filter else "",
                          require_start=hex(start), require_end=hex(end), next_symbol=nxt,
                          stacktrace_depth=MAX_STACK_DEPTH, attrs=attrs,
-                         cache_filter=_flag_caches(g, opts.cache_filter))
+                         cache_filter=_flag_caches(g, opts.cache_filter), faults=list(opts.faults),
+                         page_function=PAGE_FUNCTION if page_range else "", page_skipped=page_skipped)
 
 
 def boot_flags(kernel) -> dict[str, str]:

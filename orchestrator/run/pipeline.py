@@ -80,6 +80,7 @@ class VmTestOptions:
     scenarios: tuple[str, ...] = ()  # maps/faults/counts: scenario names or files (default: each suite's own)
     variants: tuple[str, ...] = ()  # kernels to run (default: every variant the tree gives)
     kmemleak: bool = False  # faults suite: kmemleak=on, fork's caches only, a leak scan per sweep
+    faults: tuple[str, ...] = ("slab",)  # faults suite: what fail-nth counts (FAULTS=slab,page)
     shard: tuple[int, int] | None = None  # (i, n): run only the i-th of n shards (orchestrator.run.shards)
     executor: str = ""  # "": threads here; "dask" or "dask:ADDRESS" (orchestrator.run.dask_executor)
     sweep_part_s: float = 600.0  # with shards/Dask: split fault sweeps estimated longer into k-ranges
@@ -117,7 +118,9 @@ def suite_options(opts: VmTestOptions, suite: str, variant: str, scenarios, say:
     return resolve_icount(RunOptions(suite=suite, out=opts.out, variants=(variant,), vmas=opts.vmas,
                           duration=opts.duration, scenarios=scenarios if suite != "spawn" else None,
                           repeats=(opts.repeats or None) if suite == "spawn" else None, resume=opts.resume,
-                          fault=FaultOptions(), kmemleak=opts.kmemleak,
+                          fault=FaultOptions(slab="slab" in opts.faults,
+                                             page_alloc="page" in opts.faults),
+                          kmemleak=opts.kmemleak,
                           spawn_timing=opts.spawn_timing, tree=opts.tree, patches=opts.patches,
                           calibrate_on=opts.spawn_fit_on, log=lambda m: say("suite", m)), kvm_usable)
 
@@ -201,7 +204,8 @@ def run(opts: VmTestOptions) -> int:
             "suites": ", ".join(opts.suites), "scenarios": ", ".join(opts.scenarios) or "default",
             "spawn_vmas": ", ".join(map(str, opts.vmas)),
             "spawn_duration_s": opts.duration, "spawn_repeats": opts.repeats or "1 (-icount), 5 (real time)",
-            "kmemleak": "on (faults suite)" if opts.kmemleak else "off"}
+            "kmemleak": "on (faults suite)" if opts.kmemleak else "off",
+            "faults": ",".join(opts.faults)}
     if opts.against is not None:  # before anything is built: a folder we cannot compare is refused
         from ..analysis.against import check_early
 

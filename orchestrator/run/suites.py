@@ -262,7 +262,8 @@ def plan(opts: RunOptions) -> list[Job]:
             else:
                 args = ("--kmsg", "--max-k", str(opts.max_k),
                         "--leak-wait-ms", str(opts.leak_wait_ms),
-                        "--settle-ms", str(opts.settle_ms), *args)
+                        "--settle-ms", str(opts.settle_ms),
+                        *(("--page-tables",) if opts.fault.page_alloc else ()), *args)
                 timeout = 600 + n * n / 20  # the sweep is quadratic in the VMA count
         jobs.append(Job(sc.name, sc.to_dict(), PROGRAM[s], args, timeout, uploads=uploads, vmas=n))
     return jobs

@@ -10,13 +10,21 @@ from dataclasses import dataclass
 import pytest
 
 from orchestrator.errors import ForkdiffError
-from orchestrator.run.faultsetup import FORK_CACHES, FaultOptions, configure, symbol_range
+from orchestrator.run.faultsetup import (
+    FORK_CACHES,
+    FaultOptions,
+    configure,
+    parse_faults,
+    symbol_range,
+)
 
 KALLSYMS = """ffffffff81060000 T copy_process
 ffffffff81062a10 t dup_mmap
 ffffffff81062a10 t __pfx_something_else_same_addr
 ffffffff81063200 t dup_mm
 ffffffff81063400 T dup_mmap_sem_other
+ffffffff811a0000 T copy_page_range
+ffffffff811a0c00 t zap_pte_range
 """
 
 
@@ -103,6 +111,37 @@ def test_configure_without_filter_and_with_page_faults() -> None:
     assert s.stack_filter is False and s.function == ""
 
 
+def test_page_faults_count_page_tables_under_copy_page_range() -> None:
+    """FAULTS=slab,page: failslab stays on dup_mmap; fail_page_alloc gets min-order 0,
+    ignore-gfp-wait N and its own stack range, copy_page_range (not dup_mmap: new slab pages
+    under dup_mmap would count)."""
+    g = FakeGuest(["failslab", "fail_page_alloc"])
+    s = configure(g, FaultOptions(page_alloc=True))
+    d = "/sys/kernel/debug"
+    assert int(g.files[f"{d}/failslab/require-start"]) == 0xFFFFFFFF81062A10
+    assert int(g.files[f"{d}/fail_page_alloc/require-start"]) == 0xFFFFFFFF811A0000
+    assert int(g.files[f"{d}/fail_page_alloc/require-end"]) == 0xFFFFFFFF811A0C00
+    assert g.files[f"{d}/fail_page_alloc/min-order"] == "0"
+    assert g.files[f"{d}/fail_page_alloc/ignore-gfp-wait"] == "N"
+    assert s.faults == ["slab", "page"] and s.page_function == "copy_page_range"
+
+
+def test_page_faults_alone_give_failslab_an_empty_stack_range() -> None:
+    g = FakeGuest(["failslab", "fail_page_alloc"])
+    s = configure(g, FaultOptions(page_alloc=True, slab=False))
+    d = "/sys/kernel/debug"
+    assert g.files[f"{d}/failslab/require-start"] == "0" and g.files[f"{d}/failslab/require-end"] == "0"
+    assert s.faults == ["page"]
+
+
+def test_parse_faults() -> None:
+    assert parse_faults(None) == (True, False)
+    assert parse_faults("slab,page") == (True, True)
+    assert parse_faults("page") == (False, True)
+    with pytest.raises(ForkdiffError):
+        parse_faults("pages")
+
+
 def test_kernel_without_failslab_is_a_user_error() -> None:
     with pytest.raises(ForkdiffError, match="no failslab"):
         configure(FakeGuest(["fail_page_alloc"]))
@@ -143,6 +182,20 @@ def test_kernel_without_stack_filter_counts_fork_caches_only() -> None:
     assert "require-start" not in s.attrs["failslab"]
     assert s.attrs["failslab"]["cache-filter"] == "Y"
     assert s.cache_filter == ["maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"]
+
+
+def test_page_faults_are_left_out_without_a_stack_filter() -> None:
+    """6.1 (no stack filter): fail_page_alloc cannot be kept to copy_page_range, so
+    FAULTS=slab,page sweeps slab only and says why; FAULTS=page alone is an error."""
+    g = FakeGuest(["failslab", "fail_page_alloc"],
+                  slabs=("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"))
+    for a in ("failslab", "fail_page_alloc"):
+        del g.files[f"/sys/kernel/debug/{a}/require-start"]
+    s = configure(g, FaultOptions(page_alloc=True))
+    assert s.faults == ["slab"] and s.page_function == "" and "stack filter" in s.page_skipped
+    assert g.files["/sys/kernel/debug/fail_page_alloc/min-order"] == "32"
+    with pytest.raises(ForkdiffError):
+        configure(g, FaultOptions(page_alloc=True, slab=False))
 
 
 def test_boot_flags_set_a_read_only_failslab_flag_at_boot(tmp_path) -> None:
