@@ -46,9 +46,7 @@ from .calibration import is_replayed, layout_family
 from .timing import ICOUNT_REPEAT_PCT
 
 # The band of a prediction the model prices no part of, under -icount (module docstring): the
-# repeat spread plus a margin. Measured on the 6.12 perf kernels at the seed's 11 counts (load
-# 9-12, two guests at once): the same kernel on two boots within 0.22 %, the comment-only patch
-# against the tree as it is within 0.33 % (0.05 % from 121 VMAs up).
+# repeat spread (timing.ICOUNT_REPEAT_PCT, where the measurements are) plus a margin.
 MEASURED_MARGIN_PCT = 0.5
 SAME_WORK_BAND_PCT = ICOUNT_REPEAT_PCT + MEASURED_MARGIN_PCT
 
