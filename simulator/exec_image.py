@@ -94,6 +94,10 @@ class ElfInfo:
 # and the held JSON output (`obuf`). Each is 16 MiB or 64 KiB: the 2 MiB regions their first
 # pages fall in get PTE tables, which copy_page_range() copies for the bss VMA.
 BUFFER_SYMBOLS = ("before", "now", "obuf")
+# The layout builder's static group table (guest/layout.c groups_store, 131,072 entries): a
+# group scenario's groups are written into its first entries, so its first page is written
+# before fork() too and the 2 MiB region it falls in gets a PTE table.
+LAYOUT_SYMBOLS = ("groups_store",)
 SHT_SYMTAB = 2
 
 
@@ -132,7 +136,7 @@ def read_elf(path: str | Path, guest_path: str | None = None) -> ElfInfo:
             relro = (p_vaddr, p_memsz)
         elif p_type == PT_TLS:
             tls = p_memsz
-    return ElfInfo(guest_path or str(path), tuple(loads), relro, tls, _symbols(data, BUFFER_SYMBOLS))
+    return ElfInfo(guest_path or str(path), tuple(loads), relro, tls, _symbols(data, BUFFER_SYMBOLS + LAYOUT_SYMBOLS))
 
 
 def _symbols(data: bytes, names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:

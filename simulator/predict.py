@@ -14,6 +14,7 @@ from . import scenario as scenario_mod
 from .exec_image import (
     BUFFER_SYMBOLS,
     DEFAULT_ELF,
+    LAYOUT_SYMBOLS,
     MMAP_BASE,
     ElfInfo,
     ExecParams,
@@ -70,7 +71,7 @@ def build_parent(scenario: Scenario, program: str = "mapsprobe", total: int | No
         # read_maps(before) for layout_verify(), read_maps(now) once before the probe, the
         # JSON lines held in obuf: their first pages (the maps text of the scenarios stays far
         # inside one 2 MiB region) give the parent PTE tables where the bss has none otherwise
-        for name in BUFFER_SYMBOLS:
+        for name in BUFFER_SYMBOLS + (() if scenario.is_list else LAYOUT_SYMBOLS):
             addr = elf.buffer(name)
             if addr is not None:
                 mm.write_fault(addr)

@@ -60,10 +60,8 @@ def test_clean_kernel_passes_and_planted_slowdown_is_a_mismatch(tmp_path: Path) 
         # slower than predicted: the kernel does more than the model's dup_mmap()
         assert float(r["observed"]) < float(r["predicted"]), (name, r)
     assert rc != 0
-    # the prediction does not move with the planted patch: it comes from the baseline
-    # kernel's measurements and the model, never from the patched kernel's. The two runs'
-    # baseline measurements differ only by -icount's run-to-run spread (<= 0.2%), and the
-    # refit with them moves the prediction by about as much
-    for name in planted:
-        assert float(planted[name]["predicted"]) == \
-            pytest.approx(float(clean[name]["predicted"]), rel=0.01)
+    # with PATCHES= the run has the tree as it is (reference) beside the tree + PATCHES, and
+    # the patched kernel is predicted from the reference kernel's measurement (measured A/B),
+    # never from the patched kernel's own
+    for r in planted.values():
+        assert "measured A/B" in r["rule"] and "reference observed" in r["detail"], r
