@@ -66,6 +66,12 @@ def _spawn_mode(records: list[dict]) -> set[str]:
             if r.get("suite") == "spawn" and r.get("measurement") == "spawn"}
 
 
+def _not_comparable(old: Path, why: str) -> ForkdiffError:
+    return ForkdiffError(f"--against {old}: not comparable: {why}",
+                         "compare runs made with the same QEMU and guest programs (rerun the "
+                         "earlier tree with this checkout)")
+
+
 def check_early(old: Path, new_meta: dict) -> None:
     """Before anything is built: OLD is a results folder with spawn measurements made with this
     QEMU and this guest spawn binary (new_meta: provenance.record()'s keys), else an error."""
@@ -74,19 +80,16 @@ def check_early(old: Path, new_meta: dict) -> None:
     if why is None and not _spawn_mode(old_records):
         why = "the earlier run has no spawn measurements"
     if why:
-        raise ForkdiffError(f"--against {old}: not comparable: {why}",
-                            "compare runs made with the same QEMU and guest programs (rerun the "
-                            "earlier tree with this checkout)")
+        raise _not_comparable(old, why)
 
 
 def refusal(new_meta: dict, old_meta: dict, new_records: list[dict] | None = None,
             old_records: list[dict] | None = None) -> str | None:
     """Why two runs' forks/s cannot be compared (another QEMU, guest spawn binary or timing
     mode), or None."""
-    for key, what in ((QEMU_VERSION, "QEMU"),):
-        a, b = new_meta.get(key), old_meta.get(key)
-        if not a or not b or a != b:
-            return f"{what} differs: this run {a or 'unknown'}, the earlier run {b or 'unknown'}"
+    a, b = new_meta.get(QEMU_VERSION), old_meta.get(QEMU_VERSION)
+    if not a or not b or a != b:
+        return f"QEMU differs: this run {a or 'unknown'}, the earlier run {b or 'unknown'}"
     a = (new_meta.get(GUEST_BINARIES) or {}).get("spawn")
     b = (old_meta.get(GUEST_BINARIES) or {}).get("spawn")
     if not a or not b or a != b:
@@ -166,9 +169,7 @@ def compare_against(out: Path, old: Path, records: list[dict], models: dict[str,
     old_meta, old_records = load_run(old)
     why = refusal(new_meta, old_meta, records, old_records)
     if why:
-        raise ForkdiffError(f"--against {old}: not comparable: {why}",
-                            "compare runs made with the same QEMU and guest programs (rerun the "
-                            "earlier tree with this checkout)")
+        raise _not_comparable(old, why)
     from . import verdicts as vd
 
     both = {"reference": "patched"}  # as compare_records: the tree as it is of a 6.12-like tree
