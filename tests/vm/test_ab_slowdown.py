@@ -5,8 +5,8 @@ predicts the patched kernel from the reference kernel's measurement (the simulat
 same on both: the patches do not change dup_mmap()'s algorithm as it models it).
 
 With tests/planted/comment-only.patch (same work) every row passes; with
-tests/planted/slowdown-2pct.patch (about 60 instructions more per copied VMA: 2.2 % slower at
-every count, 2.5 % at 421 and 1,621 VMAs) every row is a mismatch, observed < predicted, in the same
+tests/planted/slowdown-2pct.patch (a busy loop per fork and per copied VMA: about 2.5 % slower
+at every count) every row is a mismatch, observed < predicted, in the same
 measurement band. VARIANTS="reference patched" keeps the run to the two kernels of the A/B (the
 work model is then fitted on the reference kernel's calibration layouts).
 
