@@ -28,7 +28,12 @@ from ..run.provenance import GUEST_BINARIES, QEMU_VERSION
 from .calibration import is_calibration
 from .compare_jobs import ObservedJob, group_jobs
 from .predictor import Predictor, _pred
-from .spawn_model import SAME_WORK_BAND_PCT, model_of_cost
+from .spawn_model import (
+    MEASURED_BAND_SOURCE,
+    SAME_WORK_BAND_PCT,
+    measured_band_applies,
+    model_of_cost,
+)
 
 RR = "run-vs-run"
 
@@ -131,9 +136,8 @@ def against_rows(new_records: list[dict], old_records: list[dict], new_models: d
         nm, om = new_models.get(variant, variant), old_models.get(variant, variant)
         work = _pred(predictor(job, nm), "op_counts")["work"]
         old_work = _pred(predictor(old_job, om), "op_counts")["work"]
-        if dict(work) == dict(old_work) and icount and old_icount:
-            pred, band, source = old_rate, SAME_WORK_BAND_PCT, \
-                "measurement (-icount repeat spread + margin)"
+        if measured_band_applies(work, old_work, icount, old_icount):
+            pred, band, source = old_rate, SAME_WORK_BAND_PCT, MEASURED_BAND_SOURCE
             how = f"the same modelled work in both runs: the earlier run's {old_rate:.2f} forks/s"
         elif model is not None:
             pred, band, source = model.transfer(old_rate, old_work, work), cost["tolerance_pct"], \

@@ -49,6 +49,13 @@ from .timing import ICOUNT_REPEAT_PCT
 # repeat spread (timing.ICOUNT_REPEAT_PCT, where the measurements are) plus a margin.
 MEASURED_MARGIN_PCT = 0.5
 SAME_WORK_BAND_PCT = ICOUNT_REPEAT_PCT + MEASURED_MARGIN_PCT
+MEASURED_BAND_SOURCE = "measurement (-icount repeat spread + margin)"
+
+
+def measured_band_applies(work: dict, anchor_work: dict, icount: bool, anchor_icount: bool) -> bool:
+    """The measurement's band judges a prediction from another measurement when the simulator's
+    work is the same on both sides and both were measured under -icount (module docstring)."""
+    return dict(work) == dict(anchor_work) and icount and anchor_icount
 
 
 def _mean_rate(grp: pd.DataFrame) -> float:
@@ -129,7 +136,7 @@ def _prediction(model: WorkModel, obs: float, icount: bool, work: dict,
         pred = model.transfer(anchor[0], anchor[1], work)
         how = f"{anchor_v} observed {anchor[0]:.2f} forks/s, minus its modelled work " \
               f"({anchor_model} model), plus {target}'s ({pred_model} model)"
-        if dict(work) == dict(anchor[1]) and anchor[2] and icount:
+        if measured_band_applies(work, anchor[1], icount, anchor[2]):
             band = {"band_pct": SAME_WORK_BAND_PCT, "band_source": "measurement",
                     "band": f"measured A/B: the same modelled work on {anchor_v} and {target}, so "
                             f"the prediction is {anchor_v}'s measured rate; band "

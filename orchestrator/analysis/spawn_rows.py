@@ -9,6 +9,7 @@ import pandas as pd
 
 from .compare_jobs import KS, VV, ObservedJob
 from .predictor import Predictor, _pred
+from .spawn_model import MEASURED_BAND_SOURCE
 from .spawn_model import verdict as band_verdict
 
 
@@ -73,7 +74,7 @@ def timing_rows(timing: pd.DataFrame, cost: dict | None) -> list[dict]:
                          "verdict": band_verdict(e["error_pct"], band),
                          "rule": source,
                          "detail": f"prediction error {e['error_pct']:+.2f}%; {e.get('how', '')}",
-                         "band": (f"±{band:.2f}% " + ("measurement (-icount repeat spread + margin)"
+                         "band": (f"±{band:.2f}% " + (MEASURED_BAND_SOURCE
                                                       if measured else "work model (leave-one-layout-out)"))
                          if band == band else "none"})
     return rows
