@@ -122,6 +122,23 @@ def test_spawn_fills_to_total(total: int) -> None:
     assert ev["spawn"]["forks_per_s"] == pytest.approx(ev["spawn"]["forks"] / ev["spawn"]["seconds"], rel=1e-4)
 
 
+def test_spawn_warms_up_and_takes_the_median_of_its_slices() -> None:
+    """Host run of the real guest program: the warm-up is unrecorded (its forks are not in
+    `forks`), the measured loop is cut into at most 40 slices, and the median slice rate lies
+    between the slowest and the fastest slice, so within a factor of the mean's range."""
+    _, recs = run("spawn", "--total", "40", "--duration", "0.2", "--warmup", "0.05")
+    sp = by_event(recs)["spawn"]
+    assert sp["warmup_seconds"] == pytest.approx(0.05)
+    assert sp["warmup_forks"] > 0
+    assert 1 <= sp["slices"] <= 40
+    assert sp["forks_per_s_median"] > 0
+    # each slice holds at least one fork and lasts at least 0.2/40 s: no slice rate (so no
+    # median) can exceed forks / (0.2/40)
+    assert sp["forks_per_s_median"] <= sp["forks"] / (0.2 / 40)
+    _, recs = run("spawn", "--total", "40", "--duration", "0.1")
+    assert by_event(recs)["spawn"]["warmup_seconds"] == pytest.approx(0.01)  # default S/10
+
+
 def test_spawn_total_below_own_vmas_is_an_error() -> None:
     rc, recs = run("spawn", "--total", "2", "--duration", "0.05", ok=False)
     assert rc == 3 and recs[-1]["stage"] == "fill"
