@@ -225,7 +225,7 @@ def _build(rec: dict, checkout_id: str, opts: ExportOptions) -> dict:
     return b
 
 
-def _kernel_of(row: dict) -> tuple[str, str]:
+def kernel_of(row: dict) -> tuple[str, str]:
     """(variant, profile) of the kernel a verdict row judges: the variant axis's rows are the
     patched kernel's (its forks/s against the baseline's); spawn's rows leave the profile empty."""
     variant = "patched" if row["variant"] == "both" else row["variant"]
@@ -304,7 +304,7 @@ def build_report(out: Path, opts: ExportOptions = ExportOptions()) -> dict:
         builds[(variant, profile)] = _build(rec, c["id"], opts)
     groups: dict[tuple, list[dict]] = {}
     for row in df.to_dict(orient="records"):
-        variant, profile = _kernel_of(row)
+        variant, profile = kernel_of(row)
         if (variant, profile) not in builds:
             raise ForkdiffError(
                 f"{out}: verdicts judge the {variant}/{profile} kernel, but {KERNELS_FOLDER}/ has no "
