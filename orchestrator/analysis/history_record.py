@@ -29,8 +29,8 @@ from ..errors import ForkdiffError
 from ..run.observations import iter_records
 from . import triage
 from . import verdicts as vd
-from .calibration import is_calibration, is_replayed
 from .kcidb import kernel_of, patchset_hash
+from .rates import spawn_rates
 
 
 def tree_of(identity: str, kernel_version: str, path: str) -> tuple[str, str]:
@@ -52,22 +52,14 @@ def _obs_facts(out: Path) -> tuple[str, str, list[dict]]:
     """(run id, earliest timestamp, spawn rates) from observations.jsonl."""
     ids: set[str] = set()
     first = ""
-    spawn: dict[tuple[str, str, int], list[float]] = {}
-    for r in iter_records(out / "observations.jsonl"):
+    records = list(iter_records(out / "observations.jsonl"))
+    for r in records:
         if r.get("run_id"):
             ids.add(str(r["run_id"]))
         stamp = str(r.get("timestamp") or "")
         if stamp and (not first or stamp < first):
             first = stamp
-        sc = r.get("scenario") if isinstance(r.get("scenario"), dict) else {}
-        if (r.get("suite") == "spawn" and r.get("measurement") == "spawn"
-                and not is_calibration(sc) and not is_replayed(sc)):
-            n = (r.get("values") or {}).get("map_count")
-            if isinstance(n, int) and isinstance(r.get("value"), int | float):
-                spawn.setdefault((r["variant"], r.get("profile") or "perf", n), []).append(float(r["value"]))
-    rates = [{"variant": v, "profile": p, "vmas": n, "forks_per_s": sum(xs) / len(xs), "runs": len(xs)}
-             for (v, p, n), xs in sorted(spawn.items())]
-    return (min(ids) if ids else ""), first, rates
+    return (min(ids) if ids else ""), first, spawn_rates(records)
 
 
 def _started(meta: dict, first_obs: str) -> str:
