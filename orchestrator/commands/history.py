@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
         keep = set(_vmas(args.vmas))
         df = df.drop(columns=[c for c in history_view.rate_columns(df) if c not in keep])
     div = history_view.divergences(df)
-    print(f"{df['run_id'].nunique()} runs, {df['tree'].nunique()} trees in {db}")
+    runs, trees = df["run_id"].nunique(), df["tree"].nunique()
+    print(f"{runs} run{'s' if runs != 1 else ''}, {trees} tree{'s' if trees != 1 else ''} in {db}")
     print(history_view.table_text(df))
     for line in history_view.divergence_text(div):
         print(line)

@@ -61,7 +61,7 @@ def test_reply_to_the_anon_vma_leak_names_what_was_tested_and_what_broke(leak_ru
         release = json.loads(kernel.read_text())["release"]
         (line,) = [x for x in text.splitlines() if release in x]
         failed = {(r["variant"], r["profile"]) for r in vd.failing(df).to_dict(orient="records")}
-        assert ("<- FAIL" in line) == (kernel.stem.split("-", 1)[0], kernel.stem.split("-", 1)[1]) in failed
+        assert ("<- FAIL" in line) == (tuple(kernel.stem.split("-", 1)) in failed)
     assert f"suites:    {meta['suites']}" in text and "kmemleak on" in text
     # the first divergence and every group, as triage says them; the tags left to fill
     assert _folded(triage.describe_first(triage.first_divergence(df))) in flat
