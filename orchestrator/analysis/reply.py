@@ -163,7 +163,8 @@ def _tested(out: Path, meta: dict, kernels: dict, patches: list[dict], df: pd.Da
     suites = meta.get("suites") or ", ".join(sorted(set(df["suite"]), key=triage.SUITE_ORDER.index))
     lines.append(f"suites:    {suites} ({'; '.join(opts)})")
     if meta.get("qemu version"):
-        lines.append(f"guest:     {meta['qemu version']}, {meta.get('kvm', '')}")
+        kvm = f", KVM {meta['kvm']}" if meta.get("kvm") else ""
+        lines.append(f"guest:     {meta['qemu version']}{kvm}")
     if meta.get("models"):
         lines.append(f"models:    {meta['models']}")
     return lines
@@ -214,9 +215,11 @@ def body(out: Path, given_patches: list[Path] | None = None, force: bool = False
                 lines += _wrap(x) if len(x) > WIDTH and " " in x.strip() else [f"  {x}"]
             if len(detail) > DETAIL_LINES:
                 lines.append(f"  [... {len(detail) - DETAIL_LINES} more lines in verdicts.jsonl]")
+        focused, whole = reproduce(meta, patches, bad), reproduce(meta, patches, bad, focused=False)
         lines += ["", "To reproduce (forkdiff checkout, the kernels are built from the tree):",
-                  f"  {reproduce(meta, patches, bad)}", "",
-                  "The whole run:", f"  {reproduce(meta, patches, bad, focused=False)}", ""]
+                  f"  {focused}", ""]
+        if whole != focused:
+            lines += ["The whole run:", f"  {whole}", ""]
         if any(not p["path"] for p in patches):
             lines += _para("(<name> stands for the path of that patch file: this results folder "
                            "predates the record of PATCHES= paths)") + [""]
