@@ -7,6 +7,8 @@ Tables (orchestrator/analysis/history_record.py says what each field is):
   results  (run id, kernel variant, profile, suite): kernel cache key, patches and their
            KCIDB patchset hash, verdict and counts
   rates    (run id, kernel variant, profile, VMA count): spawn forks/s
+  keyed_results (a view): each result with its whole key (tree, tree version, patchset,
+           kernel variant, profile and cache key, suite), for queries by hand (sqlite3 FILE)
 
 Concurrency: each write is one transaction taken with BEGIN IMMEDIATE (the write lock first,
 so two runs recording at once queue instead of failing half-way), the file in WAL mode
@@ -53,6 +55,11 @@ CREATE TABLE IF NOT EXISTS rates (
     variant TEXT NOT NULL, profile TEXT NOT NULL, vmas INTEGER NOT NULL,
     kernel_key TEXT, forks_per_s REAL, runs INTEGER,
     PRIMARY KEY (run_id, variant, profile, vmas));
+CREATE INDEX IF NOT EXISTS results_key ON results (variant, profile, suite, patchset);
+CREATE VIEW IF NOT EXISTS keyed_results AS
+    SELECT r.tree, r.tree_version, x.patchset, x.variant, x.profile, x.kernel_key, x.suite,
+           r.started, r.run_id, x.verdict, x.match, x.mismatch, x.failing, x.total
+    FROM results x JOIN runs r USING (run_id);
 """
 _RUN_COLS = ("run_id", "started", "recorded", "folder", "tree", "tree_version", "tree_identity",
              "kernel_version", "suites", "scenarios", "verdict", "match", "mismatch", "failing",
