@@ -42,7 +42,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, started TEXT, recorded TEXT, folder TEXT,
     tree TEXT, tree_version TEXT, tree_identity TEXT, kernel_version TEXT,
-    suites TEXT, scenarios TEXT, verdict TEXT,
+    suites TEXT, scenarios TEXT, models TEXT, verdict TEXT,
     match INTEGER, mismatch INTEGER, failing INTEGER, total INTEGER, first TEXT);
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
@@ -62,7 +62,7 @@ CREATE VIEW IF NOT EXISTS keyed_results AS
     FROM results x JOIN runs r USING (run_id);
 """
 _RUN_COLS = ("run_id", "started", "recorded", "folder", "tree", "tree_version", "tree_identity",
-             "kernel_version", "suites", "scenarios", "verdict", "match", "mismatch", "failing",
+             "kernel_version", "suites", "scenarios", "models", "verdict", "match", "mismatch", "failing",
              "total", "first")
 _RESULT_COLS = ("run_id", "variant", "profile", "suite", "release", "kernel_key", "patchset",
                 "patches", "verdict", "match", "mismatch", "failing", "total")

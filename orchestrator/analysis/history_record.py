@@ -2,7 +2,7 @@
 read from the folder's own files, never from the cache, so an old folder can be recorded too.
 
   run      run id, when it started, the folder, tree (name and version), suites, scenarios,
-           the run's verdict and its counts (match, mismatch, failing, total)
+           which model each kernel was compared with (run.json "models"), the run's verdict and its counts (match, mismatch, failing, total)
   results  one per kernel (variant, profile, kernel cache key, its patches' hashes) and suite:
            verdict (FAIL when any row fails, else PASS) and counts; a kernel spawn measured
            without verdicts of its own (the one its work model is fitted on): verdict "-"
@@ -146,6 +146,7 @@ def read_run(out: Path) -> dict:
             "kernel_version": version, "suites": str(meta.get("suites") or ", ".join(
                 s for s in triage.SUITE_ORDER if s in set(df["suite"]))),
             "scenarios": str(meta.get("scenarios") or ""),
+            "models": str(meta.get("models") or ""),
             **_counts(df), "first": triage.describe_first(first) if first else "",
             "results": results, "rates": rates}
 

@@ -36,7 +36,7 @@ def frame(tables: dict[str, pd.DataFrame], tree: str | None = None) -> pd.DataFr
     """The history table's rows (not yet formatted), oldest first within each tree."""
     runs, results, rates = tables["runs"], tables["results"], tables["rates"]
     res = results
-    df = res.merge(runs[["run_id", "started", "tree", "tree_version", "folder"]], on="run_id")
+    df = res.merge(runs[["run_id", "started", "tree", "tree_version", "folder", "models"]], on="run_id")
     if tree:
         df = df[df["tree"].str.contains(tree, regex=False)]
     df = df.assign(kernel=df["variant"] + "/" + df["profile"],
@@ -100,8 +100,11 @@ def divergences(df: pd.DataFrame) -> dict:
 
 def describe_line(d: dict) -> str:
     f, p = d["fail"], d["last_pass"]
-    same = ("; the same kernel (cache key) as that PASS: what changed is outside the kernel"
-            if f["kernel_key"] and f["kernel_key"] == p["kernel_key"] else "")
+    same = ""
+    if f["kernel_key"] and f["kernel_key"] == p["kernel_key"]:
+        same = "; the same kernel (cache key) as that PASS: what changed is outside the kernel"
+        if f.get("models") != p.get("models"):
+            same += f" (models: {p.get('models')} -> {f.get('models')})"
     return (f"{f['tree']} {f['tree_version']}, {f['kernel']} {f['suite']}, patches "
             f"{f['patch_names']}: FAIL in run {f['run_id']} ({f['started']}, "
             f"{f['mismatch']} mismatches) after PASS in run {p['run_id']} "

@@ -5,6 +5,7 @@ folders of two trees, recorded into a temporary database through the commands th
                                  and the planted leak-anon-vma-on-chain-failure.patch: FAIL
   tests/data/kcidb-spawn         6.12, spawn at 21 and 421 VMAs on both perf kernels: PASS
   tests/data/spawn-72-reference  7.2 (Debian linux-source-7.2), spawn at 1,621 and 6,421 VMAs
+and two REAL runs of one key whose second diverged (tests/data/model-pass, model-fail).
 Every expected value is derived from the folders' own files (run.json, kernels/*.json,
 observations.jsonl, verdicts.jsonl), never copied from the command's output. Where a test
 makes records of its own (the divergence rule) it says FAKE."""
@@ -142,6 +143,29 @@ def test_concurrent_recorders_leave_a_whole_database(recorded, tmp_path):
     assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 3
     assert conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == sum(len(r["results"]) for r in recs)
     assert conn.execute("SELECT COUNT(*) FROM rates").fetchone()[0] == sum(len(r["rates"]) for r in recs)
+
+
+def test_a_real_divergence_names_the_run_and_the_change(tmp_path, capsys):
+    """REAL runs (tests/data/model-pass, model-fail): the same command twice on 6.12.118,
+    `SUITES=faults SCENARIOS=anon-touched-21 VARIANTS=patched`, the second with MODEL=baseline
+    (the cached patched kernel compared with the other model: the planted-divergence way).
+    Same tree, patches (none), kernel and suite: the second run is where the line diverged."""
+    db = tmp_path / "real.sqlite"
+    runs = {n: _expected(DATA / f"model-{n}") for n in ("pass", "fail")}
+    kernels = {n: json.loads((DATA / f"model-{n}" / "kernels" / "patched-faults.json").read_text())
+               for n in runs}
+    models = {n: json.loads((DATA / f"model-{n}" / "run.json").read_text())["models"] for n in runs}
+    assert kernels["pass"]["build_key"] == kernels["fail"]["build_key"] and models["pass"] != models["fail"]
+    assert [v["fail"] for v in runs["pass"]["verdicts"].values()] == [False]
+    assert [v["fail"] for v in runs["fail"]["verdicts"].values()] == [True]
+    # recorded in the other order: the rule goes by when the runs started, not by recording
+    assert main(["history", "--db", str(db), "--add", str(DATA / "model-fail"), str(DATA / "model-pass")]) == 0
+    text = capsys.readouterr().out
+    (line,) = [x for x in text.splitlines() if x.startswith("first diverged:")]
+    assert f"FAIL in run {runs['fail']['run_id']}" in line and f"after PASS in run {runs['pass']['run_id']}" in line
+    mismatches = runs["fail"]["verdicts"][("patched", "faults", "faults")]["mismatch"]
+    assert f"{mismatches} mismatches" in line
+    assert "same kernel (cache key)" in line and f"models: {models['pass']} -> {models['fail']}" in line
 
 
 def test_first_divergence_is_the_first_fail_after_passes_of_the_same_key(recorded, tmp_path):
