@@ -6,7 +6,7 @@ differs), how to reproduce it with one `make vm-test` line, and the Reported-by:
 left for the sender to fill. It is written to a file and printed, never sent.
 
 Where the facts come from: the folder's run.json (tree, suites, scenarios, options; since this
-version also the tree as given, KERNEL_TREE=, and PATCHES= with paths and subjects),
+version also the tree as given, KERNEL_TREE=, PATCHES= with paths and subjects, and MODEL=),
 kernels/*.json (each kernel's release, patches and their sha256), verdicts.jsonl. Older
 folders do not record PATCHES= paths: a patch file given with --patches whose sha256 is the
 recorded one supplies path and subject; otherwise the reply says which patch file to name."""
@@ -113,6 +113,8 @@ def reproduce(meta: dict, patches: list[dict], bad: pd.DataFrame, focused: bool 
         variants = sorted({v for v in bad["variant"]}) or run_variants
     if variants:
         args.append(("VARIANTS", ",".join(variants)))
+    if meta.get("model_arg"):  # MODEL= of the run (the kernel compared with another model)
+        args.append(("MODEL", str(meta["model_arg"])))
     if str(meta.get("kmemleak", "")).startswith("on") and "faults" in suites:
         args.append(("KMEMLEAK", "1"))
     if meta.get("faults") and meta["faults"] != "slab" and "faults" in suites:

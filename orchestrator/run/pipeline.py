@@ -210,6 +210,7 @@ def run(opts: VmTestOptions) -> int:
             "faults": ",".join(opts.faults),
             # what `forkdiff reply` names and its one-command reproduction gives back
             "tree_spec": opts.tree or "",
+            "model_arg": ",".join(f"{k}={v}" for k, v in sorted(opts.models.items())),
             "patches": [{**p, "subject": patch_subject(Path(p["path"]))}
                         for p in patch_identity(patches)]}
     if opts.against is not None:  # before anything is built: a folder we cannot compare is refused

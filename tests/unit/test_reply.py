@@ -128,3 +128,19 @@ def test_a_folder_without_verdicts_is_refused(tmp_path):
     shutil.copytree(DATA / "spawn-72-reference", d)
     with pytest.raises(ForkdiffError, match="no verdicts"):
         body(d)
+
+
+def test_the_reproduce_line_gives_model_back(tmp_path):
+    """tests/data/model-fail: a REAL run with MODEL=baseline (its run.json predates the
+    record of MODEL=: the field is added here as `make vm-test` now writes it)."""
+    from orchestrator.commands.compare import parse_models
+
+    d = tmp_path / "model-fail"
+    shutil.copytree(DATA / "model-fail", d)
+    meta = json.loads((d / "run.json").read_text())
+    meta["model_arg"] = ",".join(f"{k}={v}" for k, v in sorted(parse_models("baseline").items()))
+    (d / "run.json").write_text(json.dumps(meta))
+    text, failed = body(d)
+    assert failed
+    args = dict(a.split("=", 1) for a in _command(text, "To reproduce (forkdiff checkout, the kernels are built from the tree):")[2:])
+    assert parse_models(args["MODEL"])["patched"] == meta["model map"]["patched"] == "baseline"
