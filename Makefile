@@ -9,10 +9,10 @@ DEB_PACKAGES := $(shell sed -e 's/\#.*//' orchestrator/data/deb-packages.txt)
 # Knobs (see README): passed to forkdiff through the environment.
 export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL RESUME SCENARIOS VARIANTS JOBS KMEMLEAK FAULTS SPAWN_TIMING SHARD EXECUTOR SWEEP_PART AGAINST
 
-.PHONY: setup test vm-test kernels rootfs guest report bench bench-boot bench-vmtest lint clean help
+.PHONY: setup test vm-test kernels rootfs guest report screenshot bench bench-boot bench-vmtest lint clean help
 
 help:
-	@echo "make setup | test | vm-test | kernels | rootfs | guest | bench | bench-boot | bench-vmtest | report OUT=dir | lint | clean"
+	@echo "make setup | test | vm-test | kernels | rootfs | guest | bench | bench-boot | bench-vmtest | report OUT=dir | screenshot OUT=dir [PNG=file] | lint | clean"
 
 setup:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -63,6 +63,16 @@ bench-vmtest: setup guest
 
 report: setup
 	$(FORKDIFF) report $(OUT)
+
+# the first screen of OUT's report.html as a PNG (PNG=, default OUT/report.png), by headless
+# Chromium: the one target that installs Debian's chromium (not make setup: nothing else needs it)
+screenshot:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "screenshot: installing Debian's chromium"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium; }
+	$(PY) -m tools.screenshot $(OUT) $(PNG)
 
 lint: setup
 	$(PY) -m ruff check simulator orchestrator tests tools

@@ -16,7 +16,11 @@ What maps to what:
             compared with another model than its own source shows, its record's dup_mmap_model); status the highest-priority (KCIDB's
             order FAIL > ERROR > MISS > PASS > DONE > SKIP) of its rows' statuses (STATUS);
             failing rows' details (a crash's console excerpt, a kmemleak report, what differs)
-            as log_excerpt, cut to the schema's 16,384 characters
+            as log_excerpt, cut to the schema's 16,384 characters; a group of one row with a
+            number (spawn's forks/s per VMA count, improvement %) carries it as the test's
+            `number` ({value, unit}); a kernel spawn measured without a forks/s verdict of its
+            own (the one its work model is fitted on) gets a DONE test per VMA count with its
+            forks/s as `number` (the schema: DONE for a test whose output is the number)
 
 Ids are "<origin>:" + a sha256 of what the object is, never of when or where it was made:
 checkout = tree identity + patch hashes; build = checkout + variant, profile, .config hash,
@@ -42,6 +46,7 @@ from ..build.kernel_records import read_records
 from ..errors import ForkdiffError
 from ..run.observations import iter_records
 from . import verdicts as vd
+from .rates import spawn_rates
 
 ORIGIN = "forkdiff"
 LOG_EXCERPT_MAX = 16384  # the schema's maxLength of every log_excerpt
@@ -225,7 +230,7 @@ def _build(rec: dict, checkout_id: str, opts: ExportOptions) -> dict:
     return b
 
 
-def _kernel_of(row: dict) -> tuple[str, str]:
+def kernel_of(row: dict) -> tuple[str, str]:
     """(variant, profile) of the kernel a verdict row judges: the variant axis's rows are the
     patched kernel's (its forks/s against the baseline's); spawn's rows leave the profile empty."""
     variant = "patched" if row["variant"] == "both" else row["variant"]
@@ -292,6 +297,40 @@ def _test(group: tuple, rows: list[dict], build_id: str, first: dict, opts: Expo
     return t
 
 
+def _rate_tests(out: Path, groups: dict, builds: dict, first: dict, opts: ExportOptions) -> list[dict]:
+    """A DONE test per spawn VMA count of each kernel measured without a forks/s verdict of its
+    own (the kernel spawn's work model is fitted on: its rates are the model's input, not
+    judged), so that every kernel's forks/s is in the report as its test's `number`."""
+    judged = {(k[0], k[1], k[4], k[5]) for k in groups if k[6] == "forks_per_s"}
+    tests = []
+    for r in spawn_rates(iter_records(out / "observations.jsonl")):
+        scenario = f"total-{r['vmas']}"
+        kernel = (r["variant"], r["profile"])
+        if kernel not in builds or (*kernel, "spawn", scenario) in judged:
+            continue
+        build_id = builds[kernel]["id"]
+        t = {"id": stable_id(opts.origin, "test", build_id, "measurement", "", "spawn", scenario,
+                             "forks_per_s", opts.label),
+             "origin": opts.origin, "build_id": build_id, "status": "DONE",
+             "path": test_path("spawn", scenario, "forks_per_s"),
+             "number": {"value": round(r["forks_per_s"], 6), "unit": _UNITS["forks_per_s"]},
+             "comment": (f"measurement: spawn {scenario} forks_per_s, {r['variant']} kernel: "
+                         f"{r['forks_per_s']:.2f} forks/s (mean of {r['runs']} run"
+                         f"{'s' if r['runs'] > 1 else ''}); not judged: the work model is fitted "
+                         "on this kernel's rates"),
+             "misc": {"axis": "measurement", "suite": "spawn", "kernel_variant": r["variant"],
+                      "profile": r["profile"], "scenario": scenario, "measurement": "forks_per_s",
+                      "vmas": r["vmas"], "runs": r["runs"]}}
+        env = first.get(("spawn", r["variant"], r["profile"], scenario))
+        if env:
+            t["start_time"] = env["start_time"]
+            if env["qemu_mode"]:
+                t["environment"] = {"comment": f"QEMU x86_64 guest ({env['qemu_mode']})",
+                                    "misc": {"qemu_mode": env["qemu_mode"], "icount": env["icount"]}}
+        tests.append(t)
+    return tests
+
+
 def build_report(out: Path, opts: ExportOptions = ExportOptions()) -> dict:
     """The KCIDB report of a results folder (not yet validated)."""
     latest = schema()
@@ -304,7 +343,7 @@ def build_report(out: Path, opts: ExportOptions = ExportOptions()) -> dict:
         builds[(variant, profile)] = _build(rec, c["id"], opts)
     groups: dict[tuple, list[dict]] = {}
     for row in df.to_dict(orient="records"):
-        variant, profile = _kernel_of(row)
+        variant, profile = kernel_of(row)
         if (variant, profile) not in builds:
             raise ForkdiffError(
                 f"{out}: verdicts judge the {variant}/{profile} kernel, but {KERNELS_FOLDER}/ has no "
@@ -316,6 +355,7 @@ def build_report(out: Path, opts: ExportOptions = ExportOptions()) -> dict:
         groups.setdefault(key, []).append(row)
     tests = [_test(k, rows, builds[k[:2]]["id"], first, opts, kernels[k[:2]].get("dup_mmap_model", ""))
              for k, rows in groups.items()]
+    tests += _rate_tests(out, groups, builds, first, opts)
     return {"version": {"major": latest.major, "minor": latest.minor},
             "checkouts": sorted(checkouts.values(), key=lambda o: o["id"]),
             "builds": sorted(builds.values(), key=lambda o: o["id"]),

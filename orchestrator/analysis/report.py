@@ -205,8 +205,12 @@ def insn_view(insn: dict) -> list[dict]:
     return out
 
 
-def render(out: Path) -> dict:
-    """Render the folder's report; returns {"html", "md", "junit", "failing", "total"}."""
+def render(out: Path, db: Path | str | None = None) -> dict:
+    """Render the folder's report; returns {"html", "md", "junit", "failing", "total"}.
+    db: the results database whose other runs of this tree the report shows (default: the
+    automatic one, orchestrator/analysis/history_db.py)."""
+    from .history_view import report_section
+
     out = Path(out)
     df = vd.read(out / "verdicts.jsonl")
     timing = pd.read_csv(out / "timing.csv") if (out / "timing.csv").exists() else None
@@ -239,6 +243,7 @@ def render(out: Path) -> dict:
         "groups": [{**g, "line": triage.describe(g)} for g in triage.groups(df)],
         "crashes": df[df["verdict"].isin(["crashed", "hung"])].to_dict(orient="records"),
         "total": len(df),
+        "history": report_section(out, db),
     }
     env = Environment(loader=PackageLoader("orchestrator", "templates"),
                       autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)

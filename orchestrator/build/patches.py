@@ -143,3 +143,32 @@ def prepare_copy(tree: Path, patches: Sequence[Path], dest: Path, log: Path | No
         shutil.rmtree(partial, ignore_errors=True)
         raise
     partial.rename(dest)
+
+
+def patch_subject(path: Path) -> str:
+    """A patch's subject: its mail "Subject:" header (git format-patch, an mbox; folded lines
+    joined, "[PATCH n/m]" kept), else the first paragraph of its description above the diff
+    (cut to 120 characters); ""
+    when neither (a bare diff) or the file cannot be read."""
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for i, line in enumerate(lines):
+        if line.lower().startswith("subject:"):
+            subject = line.split(":", 1)[1].strip()
+            for cont in lines[i + 1:]:
+                if not cont[:1].isspace() or not cont.strip():
+                    break
+                subject += " " + cont.strip()
+            return subject
+        if line.startswith(("diff --git", "--- ", "Index: ")):
+            break
+    para: list[str] = []  # a plain diff with a description: its first paragraph, one line
+    for line in lines:
+        if line.startswith(("diff --git", "--- ", "Index: ", "From ")) or (para and not line.strip()):
+            break
+        if line.strip():
+            para.append(line.strip())
+    text = " ".join(para)
+    return text if len(text) <= 120 else text[:117].rsplit(" ", 1)[0] + " ..."

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..analysis.against import saved_models
 from ..analysis.compare import compare_dir
+from ..analysis.history_record import record_folder
 from ..analysis.summary import print_summary
 from ..analysis.verdicts import failing
 
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     df = compare_dir(out, parse_models(args.model) if args.model else saved_models(out),
                      against=Path(args.against) if args.against else None)
     print_summary(df, Path(args.dir))
+    record_folder(out, args.db)
     return 1 if not failing(df).empty else 0
 
 
@@ -49,4 +51,6 @@ def register(sub) -> None:
     p.add_argument("--against", default=None, metavar="OLD",
                    help="also compare the spawn forks/s with an earlier results folder (another "
                         "version of the tree): a slowdown beyond the modelled change is a mismatch")
+    p.add_argument("--db", help="results database to record the run in (default: "
+                                "$FORKDIFF_HISTORY_DB, else history.sqlite in the cache)")
     p.set_defaults(func=run)

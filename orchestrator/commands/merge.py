@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..analysis import report as report_mod
 from ..analysis.compare import compare_dir
+from ..analysis.history_record import record_folder
 from ..analysis.summary import print_summary
 from ..analysis.verdicts import failing
 from ..run.merge import merge
@@ -22,7 +23,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     models = parse_models(args.model) if args.model else dict(m.meta.get("model map") or {})
     df = compare_dir(m.out, models)
-    report_mod.render(m.out)
+    record_folder(m.out, args.db)
+    report_mod.render(m.out, args.db)
     print_summary(df, m.out)
     print(f"report: {m.out / 'report.html'}")
     return 1 if not failing(df).empty else 0
@@ -34,4 +36,6 @@ def register(sub) -> None:
     p.add_argument("shards", nargs="+", help="shard folders (every shard of one run)")
     p.add_argument("--model", help="model per kernel (default: the run's, from run.json)")
     p.add_argument("--no-compare", action="store_true", help="only merge; no compare and report")
+    p.add_argument("--db", help="results database to record the merged run in (default: "
+                                "$FORKDIFF_HISTORY_DB, else history.sqlite in the cache)")
     p.set_defaults(func=_run)

@@ -75,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
         executor=parse_executor(args.executor or env.get("EXECUTOR") or ""),
         sweep_part_s=_seconds(args.sweep_part or env.get("SWEEP_PART") or "600"),
         against=Path(a).expanduser() if (a := args.against or env.get("AGAINST")) else None,
+        history_db=args.db or "",
     )
     if not explicit_out:
         if opts.resume:
@@ -121,4 +122,6 @@ def register(sub) -> None:
                                       "QEMU per worker) or 'dask:ADDRESS' (a running scheduler)")
     p.add_argument("--sweep-part", help="with --shard/--executor: split fault sweeps estimated longer "
                                         "than this many seconds into k-ranges (SWEEP_PART=; default 600)")
+    p.add_argument("--db", help="results database to record the run in (default: "
+                                "$FORKDIFF_HISTORY_DB, else history.sqlite in the cache)")
     p.set_defaults(func=_run)

@@ -33,12 +33,13 @@ from simulator import runconfig
 
 from ..analysis import report as report_mod
 from ..analysis.compare import compare_dir
+from ..analysis.history_record import record_folder
 from ..analysis.summary import print_summary
 from ..analysis.verdicts import failing
 from ..build import treefacts
 from ..build import variants as variants_mod
 from ..build.kernel import build_kernel
-from ..build.patches import baseline_error, env_patches
+from ..build.patches import baseline_error, env_patches, patch_identity, patch_subject
 from ..build.rootfs import build_rootfs
 from ..build.tree import resolve_tree
 from ..errors import ForkdiffError
@@ -87,6 +88,7 @@ class VmTestOptions:
     split_n: int = 0  # k-ranges per long sweep at most (0: the shard count; Dask: its QEMU slots)
     spawn_fit_on: str = "baseline"  # the kernel spawn's calibration layouts run on (set by run())
     against: Path | None = None  # an earlier results folder to compare spawn forks/s with
+    history_db: str = ""  # results database to record the run in ("": the automatic one)
 
     @property
     def parts(self) -> int:
@@ -205,7 +207,12 @@ def run(opts: VmTestOptions) -> int:
             "spawn_vmas": ", ".join(map(str, opts.vmas)),
             "spawn_duration_s": opts.duration, "spawn_repeats": opts.repeats or "1 (-icount), 5 (real time)",
             "kmemleak": "on (faults suite)" if opts.kmemleak else "off",
-            "faults": ",".join(opts.faults)}
+            "faults": ",".join(opts.faults),
+            # what `forkdiff reply` names and its one-command reproduction gives back
+            "tree_spec": opts.tree or "",
+            "model_arg": ",".join(f"{k}={v}" for k, v in sorted(opts.models.items())),
+            "patches": [{**p, "subject": patch_subject(Path(p["path"]))}
+                        for p in patch_identity(patches)]}
     if opts.against is not None:  # before anything is built: a folder we cannot compare is refused
         from ..analysis.against import check_early
 
@@ -292,9 +299,12 @@ def _finish(opts: VmTestOptions, models: dict[str, str], meta: dict, say: Progre
     t0 = time.monotonic()
     df = compare_dir(out, models, against=opts.against)
     meta["compare wall s"] = round(time.monotonic() - t0, 1)
+    (out / "run.json").write_text(json.dumps(meta, indent=1))
+    if (db := record_folder(out, opts.history_db or None)) is not None:
+        say("history", f"recorded in {db}")
     say("report", str(out / "report.html"))
     t0 = time.monotonic()
-    report_mod.render(out)
+    report_mod.render(out, opts.history_db or None)
     meta["report wall s"] = round(time.monotonic() - t0, 1)
     (out / "run.json").write_text(json.dumps(meta, indent=1))
     print_summary(df, out)

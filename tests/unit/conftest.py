@@ -14,6 +14,13 @@ from orchestrator.run.observations import read_records
 SPAWN_RUN = Path(__file__).resolve().parents[1] / "data" / "spawn-run"
 
 
+@pytest.fixture(autouse=True)
+def _no_history_db(monkeypatch):
+    """Unit tests never record into the user's results database (compare/report record every
+    run, orchestrator/analysis/history_db.py): tests of it give --db a file of their own."""
+    monkeypatch.setenv("FORKDIFF_HISTORY_DB", "off")
+
+
 @pytest.fixture(scope="session")
 def spawn_records() -> list[dict]:
     return read_records(SPAWN_RUN / "observations.jsonl")
