@@ -29,7 +29,6 @@ from pathlib import Path
 import pytest
 from vmtest_run import proc_children
 
-pytestmark = pytest.mark.vm
 REPO = Path(__file__).resolve().parents[2]
 KNOBS = {"SUITES": "maps,faults,spawn", "SCENARIOS": "mixed-small", "VMAS": "21,121", "DURATION": "0.5"}
 ROW = ("axis", "suite", "variant", "model", "profile", "scenario", "measurement", "key",
