@@ -10,7 +10,7 @@ FakeGuest runs every command with the host's `sh`:
   show (write(), sysfs()), and reads back what the code under test wrote there (read()).
   Paths in the output are mapped back, so the code sees guest paths.
 
-It satisfies orchestrator.vm.guest_api.GuestLike (tests/pure/test_guest_suite_pipeline.py checks
+It satisfies orchestrator.vm.guest_api.GuestLike (tests/host/test_guest_suite_pipeline.py checks
 the contract against the real Guest). Constructed like Guest(kernel, rootfs, ...), it can also
 replace the Guest class itself: FakeGuest.refusing() records each initramfs it was asked to boot
 and refuses, so a command runs up to the boot and no further."""
