@@ -9,10 +9,10 @@ DEB_PACKAGES := $(shell sed -e 's/\#.*//' orchestrator/data/deb-packages.txt)
 # Knobs (see README): passed to forkdiff through the environment.
 export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL RESUME SCENARIOS VARIANTS JOBS KMEMLEAK FAULTS SPAWN_TIMING SHARD EXECUTOR SWEEP_PART AGAINST
 
-.PHONY: setup test vm-test kernels rootfs guest report screenshot bench bench-boot bench-vmtest lint clean help
+.PHONY: setup test test-fast vm-test kernels rootfs guest report screenshot bench bench-boot bench-vmtest lint clean help
 
 help:
-	@echo "make setup | test | vm-test | kernels | rootfs | guest | bench | bench-boot | bench-vmtest | report OUT=dir | screenshot OUT=dir [PNG=file] | lint | clean"
+	@echo "make setup | test | test-fast | vm-test | kernels | rootfs | guest | bench | bench-boot | bench-vmtest | report OUT=dir | screenshot OUT=dir [PNG=file] | lint | clean"
 
 setup:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -38,13 +38,22 @@ kernels: setup
 rootfs: setup guest
 	$(FORKDIFF) rootfs build
 
-# make test: lint, unit and oracle tests, then the VM tests on the faults kernels of both variants.
+# make test: lint; the tests that need neither a kernel tree nor a VM (tests/pure, tests/host:
+# markers from the folder, docs/testing.md), before anything is built; then the faults kernels of
+# both variants and the rest: tests/tree (trees, kernel builds, the maple tree oracle) and
+# tests/vm (and any test outside those folders).
 test: setup guest
 	$(PY) -m ruff check simulator orchestrator tests tools
+	$(PY) -m pytest -q -rs -m "pure or host" tests
 	$(FORKDIFF) kernel build --variant baseline --profile faults
 	$(FORKDIFF) kernel build --variant patched --profile faults
 	$(FORKDIFF) rootfs build
-	$(PY) -m pytest -q -rs tests
+	$(PY) -m pytest -q -rs -m "not pure and not host" tests
+
+# make test-fast: lint and the pure and host tests only (no kernel tree, no kernel, no VM)
+test-fast: setup guest
+	$(PY) -m ruff check simulator orchestrator tests tools
+	$(PY) -m pytest -q -rs -m "pure or host" tests
 
 vm-test: setup guest
 	$(FORKDIFF) vm-test

@@ -1,5 +1,5 @@
 """Operation lists in the shapes mm produces (simulator.maple_ops format), for comparing the
-Python maple tree with a kernel's lib/maple_tree.c: the oracle suite (tests/oracle) and
+Python maple tree with a kernel's lib/maple_tree.c: the oracle suite (tests/tree/oracle) and
 `forkdiff oracle check` draw from here."""
 
 from __future__ import annotations

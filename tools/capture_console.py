@@ -1,5 +1,5 @@
 """Capture what the kernel's progress detectors print, from real guests, as test data for the
-crash table (orchestrator.vm.crash; tests/data/console/, tests/unit/test_crash_patterns.py).
+crash table (orchestrator.vm.crash; tests/data/console/, tests/pure/test_crash_patterns.py).
 
     python3 -m tools.capture_console --variant baseline --out tests/data/console
 
@@ -31,26 +31,38 @@ class Condition:
     settings: tuple[tuple[str, str], ...]  # (file, value) written before provoking
     lkdtm: str  # LKDTM crash type
     needle: str  # text of the report's first line (from the kernel source)
+    kind: str  # the crash table's kind the report must get (the file's KIND: header)
+    fmt: str  # the report's first line as the kernel source formats it (FORMAT:)
+    source: str  # where the kernel prints it (SOURCE:)
 
 
 CONDITIONS = (
     # kernel/watchdog.c: soft lockup after 2 * watchdog_thresh seconds.
     Condition("soft-lockup", 1, (("/proc/sys/kernel/watchdog_thresh", "1"),),
-              "SOFTLOCKUP", "BUG: soft lockup"),
+              "SOFTLOCKUP", "BUG: soft lockup", "soft-lockup",
+              "watchdog: BUG: soft lockup - CPU#%d stuck for %us! [%s:%d]",
+              "kernel/watchdog.c, watchdog_timer_fn()"),
     # The buddy detector: CPU n+1 watches CPU n's hrtimer interrupts (needs 2 CPUs).
     Condition("hard-lockup", 2, (("/proc/sys/kernel/watchdog_thresh", "1"),),
-              "HARDLOCKUP", "Watchdog detected hard LOCKUP"),
+              "HARDLOCKUP", "Watchdog detected hard LOCKUP", "hard-lockup",
+              "watchdog: Watchdog detected hard LOCKUP on cpu %d",
+              "kernel/watchdog.c, watchdog_hardlockup_check(), reached through the buddy detector"),
     # kernel/hung_task.c: a TASK_UNINTERRUPTIBLE task not scheduled for the timeout.
     Condition("hung-task", 1, (("/proc/sys/kernel/hung_task_timeout_secs", "1"),),
-              "HUNG_TASK", "blocked for more than"),
+              "HUNG_TASK", "blocked for more than", "hung-task",
+              "INFO: task %s:%d blocked for more than %ld seconds.",
+              "kernel/hung_task.c, check_hung_task()"),
     # kernel/rcu/tree_stall.h: a CPU spinning with preemption off is an RCU stall long before
     # the soft lockup detector (default 20 s) reports it. On one CPU the grace-period kthread
     # cannot run and the tick reports "detected stalls on CPUs/tasks" (kthread starved); on
     # two, the spinning CPU's tick reports "self-detected stall on CPU".
     Condition("rcu-stall-1cpu", 1, (("/sys/module/rcupdate/parameters/rcu_cpu_stall_timeout", "3"),),
-              "SOFTLOCKUP", "detected stall"),
+              "SOFTLOCKUP", "detected stall", "rcu-stall", "rcu: INFO: %s detected stalls on CPUs/tasks:",
+              "kernel/rcu/tree_stall.h, print_other_cpu_stall() (rcu_state.name is rcu_sched under "
+              "PREEMPT_NONE)"),
     Condition("rcu-stall-2cpu", 2, (("/sys/module/rcupdate/parameters/rcu_cpu_stall_timeout", "3"),),
-              "SOFTLOCKUP", "detected stall"),
+              "SOFTLOCKUP", "detected stall", "rcu-stall", "rcu: INFO: %s self-detected stall on CPU",
+              "kernel/rcu/tree_stall.h, print_cpu_stall()"),
 )
 
 
@@ -81,6 +93,14 @@ def capture(cond: Condition, variant: str, wait: float, after: int) -> tuple[str
         return release, "\n".join(lines[first:hit + 1 + after]) + "\n"
 
 
+def header(cond: Condition, release: str) -> str:
+    """The expected result, stated in the file (as syzkaller's report testdata does): KEY: value
+    lines and an empty line before the console (tests/pure/test_crash_patterns.py reads them).
+    The progress detectors let the kernel run on: FATAL no."""
+    return (f"KIND: {cond.kind}\nFATAL: no\nCULPRIT: lkdtm_{cond.lkdtm}\nFORMAT: {cond.fmt}\n"
+            f"SOURCE: {cond.source}\nCAPTURED: {release}, python3 -m tools.capture_console\n\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variant", default="baseline")
@@ -96,7 +116,7 @@ def main() -> None:
         t0 = time.monotonic()
         release, text = capture(cond, args.variant, args.wait, args.after)
         path = args.out / f"{cond.name}.log"
-        path.write_text(text)
+        path.write_text(header(cond, release) + text)
         print(f"{cond.name}: {release}, {len(text.splitlines())} lines -> {path} "
               f"({time.monotonic() - t0:.0f} s)")
 

@@ -1,7 +1,7 @@
 """`forkdiff oracle check`: does the Python maple tree still match this tree's lib/maple_tree.c?
 
 Builds the oracle for the tree (orchestrator/build/oracle.py), then replays operation lists on both
-sides: the committed lists of tests/oracle/regressions and seeded mm-shaped random lists
+sides: the committed lists of tests/tree/oracle/regressions and seeded mm-shaped random lists
 (simulator/maple_gen.py), and compares every dump line (nodes, pivots, slots, gaps and the
 allocation log). The Python side runs with the allocation rules the tree's facts select
 (simulator/runconfig.py maple_model: allocation rules and write path); a tree whose rules the port does not model is said
@@ -23,7 +23,7 @@ from ..errors import ForkdiffError
 from .oracle import FEATURE_OPS, harness_of, run_oracle_raw
 from .tree import KernelTree
 
-REGRESSIONS = Path(__file__).resolve().parents[2] / "tests" / "oracle" / "regressions"  # checkout only
+REGRESSIONS = Path(__file__).resolve().parents[2] / "tests" / "tree" / "oracle" / "regressions"  # checkout only
 
 
 @dataclass

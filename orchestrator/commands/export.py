@@ -1,5 +1,5 @@
 """`forkdiff export kcidb DIR`: the results folder as a KCIDB report (orchestrator/analysis/kcidb.py),
-validated with kcidb-io before it is written. Submitting it is kcidb's own tool's job (README)."""
+validated with kcidb-io before it is written. Submitting it is kcidb's own tool's job (docs/kcidb.md)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from the run's options (suites, variants, scenarios, VMA counts, duration, ...),
 shard process computes the same list. `--shard i/n` runs the i-th of n bins, filled largest
 first: each unit goes to the bin where the total after adding it is smallest, counting a
 guest boot for a kernel the bin does not boot yet (ties: the lower bin). Costs are estimates
-from this project's TCG figures (README, "How long things take"), for balance only."""
+from this project's TCG figures (docs/performance.md), for balance only."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import ForkdiffError
 from .suites import Job, RunOptions
 
-BOOT_SECONDS = 8.0  # a guest boot under TCG with -icount, quiet machine (README)
+BOOT_SECONDS = 8.0  # a guest boot under TCG with -icount, quiet machine (docs/performance.md)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from vmtest_run import run_vm_test
 
 from orchestrator.analysis.spawn_model import SAME_WORK_BAND_PCT
 
-pytestmark = pytest.mark.vm
 REPO = Path(__file__).resolve().parents[2]
 CLEAN = REPO / "tests" / "planted" / "comment-only.patch"
 PLANTED = REPO / "tests" / "planted" / "slowdown-2pct.patch"

@@ -16,8 +16,6 @@ from orchestrator.build.rootfs import Rootfs
 from orchestrator.vm import ssh
 from orchestrator.vm.guest import Guest, GuestCrashed, GuestHung, GuestLost
 
-pytestmark = pytest.mark.vm
-
 
 def test_uname_names_the_variant(guest: Guest) -> None:
     r = guest.run("uname -r", timeout=60)

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.vm
-
 HOLDER = """
 import json, sys, time
 from orchestrator.build.kernel import build_kernel

@@ -14,12 +14,8 @@ import socket
 import threading
 import time
 
-import pytest
-
 from orchestrator.build.rootfs import GUEST_IP
 from orchestrator.vm.guest import Guest
-
-pytestmark = pytest.mark.vm
 
 
 def test_guest_cannot_reach_the_host(guest: Guest) -> None:

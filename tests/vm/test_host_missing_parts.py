@@ -16,7 +16,6 @@ import pytest
 
 from orchestrator.vm.qemu_cmd import QEMU
 
-pytestmark = pytest.mark.vm
 BOOT = [sys.executable, "-m", "orchestrator", "boot", "--variant", "baseline", "--profile",
         "faults", "--", "true"]
 

@@ -19,7 +19,6 @@ from orchestrator.build.kernel import build_kernel
 from orchestrator.run.insnprofile import profile_jobs, run_profile
 from simulator.insn_cost import by_function
 
-pytestmark = pytest.mark.vm
 COUNTS = (121, 1621)
 
 

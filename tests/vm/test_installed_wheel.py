@@ -24,7 +24,6 @@ import pytest
 
 from orchestrator.cache import cache_dir
 
-pytestmark = pytest.mark.vm
 REPO = Path(__file__).resolve().parents[2]
 _ANYWHERE = shutil.ignore_patterns("*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache",
                                    ".hypothesis")

@@ -15,7 +15,6 @@ import pytest
 
 from orchestrator.analysis.compare import compare_dir
 
-pytestmark = pytest.mark.vm
 SCENARIOS = ["dontfork-only", "wipeonfork-only", "mixed-small", "anon-touched-21"]
 
 

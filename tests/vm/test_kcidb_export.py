@@ -11,12 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from kcidb_io.schema import LATEST
 
 from orchestrator.build.kernel import build_kernel, gcc_version
-
-pytestmark = pytest.mark.vm
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -35,8 +35,6 @@ from orchestrator.vm.guest import Guest
 from simulator import predict as sim_predict
 from simulator.scenario import load
 
-pytestmark = pytest.mark.vm
-
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = "anon-touched-21"
 PLANTED = ROOT / "tests" / "planted" / "leak-anon-vma-on-chain-failure.patch"

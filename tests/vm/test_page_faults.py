@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from vmtest_run import run_vm_test
-
-pytestmark = pytest.mark.vm
 
 REPO = Path(__file__).resolve().parents[2]
 PLANTED = REPO / "tests" / "planted" / "pt-marker-on-failing-vma.patch"
@@ -80,7 +77,6 @@ def test_planted_marker_on_failing_vma_is_caught_only_by_the_page_sweep(tmp_path
     assert all("kernel BUG at mm/mmap.c" in v["detail"] for v in crashed)
     rc, verdicts, _ = vm_test(tmp_path / "slab", "slab", PLANTED)
     assert rc == 0 and verdicts and all(v["verdict"] in ("match", "skipped") for v in verdicts)
-
 
 
 PLANTED_72 = REPO / "tests" / "planted" / "72-pt-teardown-before-failing-vma.patch"

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from vmtest_run import run_vm_test
-
-pytestmark = pytest.mark.vm
 
 REPO = Path(__file__).resolve().parents[2]
 PLANTED = REPO / "tests" / "planted" / "leak-vma-on-anon-vma-fork-failure-7.2.patch"

@@ -14,9 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.vm
 REPO = Path(__file__).resolve().parents[2]
 PLANTED = REPO / "tests" / "planted" / "store-every-vma-twice.patch"
 COUNTS = (1621, 6421)
@@ -25,7 +22,7 @@ COUNTS = (1621, 6421)
 def _vm_test(out: Path, patches: str = "") -> tuple[int, list[dict]]:
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     # INSN_PROFILE=0: the per-run work model in both runs (without PATCHES= the instruction
-    # model would judge the clean run instead: tests/unit/test_insn_model.py)
+    # model would judge the clean run instead: tests/pure/test_insn_model.py)
     env.update(SUITES="spawn", VMAS=",".join(map(str, COUNTS)), DURATION="1", OUT=str(out),
                PATCHES=patches, INSN_PROFILE="0")
     p = subprocess.run([sys.executable, "-m", "orchestrator", "vm-test"], cwd=REPO, env=env,

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 from vmtest_run import run_vm_test
 
-pytestmark = pytest.mark.vm
 REPO = Path(__file__).resolve().parents[2]
 CLEAN = REPO / "tests" / "planted" / "72-comment-only.patch"
 PLANTED = REPO / "tests" / "planted" / "72-slowdown-2pct.patch"

@@ -12,7 +12,7 @@ guests (faultsweep --k-from) and joined again.
 Checks: the two shards split the run's job list (disjoint, together all of it, each shard
 some, the sweeps in parts); the merged folder's verdict table equals the unsharded one row for
 row, observed and predicted values included, except the spawn timings' values: under -icount a
-spawn rate repeats within about 0.3% between boots (README), so there the verdicts must be
+spawn rate repeats within about 0.3% between boots (docs/testing.md), so there the verdicts must be
 equal and the values within 1% (+1 unit); the same for the Dask run."""
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from pathlib import Path
 import pytest
 from vmtest_run import proc_children
 
-pytestmark = pytest.mark.vm
 REPO = Path(__file__).resolve().parents[2]
 KNOBS = {"SUITES": "maps,faults,spawn", "SCENARIOS": "mixed-small", "VMAS": "21,121", "DURATION": "0.5"}
 ROW = ("axis", "suite", "variant", "model", "profile", "scenario", "measurement", "key",

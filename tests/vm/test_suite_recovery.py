@@ -20,8 +20,6 @@ from orchestrator.run.observations import ObservationLog, read_records
 from orchestrator.run.suites import Job, RunOptions, SuiteResult, load_scenarios, plan, run_variant
 from orchestrator.vm.guest import Guest
 
-pytestmark = pytest.mark.vm
-
 
 @dataclasses.dataclass(frozen=True)
 class ShellJob(Job):

@@ -7,8 +7,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
-
 from orchestrator.analysis.compare import compare_dir
 from orchestrator.run.observations import ObservationLog, read_records
 from orchestrator.run.suites import (
@@ -21,8 +19,6 @@ from orchestrator.run.suites import (
 )
 from orchestrator.vm.guest import Guest
 from simulator import runconfig
-
-pytestmark = pytest.mark.vm
 
 
 def run(guest: Guest, out: Path, suite: str, **kw) -> tuple[RunOptions, list[dict]]:

@@ -18,8 +18,6 @@ from pathlib import Path
 import pytest
 from vmtest_run import run_vm_test
 
-pytestmark = pytest.mark.vm
-
 SCENARIO = "anon-touched-421"
 
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from vmtest_run import run_vm_test
-
-pytestmark = pytest.mark.vm
 
 REPO = Path(__file__).resolve().parents[2]
 PLANTED = REPO / "tests" / "planted" / "72-leak-chain-on-clone-failure.patch"

@@ -27,7 +27,6 @@ import pytest
 from orchestrator.analysis.compare import compare_dir
 from orchestrator.build.rootfs import ensure_keys
 
-pytestmark = pytest.mark.vm
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -15,8 +15,6 @@ from orchestrator.build.tree import resolve_tree
 from orchestrator.cache import sha256_file
 from simulator import runconfig
 
-pytestmark = pytest.mark.build
-
 
 @pytest.fixture(scope="module")
 def kernels():

@@ -1,5 +1,5 @@
 """Unit tests of simulator.maple's own behaviour (no kernel needed; the node layouts are
-checked against the kernel in tests/oracle)."""
+checked against the kernel in tests/tree/oracle)."""
 
 from __future__ import annotations
 

@@ -27,8 +27,6 @@ from simulator.mm import PAGE_SIZE, PROT_READ
 from simulator.predict import build_parent
 from simulator.scenario import from_dict
 
-pytestmark = pytest.mark.oracle
-
 # The trees, as `forkdiff --tree` takes them (FORKDIFF_TEST_TREE_<version> overrides, e.g. a
 # local checkout); None is the default tree (Debian's linux-source-6.12).
 TREES = {

@@ -6,7 +6,7 @@ re-comparing a saved folder, the KCIDB test paths and the report.
 FAKES, of our own code only: `baseline_error` callables stand in for `patch --dry-run` in the
 decision table; synthetic trees (just the files treefacts reads) stand in for kernel trees;
 pipeline.build_kernel / build_rootfs / run_units and build_kernel's _Build are replaced so that
-nothing is built or booted. The real 7.2 tree and real builds are in tests/test_trees.py and
+nothing is built or booted. The real 7.2 tree and real builds are in tests/tree/test_trees.py and
 tests/vm/test_planted_slowdown_72.py."""
 
 from __future__ import annotations

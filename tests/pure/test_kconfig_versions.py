@@ -1,6 +1,6 @@
 """Kconfig version annotations (orchestrator/build/kconfig.py): `# since X.Y` / `# until X.Y` on an
 option line decide on which trees it is requested and checked. Pure tests on hand-written
-fragments; the real fragments on the three real trees are in tests/test_trees.py."""
+fragments; the real fragments on the three real trees are in tests/tree/test_trees.py."""
 
 import pytest
 

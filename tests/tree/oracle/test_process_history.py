@@ -15,8 +15,6 @@ from simulator.mm import PAGE_SIZE, PROT_READ
 from simulator.predict import build_parent
 from simulator.scenario import from_dict
 
-pytestmark = pytest.mark.oracle
-
 
 def _history():
     sc = from_dict({"name": "hist", "groups": [

@@ -58,7 +58,7 @@ def test_a_stale_manifest_whose_build_folder_is_gone_is_built_again(builds):
     folder and source copy instead. When those were pruned the image is not a hit (else the
     reads would silently come back empty and change the predictions); a complete manifest is
     (an imported kernel has no build folder). Completing a stale manifest from a real source
-    copy is checked with the real cached kernels (tests/test_kernel_bundle.py: an export of
+    copy is checked with the real cached kernels (tests/tree/test_kernel_bundle.py: an export of
     them is a hit once imported)."""
     from orchestrator.build.kernel import BUILT_FACTS
     from orchestrator.build.treefacts import FACT_KEYS

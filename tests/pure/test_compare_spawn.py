@@ -156,7 +156,7 @@ def test_slowdown_within_noise_is_not_a_mismatch(recorded, predictor):
 def test_work_model_is_fitted_on_the_baseline_only(recorded, predictor):
     """This run has no calibration layouts (one layout: nothing to hold out, so no validated
     band): its kernel-vs-simulator rows are informational; the fit still uses the baseline's
-    points only (tests/unit/test_work_model.py checks the model on a run with calibration)."""
+    points only (tests/pure/test_work_model.py checks the model on a run with calibration)."""
     _, _, cost, rows = analyse(recorded, predictor)
     assert cost is not None and cost["predicts"] == "patched"
     assert cost["model"]["fitted_on"]["variant"] == "baseline"

@@ -1,6 +1,6 @@
 """orchestrator/build/treefacts.py on small synthetic trees written here (snippets shaped like the
 kernel's own code, one per known shape, plus shapes it must not mistake). The three real trees
-(6.1, 6.12, 7.2) are in tests/test_trees.py."""
+(6.1, 6.12, 7.2) are in tests/tree/test_trees.py."""
 
 import pytest
 

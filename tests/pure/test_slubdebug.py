@@ -3,18 +3,18 @@ which kernels get slub_debug F on the bulk caches (from the tree facts slub_bulk
 slub_debug_single and the kernel's .config, never from the version), how the flags of fault
 injection and of exact counts are composed into one slub_debug= word, and the read-back that
 goes into the records. FAKES: kernels are a .config, a manifest dict and a source folder
-written here; the guest of read_back() is the host's shell with the sysfs and /proc/cmdline
-paths pointed at files written here; parse_like_61() re-implements 6.1's kmem_cache_flags()
+written here; the guest of read_back() is the one FAKE guest (tests/fake_guest.py), the host's
+shell with the sysfs and /proc/cmdline paths pointed at files written here; parse_like_61() re-implements 6.1's kmem_cache_flags()
 block matching in Python to check the composed word (the real parser is exercised by the 6.1
 VM run, whose records carry what the guest read back)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+
+from fake_guest import FakeGuest
 
 from orchestrator.build.treefacts import FACT_KEYS
 from orchestrator.run import slubdebug
@@ -89,35 +89,20 @@ def test_bulk_caches_are_every_cache_the_simulator_allocates_in_bulk() -> None:
     assert seen and seen <= set(slubdebug.BULK_CACHES)
 
 
-@dataclass
-class _Res:
-    status: int
-    stdout: str
-    stderr: str = ""
-
-
-class ShellGuest:
-    """FAKE guest: the host's sh, with /sys/kernel/slab and /proc/cmdline pointed at tmp."""
-
-    def __init__(self, root: Path, cmdline: str, flags: dict[str, dict[str, str]]):
-        self.root = root
-        (root / "cmdline").write_text(cmdline + "\n")
-        for cache, files in flags.items():
-            (root / "slab" / cache).mkdir(parents=True)
-            for f, v in files.items():
-                (root / "slab" / cache / f).write_text(v + "\n")
-
-    def run(self, cmd: str, timeout: float = 60) -> _Res:
-        cmd = cmd.replace(slubdebug.SLAB_SYSFS, str(self.root / "slab")).replace(
-            "/proc/cmdline", str(self.root / "cmdline"))
-        r = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=timeout)
-        return _Res(r.returncode, r.stdout, r.stderr)
+def slab_guest(root: Path, cmdline: str, flags: dict[str, dict[str, str]]) -> FakeGuest:
+    """The FAKE guest (tests/fake_guest.py): the host's sh, with /proc/cmdline and each cache's
+    /sys/kernel/slab/<cache>/<file> written into root."""
+    g = FakeGuest(root=root).sysfs(cmdline=cmdline)
+    for cache, files in flags.items():
+        for f, v in files.items():
+            g.write(f"{slubdebug.SLAB_SYSFS}/{cache}/{f}", v)
+    return g
 
 
 def test_read_back_names_the_word_and_the_debug_caches(tmp_path) -> None:
     word = "slub_debug=A,vm_area_struct,anon_vma,anon_vma_chain;AF,maple_node"
     off = dict.fromkeys(slubdebug.DEBUG_FILES, "0")
-    g = ShellGuest(tmp_path, f"console=ttyS0 {word} nokaslr",
+    g = slab_guest(tmp_path, f"console=ttyS0 {word} nokaslr",
                    {"maple_node": off | {"sanity_checks": "1"}, "vm_area_struct": off,
                     "anon_vma": off | {"poison": "1"}, "anon_vma_chain": off})
     got = slubdebug.read_back(g, FORK_CACHES)  # vma_lock: no such cache (6.1)
@@ -127,7 +112,7 @@ def test_read_back_names_the_word_and_the_debug_caches(tmp_path) -> None:
 
 def test_read_back_without_slub_debug(tmp_path) -> None:
     off = dict.fromkeys(slubdebug.DEBUG_FILES, "0")
-    g = ShellGuest(tmp_path, "console=ttyS0 nokaslr", {c: off for c in FORK_CACHES})
+    g = slab_guest(tmp_path, "console=ttyS0 nokaslr", {c: off for c in FORK_CACHES})
     assert slubdebug.read_back(g, FORK_CACHES) == {"boot_param": "", "debug_caches": []}
 
 

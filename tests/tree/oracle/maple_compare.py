@@ -2,7 +2,7 @@
 oracle (the kernel's lib/maple_tree.c) and compare the JSON lines; save failing lists.
 
 A failing list is saved outside the source tree, in the cache (failures_dir()); the committed
-example set the suite replays every time is tests/oracle/regressions/*.ops."""
+example set the suite replays every time is tests/tree/oracle/regressions/*.ops."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def compare(ops: list[tuple], sequences: int = 1, save_as: str | None = None) ->
         STATS["mismatches"] += 1
         if save_as:
             saved = failures_dir() / save_as
-            saved.write_text(f"# saved by tests/oracle: {mismatch[:200]}\n" + text)
+            saved.write_text(f"# saved by tests/tree/oracle: {mismatch[:200]}\n" + text)
             mismatch += (f" (operation list saved as {saved}; copy it into {REGRESSIONS} to "
                          "replay it on every run)")
         raise AssertionError(mismatch)

@@ -16,9 +16,6 @@ from orchestrator.build.oracle import run_oracle_text
 from simulator.maple import MapleTree
 from simulator.maple_gen import BASE, PAGE, mm_sequence
 
-pytestmark = pytest.mark.oracle
-
-
 sizes = st.one_of(st.integers(1, 40), st.integers(40, 400), st.sampled_from([1000, 2000, 3000]))
 
 
@@ -100,7 +97,7 @@ def test_dup_allocates_one_single_plus_one_bulk_per_internal_node(n):
 
 
 def test_saved_regressions_replay():
-    """Every committed operation list (tests/oracle/regressions/*.ops) matches the kernel."""
+    """Every committed operation list (tests/tree/oracle/regressions/*.ops) matches the kernel."""
     from simulator.maple_ops import parse
 
     files = sorted(REGRESSIONS.glob("*.ops"))
@@ -119,7 +116,7 @@ def test_a_failing_list_is_saved_in_the_cache_not_the_source_tree(tmp_path, monk
 
     from simulator.maple_ops import format_ops
 
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     ops = [("tree", "rcu"), ("store", BASE, BASE + PAGE - 1, 1), ("dump",)]
     kernel_out = maple_compare.run_oracle_raw(format_ops(ops))
     monkeypatch.setattr(maple_compare, "run_oracle_raw", lambda text: kernel_out)

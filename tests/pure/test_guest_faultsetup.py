@@ -1,13 +1,11 @@
-"""Unit tests of orchestrator.run.faultsetup with a FAKE guest (a dict standing in for debugfs and
-/proc/kallsyms): the symbol range of dup_mmap and the values written. The real set-up is
+"""Unit tests of orchestrator.run.faultsetup with the FAKE guest (tests/fake_guest.py: the host's
+sh over a temporary folder standing in for debugfs, /sys/kernel/slab and /proc/kallsyms): the symbol range of dup_mmap and the values written. The real set-up is
 exercised by tests/vm/test_suites.py."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import pytest
+from fake_guest import FakeGuest
 
 from orchestrator.errors import ForkdiffError
 from orchestrator.run.faultsetup import (
@@ -42,95 +40,59 @@ def test_missing_symbol_is_a_user_error() -> None:
         symbol_range("ffffffff81000000 t other\n", "dup_mmap")
 
 
-@dataclass
-class Res:
-    status: int
-    stdout: str
-    stderr: str = ""
+def guest(tmp_path, attrs: list[str], slabs: tuple[str, ...] = (),
+          flag_writable: bool = True) -> FakeGuest:
+    """The FAKE guest (tests/fake_guest.py) with a faults kernel's debugfs, slab caches and
+    /proc/kallsyms laid out in tmp_path."""
+    return FakeGuest(root=tmp_path).sysfs(tuple(attrs), slabs, flag_writable, kallsyms=KALLSYMS)
 
 
-class FakeGuest:
-    """Stands in for orchestrator.vm.guest.Guest: interprets the few shell forms configure() uses."""
-
-    def __init__(self, attrs: list[str], slabs: tuple[str, ...] = (), flag_writable: bool = True):
-        self.flag_writable = flag_writable
-        self.files = {f"/sys/kernel/debug/{a}/{f}": "1" for a in attrs
-                      for f in ("probability", "require-start")}
-        self.files["/sys/kernel/debug/failslab/ignore-gfp-wait"] = "Y"
-        self.slabs = {f"/sys/kernel/slab/{c}" for c in slabs}  # caches the fake kernel has
-
-    def run(self, cmd: str, timeout: float = 60) -> Res:
-        if cmd.startswith("ls -d"):
-            return Res(0, "\n".join(sorted(self.files)))
-        if cmd.startswith("ls -l"):
-            mode = "-rw-r--r--" if self.flag_writable else "-r--r--r--"
-            return Res(0, f"{mode}    1 root     root          4096 Jan  1 00:00 {cmd.split()[2]}\n")
-        if cmd.startswith("grep"):
-            return Res(0, KALLSYMS)
-        if cmd.startswith("set -e"):
-            out = []
-            for part in cmd.split(" && ")[1:]:
-                cond = re.match(r"if \[ -d (\S+) \]; then (.*); fi$", part)
-                if cond and cond.group(1) not in self.slabs:
-                    continue
-                body = cond.group(2) if cond else part
-                for m in re.finditer(r"echo (\S+) > ([^\s;]+)", body):
-                    self.files[m.group(2)] = m.group(1)
-                for m in re.finditer(r"echo (\S+)=\$\(cat (\S+)\)", body):
-                    out.append(f"{m.group(1)}={self.files.get(m.group(2), '')}")
-            return Res(0, "\n".join(out))
-        out = []
-        for m in re.finditer(r"echo (\S+)=\$\(cat (\S+)\)", cmd):
-            out.append(f"{m.group(1)}={self.files.get(m.group(2), '')}")
-        return Res(0, "\n".join(out))
-
-
-def test_configure_writes_filter_and_gfp_settings() -> None:
-    g = FakeGuest(["failslab", "fail_page_alloc", "fail_futex"])
+def test_configure_writes_filter_and_gfp_settings(tmp_path) -> None:
+    g = guest(tmp_path, ["failslab", "fail_page_alloc", "fail_futex"])
     s = configure(g, FaultOptions())
     d = "/sys/kernel/debug"
-    assert g.files[f"{d}/failslab/ignore-gfp-wait"] == "N"
-    assert g.files[f"{d}/fail_page_alloc/ignore-gfp-wait"] == "Y"
-    assert g.files[f"{d}/fail_page_alloc/min-order"] == "32"
+    assert g.read(f"{d}/failslab/ignore-gfp-wait") == "N"
+    assert g.read(f"{d}/fail_page_alloc/ignore-gfp-wait") == "Y"
+    assert g.read(f"{d}/fail_page_alloc/min-order") == "32"
     for a in ("failslab", "fail_page_alloc", "fail_futex"):
-        assert g.files[f"{d}/{a}/probability"] == "0"
-        assert g.files[f"{d}/{a}/verbose"] == "0"
-        assert int(g.files[f"{d}/{a}/require-start"]) == 0xFFFFFFFF81062A10
-        assert int(g.files[f"{d}/{a}/require-end"]) == 0xFFFFFFFF81063200
+        assert g.read(f"{d}/{a}/probability") == "0"
+        assert g.read(f"{d}/{a}/verbose") == "0"
+        assert int(g.read(f"{d}/{a}/require-start")) == 0xFFFFFFFF81062A10
+        assert int(g.read(f"{d}/{a}/require-end")) == 0xFFFFFFFF81063200
     assert s.next_symbol == "dup_mm" and s.require_start == hex(0xFFFFFFFF81062A10)
     assert set(s.attrs) == {"failslab", "fail_page_alloc", "fail_futex"}
 
 
-def test_configure_without_filter_and_with_page_faults() -> None:
-    g = FakeGuest(["failslab", "fail_page_alloc"])
+def test_configure_without_filter_and_with_page_faults(tmp_path) -> None:
+    g = guest(tmp_path, ["failslab", "fail_page_alloc"])
     s = configure(g, FaultOptions(stack_filter=False, page_alloc=True))
     d = "/sys/kernel/debug"
-    assert int(g.files[f"{d}/failslab/require-end"]) == 2**64 - 1
-    assert g.files[f"{d}/fail_page_alloc/min-order"] == "0"
-    assert g.files[f"{d}/fail_page_alloc/ignore-gfp-wait"] == "N"
+    assert int(g.read(f"{d}/failslab/require-end")) == 2**64 - 1
+    assert g.read(f"{d}/fail_page_alloc/min-order") == "0"
+    assert g.read(f"{d}/fail_page_alloc/ignore-gfp-wait") == "N"
     assert s.stack_filter is False and s.function == ""
 
 
-def test_page_faults_count_page_tables_under_copy_page_range() -> None:
+def test_page_faults_count_page_tables_under_copy_page_range(tmp_path) -> None:
     """FAULTS=slab,page: failslab stays on dup_mmap; fail_page_alloc gets min-order 0,
     ignore-gfp-wait N and its own stack range, copy_page_range (not dup_mmap: new slab pages
     under dup_mmap would count)."""
-    g = FakeGuest(["failslab", "fail_page_alloc"])
+    g = guest(tmp_path, ["failslab", "fail_page_alloc"])
     s = configure(g, FaultOptions(page_alloc=True))
     d = "/sys/kernel/debug"
-    assert int(g.files[f"{d}/failslab/require-start"]) == 0xFFFFFFFF81062A10
-    assert int(g.files[f"{d}/fail_page_alloc/require-start"]) == 0xFFFFFFFF811A0000
-    assert int(g.files[f"{d}/fail_page_alloc/require-end"]) == 0xFFFFFFFF811A0C00
-    assert g.files[f"{d}/fail_page_alloc/min-order"] == "0"
-    assert g.files[f"{d}/fail_page_alloc/ignore-gfp-wait"] == "N"
+    assert int(g.read(f"{d}/failslab/require-start")) == 0xFFFFFFFF81062A10
+    assert int(g.read(f"{d}/fail_page_alloc/require-start")) == 0xFFFFFFFF811A0000
+    assert int(g.read(f"{d}/fail_page_alloc/require-end")) == 0xFFFFFFFF811A0C00
+    assert g.read(f"{d}/fail_page_alloc/min-order") == "0"
+    assert g.read(f"{d}/fail_page_alloc/ignore-gfp-wait") == "N"
     assert s.faults == ["slab", "page"] and s.page_function == "copy_page_range"
 
 
-def test_page_faults_alone_give_failslab_an_empty_stack_range() -> None:
-    g = FakeGuest(["failslab", "fail_page_alloc"])
+def test_page_faults_alone_give_failslab_an_empty_stack_range(tmp_path) -> None:
+    g = guest(tmp_path, ["failslab", "fail_page_alloc"])
     s = configure(g, FaultOptions(page_alloc=True, slab=False))
     d = "/sys/kernel/debug"
-    assert g.files[f"{d}/failslab/require-start"] == "0" and g.files[f"{d}/failslab/require-end"] == "0"
+    assert g.read(f"{d}/failslab/require-start") == "0" and g.read(f"{d}/failslab/require-end") == "0"
     assert s.faults == ["page"]
 
 
@@ -142,41 +104,41 @@ def test_parse_faults() -> None:
         parse_faults("pages")
 
 
-def test_kernel_without_failslab_is_a_user_error() -> None:
+def test_kernel_without_failslab_is_a_user_error(tmp_path) -> None:
     with pytest.raises(ForkdiffError, match="no failslab"):
-        configure(FakeGuest(["fail_page_alloc"]))
+        configure(guest(tmp_path, ["fail_page_alloc"]))
 
 
-def test_cache_filter_flags_the_fork_caches_the_kernel_has() -> None:
-    g = FakeGuest(["failslab", "fail_page_alloc"],
+def test_cache_filter_flags_the_fork_caches_the_kernel_has(tmp_path) -> None:
+    g = guest(tmp_path, ["failslab", "fail_page_alloc"],
                   slabs=("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain", "kmalloc-64"))
     s = configure(g, FaultOptions(cache_filter=FORK_CACHES))
-    assert g.files["/sys/kernel/debug/failslab/cache-filter"] == "Y"
+    assert g.read("/sys/kernel/debug/failslab/cache-filter") == "Y"
     assert s.attrs["failslab"]["cache-filter"] == "Y"
     # vma_lock is missing from this fake kernel: not flagged, not claimed
     assert s.cache_filter == ["maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"]
-    assert all(g.files[f"/sys/kernel/slab/{c}/failslab"] == "1" for c in s.cache_filter)
-    assert "/sys/kernel/slab/kmalloc-64/failslab" not in g.files
+    assert all(g.read(f"/sys/kernel/slab/{c}/failslab") == "1" for c in s.cache_filter)
+    assert g.read("/sys/kernel/slab/kmalloc-64/failslab") == "0"
 
 
-def test_without_cache_filter_every_cache_counts() -> None:
-    g = FakeGuest(["failslab"], slabs=FORK_CACHES)
+def test_without_cache_filter_every_cache_counts(tmp_path) -> None:
+    g = guest(tmp_path, ["failslab"], slabs=FORK_CACHES)
     s = configure(g, FaultOptions())
-    assert g.files["/sys/kernel/debug/failslab/cache-filter"] == "N"
-    assert s.cache_filter == [] and not any(k.startswith("/sys/kernel/slab/") for k in g.files)
+    assert g.read("/sys/kernel/debug/failslab/cache-filter") == "N"
+    assert s.cache_filter == [] and all(g.read(f"/sys/kernel/slab/{c}/failslab") == "0" for c in FORK_CACHES)
 
 
-def test_cache_filter_with_no_fork_cache_is_an_error() -> None:
+def test_cache_filter_with_no_fork_cache_is_an_error(tmp_path) -> None:
     with pytest.raises(ForkdiffError, match="took the failslab flag"):
-        configure(FakeGuest(["failslab"], slabs=("kmalloc-64",)), FaultOptions(cache_filter=FORK_CACHES))
+        configure(guest(tmp_path, ["failslab"], slabs=("kmalloc-64",)), FaultOptions(cache_filter=FORK_CACHES))
 
 
-def test_kernel_without_stack_filter_counts_fork_caches_only() -> None:
+def test_kernel_without_stack_filter_counts_fork_caches_only(tmp_path) -> None:
     """x86-64 before 6.3 has no FAULT_INJECTION_STACKTRACE_FILTER: the default set-up falls back
     to failslab's cache filter on fork's caches, and the settings say so (FAKE guest)."""
-    g = FakeGuest(["failslab"], slabs=("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"))
+    g = guest(tmp_path, ["failslab"], slabs=("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"))
     for a in ("failslab",):
-        del g.files[f"/sys/kernel/debug/{a}/require-start"]
+        g.remove(f"/sys/kernel/debug/{a}/require-start")
     s = configure(g, FaultOptions())
     assert s.stack_filter is False and s.function == ""
     assert "require-start" not in s.attrs["failslab"]
@@ -184,16 +146,16 @@ def test_kernel_without_stack_filter_counts_fork_caches_only() -> None:
     assert s.cache_filter == ["maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"]
 
 
-def test_page_faults_are_left_out_without_a_stack_filter() -> None:
+def test_page_faults_are_left_out_without_a_stack_filter(tmp_path) -> None:
     """6.1 (no stack filter): fail_page_alloc cannot be kept to copy_page_range, so
     FAULTS=slab,page sweeps slab only and says why; FAULTS=page alone is an error."""
-    g = FakeGuest(["failslab", "fail_page_alloc"],
+    g = guest(tmp_path, ["failslab", "fail_page_alloc"],
                   slabs=("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"))
     for a in ("failslab", "fail_page_alloc"):
-        del g.files[f"/sys/kernel/debug/{a}/require-start"]
+        g.remove(f"/sys/kernel/debug/{a}/require-start")
     s = configure(g, FaultOptions(page_alloc=True))
     assert s.faults == ["slab"] and s.page_function == "" and "stack filter" in s.page_skipped
-    assert g.files["/sys/kernel/debug/fail_page_alloc/min-order"] == "32"
+    assert g.read("/sys/kernel/debug/fail_page_alloc/min-order") == "32"
     with pytest.raises(ForkdiffError):
         configure(g, FaultOptions(page_alloc=True, slab=False))
 
@@ -222,25 +184,25 @@ def test_boot_flags_set_a_read_only_failslab_flag_at_boot(tmp_path) -> None:
     assert boot_flags(kernel) == {}
 
 
-def test_kernel_without_stack_filter_or_writable_cache_flag_counts_the_whole_fork() -> None:
+def test_kernel_without_stack_filter_or_writable_cache_flag_counts_the_whole_fork(tmp_path) -> None:
     """6.1: no stack filter on x86-64 and /sys/kernel/slab/<cache>/failslab is read-only: every
     slab allocation of the fork syscall counts, and the settings say so (FAKE guest)."""
-    g = FakeGuest(["failslab"], slabs=FORK_CACHES, flag_writable=False)
-    del g.files["/sys/kernel/debug/failslab/require-start"]
+    g = guest(tmp_path, ["failslab"], slabs=FORK_CACHES, flag_writable=False)
+    g.remove("/sys/kernel/debug/failslab/require-start")
     s = configure(g, FaultOptions())
     assert s.stack_filter is False and s.cache_filter == []
     assert s.attrs["failslab"]["cache-filter"] == "N"
-    assert not any(k.startswith("/sys/kernel/slab/") for k in g.files)
+    assert all(g.read(f"/sys/kernel/slab/{c}/failslab") == "0" for c in FORK_CACHES)
 
 
-def test_a_read_only_flag_set_at_boot_keeps_the_cache_filter() -> None:
+def test_a_read_only_flag_set_at_boot_keeps_the_cache_filter(tmp_path) -> None:
     """6.1 booted with slub_debug=A,<fork's caches> (boot_flags()): the flag is read-only but
     already 1, so the sweep keeps failslab's cache filter on fork's caches (FAKE guest)."""
-    g = FakeGuest(["failslab"], slabs=("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"),
+    g = guest(tmp_path, ["failslab"], slabs=("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"),
                   flag_writable=False)
-    del g.files["/sys/kernel/debug/failslab/require-start"]
+    g.remove("/sys/kernel/debug/failslab/require-start")
     for c in ("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"):
-        g.files[f"/sys/kernel/slab/{c}/failslab"] = "1"
+        g.write(f"/sys/kernel/slab/{c}/failslab", "1", 0o444)
     s = configure(g, FaultOptions())
     assert s.stack_filter is False and s.attrs["failslab"]["cache-filter"] == "Y"
     assert s.cache_filter == ["maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"]

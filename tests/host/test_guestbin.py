@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fake_guest import FakeGuest
 
 from orchestrator.build import guestbin
 from orchestrator.errors import ForkdiffError
@@ -80,17 +81,7 @@ def test_unrebuildable_program_is_an_error(guest_copy):
 
 
 # ------------------------------------------------------- forkdiff run, up to the boot (FAKES)
-class _FakeGuest:
-    """FAKE orchestrator.vm.guest.Guest: records the initramfs it would boot, then refuses."""
-
-    booted: list = []
-
-    def __init__(self, kernel, rootfs=None, **kw):
-        _FakeGuest.booted.append(rootfs)
-        raise ForkdiffError("fake guest: this test boots no VM")
-
-
-def _fake_run(monkeypatch, guest_dir: Path, tmp_path: Path) -> int:
+def _fake_run(monkeypatch, guest_dir: Path, tmp_path: Path) -> tuple[int, list]:
     from orchestrator import cli
     from orchestrator.build import kernel, rootfs
     from orchestrator.vm import guest as vm
@@ -99,13 +90,13 @@ def _fake_run(monkeypatch, guest_dir: Path, tmp_path: Path) -> int:
         return kernel.BuiltKernel(variant, profile, tmp_path / "bzImage", tmp_path / "config",
                                   "0-fake", None, tmp_path, tmp_path / "build.log")
 
-    _FakeGuest.booted = []
+    refusing = FakeGuest.refusing()  # the one FAKE guest, refusing to boot
     monkeypatch.setattr(kernel, "build_kernel", fake_build_kernel)
-    monkeypatch.setattr(vm, "Guest", _FakeGuest)
+    monkeypatch.setattr(vm, "Guest", refusing)
     monkeypatch.setattr(rootfs, "DEFAULT_GUEST_BIN", guest_dir / "bin")
     rc = cli.main(["run", "--suite", "maps", "--variant", "patched", "--out",
                    str(tmp_path / "out")])
-    return rc
+    return rc, refusing.booted
 
 
 def _image_names(image: Path) -> set[str]:
@@ -116,12 +107,12 @@ def _image_names(image: Path) -> set[str]:
 
 def test_run_on_a_checkout_without_guest_programs_builds_them_before_booting(
         unbuilt_guest, tmp_path, monkeypatch, capsys):
-    rc = _fake_run(monkeypatch, unbuilt_guest, tmp_path)
+    rc, booted = _fake_run(monkeypatch, unbuilt_guest, tmp_path)
     out = capsys.readouterr()
     assert rc != 0  # the fake guest refuses to boot
     assert "fake guest" in out.out + out.err
-    assert len(_FakeGuest.booted) == 1
-    image = _FakeGuest.booted[0].path
+    assert len(booted) == 1
+    image = booted[0].path
     names = _image_names(image)
     assert {f"usr/local/bin/{p}" for p in PROGS} <= names
     assert "building the guest programs" in out.out
@@ -130,8 +121,8 @@ def test_run_on_a_checkout_without_guest_programs_builds_them_before_booting(
 def test_run_stops_before_booting_when_the_programs_cannot_be_built(
         unbuilt_guest, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CC", "false")
-    rc = _fake_run(monkeypatch, unbuilt_guest, tmp_path)
+    rc, booted = _fake_run(monkeypatch, unbuilt_guest, tmp_path)
     err = capsys.readouterr().err
     assert rc != 0
-    assert _FakeGuest.booted == []
+    assert booted == []
     assert "make guest" in err and "mapsprobe" in err

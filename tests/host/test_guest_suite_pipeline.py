@@ -1,5 +1,5 @@
-"""The suite pipeline (orchestrator.run.suites.run_on_guest) end to end on the HOST: a FAKE guest
-object runs the real guest programs from guest/bin on this machine's kernel instead of over SSH
+"""The suite pipeline (orchestrator.run.suites.run_on_guest) end to end on the HOST: the FAKE guest
+(tests/fake_guest.py) runs the real guest programs from guest/bin on this machine's kernel instead of over SSH
 in QEMU. Checks records, keys, resume and error records; the VM tests do the same on the real
 variants."""
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fake_guest import FakeGuest, FakeKernel
 
 from orchestrator.run.observations import ObservationLog, read_records
 from orchestrator.run.suites import (
@@ -26,39 +27,6 @@ from simulator.scenario import from_dict
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@dataclass
-class Res:
-    status: int
-    stdout: str
-    stderr: str
-
-
-@dataclass
-class Kernel:
-    variant: str = "patched"
-    profile: str = "faults"
-
-
-class HostGuest:
-    """Fake Guest: runs commands on the host, with GUEST_BIN mapped to guest/bin."""
-
-    qemu_mode = "host"
-    icount = False
-    console_log = Path("/dev/null")
-    boot_seconds = 0.0
-    watcher = None
-    kernel = Kernel()
-
-    def check(self, tolerate: frozenset[str] = frozenset()) -> None:
-        pass
-
-    def run(self, cmd: str, timeout: float = 60, stdin: bytes | None = None,
-            tolerate: frozenset[str] = frozenset()) -> Res:
-        cmd = cmd.replace(GUEST_BIN, str(ROOT / "guest" / "bin"))
-        r = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout)
-        return Res(r.returncode, r.stdout, r.stderr)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def built() -> None:
     subprocess.run(["make", "-s", "-C", str(ROOT / "guest")], check=True, capture_output=True)
@@ -68,7 +36,7 @@ def test_maps_suite_records_and_resume(tmp_path: Path) -> None:
     opts = RunOptions(suite="maps", out=tmp_path, variants=("patched",), icount=False,
                       scenarios=load_scenarios(["dontfork-only", "mixed-small"]), log=lambda m: None)
     res = SuiteResult()
-    assert run_on_guest(opts, "patched", HostGuest(), plan(opts), ObservationLog(tmp_path), res)
+    assert run_on_guest(opts, "patched", FakeGuest(), plan(opts), ObservationLog(tmp_path), res)
     recs = read_records(tmp_path / "observations.jsonl")
     assert res.errors == [] and len(recs) == res.records == 10
     assert [r["measurement"] for r in recs[:5]] == ["layout", "parent_before", "child",
@@ -83,7 +51,7 @@ def test_maps_suite_records_and_resume(tmp_path: Path) -> None:
     opts.resume = True
     log = ObservationLog(tmp_path)
     assert pending(opts, "patched", plan(opts), log) == []
-    assert run_on_guest(opts, "patched", HostGuest(), plan(opts), log, SuiteResult())
+    assert run_on_guest(opts, "patched", FakeGuest(), plan(opts), log, SuiteResult())
     assert len(read_records(tmp_path / "observations.jsonl")) == 10
 
 
@@ -92,7 +60,7 @@ def test_failing_program_gives_error_records(tmp_path: Path) -> None:
     opts = RunOptions(suite="maps", out=tmp_path, variants=("patched",), icount=False,
                       scenarios=[merged], log=lambda m: None)
     res = SuiteResult()
-    run_on_guest(opts, "patched", HostGuest(), plan(opts), ObservationLog(tmp_path), res)
+    run_on_guest(opts, "patched", FakeGuest(), plan(opts), ObservationLog(tmp_path), res)
     recs = read_records(tmp_path / "observations.jsonl")
     errors = [r for r in recs if r["measurement"] == "error"]
     assert len(errors) == 2 and len(res.errors) == 2  # the program's error line + its exit status
@@ -104,7 +72,7 @@ def test_spawn_suite_on_host(tmp_path: Path) -> None:
     opts = RunOptions(suite="spawn", out=tmp_path, variants=("patched",), icount=False,
                       vmas=(30, 60), duration=0.05, repeats=2, log=lambda m: None)
     res = SuiteResult()
-    run_on_guest(opts, "patched", HostGuest(), plan(opts), ObservationLog(tmp_path), res)
+    run_on_guest(opts, "patched", FakeGuest(), plan(opts), ObservationLog(tmp_path), res)
     spawn = [r for r in read_records(tmp_path / "observations.jsonl") if r["measurement"] == "spawn"]
     assert sorted((r["scenario"]["total_vmas"], r["repeat"]) for r in spawn) == [
         (30, 0), (30, 1), (60, 0), (60, 1)]
@@ -152,10 +120,10 @@ def test_records_carry_the_booted_kernels_config(tmp_path: Path) -> None:
     cfg.write_text("CONFIG_MMU=y\n# CONFIG_PER_VMA_LOCK is not set\nCONFIG_NUMA=y\n")
 
     @dataclass
-    class ConfiguredKernel(Kernel):
+    class ConfiguredKernel(FakeKernel):
         config: Path = cfg
 
-    guest = HostGuest()
+    guest = FakeGuest()
     guest.kernel = ConfiguredKernel()
     out = tmp_path / "out"
     opts = RunOptions(suite="maps", out=out, variants=("patched",), icount=False,
@@ -178,8 +146,8 @@ def test_the_fake_and_the_real_guest_state_the_same_contract(tmp_path: Path) -> 
     from orchestrator.vm.guest import Guest
     from orchestrator.vm.guest_api import GuestLike
 
-    assert isinstance(HostGuest(), GuestLike)
-    real = Guest(Kernel(), None, log_dir=tmp_path)  # type: ignore[arg-type]
+    assert isinstance(FakeGuest(), GuestLike)
+    real = Guest(FakeKernel(), None, log_dir=tmp_path)  # type: ignore[arg-type]
     assert isinstance(real, GuestLike)
-    partial = type("NoCheck", (), {k: v for k, v in vars(HostGuest).items() if k != "check"})
+    partial = type("NoCheck", (), {k: v for k, v in vars(FakeGuest).items() if k != "check"})
     assert not isinstance(partial(), GuestLike)  # the contract is checked, member by member

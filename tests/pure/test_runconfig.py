@@ -1,6 +1,6 @@
 """The option -> behaviour rules (simulator/runconfig.py). The kernel_config and fault_settings
 dicts here are FAKES written by hand in the format the suites record (no kernel, no guest);
-tests/vm/test_suites.py checks what real runs record, tests/test_kernel_built.py what the real
+tests/vm/test_suites.py checks what real runs record, tests/tree/test_kernel_built.py what the real
 build's .config holds. Predictions are made by the real simulator; expected values come from
 the kernel's rules (one vma_lock per copied VMA, ...), not from the simulator's output."""
 
@@ -171,7 +171,7 @@ def test_records_made_before_the_config_was_recorded_assume_todays_defaults_and_
 def test_rules_assume_what_the_kconfig_fragments_ask_for():
     """Rule.assumed is what records without a kernel_config are compared with: it must be what
     kconfig/base.config + faults.config request wherever they name the option (the rest come
-    from tinyconfig and are checked on the real build in tests/test_kernel_built.py)."""
+    from tinyconfig and are checked on the real build in tests/tree/test_kernel_built.py)."""
     requests = merged_requests([(p.name, p.read_text()) for p in profile_fragments("faults")])
     named = RULED & set(requests)
     assert {"CONFIG_PER_VMA_LOCK", "CONFIG_TRANSPARENT_HUGEPAGE", "CONFIG_SLUB_STATS",

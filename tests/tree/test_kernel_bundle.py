@@ -20,8 +20,6 @@ from orchestrator.build.tree import resolve_tree
 from orchestrator.cache import sha256_file
 from orchestrator.errors import ForkdiffError
 
-pytestmark = pytest.mark.build
-
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:

@@ -1,0 +1,41 @@
+"""Markers from the folder: a test's first folder under tests/ says what it needs, and gets that
+marker here (no test file marks itself). docs/testing.md says which folder a new test goes in.
+
+    pure   Python only: no compiler, no git, no kernel tree, no VM
+    host   host tools: gcc/make (the guest programs, the maple tree oracle's harness), git, tar,
+           cpio, sh; no kernel tree, no VM
+    tree   a kernel tree: the Debian tree unpacked into the cache (linux-source-6.12), a
+           `debian:` tree fetched with apt, or kernels built from one; no VM
+    vm     boots a real kernel in QEMU (needs built kernels and the initramfs)
+
+`python3 -m pytest -m "pure or host" tests` runs what needs neither a tree nor a VM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+NEEDS = ("pure", "host", "tree", "vm")
+_elsewhere: list[str] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            folder = Path(item.path).resolve().relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        if folder in NEEDS:
+            item.add_marker(getattr(pytest.mark, folder))
+        else:
+            _elsewhere.append(item.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _elsewhere:
+        folders = sorted({n.split("/")[1] for n in _elsewhere if n.count("/") > 1} or {"tests"})
+        terminalreporter.write_line(
+            f"{len(_elsewhere)} tests outside tests/{{{','.join(NEEDS)}}} ({', '.join(folders)}) "
+            "have no marker: move them by what they need (docs/testing.md)")
