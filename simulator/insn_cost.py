@@ -44,7 +44,7 @@ FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # writes the parents' gaps that change
     ("maple_gap", r"mas_leaf_max_gap|mas_update_gap|mas_parent_gap|mas_max_gap|ma_max_gap|"
                   r"mte_set_gap",
-     ("leaf_gap_scans", "leaf_gap_slots", "gap_updates")),
+     ("leaf_gap_scans", "leaf_gap_slots", "gap_updates", "gap_scan_slots")),
     # a node store builds a new node from the old one's slots and the new range
     ("maple_node_store", r"mas_wr_node_store|mas_wr_slot_store",
      ("st_node_store", "st_slot_store", "build_slots")),

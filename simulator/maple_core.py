@@ -56,7 +56,9 @@ O_LEAF_GAP_SLOTS = 19  # slots that mas_leaf_max_gap()'s loop steps over (its co
 O_WALK_PIVOTS = 20   # pivots a write walk steps past to find its slot (mas_wr_node_walk's
                      # loop, from the ma_state's offset: 0 at the root, the slot's at a leaf
                      # the iterator stands on)
-OPS = [0] * 21
+O_GAP_SCAN_SLOTS = 21  # parent gaps ma_max_gap() scans (all end + 1 of them) when
+                       # mas_parent_gap() lowers a node's largest gap
+OPS = [0] * 22
 OP_NAMES = {WR_NEW_ROOT: "st_new_root", WR_STORE_ROOT: "st_store_root",
             WR_EXACT_FIT: "st_exact_fit", WR_SPANNING: "st_spanning", WR_SPLIT: "st_split",
             WR_REBALANCE: "st_rebalance", WR_APPEND: "st_append", WR_NODE_STORE: "st_node_store",
@@ -65,7 +67,7 @@ OP_NAMES = {WR_NEW_ROOT: "st_new_root", WR_STORE_ROOT: "st_store_root",
             O_BNODE_SLOTS: "bnode_slots", O_GAP_UPDATES: "gap_updates",
             O_DUP_NODES: "dup_nodes", O_DUP_CHILDREN: "dup_children",
             O_LEAF_GAPS: "leaf_gap_scans", O_LEAF_GAP_SLOTS: "leaf_gap_slots",
-            O_WALK_PIVOTS: "walk_pivots"}
+            O_WALK_PIVOTS: "walk_pivots", O_GAP_SCAN_SLOTS: "gap_scan_slots"}
 
 
 def ops_snapshot() -> list[int]:
@@ -473,6 +475,7 @@ def ma_leaf_max_gap(mn: Node, mas_min: int, mas_max: int) -> int:
 
 def ma_max_gap(node: Node) -> tuple[int, int]:
     end = node.end
+    OPS[O_GAP_SCAN_SLOTS] += end + 1
     gaps = node.gap
     max_gap = max(gaps[:end + 1])
     if max_gap <= 0:
@@ -508,6 +511,7 @@ def mas_parent_gap(mas: MaState, offset: int, new: int) -> None:
         elif new < meta_gap:
             # ma_max_gap(pnode) inlined: the highest offset of the largest gap
             end = pnode.end
+            OPS[O_GAP_SCAN_SLOTS] += end + 1
             new = max(pgaps[:end + 1])
             if new <= 0:
                 new = 0
