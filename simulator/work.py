@@ -186,6 +186,7 @@ def fork_work(parent: Mm, res: ForkResult) -> dict[str, int]:
         # stay as the tree counted them.
         replayed = ops.get("copy_stores_replayed", 0)
         w["walk_nodes"] -= replayed * max(ops.get("child_height", 1) - 1, 0)
+        w["walk_pivots"] -= ops.get("replay_walk_pivots", 0)
         missing = ops["vmas_copied"] - replayed
         w["st_exact_fit"] += missing
         w["walk_nodes"] += missing
