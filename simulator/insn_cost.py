@@ -50,8 +50,7 @@ FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("st_node_store", "st_slot_store", "build_slots")),
     # vma_iter_clear_gfp()'s entry: mas_store_gfp() per NULL store (patched dup_mmap)
     ("maple_store_gfp", r"mas_store_gfp", ("null_stores",)),
-    ("maple_ascend", r"mas_ascend", ("ascents", "ascend_loops", "st_split",
-                                    "st_spanning+st_rebalance")),
+    ("maple_ascend", r"mas_ascend", ("ascents", "ascend_loops")),
     ("maple_rebalance", r"mas_spanning_rebalance|mas_topiary_replace|mab_\w*|mas_mab_cp|mast_\w*|"
                         r"mas_wr_bnode|mas_store_b_node|mas_rebalance|mas_split\w*|"
                         r"mas_push_data|mas_wr_spanning_store|mas_wr_walk_index|"

@@ -58,7 +58,9 @@ O_WALK_PIVOTS = 20   # pivots a write walk steps past to find its slot (mas_wr_n
                      # the iterator stands on)
 O_GAP_SCAN_SLOTS = 21  # parent gaps ma_max_gap() scans (all end + 1 of them) when
                        # mas_parent_gap() lowers a node's largest gap
-OPS = [0] * 22
+O_ASCENTS = 22       # mas_ascend() calls of the write path (split, rebalance, siblings)
+O_ASCEND_LOOPS = 23  # iterations of mas_ascend()'s ancestor loop in those calls
+OPS = [0] * 24
 OP_NAMES = {WR_NEW_ROOT: "st_new_root", WR_STORE_ROOT: "st_store_root",
             WR_EXACT_FIT: "st_exact_fit", WR_SPANNING: "st_spanning", WR_SPLIT: "st_split",
             WR_REBALANCE: "st_rebalance", WR_APPEND: "st_append", WR_NODE_STORE: "st_node_store",
@@ -67,7 +69,8 @@ OP_NAMES = {WR_NEW_ROOT: "st_new_root", WR_STORE_ROOT: "st_store_root",
             O_BNODE_SLOTS: "bnode_slots", O_GAP_UPDATES: "gap_updates",
             O_DUP_NODES: "dup_nodes", O_DUP_CHILDREN: "dup_children",
             O_LEAF_GAPS: "leaf_gap_scans", O_LEAF_GAP_SLOTS: "leaf_gap_slots",
-            O_WALK_PIVOTS: "walk_pivots", O_GAP_SCAN_SLOTS: "gap_scan_slots"}
+            O_WALK_PIVOTS: "walk_pivots", O_GAP_SCAN_SLOTS: "gap_scan_slots",
+            O_ASCENTS: "write_ascents", O_ASCEND_LOOPS: "write_ascend_loops"}
 
 
 def ops_snapshot() -> list[int]:
@@ -292,6 +295,7 @@ def mas_descend(mas: MaState) -> None:
 
 
 def mas_ascend(mas: MaState) -> int:
+    OPS[O_ASCENTS] += 1
     a_node = mas.node
     if a_node.parent is None:
         mas.offset = 0
@@ -314,6 +318,7 @@ def mas_ascend(mas: MaState) -> int:
     if mas.max == M:
         set_max = True
     while True:
+        OPS[O_ASCEND_LOOPS] += 1
         # p_enode = a_enode; a_node = mte_parent(p_enode); a_slot = mte_parent_slot(p_enode)
         a_slot = a_enode.pslot
         a_enode = a_node = a_enode.parent

@@ -78,24 +78,27 @@ def tree_ascents(tree: Any) -> dict[str, int]:
     call, so a pass over the whole tree ascends once from every non-root node except those
     ending at ULONG_MAX (the right spine: at its leaf `mas->max >= max` ends the walk);
     mas_dup_build() ascends from the same nodes (its walk ends at the leaf whose max is
-    ULONG_MAX). Each call costs more the higher it must look: when the parent is not the
-    root, mas_ascend() loops over the parent's ancestors until it has found one where the
-    path's slot is not the first (the node's min) and one where it is not the last (its max),
-    or the root."""
+    ULONG_MAX). When the parent is not the root, mas_ascend() knows the node's min if it is
+    its parent's first child (its max is never ULONG_MAX here), and loops up the ancestors,
+    one iteration each, until it has a min (the path's slot is not the first) and a max (the
+    slot is not the node type's last pivot), or has reached the root."""
     calls = loops = 0
     root = getattr(tree, "root", None)
     if not isinstance(root, C.Node):
         return {"calls": 0, "loops": 0}
-    # (node, max, path): path = [(slot, data_end)] from the root down to the node's parent
-    stack: list[tuple[Any, int, list[tuple[int, int]]]] = [(root, C.M, [])]
+    # (node, max, path): path[d] = the slot of the path's node at depth d + 1 in its parent
+    stack: list[tuple[Any, int, list[int]]] = [(root, C.M, [])]
     while stack:
         node, mx, path = stack.pop()
         if path and mx != C.M:
             calls += 1
-            # the parent is path[-1]'s child; the loop starts at the grandparent
-            for depth in range(len(path) - 2, -1, -1):
+            set_min, set_max = path[-1] == 0, False
+            for depth in range(len(path) - 2, -1, -1):  # the grandparent up to the root
                 loops += 1
-                if all(_found(path, depth, d) for d in (0, 1)) or depth == 0:
+                a_slot = path[depth]
+                set_min = set_min or a_slot > 0
+                set_max = set_max or a_slot < C.AR_PIVOTS
+                if depth == 0 or (set_min and set_max):
                     break
         if node.leaf:
             continue
@@ -104,19 +107,8 @@ def tree_ascents(tree: Any) -> dict[str, int]:
             child = node.slot[i]
             if isinstance(child, C.Node):
                 cmax = node.piv[i] if i < end and i < C.AR_PIVOTS else mx
-                stack.append((child, cmax, [*path, (i, end)]))
+                stack.append((child, cmax, [*path, i]))
     return {"calls": calls, "loops": loops}
-
-
-def _found(path: list[tuple[int, int]], depth: int, which: int) -> bool:
-    """Whether mas_ascend()'s loop, having reached the ancestor at `depth`, has set the
-    node's min (which=0: some slot on the path from there up is not the first) or max
-    (which=1: not the last)."""
-    for d in range(len(path) - 2, depth - 1, -1):
-        slot, end = path[d]
-        if (slot > 0) if which == 0 else (slot < end):
-            return True
-    return False
 
 
 def fork_work(parent: Mm, res: ForkResult) -> dict[str, int]:
@@ -163,8 +155,11 @@ def fork_work(parent: Mm, res: ForkResult) -> dict[str, int]:
         "nodes_freed": ops["nodes_freed"],
         "exit_vmas": res.child_map_count, "exit_iter_slots": EXIT_PASSES * child["slots"],
         "exit_iter_leaves": EXIT_PASSES * child["leaves"], "exit_nodes": child["nodes"],
-        "ascents": parent_walks * up["calls"] + EXIT_PASSES * child_up["calls"],
-        "ascend_loops": parent_walks * up["loops"] + EXIT_PASSES * child_up["loops"],
+        # + the write path's own (splits, rebalances: counted by simulator.maple_core)
+        "ascents": parent_walks * up["calls"] + EXIT_PASSES * child_up["calls"]
+        + ops.get("write_ascents", 0),
+        "ascend_loops": parent_walks * up["loops"] + EXIT_PASSES * child_up["loops"]
+        + ops.get("write_ascend_loops", 0),
         # mas_find() calls of the four passes (dup_mmap's, exit_mmap's EXIT_PASSES): one per
         # VMA each pass visits
         "find_calls": len(vmas) + EXIT_PASSES * res.child_map_count,

@@ -86,7 +86,8 @@ def test_patched_fork_counts_null_stores_and_passes():
 
 def test_patched_ascents_count_dup_and_all_passes():
     """Patched: dup_mmap's loop and mas_dup_build() (ascending in both trees) walk the
-    parent's shape, exit_mmap the child's three times; baseline: the parent's once."""
+    parent's shape, exit_mmap the child's three times; baseline: the parent's once; plus the
+    write path's own mas_ascend() calls."""
     sc = from_dict({"name": "seed", "groups": [{"count": 1, "touch": "all"}]})
     parent = build_parent(sc, "spawn", 1621)
     up = tree_ascents(parent.tree)
@@ -94,9 +95,14 @@ def test_patched_ascents_count_dup_and_all_passes():
         res = dup_mmap(parent, variant)
         child = tree_ascents(res.child_tree)
         w = fork_work(parent, res)
-        assert w["ascents"] == walks * up["calls"] + EXIT_PASSES * child["calls"]
-        assert w["ascend_loops"] == walks * up["loops"] + EXIT_PASSES * child["loops"]
+        assert w["ascents"] == (walks * up["calls"] + EXIT_PASSES * child["calls"]
+                                + w["write_ascents"])
+        assert w["ascend_loops"] == (walks * up["loops"] + EXIT_PASSES * child["loops"]
+                                     + w["write_ascend_loops"])
         assert up["calls"] > 0 and up["loops"] > 0
+        # the baseline's bulk store splits leaves (mas_push_data's siblings, mast_fill_bnode
+        # ascend); the patched kernel copies the tree and makes only exact-fit stores here
+        assert (w["write_ascents"] > 0) == (variant == "baseline")
 
 
 def test_replayed_copy_stores_walk_no_pivots():
