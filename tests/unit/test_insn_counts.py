@@ -114,3 +114,39 @@ def test_replayed_copy_stores_walk_no_pivots():
     skipped = fork_work(parent, dup_mmap(parent, "patched", replace_entries=False))
     assert ran["walk_pivots"] == skipped["walk_pivots"]
     assert ran["leaf_gap_scans"] == skipped["leaf_gap_scans"]
+
+
+def _dup_build_walk(tree: MapleTree) -> dict[str, int]:
+    """mas_dup_build()'s walk over one tree, driven through the simulator's port of the
+    kernel's mas_ascend() / mas_descend(): from the leftmost leaf, until the leaf whose max
+    is ULONG_MAX, ascend while the slot is the node's last, then step to the next slot and
+    descend to its leftmost leaf. Returns the mas_ascend() calls and loop iterations it made."""
+    mas = C.MaState(tree)
+    mas.node, mas.min, mas.max, mas.offset = tree.root, 0, C.M, 0
+    before = C.ops_snapshot()
+    while not mas.node.leaf:
+        mas.offset = 0
+        C.mas_descend(mas)
+    while mas.max != C.M:
+        while True:
+            C.mas_ascend(mas)
+            if mas.offset != C.mas_data_end(mas):
+                break
+        mas.offset += 1
+        C.mas_descend(mas)
+        while not mas.node.leaf:
+            mas.offset = 0
+            C.mas_descend(mas)
+    ops = C.ops_since(before)
+    return {"calls": ops["write_ascents"], "loops": ops["write_ascend_loops"]}
+
+
+def test_ascents_match_the_kernels_mas_ascend_on_a_four_level_tree():
+    """tree_ascents() (a walk over the simulated tree) against the simulator's port of
+    mas_ascend() driven as mas_dup_build() drives it, on a tree tall enough (4 levels) for
+    mas_ascend()'s loop to go past the grandparent."""
+    t = _tree(1500, gap=True)
+    assert t.height == 4
+    got = tree_ascents(t)
+    assert got == _dup_build_walk(t)
+    assert got["loops"] > tree_shape(t)["leaves"] - 1  # some leaves loop twice
