@@ -411,7 +411,8 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
                          "tree_stores", "tree_walk_levels", "null_stores", "vmas_copied",
                          "vmas_dontcopy", "vmas_wipeonfork", "anon_vma_forks", "avc_allocs",
                          "anon_vma_allocs", "anon_vma_reused", "file_vmas", "pt_pages",
-                         "pt_vmas", "vma_allocs", "nodes_from_sheaf", "copy_stores_replayed"), 0)
+                         "pt_vmas", "vma_allocs", "nodes_from_sheaf", "copy_stores_replayed",
+                         "replay_walk_pivots"), 0)
     height = getattr(parent.tree, "height", 0) or 0
 
     if variant == "patched":
@@ -472,7 +473,11 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
             n0 = _log_len(child_tree)
             if replace_entries:
                 ops["copy_stores_replayed"] += 1  # simulator.work: counted by the tree
+                r0 = maple_ops_snapshot()
                 child_tree.replace_exact(v.start, v.end - 1, new_id)
+                # replace_exact() walks from the root; the kernel's iterator stands on the
+                # slot already (simulator.work takes these pivot steps back out)
+                ops["replay_walk_pivots"] += maple_ops_since(r0)["walk_pivots"]
                 tr.from_maple(_log(child_tree, n0), "vma_iter_bulk_store", GFP_NOWAIT,
                               "fatal", at)
             tree_ops.append(("replace", v.start, v.end - 1, new_id))

@@ -40,11 +40,22 @@ FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
                                "file_vmas")),
     ("__mt_dup", r"__mt_dup|mt_dup_\w*|mas_dup_\w*|mtree_dup", ("forks", "dup_nodes",
                                                                  "dup_children")),
+    # a store that changes a slot's NULL-ness re-scans its leaf for the largest gap and
+    # writes the parents' gaps that change
+    ("maple_gap", r"mas_leaf_max_gap|mas_update_gap|mas_parent_gap|mas_max_gap|ma_max_gap|"
+                  r"mte_set_gap",
+     ("leaf_gap_scans", "leaf_gap_slots", "gap_updates", "gap_scan_slots")),
+    # a node store builds a new node from the old one's slots and the new range
+    ("maple_node_store", r"mas_wr_node_store|mas_wr_slot_store",
+     ("st_node_store", "st_slot_store", "build_slots")),
+    # vma_iter_clear_gfp()'s entry: mas_store_gfp() per NULL store (patched dup_mmap)
+    ("maple_store_gfp", r"mas_store_gfp", ("null_stores",)),
+    ("maple_ascend", r"mas_ascend", ("ascents", "ascend_loops")),
     ("maple_rebalance", r"mas_spanning_rebalance|mas_topiary_replace|mab_\w*|mas_mab_cp|mast_\w*|"
                         r"mas_wr_bnode|mas_store_b_node|mas_rebalance|mas_split\w*|"
                         r"mas_push_data|mas_wr_spanning_store|mas_wr_walk_index|"
                         r"mas_bulk_rebalance|mas_destroy_rebalance|mas_new_ma_node",
-     ("st_spanning+st_rebalance", "st_split", "bnode_slots", "node_builds")),
+     ("st_spanning+st_rebalance", "st_split", "bnode_slots")),
     ("maple_alloc", r"mas_alloc_nodes|mas_node_count\w*|mas_destroy|mas_alloc\w*|mas_free|"
                     r"mas_expected_entries|mas_set_alloc_req|mas_pop_node|mas_push_node|"
                     r"mas_preallocate|mt_free_\w*|ma_free_rcu|mte_destroy\w*|mt_destroy\w*|"
@@ -55,10 +66,11 @@ FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
                     r"extend|set_height|root_expand|store_root|reuse_node|leaf|ascend|"
                     r"state_\w*|max|find_child|wmb|prev_node|descend|put_in_tree)\w*|"
                     r"mtree_range_walk|mte_set_gap",
-     ("forks", "st_exact_fit", "st_append", "st_node_store", "st_spanning+st_rebalance",
-      "st_split", "walk_nodes", "slot_writes", "build_slots", "gap_updates")),
-    ("maple_iter", _MAPLE, ("forks", "iter_vmas", "iter_slots", "iter_leaves",
-                            "exit_iter_slots", "exit_iter_leaves", "exit_vmas")),
+     ("forks", "vmas_copied", "null_stores", "st_append", "st_split", "walk_nodes",
+      "slot_writes", "walk_pivots")),
+    # mas_find() / mas_next_slot() cost the same per call, slot and leaf in every pass
+    ("maple_iter", _MAPLE, ("forks", "find_calls", "iter_slots+exit_iter_slots",
+                            "iter_leaves+exit_iter_leaves")),
     ("vm_area_dup", r"vm_area_(dup|free)\w*|__vm_area_free|vma_lock_(alloc|free)|"
                     r"vma_dup_policy|vm_area_init_from|vma_numab\w*|dup_userfaultfd\w*|"
                     r"vma_start_write|__vma_start_write|vma_mark_detached",
@@ -93,13 +105,16 @@ FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
              r"__update_cpu_freelist_fast|allocate_slab|new_slab|discard_slab|"
              r"deactivate_slab|___cache_free|obj_cgroup\w*|memcg_slab\w*|"
              r"__memcg_slab\w*|kmem_cache_alloc\w*|__kmem_cache_alloc\w*|should_failslab|"
-             r"rcu_free\w*|kvfree\w*|setup_object|shuffle_freelist|init_object",
+             r"rcu_free\w*|kvfree\w*|setup_object|shuffle_freelist|init_object|"
+             r"build_detached_freelist",
      ("forks", "vmas_copied", "exit_vmas", "alloc_calls", "nodes_allocated", "nodes_freed",
       "exit_nodes", "avc_allocs", "anon_vma_allocs", "exit_avcs")),
     ("memcpy_memset", r"memcpy\w*|__memcpy\w*|memset\w*|__memset\w*|memmove\w*|"
                       r"clear_page\w*|copy_page\w*|rep_movs_alternative",
      ("forks", "vmas_copied", "nodes_allocated", "dup_nodes", "node_builds", "pt_pages")),
-    ("other", r".*", ("forks", "iter_vmas", "vmas_copied", "account_vmas", "anon_vma_forks",
+    # null_stores: vm_stat_account() per VM_DONTCOPY VMA (patched)
+    ("other", r".*", ("forks", "iter_vmas", "vmas_copied", "null_stores", "account_vmas",
+                      "anon_vma_forks",
                       "avc_allocs", "file_vmas", "ptes_copied", "pt_pages", "exit_vma_pmd",
                       "exit_vma_pte")),
 )

@@ -50,14 +50,27 @@ O_BNODE_SLOTS = 14   # slots copied through maple_big_node (mas_mab_cp + mab_mas
 O_GAP_UPDATES = 15   # parent gap writes (mas_parent_gap: one per level it writes)
 O_DUP_NODES = 16     # whole nodes copied by __mt_dup (memcpy of a maple_node)
 O_DUP_CHILDREN = 17  # child pointers __mt_dup re-points at the copies (and their parents)
-OPS = [0] * 18
+O_LEAF_GAPS = 18     # mas_leaf_max_gap() calls (a store that changes a slot's NULL-ness
+                     # re-scans its leaf for the largest gap: mas_update_gap)
+O_LEAF_GAP_SLOTS = 19  # slots that mas_leaf_max_gap()'s loop steps over (its cost per call)
+O_WALK_PIVOTS = 20   # pivots a write walk steps past to find its slot (mas_wr_node_walk's
+                     # loop, from the ma_state's offset: 0 at the root, the slot's at a leaf
+                     # the iterator stands on)
+O_GAP_SCAN_SLOTS = 21  # parent gaps ma_max_gap() scans (all end + 1 of them) when
+                       # mas_parent_gap() lowers a node's largest gap
+O_ASCENTS = 22       # mas_ascend() calls of the write path (split, rebalance, siblings)
+O_ASCEND_LOOPS = 23  # iterations of mas_ascend()'s ancestor loop in those calls
+OPS = [0] * 24
 OP_NAMES = {WR_NEW_ROOT: "st_new_root", WR_STORE_ROOT: "st_store_root",
             WR_EXACT_FIT: "st_exact_fit", WR_SPANNING: "st_spanning", WR_SPLIT: "st_split",
             WR_REBALANCE: "st_rebalance", WR_APPEND: "st_append", WR_NODE_STORE: "st_node_store",
             WR_SLOT_STORE: "st_slot_store", O_WALK: "walk_nodes", O_SLOT_WRITES: "slot_writes",
             O_NODE_BUILDS: "node_builds", O_BUILD_SLOTS: "build_slots",
             O_BNODE_SLOTS: "bnode_slots", O_GAP_UPDATES: "gap_updates",
-            O_DUP_NODES: "dup_nodes", O_DUP_CHILDREN: "dup_children"}
+            O_DUP_NODES: "dup_nodes", O_DUP_CHILDREN: "dup_children",
+            O_LEAF_GAPS: "leaf_gap_scans", O_LEAF_GAP_SLOTS: "leaf_gap_slots",
+            O_WALK_PIVOTS: "walk_pivots", O_GAP_SCAN_SLOTS: "gap_scan_slots",
+            O_ASCENTS: "write_ascents", O_ASCEND_LOOPS: "write_ascend_loops"}
 
 
 def ops_snapshot() -> list[int]:
@@ -282,6 +295,7 @@ def mas_descend(mas: MaState) -> None:
 
 
 def mas_ascend(mas: MaState) -> int:
+    OPS[O_ASCENTS] += 1
     a_node = mas.node
     if a_node.parent is None:
         mas.offset = 0
@@ -304,6 +318,7 @@ def mas_ascend(mas: MaState) -> int:
     if mas.max == M:
         set_max = True
     while True:
+        OPS[O_ASCEND_LOOPS] += 1
         # p_enode = a_enode; a_node = mte_parent(p_enode); a_slot = mte_parent_slot(p_enode)
         a_slot = a_enode.pslot
         a_enode = a_node = a_enode.parent
@@ -425,6 +440,7 @@ def mas_leaf_max_gap(mas: MaState) -> int:
 
 
 def ma_leaf_max_gap(mn: Node, mas_min: int, mas_max: int) -> int:
+    OPS[O_LEAF_GAPS] += 1
     slots = mn.slot
     pivots = mn.piv
     max_gap = 0
@@ -451,6 +467,7 @@ def ma_leaf_max_gap(mn: Node, mas_min: int, mas_max: int) -> int:
         if max_gap > pivots[max_piv] - mas_min:
             return max_gap
     while i <= max_piv:
+        OPS[O_LEAF_GAP_SLOTS] += 1
         if slots[i]:
             i += 1
         else:
@@ -463,6 +480,7 @@ def ma_leaf_max_gap(mn: Node, mas_min: int, mas_max: int) -> int:
 
 def ma_max_gap(node: Node) -> tuple[int, int]:
     end = node.end
+    OPS[O_GAP_SCAN_SLOTS] += end + 1
     gaps = node.gap
     max_gap = max(gaps[:end + 1])
     if max_gap <= 0:
@@ -498,6 +516,7 @@ def mas_parent_gap(mas: MaState, offset: int, new: int) -> None:
         elif new < meta_gap:
             # ma_max_gap(pnode) inlined: the highest offset of the largest gap
             end = pnode.end
+            OPS[O_GAP_SCAN_SLOTS] += end + 1
             new = max(pgaps[:end + 1])
             if new <= 0:
                 new = 0
@@ -803,6 +822,7 @@ def mas_wr_node_walk(wr: WrState) -> None:
     index = mas.index
     while offset < count and index > pivots[offset]:
         offset += 1
+    OPS[O_WALK_PIVOTS] += offset - mas.offset
     wr.r_max = pivots[offset] if offset < count else mas.max
     wr.r_min = mas_safe_min(mas, pivots, offset)
     wr.offset_end = mas.offset = offset
@@ -1566,7 +1586,9 @@ def mas_wr_walk(wr: WrState) -> bool:
             count = node.end if not p else LEAF_PIVOTS - 1 if p == mx else LEAF_PIVOTS
             if offset < count and index > pivots[offset]:
                 # the first pivot >= index (pivots[offset:count] ascend in a valid node)
+                o0 = offset
                 offset = bisect_left(pivots, index, offset + 1, count)
+                OPS[O_WALK_PIVOTS] += offset - o0
             r_max = pivots[offset] if offset < count else mx
             r_min = (pivots[offset - 1] + 1) & M if offset else mn
             # mas_is_span_wr() of a leaf: up to the node's max
@@ -1575,7 +1597,9 @@ def mas_wr_walk(wr: WrState) -> bool:
             break
         count = node.end
         if offset < count and index > pivots[offset]:
+            o0 = offset
             offset = bisect_left(pivots, index, offset + 1, count)
+            OPS[O_WALK_PIVOTS] += offset - o0
         r_max = pivots[offset] if offset < count else mx
         # mas_is_span_wr() of an internal node: up to the slot's max
         if last >= r_max and (last > r_max or (entry is None and last != M)):

@@ -70,6 +70,47 @@ def tree_shape(tree: Any) -> dict[str, int]:
     return {"nodes": nodes, "leaves": leaves, "slots": slots}
 
 
+def tree_ascents(tree: Any) -> dict[str, int]:
+    """mas_ascend() calls of one full in-order pass over a maple tree, and the iterations of
+    their ancestor loop (lib/maple_tree.c, 6.12).
+
+    mas_next_node() ascends from a node when the walk moves past its last slot, one level per
+    call, so a pass over the whole tree ascends once from every non-root node except those
+    ending at ULONG_MAX (the right spine: at its leaf `mas->max >= max` ends the walk);
+    mas_dup_build() ascends from the same nodes (its walk ends at the leaf whose max is
+    ULONG_MAX). When the parent is not the root, mas_ascend() knows the node's min if it is
+    its parent's first child (its max is never ULONG_MAX here), and loops up the ancestors,
+    one iteration each, until it has a min (the path's slot is not the first) and a max (the
+    slot is not the node type's last pivot), or has reached the root."""
+    calls = loops = 0
+    root = getattr(tree, "root", None)
+    if not isinstance(root, C.Node):
+        return {"calls": 0, "loops": 0}
+    # (node, max, path): path[d] = the slot of the path's node at depth d + 1 in its parent
+    stack: list[tuple[Any, int, list[int]]] = [(root, C.M, [])]
+    while stack:
+        node, mx, path = stack.pop()
+        if path and mx != C.M:
+            calls += 1
+            set_min, set_max = path[-1] == 0, False
+            for depth in range(len(path) - 2, -1, -1):  # the grandparent up to the root
+                loops += 1
+                a_slot = path[depth]
+                set_min = set_min or a_slot > 0
+                set_max = set_max or a_slot < C.AR_PIVOTS
+                if depth == 0 or (set_min and set_max):
+                    break
+        if node.leaf:
+            continue
+        end = C.ma_data_end(node, mx)
+        for i in range(end + 1):
+            child = node.slot[i]
+            if isinstance(child, C.Node):
+                cmax = node.piv[i] if i < end and i < C.AR_PIVOTS else mx
+                stack.append((child, cmax, [*path, i]))
+    return {"calls": calls, "loops": loops}
+
+
 def fork_work(parent: Mm, res: ForkResult) -> dict[str, int]:
     """The shared-unit work counts of one fork + the child's exit (see the module doc)."""
     ops = res.ops
@@ -96,6 +137,11 @@ def fork_work(parent: Mm, res: ForkResult) -> dict[str, int]:
                 walks[shift] += 1
     it = tree_shape(parent.tree)
     child = tree_shape(res.child_tree)
+    up, child_up = tree_ascents(parent.tree), tree_ascents(res.child_tree)
+    # dup_mmap's loop walks the parent's tree (baseline) or its __mt_dup copy (patched: the
+    # parent's shape, which mas_dup_build() walks too, ascending in both trees at once);
+    # exit_mmap walks the child's EXIT_PASSES times
+    parent_walks = 3 if res.variant == "patched" else 1
     w = {
         "forks": 1,
         "iter_vmas": len(vmas), "iter_slots": it["slots"], "iter_leaves": it["leaves"],
@@ -109,10 +155,22 @@ def fork_work(parent: Mm, res: ForkResult) -> dict[str, int]:
         "nodes_freed": ops["nodes_freed"],
         "exit_vmas": res.child_map_count, "exit_iter_slots": EXIT_PASSES * child["slots"],
         "exit_iter_leaves": EXIT_PASSES * child["leaves"], "exit_nodes": child["nodes"],
+        # + the write path's own (splits, rebalances: counted by simulator.maple_core)
+        "ascents": parent_walks * up["calls"] + EXIT_PASSES * child_up["calls"]
+        + ops.get("write_ascents", 0),
+        "ascend_loops": parent_walks * up["loops"] + EXIT_PASSES * child_up["loops"]
+        + ops.get("write_ascend_loops", 0),
+        # mas_find() calls of the four passes (dup_mmap's, exit_mmap's EXIT_PASSES): one per
+        # VMA each pass visits
+        "find_calls": len(vmas) + EXIT_PASSES * res.child_map_count,
         "exit_ptes": ptes, "exit_avcs": ops["avc_allocs"], "exit_pt_pages": ops["pt_pages"],
     }
     for name in C.OP_NAMES.values():
         w[name] = ops.get(name, 0)
+    # the patched dup_mmap() clears each VM_DONTCOPY VMA from the __mt_dup copy with
+    # vma_iter_clear_gfp() (mas_store_gfp(NULL): its own preallocation and walk from the root);
+    # the baseline skips them
+    w["null_stores"] = ops.get("null_stores", 0)
     if res.variant == "patched":
         # vma_iter_bulk_store() over each copied VMA: an exact-fit store on the leaf the
         # iterator stands on (one node walked, one slot written, never an allocation).
@@ -123,6 +181,7 @@ def fork_work(parent: Mm, res: ForkResult) -> dict[str, int]:
         # stay as the tree counted them.
         replayed = ops.get("copy_stores_replayed", 0)
         w["walk_nodes"] -= replayed * max(ops.get("child_height", 1) - 1, 0)
+        w["walk_pivots"] -= ops.get("replay_walk_pivots", 0)
         missing = ops["vmas_copied"] - replayed
         w["st_exact_fit"] += missing
         w["walk_nodes"] += missing

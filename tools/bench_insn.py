@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
               f"(boot {w['boot_s']:.1f} s, jobs {w['jobs_s']:.1f} s); simulate + fit + LOLO "
               f"{fit_s:.1f} s")
         print("\n".join("  " + line for line in lolo_table(m)))
-        print(f"  largest |LOLO error|: {m.band_pct:.2f}%")
+        within = sum(1 for p in m.points if p["lolo_error_pct"] is not None
+                     and abs(p["lolo_error_pct"]) <= 2.0)
+        print(f"  largest |LOLO error|: {m.band_pct:.2f}%; {within} of {len(m.points)} points "
+              f"within the issue's 2%")
         for p in m.points:
             if p["layout"] == "spawn" and p["vmas"] in (421, 51221):
                 print(f"  seed layout, {p['vmas']} VMAs, instructions per fork (plugin / model):")

@@ -17,9 +17,9 @@ from orchestrator.run.insnprofile import parse_windows
 from simulator.insn_cost import by_function, function_of
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "insn-profile"
-# the largest |LOLO error| each recorded kernel's model reaches (measured; docs/predictions.md)
-# (the issue asks for 2%: not reached on every layout, see docs/predictions.md)
-LOLO_LIMIT_PCT = {"baseline": 2.6, "patched": 2.9}
+# the issue's bound on every layout's |LOLO error|, the seed's layout included (measured:
+# 1.56% baseline, 1.60% patched; docs/predictions.md)
+LOLO_LIMIT_PCT = {"baseline": 2.0, "patched": 2.0}
 
 
 def _profile(variant: str) -> dict:
@@ -134,7 +134,10 @@ def test_band_does_not_depend_on_the_runs_counts() -> None:
             assert "cached plugin profile" in r.rule and "fixed per kernel" in r.rule
             assert r.verdict in ("match", "mismatch")
     assert bands[0] == bands[1]
-    assert bands[0]["baseline"] == pytest.approx(LOLO_LIMIT_PCT["baseline"] + 1.0, abs=0.2)
+    # the band is the kernel's largest LOLO error + 1%, within the issue's 2% + 1%
+    assert bands[0]["baseline"] == pytest.approx(
+        model_of(profiles["baseline"], "baseline").band_pct + 1.0)
+    assert bands[0]["baseline"] <= LOLO_LIMIT_PCT["baseline"] + 1.0
 
 
 def test_report_shows_where_forks_time_goes(tmp_path: Path) -> None:
