@@ -33,7 +33,7 @@ from ..cache import atomic_write, cache_path, locked, mark_used
 from ..errors import ForkdiffError
 from . import variants
 from .gitbase import git, is_git_checkout
-from .kconfig import profile_fragments
+from .kconfig import ARCH, profile_fragments
 from .kernel import BuiltKernel, _Build, check_build_tools
 from .tree import KernelTree, validate_tree
 from .treefacts import makefile_version
@@ -192,7 +192,10 @@ class Mirror:
             b.src, b.obj = self.src, self.src / f"o-{profile}"
             b.log.write_text(f"forkdiff incremental kernel build {b.label} key={b.key} "
                              f"tree={self.tree} ({kt.identity}) in {b.obj}\n")
-            b.configure()
+            b.configure()  # once per build folder (tinyconfig + the profile's fragments)
+            # a commit may add or drop Kconfig symbols: resolved with their defaults, never a
+            # prompt (syncconfig would ask on a terminal, and git bisect run has one)
+            b.run(["make", f"ARCH={ARCH}", f"O={b.obj}", "olddefconfig"], "olddefconfig")
             b.compile()
             manifest = b.record(time.monotonic() - b.t0)
             b.say(f"done: {b.bzimage} ({manifest['release']})")

@@ -95,6 +95,7 @@ def _run(args: argparse.Namespace) -> int:
         print(err.one_line(), file=sys.stderr)
         say(f"exit {ABORT}: aborting the bisection (the same error would meet every commit)")
         return ABORT
+    os.environ.pop("PATCHES", None)  # a bisection judges the commit as it is, nothing added
     try:
         verdict, rec = judge_tree(args, tree, suites, scenarios)
     except ForkdiffError as err:
