@@ -33,7 +33,7 @@ def first_change(steps: list[dict]) -> int | None:
     for i, s in enumerate(steps):
         if s["verdict"] == INCONCLUSIVE:
             continue
-        sig = (s["verdict"], tuple(sorted(s.get("suites", {}).items())))
+        sig = (s["verdict"], tuple(sorted(s.get("per_suite", {}).items())))
         if prev is not None and sig != prev:
             return i
         prev = sig
@@ -55,7 +55,7 @@ def _markdown(steps: list[dict], culprit: int | None, source: str) -> str:
     lines += ["", "| step | patch | verdict | per suite | build s | run s | detail |",
               "|---|---|---|---|---|---|---|"]
     for i, s in enumerate(steps):
-        per = ", ".join(f"{k} {v}" for k, v in s["suites"].items())
+        per = ", ".join(f"{k} {v}" for k, v in s["per_suite"].items())
         lines.append(f"| {i} | {s['subject']} | {s['verdict']} | {per} | "
                      f"{s['seconds'].get('build', '')} | {s['seconds'].get('run', '')} | "
                      f"{s['detail'].replace('|', '/')} |")

@@ -43,7 +43,7 @@ class StepOutcome:
     seconds: dict[str, float] = field(default_factory=dict)  # build, run
 
     def as_dict(self) -> dict:
-        return {"verdict": self.verdict, "suites": self.suites, "detail": self.detail,
+        return {"verdict": self.verdict, "per_suite": self.suites, "detail": self.detail,
                 "out": str(self.out) if self.out else "", "seconds": self.seconds}
 
 

@@ -60,7 +60,7 @@ def test_judge_names_the_first_bad_row():
 
 
 def steps(*verdicts: str) -> list[dict]:
-    return [{"verdict": v, "suites": {"faults": v}} for v in verdicts]
+    return [{"verdict": v, "per_suite": {"faults": v}} for v in verdicts]
 
 
 def test_first_change_names_the_patch_and_skips_inconclusive_steps():
