@@ -14,7 +14,8 @@ it incrementally there (orchestrator/build/mirror.py), runs the suites on that o
          comparison), the commit is not a tree forkdiff can use, or forkdiff itself failed
          unexpectedly: never a verdict it does not have
     128  abort the bisection: the arguments are wrong (an unknown suite or scenario, a results
-         folder inside the tree) or the build tools are missing, which no other commit changes
+         folder inside the tree), the build tools are missing or the tree is configured in place
+         (.config): what no other commit changes
 
 The tree is only read. Results go to --out (default: bisect/<tree key>/runs/ in the cache), one
 folder per step named after the commit, and bisect.jsonl there has one line per step with its
@@ -62,6 +63,11 @@ def _setup(args: argparse.Namespace) -> tuple[Path, tuple[str, ...], tuple[str, 
     tree = Path(args.tree or os.environ.get("KERNEL_TREE") or os.getcwd()).expanduser().resolve()
     if args.out:
         check_outside(Path(args.out), tree)
+    if (tree / ".config").exists() or (tree / "include/config").exists():
+        # every commit git checks out keeps it: skipping each would end the bisection on nothing
+        raise ForkdiffError(f"kernel tree {tree} has been configured in place (.config present)",
+                            "run 'make mrproper' in it (forkdiff builds out of tree, in its cache), "
+                            "then git bisect run again")
     return tree, suites, scenarios
 
 

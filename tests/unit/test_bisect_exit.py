@@ -87,6 +87,12 @@ def test_a_usage_error_aborts_the_bisection_not_marks_it_bad(tmp_path):
     assert res.returncode == ABORT, res.stderr
 
 
+def test_a_tree_configured_in_place_aborts(tmp_path):
+    (tmp_path / ".config").write_text("CONFIG_X=y\n")
+    res = bisect_run("--suites", "faults", cwd=tmp_path)
+    assert res.returncode == ABORT and "configured in place" in res.stderr
+
+
 def test_a_commit_that_is_not_a_kernel_tree_is_skipped(tmp_path):
     (tmp_path / "Makefile").write_text("all:\n")
     res = bisect_run("--suites", "faults", cwd=tmp_path)
