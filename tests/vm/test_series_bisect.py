@@ -10,9 +10,10 @@
 
 Real parts only: real kernels (built from the series' steps and the repository's commits, cached
 by content: a second run builds nothing), QEMU, fail-nth, real git. Cold, each needs kernel
-builds (about 5-15 min per kernel under load); warm, the series takes ~4 min (four runs of
-~45 s) and the bisection ~6-9 min (clone and checkout of 1.7 GB, one sync that reads the tree,
-four steps)."""
+builds (6-15 min per kernel at load 11-18; the repository's commits once, 6 min). Warm, measured
+at load 14-17: the series about 4 min (four runs of 32-86 s), the bisection about 10 min (clone
+and checkout of 1.7 GB about 3 min; four steps of 135, 61, 114 and 48 s, the first one reading
+the whole fresh checkout once)."""
 
 from __future__ import annotations
 
