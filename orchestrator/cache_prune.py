@@ -5,6 +5,7 @@ it at the same moment is never cut short):
     kernels/<key> + its build folder   not used for DAYS (a failed or stale build: no manifest)
     src/<srckey> (tree copy + builds)  not used for DAYS by any kernel
     src/<srckey>/o-<key>               a build folder whose kernel entry is gone or unbuilt
+    bisect/<key> (tree copy + builds)  not used for DAYS (forkdiff bisect-run's mirror)
     rootfs/<hash>                      not used for DAYS and not rootfs/latest
     logs/vm/<guest>                    older than DAYS
 "Used" is the mtime of the entry's LAST_USED file (orchestrator.cache.mark_used, touched on
@@ -84,7 +85,9 @@ def candidates(days: float, root: Path | None = None, now: float | None = None) 
         if last_used(kdir) < cutoff:
             removed_kernels.add(key)
             found.append(Entry(kdir, "kernel", f"kernel-{key}", last_used(kdir), tree_size(kdir)))
-            if build is not None and build.is_dir() and root in build.parents:
+            # a bisection's build folder is shared by all its kernels: it goes with its mirror
+            if (build is not None and build.is_dir() and root in build.parents
+                    and root / "bisect" not in build.parents):
                 found.append(Entry(build, "kernel build", f"kernel-{key}", last_used(kdir), tree_size(build)))
     for src in sorted((root / "src").glob("*")):
         used = max([last_used(src)] + [last_used(root / "kernels" / o.name[2:]) for o in src.glob("o-*")
@@ -98,6 +101,10 @@ def candidates(days: float, root: Path | None = None, now: float | None = None) 
             if key not in kernels or (kernels[key] is None and key not in removed_kernels
                                       and last_used(obj) < cutoff):
                 found.append(Entry(obj, "orphan build", f"kernel-{key}", last_used(obj), tree_size(obj)))
+    for mirror in sorted((root / "bisect").glob("*")):
+        if mirror.is_dir() and last_used(mirror) < cutoff:
+            found.append(Entry(mirror, "bisect copy and build", f"bisect-{mirror.name}",
+                               last_used(mirror), tree_size(mirror)))
     latest = (root / "rootfs" / "latest").resolve() if (root / "rootfs" / "latest").exists() else None
     for r in sorted((root / "rootfs").glob("*")):
         if r.is_symlink() or r.name.startswith(".") or r.resolve() == latest or last_used(r) >= cutoff:

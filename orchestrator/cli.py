@@ -38,7 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # a command may ask for its own exit code on usage errors (bisect-run: abort, 128)
+        err = ForkdiffError(f"forkdiff {args.command}: unrecognized arguments: {' '.join(extra)}",
+                            f"see 'forkdiff {args.command} --help'")
+        if getattr(args, "usage_exit", None) is None:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        print(err.one_line(), file=sys.stderr)
+        return int(args.usage_exit)
     try:
         rc = args.func(args)
     except ForkdiffError as err:

@@ -28,3 +28,8 @@ class ForkdiffError(Exception):
         if self.log:
             parts.append(f"log: {self.log}")
         return " | ".join(parts)
+
+
+class KernelDoesNotBuild(ForkdiffError):
+    """The kernel's source does not compile, or a patch of its variant does not apply: a fact about
+    the source (a bisection skips such a commit; a series names the patch), not about the host."""

@@ -34,7 +34,7 @@ from pathlib import Path
 from simulator.fork import VARIANTS
 
 from ..cache import atomic_write, cache_path, locked, mark_used, sha256_file, sha256_text
-from ..errors import ForkdiffError
+from ..errors import ForkdiffError, KernelDoesNotBuild
 from . import variants
 from .kconfig import ARCH, PROFILES, configure, effective_text, profile_fragments
 from .patches import baseline_error, baseline_patches, env_patches, patch_identity, prepare_copy
@@ -167,7 +167,8 @@ class _Build:
             proc.wait()
             raise
         if rc != 0:
-            raise ForkdiffError(f"kernel {self.label} {phase} failed (exit {rc}): "
+            kind = KernelDoesNotBuild if phase == "compile" else ForkdiffError
+            raise kind(f"kernel {self.label} {phase} failed (exit {rc}): "
                                 f"{self.error_lines()}",
                                 "read the log; a missing tool or header means 'make setup'",
                                 self.log)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import resources
 from ..cache import sha256_file
-from ..errors import ForkdiffError
+from ..errors import ForkdiffError, KernelDoesNotBuild
 
 PATCHES_DIR = resources.data_dir("patches")
 
@@ -40,8 +40,11 @@ def baseline_error(tree_path: Path) -> str | None:
 
 
 def env_patches() -> list[Path]:
-    """Extra patches for the patched variant from $PATCHES (space-separated paths)."""
-    return [Path(p).expanduser() for p in shlex.split(os.environ.get("PATCHES", ""))]
+    """Extra patches for the patched variant from $PATCHES (space-separated paths: patch files,
+    mboxes or folders of git format-patch output, orchestrator/build/series.py)."""
+    from .series import expand
+
+    return list(expand([Path(p).expanduser() for p in shlex.split(os.environ.get("PATCHES", ""))]).patches)
 
 
 def patch_identity(patches: Sequence[Path]) -> list[dict[str, str]]:
@@ -101,7 +104,7 @@ def apply_patch(src: Path, patch: Path, log: Path | None = None) -> None:
         with open(log, "a") as fh:
             fh.write(f"$ patch -p1 --dry-run -i {patch}\n{out}\n")
     if dry.returncode != 0:
-        raise ForkdiffError(f"patch {patch} does not apply to the tree: {_failing_hunk(out)}",
+        raise KernelDoesNotBuild(f"patch {patch} does not apply to the tree: {_failing_hunk(out)}",
                             "rebase the patch on this tree, or pick the tree it was written for",
                             log)
     real = subprocess.run(base, capture_output=True, text=True)

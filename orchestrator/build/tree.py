@@ -140,9 +140,12 @@ def debian_tree(spec: debsrc.DebianSpec) -> KernelTree:
                       version=_makefile_version(dest), is_default=False)
 
 
-def resolve_tree(path: str | Path | None = None) -> KernelTree:
+def resolve_tree(path: str | Path | KernelTree | None = None) -> KernelTree:
     """The tree to use: `path` (or $KERNEL_TREE) if given, else the default Debian tree. A
-    `debian:SUITE:PACKAGE` spec is fetched into the cache (orchestrator/build/debsrc.py)."""
+    `debian:SUITE:PACKAGE` spec is fetched into the cache (orchestrator/build/debsrc.py). A
+    KernelTree is already resolved (a series' base-commit, a bisect step's copy): used as it is."""
+    if isinstance(path, KernelTree):
+        return path
     raw = path if path not in (None, "") else os.environ.get("KERNEL_TREE") or None
     if raw is None:
         tree = default_tree()

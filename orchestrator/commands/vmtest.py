@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import sys
 from pathlib import Path
 
+from ..build.gitbase import tree_at_base
+from ..build.series import expand
 from ..build.variants import KERNELS
 from ..errors import ForkdiffError
 from ..run.faultsetup import parse_faults
@@ -54,14 +58,20 @@ def _run(args: argparse.Namespace) -> int:
     duration = float(args.duration or env.get("DURATION") or 2.0)
     if duration <= 0:
         raise ForkdiffError(f"DURATION={duration} must be > 0", "e.g. DURATION=2")
+    # PATCHES=: patch files, mboxes or format-patch folders; a series' base-commit picks the
+    # commit of a git checkout they go onto (orchestrator/build/series.py, gitbase.py)
+    raw_patches = args.patches or env.get("PATCHES") or ""
+    series = expand([Path(p) for p in shlex.split(raw_patches)])
+    tree = tree_at_base(args.tree or env.get("KERNEL_TREE") or None, series.base_commit,
+                        raw_patches, lambda m: print(f"forkdiff: {m}", file=sys.stderr, flush=True))
     opts = VmTestOptions(
         out=Path(explicit_out) if explicit_out else Path(),
         suites=_list(args.suites or env.get("SUITES") or " ".join(SUITES), SUITES, "SUITES"),
         vmas=_vmas(args.vmas or env.get("VMAS") or ",".join(map(str, SPAWN_VMAS))),
         duration=duration,
         repeats=int(args.repeats or env.get("REPEATS") or 0),
-        tree=args.tree or env.get("KERNEL_TREE") or None,
-        patches=tuple(Path(p) for p in (args.patches or env.get("PATCHES") or "").split()),
+        tree=tree,
+        patches=series.patches,
         models=parse_models(args.model or env.get("MODEL")),
         resume=args.resume or (env.get("RESUME") or "").lower() in ("1", "yes", "true"),
         jobs=int(args.jobs or env.get("JOBS") or 0),
@@ -99,7 +109,8 @@ def register(sub) -> None:
     p.add_argument("--repeats", help="spawn runs per VMA count (REPEATS=; default 1 under -icount, where a run repeats "
                                      "exactly, 5 with SPAWN_TIMING=realtime)")
     p.add_argument("--tree", help="kernel tree: a path or debian:SUITE:PACKAGE (KERNEL_TREE=; default Debian's linux-source-6.12)")
-    p.add_argument("--patches", help="extra patches for the patched variant (PATCHES=)")
+    p.add_argument("--patches", help="extra patches for the patched variant (PATCHES=): patch files, an mbox "
+                   "(git format-patch --stdout, b4 am) or a folder of git format-patch output, in series order")
     p.add_argument("--model", help="model per kernel (MODEL=): baseline, patched, or a mapping")
     p.add_argument("--resume", action="store_true", help="continue the run in --out/OUT (RESUME=1)")
     p.add_argument("--scenarios", help="maps/faults/counts scenarios, names or files (SCENARIOS=; "

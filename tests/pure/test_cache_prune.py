@@ -84,3 +84,16 @@ def test_prune_cli_dry_run_then_real(tmp_path: Path) -> None:
     assert r.returncode == 0 and "total" in r.stdout and "src" in r.stdout
     r = subprocess.run([*cmd[:-1], "-3"], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2 and "negative" in r.stderr
+
+
+def test_bisect_build_folder_goes_with_its_mirror_not_with_one_kernel(tmp_path: Path) -> None:
+    """A bisection's kernels all point at one persistent build folder (bisect/<key>/src/o-faults):
+    an old kernel goes alone; the mirror goes as a whole when it is not used for DAYS."""
+    live = _entry(tmp_path / "bisect" / "m-live", 1)
+    build = _entry(live / "src" / "o-faults", 1, 5000)
+    old_kernel = _entry(tmp_path / "kernels" / "k-bisect-old", 30)
+    (old_kernel / "manifest.json").write_text(json.dumps({"build_dir": str(build)}))
+    dead = _entry(tmp_path / "bisect" / "m-dead", 40)
+    gone = {e.path for e in candidates(14, tmp_path, NOW)}
+    assert old_kernel in gone and dead in gone
+    assert build not in gone and live not in gone
