@@ -29,7 +29,14 @@
  *          LKDTM's /sys/kernel/debug/provoke-crash/DIRECT instead of forking: a real crash in
  *          the middle of a sweep, for testing the framework's crash handling;
  *          --skip K (repeatable, up to 16): do not arm step K (the orchestrator re-runs a sweep
- *          that killed the kernel at K with --skip K, so the other steps are still recorded). */
+ *          that killed the kernel at K with --skip K, so the other steps are still recorded).
+ * On a kernel without the fault-injection stack filter (no
+ * /sys/kernel/debug/failslab/require-start: x86-64 before 6.3) whose fail_page_alloc counts
+ * order 0 (min-order 0, ignore-gfp-wait N: FAULTS=...,page), every page allocation of the fork syscall is a check, new slab pages
+ * included. The orchestrator raised every cache's min_partial, so no empty slab is freed; here
+ * the caches are flushed instead of shrunk (a shrink frees every empty slab) and one unarmed
+ * fork runs before the probe, so that every cache holds the free objects a fork at this
+ * layout takes and no fork of the probe or the sweep needs a new slab page. */
 #define _GNU_SOURCE
 #include "common.h"
 #include "layout.h"
@@ -274,6 +281,13 @@ int main(int argc, char **argv)
 		else
 			die(EXIT_USAGE, "args", "unknown option or missing value", 0);
 	}
+	int warm = 0;
+	if (access("/sys/kernel/debug/failslab/require-start", F_OK) != 0) {
+		char mo[32], gw[8];
+		long n = read_file("/sys/kernel/debug/fail_page_alloc/min-order", mo, sizeof(mo));
+		long w = read_file("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", gw, sizeof(gw));
+		warm = g_flush_only = n > 0 && strtol(mo, NULL, 10) == 0 && w > 0 && gw[0] == 'N';
+	}
 	layout_build(&L);
 	long nb = read_maps(before);
 	layout_verify(&L, before, (size_t)nb);
@@ -291,6 +305,18 @@ int main(int argc, char **argv)
 		quiesce(o_start, 50, settle_ms);
 	slab_read_all(s_start);
 
+	if (warm) { /* an unarmed fork: the caches grow to what a fork here takes (see above) */
+		long pid = syscall(SYS_fork);
+		if (pid == 0)
+			_exit(0);
+		if (pid < 0)
+			die(EXIT_RUNTIME, "fork", "the warm-up fork failed", errno);
+		int st;
+		while (waitpid((pid_t)pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (slab)
+			settle(o_start, o1, settle_ms, &settled);
+	}
 	struct attempt p = armed_fork(PROBE_NTH);
 	if (slab) /* the probe's child has exited: let its frees settle before the sweep */
 		waited = settle(o_start, o1, settle_ms, &settled);
