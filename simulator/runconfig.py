@@ -406,7 +406,8 @@ def fault_settings(suite: str, recorded: dict | None
     # page_scope "fork" (faultsetup, a kernel without any stack filter): every page allocation
     # of the fork syscall counts and is modelled (fork.FORK_PREFIX_PAGES, then the page
     # tables), the guest having kept new slab pages out (faultsetup: min_partial, warm fork)
-    fork_scope = recorded.get("page_scope") == "fork" and settings.page_scope == "fork"
+    fork_scope = (recorded.get("page_scope") == "fork" and settings.page_scope == "fork"
+                  and (page or {}).get("ignore-gfp-highmem", "Y") == "Y")
     if min_order <= MAX_PAGE_ORDER and page_filter != PAGE_FUNCTION and not fork_scope:
         bad.append(NotModelled(
             "fault_settings.fail_page_alloc", f"min-order {min_order}, ignore-gfp-wait "

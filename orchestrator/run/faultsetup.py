@@ -257,6 +257,12 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
     attrs: dict[str, dict[str, str]] = {}
     for d in dirs:
         vals = _attr_values(d, opts, start, end, page_range)
+        if d == "fail_page_alloc" and opts.page_alloc and not has_filter:
+            # __GFP_HIGHMEM allocations stay out (the default): the parent's own page faults
+            # (GFP_HIGHUSER_MOVABLE: the COW of its stack right after fork() returns, before
+            # fail-nth is read back) would be checks too; fork's page allocations (stack,
+            # pgd, page tables, slab pages) have no __GFP_HIGHMEM
+            vals["ignore-gfp-highmem"] = "Y"
         if not has_filter:
             for k in ("stacktrace-depth", "require-start", "require-end", "reject-start", "reject-end"):
                 vals.pop(k)

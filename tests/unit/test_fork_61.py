@@ -168,3 +168,8 @@ def test_fork_scope_is_modelled_only_when_the_guest_said_so():
     assert not bad and s.page_scope == "fork" and not s.slab_counted
     _, bad, _ = fault_settings("faults", rec)
     assert [b.what for b in bad] == ["fault_settings.fail_page_alloc"]
+    # __GFP_HIGHMEM counted: the parent's page faults around fork() would be checks too
+    highmem = {"ignore-gfp-wait": "N", "min-order": "0", "ignore-gfp-highmem": "N"}
+    _, bad, _ = fault_settings("faults", rec | {"page_scope": "fork", "attrs": rec["attrs"] | {
+        "fail_page_alloc": highmem}})
+    assert [b.what for b in bad] == ["fault_settings.fail_page_alloc"]

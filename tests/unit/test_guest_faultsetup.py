@@ -203,6 +203,8 @@ def test_page_faults_count_the_whole_fork_without_a_stack_filter() -> None:
     assert s.page_scope == "fork" and s.min_partial == FORK_MIN_PARTIAL
     assert g.files["/sys/kernel/debug/fail_page_alloc/min-order"] == "0"
     assert g.files["/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait"] == "N"
+    # the parent's own page faults (GFP_HIGHUSER_MOVABLE) stay out
+    assert g.files["/sys/kernel/debug/fail_page_alloc/ignore-gfp-highmem"] == "Y"
     assert all(g.files[f"/sys/kernel/slab/{c}/min_partial"] == str(FORK_MIN_PARTIAL) for c in slabs)
     assert s.cache_filter == list(slabs)  # failslab: fork's caches, as with FAULTS=slab
     # FAULTS=page: failslab's cache filter on with no cache flagged, so no slab check counts
