@@ -226,9 +226,9 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
         # FORK_PREFIX_PAGES) and new slab pages whenever a cache has no free object left. The
         # last are kept out: min_partial raised on every cache, so that no empty slab is ever
         # discarded (mm/slub.c: an empty slab is freed only while the node has min_partial
-        # partial slabs), and the sweep's probe fork at the same layout leaves every cache the
-        # free objects a fork takes (the guest's shrink, which discards empty slabs, is off:
-        # faultsweep --no-shrink).
+        # partial slabs), and faultsweep's warm-up forks at the same layout leave every cache
+        # the free objects a fork takes (faultsweep sees this set-up in debugfs: it flushes
+        # the caches instead of shrinking them, which would free every empty slab).
         min_partial = _raise_min_partial(g)
     if opts.stack_filter and not has_filter:  # no stack filter in this kernel: fork's caches only
         caches = opts.cache_filter or (FORK_CACHES if _failslab_flag_writable(g) or _failslab_flag_set(g)
