@@ -26,6 +26,11 @@ mm/fail_page_alloc.c):
   copy_page_range in the order fork() makes them (simulator/fork.py's trace).
   `slab=False` (FAULTS=page) keeps failslab out: require-start = require-end = 0, a range no
   stack entry is in, so no slab allocation counts (fail_stacktrace() is false).
+  A kernel without the stack filter (6.1) counts every page allocation of the fork syscall
+  instead (page_scope "fork"): ignore-gfp-highmem Y keeps the parent's own page faults out,
+  every cache's min_partial is raised so that no empty slab is ever freed (and faultsweep
+  warms the caches up), and FAULTS=page leaves slab out with the cache filter on and no
+  cache flagged (the guest then boots without slub_debug=A).
 - verbose = 0: no "FAULT_INJECTION: forcing a failure" report and stack dump per injected
   fault (thousands in a sweep, and slow on a serial console).
 - Stack filter: require-start = address of dup_mmap in /proc/kallsyms, require-end = the next
