@@ -435,10 +435,32 @@ void slab_read_all(struct slabcount out[NCACHES])
 		slab_read(g_caches[i], &out[i]);
 }
 
+int g_flush_only;
+
+/* Write a cache's cpu_partial back unchanged: mm/slub.c cpu_partial_store() calls flush_all(),
+ * which moves the per-CPU slabs to the node's partial list ('objects' is then exact), and,
+ * unlike shrink, frees no empty slab while min_partial is above the node's partial count. */
+static void slab_flush(const char *cache)
+{
+	char path[256], val[32];
+	snprintf(path, sizeof(path), "/sys/kernel/slab/%s/cpu_partial", cache);
+	long n = read_file(path, val, sizeof(val));
+	if (n <= 0)
+		return; /* cache does not exist in this kernel */
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, (size_t)n) != n)
+		die(EXIT_RUNTIME, "slab", "cannot write a slab cache's cpu_partial file", errno);
+	close(fd);
+}
+
 void slab_shrink_all(void)
 {
 	char path[256];
 	for (int i = 0; i < NCACHES; i++) {
+		if (g_flush_only) {
+			slab_flush(g_caches[i]);
+			continue;
+		}
 		snprintf(path, sizeof(path), "/sys/kernel/slab/%s/shrink", g_caches[i]);
 		int fd = open(path, O_WRONLY | O_CLOEXEC);
 		if (fd < 0)

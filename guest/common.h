@@ -78,6 +78,9 @@ extern const char *const g_caches[NCACHES];
 void slab_read_all(struct slabcount out[NCACHES]);
 /* Write 1 to /sys/kernel/slab/<cache>/shrink for the default caches: per-CPU slabs go back to
  * the node lists, so that 'objects' then counts exactly the objects in use. */
+/* 1: slab_shrink_all() only flushes the per-CPU slabs (cpu_partial written back), freeing no
+ * empty slab (faultsweep with page allocations counted and no stack filter) */
+extern int g_flush_only;
 void slab_shrink_all(void);
 /* alloc_fastpath + alloc_slowpath of the default caches (-1: no such cache or no SLUB_STATS). */
 void slab_read_allocs(long long out[NCACHES]);

@@ -29,7 +29,16 @@
  *          LKDTM's /sys/kernel/debug/provoke-crash/DIRECT instead of forking: a real crash in
  *          the middle of a sweep, for testing the framework's crash handling;
  *          --skip K (repeatable, up to 16): do not arm step K (the orchestrator re-runs a sweep
- *          that killed the kernel at K with --skip K, so the other steps are still recorded). */
+ *          that killed the kernel at K with --skip K, so the other steps are still recorded).
+ * On a kernel without the fault-injection stack filter (no
+ * /sys/kernel/debug/failslab/require-start: x86-64 before 6.3) whose fail_page_alloc counts
+ * order 0 (min-order 0, ignore-gfp-wait N: FAULTS=...,page), every page allocation of the
+ * fork syscall is a check, new slab pages included. The orchestrator raised every cache's
+ * min_partial, so no empty slab is freed; here the caches are flushed instead of shrunk (a
+ * shrink frees every empty slab) and WARM_FORKS unarmed forks, alive at once, run before the
+ * probe, so that every cache holds the free objects a fork at this layout takes, even with
+ * the previous forks' RCU-deferred frees pending, and no fork of the probe or the sweep needs
+ * a new slab page. */
 #define _GNU_SOURCE
 #include "common.h"
 #include "layout.h"
@@ -45,6 +54,7 @@
 #include <unistd.h>
 
 #define MAPS_CAP (16UL << 20)
+#define WARM_FORKS 4 /* children alive at once in the warm-up (no stack filter, page checks) */
 #define FAIL_NTH "/proc/thread-self/fail-nth"
 #define PROBE_NTH 1000000000UL
 static char before[MAPS_CAP], now[MAPS_CAP];
@@ -274,6 +284,13 @@ int main(int argc, char **argv)
 		else
 			die(EXIT_USAGE, "args", "unknown option or missing value", 0);
 	}
+	int warm = 0;
+	if (access("/sys/kernel/debug/failslab/require-start", F_OK) != 0) {
+		char mo[32], gw[8];
+		long n = read_file("/sys/kernel/debug/fail_page_alloc/min-order", mo, sizeof(mo));
+		long w = read_file("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", gw, sizeof(gw));
+		warm = g_flush_only = n > 0 && strtol(mo, NULL, 10) == 0 && w > 0 && gw[0] == 'N';
+	}
 	layout_build(&L);
 	long nb = read_maps(before);
 	layout_verify(&L, before, (size_t)nb);
@@ -291,6 +308,36 @@ int main(int argc, char **argv)
 		quiesce(o_start, 50, settle_ms);
 	slab_read_all(s_start);
 
+	if (warm) { /* WARM_FORKS unarmed forks alive at once: every cache grows to what that many
+		     * forks here take (see above), so that a fork still finds free objects while
+		     * the RCU-deferred frees of the previous ones (task_struct, maple nodes, ...)
+		     * are pending */
+		int gate[2];
+		long pids[WARM_FORKS];
+		if (pipe(gate) != 0)
+			die(EXIT_RUNTIME, "fork", "cannot make the warm-up pipe", errno);
+		for (int i = 0; i < WARM_FORKS; i++) {
+			pids[i] = syscall(SYS_fork);
+			if (pids[i] == 0) {
+				char c;
+				close(gate[1]);
+				while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+					;
+				_exit(0);
+			}
+			if (pids[i] < 0)
+				die(EXIT_RUNTIME, "fork", "a warm-up fork failed", errno);
+		}
+		close(gate[0]);
+		close(gate[1]); /* the children read EOF and exit */
+		for (int i = 0; i < WARM_FORKS; i++) {
+			int st;
+			while (waitpid((pid_t)pids[i], &st, 0) < 0 && errno == EINTR)
+				;
+		}
+		if (slab)
+			settle(o_start, o1, settle_ms, &settled);
+	}
 	struct attempt p = armed_fork(PROBE_NTH);
 	if (slab) /* the probe's child has exited: let its frees settle before the sweep */
 		waited = settle(o_start, o1, settle_ms, &settled);

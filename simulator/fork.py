@@ -90,7 +90,9 @@ class FaultSettings:
     page_stack_filter:        fail_page_alloc's own stack filter: "copy_page_range" when
                               FAULTS=...,page brackets it (only the child's page tables count;
                               page allocations elsewhere under dup_mmap, i.e. new slab pages,
-                              do not), None otherwise."""
+                              do not), None otherwise (then, on a kernel without any stack
+                              filter, every page allocation of the fork syscall counts:
+                              page_scope "fork")."""
 
     failslab_ignore_gfp_wait: bool = True
     page_ignore_gfp_wait: bool = True
@@ -114,6 +116,19 @@ class FaultSettings:
         return not (self.page_ignore_gfp_wait and may_sleep)
 
     @property
+    def page_scope(self) -> str | None:
+        """Which page allocations fail-nth counts: None (none: min-order above the page
+        tables' order 0, or ignore-gfp-wait Y), "copy_page_range" (its stack filter: the
+        child's page tables alone), "fork" (no stack filter at all, x86-64 before 6.3: every
+        page allocation of the fork syscall, FORK_PREFIX_PAGES before dup_mmap's page tables;
+        new slab pages are kept out by the guest's set-up, orchestrator/run/faultsetup.py)."""
+        if not any(self.counts("page", True, order) for order in (0, 2)):
+            return None
+        if self.page_stack_filter:
+            return self.page_stack_filter
+        return "fork" if self.stack_filter is None else None
+
+    @property
     def modelled_prefix(self) -> bool:
         """fail-nth counts dup_mmap()'s checks and nothing else of fork(): under the dup_mmap
         stack filter, or, without one (x86-64 kernels before 6.3 have no
@@ -122,6 +137,8 @@ class FaultSettings:
         out by fail_page_alloc's min-order, which runconfig checks)."""
         if self.stack_filter == "dup_mmap":
             return True
+        if self.stack_filter is None and not self.slab_counted:  # FAULTS=page: no slab check
+            return self.page_scope in ("fork", "copy_page_range")
         return (self.stack_filter is None and bool(self.cache_filter)
                 and set(self.cache_filter) <= DUP_MMAP_ONLY_CACHES)
 
@@ -131,6 +148,17 @@ SUITE_SETTINGS = FaultSettings(failslab_ignore_gfp_wait=False)  # our suites: ig
 # ignore-gfp-wait N, its stack filter on copy_page_range
 PAGE_SETTINGS = FaultSettings(failslab_ignore_gfp_wait=False, page_ignore_gfp_wait=False,
                               page_min_order=0, page_stack_filter="copy_page_range")
+
+# The page allocations kernel/fork.c copy_process() makes before dup_mmap() (6.1; counted only
+# with page_scope "fork"): dup_task_struct() -> alloc_thread_stack_node() (without
+# CONFIG_VMAP_STACK: alloc_pages_node(THREADINFO_GFP, THREAD_SIZE_ORDER), order 2 on x86-64
+# without KASAN), then copy_mm() -> dup_mm() -> mm_init() -> mm_alloc_pgd() -> pgd_alloc()
+# (arch/x86/mm/pgtable.c _pgd_alloc(): __get_free_pages(GFP_PGTABLE_USER, PGD_ALLOCATION_ORDER),
+# order 0 without PTI; no preallocated PMDs on x86-64). Either failing: copy_process() returns
+# ENOMEM before dup_mmap() allocates anything. (site, gfp, order)
+THREADINFO_GFP = "GFP_KERNEL_ACCOUNT|__GFP_ZERO"
+FORK_PREFIX_PAGES = (("alloc_thread_stack_node", THREADINFO_GFP, 2),
+                     ("pgd_alloc", GFP_PGTABLE, 0))
 
 
 @dataclass(frozen=True)
@@ -300,10 +328,10 @@ class _Tracer:
 
     def add(self, site: str, cache: str, gfp: str, kind: str, objects: int, on_fail: str,
             vma: tuple[int, Vma] | None = None, level: str | None = None,
-            frees: dict[str, int] | None = None) -> AllocEvent:
+            frees: dict[str, int] | None = None, order: int = 0) -> AllocEvent:
         allocator = "page" if cache == "page" else "slab"
         may_sleep = gfp != GFP_NOWAIT
-        counted = kind != "sheaf" and self.settings.counts(allocator, may_sleep, 0)
+        counted = kind != "sheaf" and self.settings.counts(allocator, may_sleep, order)
         e = self._event(site, cache, gfp, kind, objects, counted, on_fail, vma, level, frees)
         if kind == "single" and allocator == "slab" and self.config.slab_sheaves \
                 and cache not in self.warm:
@@ -405,6 +433,9 @@ def dup_mmap(parent: Mm, variant: str, settings: FaultSettings = SUITE_SETTINGS,
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
     tr = _Tracer(settings, config)
+    if settings.page_scope == "fork":  # copy_process()'s page allocations before dup_mmap()
+        for site, gfp, order in FORK_PREFIX_PAGES:
+            tr.add(site, "page", gfp, "page", 1, "fatal", order=order)
     maple_ops0 = maple_ops_snapshot()  # the maple write path's counters (cost model units)
     vmas = list(parent.vmas())
     ops = dict.fromkeys(("nodes_allocated", "alloc_calls", "nodes_copied", "nodes_freed",
@@ -748,6 +779,10 @@ def outcome(res: ForkResult, k: int) -> dict:
         return out
     out.update(fork="ENOMEM", errno="ENOMEM", absorbed=False, frees=dict(e.frees))
     parent_n = len(res.parent_vmas)
+    if e.site in {site for site, _, _ in FORK_PREFIX_PAGES}:
+        out.update(marker=None, child_vmas_released=0, **_teardown(res, e, 0, None),
+                   reason=f"{e.site} failed: copy_process() returns ENOMEM before dup_mmap()")
+        return out
     if e.site in ("__mt_dup", "mas_expected_entries"):
         out.update(marker=None, child_vmas_released=0, tree_nodes_freed=e.frees.get("maple_node", 0),
                    **_teardown(res, e, 0, None),

@@ -157,6 +157,10 @@ def fork_records(name: str, parent: Mm, res: ForkResult,
                            "slab_checks": sum(1 for e in res.counted if e.cache != "page"),
                            "page_checks": sum(1 for e in res.counted if e.cache == "page"),
                            "page_tables": page_tables(res.trace),
+                           # page checks outside copy_page_range (page_scope "fork": the
+                           # child's thread stack and pgd, kernel/fork.c copy_process())
+                           "fork_page_checks": sum(1 for e in res.counted if e.cache == "page"
+                                                   and e.site != "copy_page_range"),
                            "settings": sets}
                    | ({"maple_node_from_sheaf": res.ops["nodes_from_sheaf"]}
                       if res.ops["nodes_from_sheaf"] else {}))

@@ -403,7 +403,12 @@ def fault_settings(suite: str, recorded: dict | None
             "fault_settings.function", filt,
             f"the stack filter brackets {filt}, and only dup_mmap's allocations are modelled",
             "rerun the faults suite with the stack filter on dup_mmap", "dup_mmap"))
-    if min_order <= MAX_PAGE_ORDER and page_filter != PAGE_FUNCTION:
+    # page_scope "fork" (faultsetup, a kernel without any stack filter): every page allocation
+    # of the fork syscall counts and is modelled (fork.FORK_PREFIX_PAGES, then the page
+    # tables), the guest having kept new slab pages out (faultsetup: min_partial, warm fork)
+    fork_scope = (recorded.get("page_scope") == "fork" and settings.page_scope == "fork"
+                  and (page or {}).get("ignore-gfp-highmem", "Y") == "Y")
+    if min_order <= MAX_PAGE_ORDER and page_filter != PAGE_FUNCTION and not fork_scope:
         bad.append(NotModelled(
             "fault_settings.fail_page_alloc", f"min-order {min_order}, ignore-gfp-wait "
             + ("Y" if page_wait else "N"),
@@ -435,6 +440,8 @@ def cache_filter_problems(suite: str, config, recorded_faults: dict | None) -> l
     attrs = ((recorded_faults or {}).get("attrs") or {}).get("failslab") or {}
     if suite != "faults" or attrs.get("cache-filter") != "Y":
         return []
+    if "slab" not in ((recorded_faults or {}).get("faults") or ["slab"]):
+        return []  # FAULTS=page: the cache filter keeps every slab allocation out on purpose
     missing = sorted(trace_caches(config) - set((recorded_faults or {}).get("cache_filter") or []))
     if not missing:
         return []

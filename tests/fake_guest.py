@@ -114,6 +114,7 @@ class FakeGuest:
             self.write("/sys/kernel/debug/failslab/ignore-gfp-wait", "Y")
         for c in slabs:
             self.write(f"/sys/kernel/slab/{c}/failslab", "0", 0o644 if flag_writable else 0o444)
+            self.write(f"/sys/kernel/slab/{c}/min_partial", "5")  # every cache has one
         if kallsyms is not None:
             self.write("/proc/kallsyms", kallsyms)
         if cmdline is not None:

@@ -203,8 +203,11 @@ def compare_faults(job: ObservedJob, model: str, preds: list[dict]) -> list[dict
         split = ""
         if counts.get("page_checks"):
             tables = ", ".join(f"{n} {lv}" for lv, n in (counts.get("page_tables") or {}).items())
+            fork_pages = counts.get("fork_page_checks") or 0
             split = (f": predicted {counts.get('slab_checks')} slab checks under dup_mmap and "
-                     f"{counts['page_checks']} page-table checks under copy_page_range ({tables})")
+                     f"{counts['page_checks'] - fork_pages} page-table checks under copy_page_range ({tables})")
+            if fork_pages:  # no stack filter: copy_process()'s thread stack and pgd count too
+                split += f", after {fork_pages} page checks of copy_process() (thread stack, pgd)"
         rows.append(_row(job, model, "checks_per_fork", "", cc["value"], counts["checks"],
                          detail="fail-nth checks a successful fork makes under dup_mmap" + split))
         if "net" in cc["values"]:

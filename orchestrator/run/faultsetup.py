@@ -26,6 +26,11 @@ mm/fail_page_alloc.c):
   copy_page_range in the order fork() makes them (simulator/fork.py's trace).
   `slab=False` (FAULTS=page) keeps failslab out: require-start = require-end = 0, a range no
   stack entry is in, so no slab allocation counts (fail_stacktrace() is false).
+  A kernel without the stack filter (6.1) counts every page allocation of the fork syscall
+  instead (page_scope "fork"): ignore-gfp-highmem Y keeps the parent's own page faults out,
+  every cache's min_partial is raised so that no empty slab is ever freed (and faultsweep
+  warms the caches up), and FAULTS=page leaves slab out with the cache filter on and no
+  cache flagged (the guest then boots without slub_debug=A).
 - verbose = 0: no "FAULT_INJECTION: forcing a failure" report and stack dump per injected
   fault (thousands in a sweep, and slow on a serial console).
 - Stack filter: require-start = address of dup_mmap in /proc/kallsyms, require-end = the next
@@ -126,6 +131,11 @@ class FaultSettings:
     faults: list[str] = field(default_factory=lambda: ["slab"])  # what fail-nth counts
     page_function: str = ""  # fail_page_alloc's stack filter (page_alloc): copy_page_range
     page_skipped: str = ""  # why page faults asked for were left out (a kernel without the filter)
+    # where fail_page_alloc's checks come from when page faults count: "copy_page_range" (its
+    # stack filter) or "fork" (a kernel without the filter: every page allocation of the fork
+    # syscall, with new slab pages kept out by min_partial: FORK_MIN_PARTIAL)
+    page_scope: str = ""
+    min_partial: int = 0  # what /sys/kernel/slab/*/min_partial was raised to (0: untouched)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -186,7 +196,8 @@ def _attr_values(name: str, opts: FaultOptions, start: int, end: int,
     }
     if name == "failslab":
         vals["ignore-gfp-wait"] = "N"
-        vals["cache-filter"] = "Y" if opts.cache_filter else "N"
+        # FAULTS=page without a stack filter: the cache filter on, with no cache counted
+        vals["cache-filter"] = "Y" if opts.cache_filter or not (opts.slab or opts.stack_filter) else "N"
     if name == "fail_page_alloc":
         vals["ignore-gfp-wait"] = "N" if opts.page_alloc else "Y"
         vals["min-order"] = "0" if opts.page_alloc else str(PAGE_ALLOC_OFF_MIN_ORDER)
@@ -213,18 +224,25 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
                             "use a 'faults' profile kernel (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)")
     has_filter = f"{DEBUGFS}/failslab/require-start" in listing
     page_skipped = ""
+    min_partial = 0
     if opts.page_alloc and not has_filter:
-        # without a stack filter every page allocation of the fork syscall would count (the
-        # child's kernel stack, its pgd, new slab pages): not page tables alone, not predictable
-        page_skipped = ("this kernel has no fault-injection stack filter (x86-64 before 6.3), so "
-                        "fail_page_alloc cannot be restricted to copy_page_range: page faults left out")
-        if not opts.slab:
-            raise ForkdiffError("FAULTS=page needs the fault-injection stack filter, which this kernel lacks",
-                                "use FAULTS=slab on this kernel (x86-64 before 6.3)")
-        opts = replace(opts, page_alloc=False)
+        # without a stack filter every page allocation of the fork syscall counts: the child's
+        # kernel stack, its pgd, its page tables (all modelled: simulator/fork.py
+        # FORK_PREFIX_PAGES) and new slab pages whenever a cache has no free object left. The
+        # last are kept out: min_partial raised on every cache, so that no empty slab is ever
+        # discarded (mm/slub.c: an empty slab is freed only while the node has min_partial
+        # partial slabs), and faultsweep's warm-up forks at the same layout leave every cache
+        # the free objects a fork takes (faultsweep sees this set-up in debugfs: it flushes
+        # the caches instead of shrinking them, which would free every empty slab).
+        min_partial = _raise_min_partial(g)
     if opts.stack_filter and not has_filter:  # no stack filter in this kernel: fork's caches only
         caches = opts.cache_filter or (FORK_CACHES if _failslab_flag_writable(g) or _failslab_flag_set(g)
                                        else ())
+        if not opts.slab:  # FAULTS=page: failslab's cache filter with no cache flagged
+            if _failslab_flag_set(g):
+                raise ForkdiffError("FAULTS=page: fork's caches have the failslab flag from boot, "
+                                    "so failslab would count them", "boot without slub_debug=A")
+            caches = ()
         opts = replace(opts, stack_filter=False, cache_filter=caches)
     if opts.stack_filter:
         fn = re.escape(opts.function)
@@ -244,6 +262,12 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
     attrs: dict[str, dict[str, str]] = {}
     for d in dirs:
         vals = _attr_values(d, opts, start, end, page_range)
+        if d == "fail_page_alloc" and opts.page_alloc and not has_filter:
+            # __GFP_HIGHMEM allocations stay out (the default): the parent's own page faults
+            # (GFP_HIGHUSER_MOVABLE: the COW of its stack right after fork() returns, before
+            # fail-nth is read back) would be checks too; fork's page allocations (stack,
+            # pgd, page tables, slab pages) have no __GFP_HIGHMEM
+            vals["ignore-gfp-highmem"] = "Y"
         if not has_filter:
             for k in ("stacktrace-depth", "require-start", "require-end", "reject-start", "reject-end"):
                 vals.pop(k)
@@ -270,10 +294,12 @@ def configure(g: Runner, opts: FaultOptions = FaultOptions()) -> FaultSettings:
                          require_start=hex(start), require_end=hex(end), next_symbol=nxt,
                          stacktrace_depth=MAX_STACK_DEPTH, attrs=attrs,
                          cache_filter=_flag_caches(g, opts.cache_filter), faults=list(opts.faults),
-                         page_function=PAGE_FUNCTION if page_range else "", page_skipped=page_skipped)
+                         page_function=PAGE_FUNCTION if page_range else "", page_skipped=page_skipped,
+                         page_scope=("" if not opts.page_alloc else PAGE_FUNCTION if page_range else "fork"),
+                         min_partial=min_partial)
 
 
-def boot_flags(kernel) -> dict[str, str]:
+def boot_flags(kernel, slab: bool = True) -> dict[str, str]:
     """The slub_debug flags the faults suite's guest must boot with, per cache (composed into
     the one slub_debug= word by orchestrator/run/slubdebug.py param()). A kernel without the
     stack filter is swept with failslab's cache filter on FORK_CACHES (configure()); where the
@@ -281,7 +307,9 @@ def boot_flags(kernel) -> dict[str, str]:
     SLAB_ATTR_RO(failslab)) the SLAB_FAILSLAB flag can only be given at boot: 'A' on each of
     FORK_CACHES ('A' sets SLAB_FAILSLAB alone, which is no SLAB_DEBUG_FLAGS flag: the
     allocation paths stay the same). {} for every other kernel (the flag, when needed, is
-    written at run time)."""
+    written at run time; and with slab=False, FAULTS=page: failslab counts no cache)."""
+    if not slab:
+        return {}
     config = getattr(kernel, "config", None)
     build_dir = getattr(kernel, "build_dir", None)
     if config is None or build_dir is None or not Path(config).is_file():
@@ -292,6 +320,25 @@ def boot_flags(kernel) -> dict[str, str]:
     if recorded is None:  # a manifest of an older forkdiff: read the source copy
         recorded = failslab_attr_ro(Path(build_dir).parent)
     return dict.fromkeys(FORK_CACHES, "A") if recorded else {}
+
+
+# min_partial for every slab cache when page allocations count without a stack filter: far
+# above the partial slabs any cache holds (anon-touched-3221's fork takes some hundred slabs)
+FORK_MIN_PARTIAL = 1_000_000
+
+
+def _raise_min_partial(g: Runner) -> int:
+    """Raise /sys/kernel/slab/*/min_partial to FORK_MIN_PARTIAL (mm/slub.c min_partial_store:
+    no upper bound) and check that fork's caches kept it."""
+    _run(g, f"for f in {SLAB_SYSFS}/*/min_partial; do echo {FORK_MIN_PARTIAL} > $f 2>/dev/null; done; true",
+         "raising min_partial")
+    back = _run(g, " && ".join(["set -e"] + [f"if [ -d {SLAB_SYSFS}/{c} ]; then echo {c}=$(cat {SLAB_SYSFS}/{c}/min_partial); fi"
+                                             for c in FORK_CACHES]), "reading min_partial back")
+    low = [ln for ln in back.splitlines() if "=" in ln and ln.partition("=")[2].strip() != str(FORK_MIN_PARTIAL)]
+    if low:
+        raise ForkdiffError(f"fault set-up: min_partial did not take: {', '.join(low)}",
+                            "use FAULTS=slab on this kernel")
+    return FORK_MIN_PARTIAL
 
 
 def _failslab_flag_writable(g: Runner) -> bool:

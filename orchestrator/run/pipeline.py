@@ -236,7 +236,8 @@ def run(opts: VmTestOptions) -> int:
                 models[v] = k.manifest.get("dup_mmap_model", v)
             meta[f"kernel {v}/{profile} wall s"] = round(time.monotonic() - t0, 1)
             # what its guests boot with (the records' slab_debug says what each guest got)
-            words = {s: boot_slub_debug(s, k) for s in opts.suites if DEFAULT_PROFILE[s] == profile}
+            words = {s: boot_slub_debug(s, k, "slab" in opts.faults)
+                     for s in opts.suites if DEFAULT_PROFILE[s] == profile}
             meta[f"kernel {v}/{profile} slub_debug"] = "; ".join(
                 f"{s}: {w}" for s, w in words.items() if w) or "none"
     meta["models"] = ", ".join(f"{v} kernel vs {models.get(v, v)} model" for v in variants)

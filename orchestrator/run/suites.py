@@ -506,14 +506,14 @@ def _scan_leaks(opts: RunOptions, variant: str, g: GuestLike, job: Job, env: dic
     return 1
 
 
-def boot_slub_debug(suite: str, kernel) -> str:
+def boot_slub_debug(suite: str, kernel, slab_faults: bool = True) -> str:
     """The slub_debug= word a guest of `kernel` running `suite` boots with
     (orchestrator.run.slubdebug): failslab's flag for a faults sweep where it is read-only at
     run time, and exact bulk counts for the suites that read the slab counters, where the
     kernel's SLUB_STATS miss bulk objects; "" for the rest (6.12, 7.2, perf kernels)."""
     if suite not in SLAB_COUNTING:
         return ""
-    return slubdebug.param(faultsetup.boot_flags(kernel) if suite == "faults" else {},
+    return slubdebug.param(faultsetup.boot_flags(kernel, slab_faults) if suite == "faults" else {},
                            slubdebug.kernel_stats_flags(kernel, facts_of_kernel(kernel)))
 
 
@@ -567,7 +567,7 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
     record_kernel(opts.out, kernel)  # <out>/kernels/: what the observations were made on
     rootfs = build_rootfs()
     append = " ".join(p for p in (kmemleak.BOOT_PARAM if opts.scans_leaks else "",
-                                  boot_slub_debug(opts.suite, kernel)) if p)
+                                  boot_slub_debug(opts.suite, kernel, opts.fault.slab)) if p)
     with contextlib.ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(GuestPool())

@@ -119,3 +119,57 @@ def test_6_1_names_the_vma_ending_at_start_brk_heap():
     incl = dict(((s, e), n) for s, e, n in _maps(CONFIG_61))
     key = (below[0].start, below[0].end)
     assert strict[key] == "" and incl[key] == "[heap]"
+
+
+def test_without_a_stack_filter_every_page_allocation_of_fork_counts():
+    """6.1 FAULTS=page (no stack filter on x86-64 before 6.3): fail_page_alloc counts every
+    page allocation of the fork syscall. From kernel/fork.c copy_process(): dup_task_struct()
+    -> alloc_thread_stack_node() (no VMAP_STACK: alloc_pages_node(THREAD_SIZE_ORDER = 2)),
+    then copy_mm() -> mm_init() -> pgd_alloc() (order 0, no PTI), then dup_mmap()'s page
+    tables. Each of the first two failing: ENOMEM before dup_mmap() allocates anything."""
+    page_only = FaultSettings(failslab_ignore_gfp_wait=False, page_ignore_gfp_wait=False,
+                              page_min_order=0, stack_filter=None, slab_counted=False)
+    assert page_only.page_scope == "fork" and page_only.modelled_prefix
+    sc = from_dict({"name": "t", "groups": [{"count": 3, "touch": "all"}]})
+    parent = build_parent(sc, tree_factory=lambda: MapleTree(alloc=CONFIG_61.maple_alloc))
+    res = dup_mmap(parent, "baseline", page_only, CONFIG_61)
+    sites = [e.site for e in res.counted]
+    assert sites[:2] == ["alloc_thread_stack_node", "pgd_alloc"]
+    assert set(sites[2:]) == {"copy_page_range"}  # no slab check counts
+    for k in (1, 2):
+        o = outcome(res, k)
+        assert o["fork"] == "ENOMEM" and o["child_vmas_released"] == 0 and o["marker"] is None
+        assert o["allocated"] == {} and o["page_tables_allocated"] == {} and o["teardown_range"] is None
+    # the first page table fails with the stack and the pgd allocated, no VMA copy released yet
+    # beyond the one being copied
+    assert outcome(res, 3)["level"] == "pud"
+    # min-order 1: the order-2 stack still counts, the order-0 pgd and page tables do not
+    order1 = FaultSettings(failslab_ignore_gfp_wait=False, page_ignore_gfp_wait=False,
+                           page_min_order=1, stack_filter=None, slab_counted=False)
+    res = dup_mmap(parent, "baseline", order1, CONFIG_61)
+    assert [e.site for e in res.counted] == ["alloc_thread_stack_node"]
+    # with the copy_page_range stack filter (6.3 on) nothing of copy_process() counts
+    filtered = FaultSettings(failslab_ignore_gfp_wait=False, page_ignore_gfp_wait=False,
+                             page_min_order=0, page_stack_filter="copy_page_range")
+    res = dup_mmap(parent, "baseline", filtered, CONFIG_61)
+    assert "pgd_alloc" not in [e.site for e in res.counted]
+
+
+def test_fork_scope_is_modelled_only_when_the_guest_said_so():
+    """runconfig: page allocations counted without a stack filter are modelled when the record
+    says page_scope "fork" (faultsetup raised min_partial), else not modelled."""
+    from simulator.runconfig import fault_settings
+
+    rec = {"stack_filter": False, "function": "", "faults": ["page"], "page_function": "",
+           "cache_filter": [], "attrs": {
+               "failslab": {"ignore-gfp-wait": "N", "cache-filter": "Y"},
+               "fail_page_alloc": {"ignore-gfp-wait": "N", "min-order": "0"}}}
+    s, bad, _ = fault_settings("faults", rec | {"page_scope": "fork"})
+    assert not bad and s.page_scope == "fork" and not s.slab_counted
+    _, bad, _ = fault_settings("faults", rec)
+    assert [b.what for b in bad] == ["fault_settings.fail_page_alloc"]
+    # __GFP_HIGHMEM counted: the parent's page faults around fork() would be checks too
+    highmem = {"ignore-gfp-wait": "N", "min-order": "0", "ignore-gfp-highmem": "N"}
+    _, bad, _ = fault_settings("faults", rec | {"page_scope": "fork", "attrs": rec["attrs"] | {
+        "fail_page_alloc": highmem}})
+    assert [b.what for b in bad] == ["fault_settings.fail_page_alloc"]

@@ -10,6 +10,7 @@ from fake_guest import FakeGuest
 from orchestrator.errors import ForkdiffError
 from orchestrator.run.faultsetup import (
     FORK_CACHES,
+    FORK_MIN_PARTIAL,
     FaultOptions,
     configure,
     parse_faults,
@@ -146,17 +147,34 @@ def test_kernel_without_stack_filter_counts_fork_caches_only(tmp_path) -> None:
     assert s.cache_filter == ["maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"]
 
 
-def test_page_faults_are_left_out_without_a_stack_filter(tmp_path) -> None:
-    """6.1 (no stack filter): fail_page_alloc cannot be kept to copy_page_range, so
-    FAULTS=slab,page sweeps slab only and says why; FAULTS=page alone is an error."""
-    g = guest(tmp_path, ["failslab", "fail_page_alloc"],
-                  slabs=("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain"))
+def test_page_faults_count_the_whole_fork_without_a_stack_filter(tmp_path) -> None:
+    """6.1 (no stack filter): fail_page_alloc cannot be kept to copy_page_range, so every page
+    allocation of the fork syscall counts (page_scope "fork"): min-order 0, ignore-gfp-wait N,
+    and every cache's min_partial raised so that no empty slab is freed (FAKE guest)."""
+    slabs = ("maple_node", "vm_area_struct", "anon_vma", "anon_vma_chain")
+    g = guest(tmp_path / "a", ["failslab", "fail_page_alloc"], slabs=slabs)
     for a in ("failslab", "fail_page_alloc"):
         g.remove(f"/sys/kernel/debug/{a}/require-start")
     s = configure(g, FaultOptions(page_alloc=True))
-    assert s.faults == ["slab"] and s.page_function == "" and "stack filter" in s.page_skipped
-    assert g.read("/sys/kernel/debug/fail_page_alloc/min-order") == "32"
-    with pytest.raises(ForkdiffError):
+    assert s.faults == ["slab", "page"] and s.page_function == "" and s.page_skipped == ""
+    assert s.page_scope == "fork" and s.min_partial == FORK_MIN_PARTIAL
+    assert g.read("/sys/kernel/debug/fail_page_alloc/min-order") == "0"
+    assert g.read("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait") == "N"
+    # the parent's own page faults (GFP_HIGHUSER_MOVABLE) stay out
+    assert g.read("/sys/kernel/debug/fail_page_alloc/ignore-gfp-highmem") == "Y"
+    assert all(g.read(f"/sys/kernel/slab/{c}/min_partial") == str(FORK_MIN_PARTIAL) for c in slabs)
+    assert s.cache_filter == list(slabs)  # failslab: fork's caches, as with FAULTS=slab
+    # FAULTS=page: failslab's cache filter on with no cache flagged, so no slab check counts
+    g = guest(tmp_path / "b", ["failslab", "fail_page_alloc"], slabs=slabs)
+    for a in ("failslab", "fail_page_alloc"):
+        g.remove(f"/sys/kernel/debug/{a}/require-start")
+    s = configure(g, FaultOptions(page_alloc=True, slab=False))
+    assert s.faults == ["page"] and s.page_scope == "fork" and s.cache_filter == []
+    assert g.read("/sys/kernel/debug/failslab/cache-filter") == "Y"
+    assert not any(g.read(f"/sys/kernel/slab/{c}/failslab") == "1" for c in slabs)
+    # a kernel whose fork caches got the failslab flag at boot cannot leave slab out
+    g.write("/sys/kernel/slab/maple_node/failslab", "1")
+    with pytest.raises(ForkdiffError, match="failslab flag"):
         configure(g, FaultOptions(page_alloc=True, slab=False))
 
 

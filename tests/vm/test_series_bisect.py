@@ -28,8 +28,6 @@ from bisect_repo import PLANTED_AT, clone
 
 from orchestrator.build.tree import default_tree
 
-pytestmark = pytest.mark.vm
-
 REPO = Path(__file__).resolve().parents[2]
 MBOX = REPO / "tests" / "planted" / "series-leak-in-patch-2.mbox"
 STEP = ("--suites", "faults", "--scenario", "anon-touched-21")
