@@ -7,7 +7,7 @@ FORKDIFF := $(PY) -m orchestrator
 DEB_PACKAGES := $(shell sed -e 's/\#.*//' orchestrator/data/deb-packages.txt)
 
 # Knobs (see README): passed to forkdiff through the environment.
-export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL RESUME SCENARIOS VARIANTS JOBS KMEMLEAK FAULTS SPAWN_TIMING SHARD EXECUTOR SWEEP_PART AGAINST
+export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL RESUME SCENARIOS VARIANTS JOBS KMEMLEAK FAULTS OBSERVERS OBSERVER_SEED SPAWN_TIMING SHARD EXECUTOR SWEEP_PART AGAINST
 
 .PHONY: setup test vm-test kernels rootfs guest report bench bench-boot bench-vmtest lint clean help
 
