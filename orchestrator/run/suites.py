@@ -486,9 +486,14 @@ def _guest_lost(opts: RunOptions, variant: str, g: GuestLike, job: Job, env: dic
     seen = ""
     if opts.observers and job.program == "faultsweep":
         # which observer's task the report names (obs-<name>), or that they were running
+        report = values["console_excerpt"]
+        if watcher is not None and "Comm:" not in report:
+            # the report's task line may follow the crash line by a moment on the console
+            time.sleep(2)
+            report = "\n".join(watcher.lines_since(mark))
         values["observers"] = list(opts.observers)
-        values["observer"] = obs_mod.crash_observer(values["console_excerpt"], opts.observers)
-        seen = obs_mod.crash_words(values["console_excerpt"], opts.observers)
+        values["observer"] = obs_mod.crash_observer(report, opts.observers)
+        seen = obs_mod.crash_words(report, opts.observers)
     k = sweep_step(watcher.lines_since(mark, before_crash=True)) if watcher is not None else None
     message = err.one_line()
     if during:
