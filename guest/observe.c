@@ -14,7 +14,9 @@
  *            swaps it off and on: try_to_unuse() walks the mmlist, the parent (whose pages it
  *            swaps in, holding its mmap lock, while forks wait for it), the children that
  *            joined after it, and the holder, put on the mmlist before the parent, so that the
- *            walk goes on past the parent's children.
+ *            walk goes on past the parent's children. The holder wakes every 50 µs: each
+ *            wakeup may preempt a fork at a cond_resched() inside dup_mmap(), so that the
+ *            swapoff can take the mmlist step to a child while its dup_mmap() is half way.
  *   rmap     process_madvise(MADV_COLD, then MADV_PAGEOUT) over the parent's anonymous VMAs in a
  *            loop: reclaim's rmap walk (try_to_unmap, folio_referenced) visits every VMA on
  *            the pages' anon_vmas, the children's copies included.
@@ -63,6 +65,7 @@
 #define MAX_ITERS 100000
 #define PROC_CAP (8UL << 20)
 #define HOLDER_PAGES 256 /* the holder's pages on the cycled device (one more on the kept one) */
+#define HOLDER_TICK_US 50
 #define PAGE 4096UL
 
 enum { OBS_SWAPOFF, OBS_RMAP, OBS_PROC, NOBS };
@@ -217,8 +220,13 @@ static void start_holder(void)
 		unsigned long addr = (unsigned long)mem;
 		if (write(p[1], &addr, sizeof(addr)) != sizeof(addr))
 			_exit(1);
-		for (;;)
-			pause();
+		/* and it wakes every HOLDER_TICK_US: each wakeup may preempt a fork at its next
+		 * cond_resched() (copy_pte_range() has one), so that a swapoff waiting to walk the
+		 * mmlist runs while dup_mmap() is half way */
+		for (;;) {
+			struct timespec ts = {0, HOLDER_TICK_US * 1000L};
+			nanosleep(&ts, NULL);
+		}
 	}
 	close(p[1]);
 	unsigned long addr;

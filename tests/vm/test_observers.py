@@ -1,0 +1,67 @@
+"""Observers while forks fail (OBSERVERS=, docs/observers.md), end to end on the real 6.12
+observers kernel (the faults profile + swap on zram): `forkdiff vm-test SUITES=faults` with
+the swapoff, rmap and proc observers running beside the sweep.
+
+- The clean kernel with every observer: the plain sweep's verdicts stay exact (checks per fork,
+  every k's outcome, the objects and page tables left), every observer overlapped some forks,
+  and the observe program ended cleanly.
+- tests/planted/swapoff-walks-unstable-mm.patch (unuse_mm() without its
+  check_stable_address_space() guard): with OBSERVERS=swapoff, swapoff's try_to_unuse() walks
+  a failing child's half-built tree and takes the XA_ZERO_ENTRY marker for a VMA; the kernel
+  oopses in the observer's task and the verdict names the observer and the step k.
+
+Real parts only: kernels built (the planted one with PATCHES=), booted in QEMU, zram swap,
+fail-nth, the guest programs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from vmtest_run import run_vm_test
+
+pytestmark = pytest.mark.vm
+
+REPO = Path(__file__).resolve().parents[2]
+PLANTED = REPO / "tests" / "planted" / "swapoff-walks-unstable-mm.patch"
+SCENARIO = "anon-touched-21"
+
+
+def vm_test(out: Path, observers: str, patch: Path | None = None) -> tuple[int, list[dict], list[dict]]:
+    rc, verdicts, preds, _ = run_vm_test(out, SUITES="faults", SCENARIOS=SCENARIO, VARIANTS="patched",
+                                         OBSERVERS=observers, OBSERVER_SEED="1",
+                                         PATCHES=str(patch) if patch else "")
+    return rc, verdicts, preds
+
+
+def test_clean_kernel_with_all_observers_is_exact(tmp_path: Path) -> None:
+    rc, verdicts, preds = vm_test(tmp_path / "run", "all")
+    assert rc == 0
+    assert all(v["verdict"] in ("match", "skipped") for v in verdicts)
+    assert all(v["profile"] == "observers" for v in verdicts)
+    counts = next(p for p in preds if p["measurement"] == "counts")
+    checks = [v for v in verdicts if v["measurement"] == "checks_per_fork"]
+    assert len(checks) == 1 and int(checks[0]["observed"]) == counts["checks"]
+    fo = [v for v in verdicts if v["measurement"] == "fault_outcome"]
+    assert len(fo) == counts["checks"] + 1  # every k, and the first k the fork does not reach
+    # each fault_outcome row says which observers overlapped its fork
+    assert all(" | observers: swapoff " in v["detail"] for v in fo if v["observed"] != "not reached")
+    ran = {v["key"]: v for v in verdicts if v["measurement"] == "observer_ran"}
+    assert set(ran) == {"swapoff", "rmap", "proc"}
+    for v in ran.values():
+        overlapped = int(re.search(r"forks overlapped: (\d+) of", v["detail"]).group(1))
+        assert overlapped > 0, v
+    leaks = [v for v in verdicts if v["measurement"] in ("leak_after_fork", "sweep_leak")]
+    assert len(leaks) > len(fo) - 1
+
+
+def test_planted_swapoff_without_guard_is_caught(tmp_path: Path) -> None:
+    rc, verdicts, _ = vm_test(tmp_path / "planted", "swapoff", PLANTED)
+    assert rc == 1
+    crashed = [v for v in verdicts if v["verdict"] == "crashed"]
+    assert crashed
+    for v in crashed:
+        m = re.search(r"during sweep step k=(\d+) in observer swapoff \(task obs-swapoff\)", v["observed"])
+        assert m, v["observed"]
+        assert "unuse_mm" in v["detail"]
