@@ -491,6 +491,8 @@ def _guest_lost(opts: RunOptions, variant: str, g: GuestLike, job: Job, env: dic
             # the report's task line may follow the crash line by a moment on the console
             time.sleep(2)
             report = "\n".join(watcher.lines_since(mark))
+            if "Comm:" in report:
+                values["console_excerpt"] = report[-8000:]
         values["observers"] = list(opts.observers)
         values["observer"] = obs_mod.crash_observer(report, opts.observers)
         seen = obs_mod.crash_words(report, opts.observers)
