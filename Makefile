@@ -43,6 +43,7 @@ test: setup guest
 	$(PY) -m ruff check simulator orchestrator tests tools
 	$(FORKDIFF) kernel build --variant baseline --profile faults
 	$(FORKDIFF) kernel build --variant patched --profile faults
+	$(FORKDIFF) kernel build --variant patched --profile observers  # tests/vm/test_observers.py
 	$(FORKDIFF) rootfs build
 	$(PY) -m pytest -q -rs tests
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-
 # Programs whose output carries another program's records: faultsweep --observers copies the
 # observe program's records after its own (guest/observe.c).
 ALSO_FROM = {"faultsweep": ("observe",)}
