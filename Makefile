@@ -7,7 +7,7 @@ FORKDIFF := $(PY) -m orchestrator
 DEB_PACKAGES := $(shell sed -e 's/\#.*//' orchestrator/data/deb-packages.txt)
 
 # Knobs (see README): passed to forkdiff through the environment.
-export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL RESUME SCENARIOS VARIANTS JOBS KMEMLEAK FAULTS SPAWN_TIMING SHARD EXECUTOR SWEEP_PART AGAINST
+export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL RESUME SCENARIOS VARIANTS JOBS KMEMLEAK FAULTS OBSERVERS OBSERVER_SEED SPAWN_TIMING SHARD EXECUTOR SWEEP_PART AGAINST
 
 .PHONY: setup test test-fast vm-test kernels rootfs guest report screenshot bench bench-boot bench-vmtest lint clean help
 
@@ -47,6 +47,7 @@ test: setup guest
 	$(PY) -m pytest -q -rs -m "pure or host" tests
 	$(FORKDIFF) kernel build --variant baseline --profile faults
 	$(FORKDIFF) kernel build --variant patched --profile faults
+	$(FORKDIFF) kernel build --variant patched --profile observers  # tests/vm/test_observers.py
 	$(FORKDIFF) rootfs build
 	$(PY) -m pytest -q -rs -m "not pure and not host" tests
 

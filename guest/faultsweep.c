@@ -29,7 +29,12 @@
  *          LKDTM's /sys/kernel/debug/provoke-crash/DIRECT instead of forking: a real crash in
  *          the middle of a sweep, for testing the framework's crash handling;
  *          --skip K (repeatable, up to 16): do not arm step K (the orchestrator re-runs a sweep
- *          that killed the kernel at K with --skip K, so the other steps are still recorded).
+ *          that killed the kernel at K with --skip K, so the other steps are still recorded);
+ *          --observers LIST (swapoff,rmap,proc), --observer-seed N, --observer-pause-us N:
+ *          start the `observe` program next to this one (docs/observers.md) once the layout is
+ *          built, wait until it is set up, and run the sweep beside it; every fork's start and
+ *          end (CLOCK_MONOTONIC µs, "fork_us") go into its record, and the observers' records
+ *          follow the sweep's output.
  * On a kernel without the fault-injection stack filter (no
  * /sys/kernel/debug/failslab/require-start: x86-64 before 6.3) whose fail_page_alloc counts
  * order 0 (min-order 0, ignore-gfp-wait N: FAULTS=...,page), every page allocation of the
@@ -48,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -97,7 +103,104 @@ struct attempt {
 	long pid;
 	int err;
 	unsigned long remaining;
+	unsigned long long t0, t1; /* the fork syscall, CLOCK_MONOTONIC µs */
 };
+
+static unsigned long long now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL;
+}
+
+/* --observers: the observe program beside the sweep */
+#define OBS_READY "/tmp/.observe-ready"
+#define OBS_DONE "/tmp/.observe-done"
+#define OBS_OUT "/tmp/.observe-out"
+static const char *g_observers;
+static pid_t g_observer = -1;
+
+/* vfork + exec observe (no copy of this mm), then wait until it says it is set up. */
+static void start_observers(const char *self, unsigned long long seed, unsigned long pause_us)
+{
+	char prog[512], pid[32], seed_s[32], pause_s[32];
+	const char *slash = strrchr(self, '/');
+	snprintf(prog, sizeof(prog), "%.*sobserve", slash ? (int)(slash - self + 1) : 0, self);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	snprintf(seed_s, sizeof(seed_s), "%llu", seed);
+	snprintf(pause_s, sizeof(pause_s), "%lu", pause_us);
+	unlink(OBS_READY);
+	unlink(OBS_DONE);
+	unlink(OBS_OUT);
+	char *const args[] = {prog, "--pid", pid, "--observers", (char *)g_observers, "--seed", seed_s,
+			      "--pause-us", pause_s, "--ready", OBS_READY, "--done", OBS_DONE,
+			      "--out", OBS_OUT, NULL};
+	g_observer = vfork();
+	if (g_observer < 0)
+		die(EXIT_RUNTIME, "observers", "vfork", errno);
+	if (g_observer == 0) {
+		execv(prog, args);
+		_exit(127);
+	}
+	struct stat st;
+	double t0 = now_monotonic();
+	while (stat(OBS_READY, &st) < 0) {
+		int status;
+		if (waitpid(g_observer, &status, WNOHANG) == g_observer)
+			die(EXIT_RUNTIME, "observers", "observe exited before it was set up "
+			    "(its records follow; a kernel without swap/zram: the observers profile)", 0);
+		if (now_monotonic() - t0 > 120)
+			die(EXIT_RUNTIME, "observers", "observe was not set up after 120 s", 0);
+		struct timespec ts = {0, 2000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Tell the observers to stop, wait for them, and record how they ended. */
+static void stop_observers(void)
+{
+	int fd = open(OBS_DONE, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		die(EXIT_RUNTIME, "observers", "cannot create " OBS_DONE, errno);
+	close(fd);
+	int status = 0;
+	while (waitpid(g_observer, &status, 0) < 0 && errno == EINTR)
+		;
+	j_begin();
+	j_str("event", "observers_end");
+	j_str("observers", g_observers);
+	j_int("exit_status", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	j_int("signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	j_end();
+}
+
+/* The observers' records, after the sweep's. */
+static void copy_observer_records(void)
+{
+	static char buf[1 << 16];
+	int fd = open(OBS_OUT, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(1, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				_exit(EXIT_RUNTIME);
+			off += w;
+		}
+	}
+	close(fd);
+	unlink(OBS_OUT);
+	unlink(OBS_READY);
+	unlink(OBS_DONE);
+}
 
 /* Poll the caches' object counts (after a shrink) until they equal `want` or `bound_ms`
  * has passed; `got` holds the last reading. Returns the milliseconds waited. */
@@ -170,8 +273,10 @@ static struct attempt armed_fork(unsigned long k)
 		die(EXIT_RUNTIME, "fail-nth",
 		    "cannot open " FAIL_NTH " (kernel without CONFIG_FAULT_INJECTION?)", errno);
 	write_nth(fd, k);
+	a.t0 = now_us();
 	a.pid = syscall(SYS_fork);
 	a.err = a.pid < 0 ? errno : 0;
+	a.t1 = now_us();
 	if (a.pid == 0)
 		_exit(0);
 	ssize_t n = pread(fd, b, sizeof(b) - 1, 0);
@@ -245,6 +350,8 @@ int main(int argc, char **argv)
 	const char *provoke_type = NULL;
 	unsigned long skip[16];
 	int count_only = 0, slab = 1, kmsg = -1, nskip = 0;
+	unsigned long long obs_seed = 1;
+	unsigned long obs_pause_us = 2000;
 	g_prog = "faultsweep";
 	layout_init(&L);
 	for (int i = 1; i < argc; i++) {
@@ -256,6 +363,12 @@ int main(int argc, char **argv)
 			slab = 0;
 		else if (strcmp(argv[i], "--page-tables") == 0)
 			g_pt = 1;
+		else if (i + 1 < argc && strcmp(argv[i], "--observers") == 0)
+			g_observers = argv[++i];
+		else if (i + 1 < argc && strcmp(argv[i], "--observer-seed") == 0)
+			obs_seed = parse_num("--observer-seed", argv[++i]);
+		else if (i + 1 < argc && strcmp(argv[i], "--observer-pause-us") == 0)
+			obs_pause_us = parse_num("--observer-pause-us", argv[++i]);
 		else if (i + 1 < argc && strcmp(argv[i], "--max-k") == 0)
 			max_k = parse_num("--max-k", argv[++i]);
 		else if (i + 1 < argc && strcmp(argv[i], "--k-from") == 0) {
@@ -298,6 +411,8 @@ int main(int argc, char **argv)
 	/* write `now` once before the probe: its first page's page tables are then there for
 	 * every fork of the sweep, not only from the first failed one on */
 	read_maps(now);
+	if (g_observers && *g_observers)
+		start_observers(argv[0], obs_seed, obs_pause_us);
 
 	struct slabcount s_start[NCACHES], s1[NCACHES];
 	long long o_start[NSLOTS], o0[NSLOTS], o1[NSLOTS], a0[NCACHES], a1[NCACHES];
@@ -393,6 +508,12 @@ int main(int argc, char **argv)
 		j_int("fork_result", a.pid > 0 ? 1 : -1);
 		j_int("errno", a.err);
 		j_bool("injected", injected);
+		if (g_observer > 0) {
+			j_arr("fork_us");
+			j_int(NULL, (long long)a.t0);
+			j_int(NULL, (long long)a.t1);
+			j_arr_end();
+		}
 		if (a.pid < 0) {
 			failures++;
 			long nn = read_maps(now);
@@ -440,7 +561,11 @@ int main(int argc, char **argv)
 	j_slab("slab_start", s_start);
 	j_slab("slab_end", s1);
 	j_end();
+	if (g_observer > 0)
+		stop_observers();
 	j_release();
+	if (g_observer > 0)
+		copy_observer_records();
 	layout_cleanup(&L);
 	return 0;
 }

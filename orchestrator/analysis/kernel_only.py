@@ -20,6 +20,7 @@ from __future__ import annotations
 from simulator import runconfig
 
 from .compare_jobs import ObservedJob, _row
+from .observer_rows import observer_rows
 from .rules import LEAK_RULE, _cache_counts
 
 SKIP_RULE = "kernel vs simulator needs a model of this tree"
@@ -94,7 +95,7 @@ def _faults_rows(job: ObservedJob, model: str) -> list[dict]:
         rows.append(_row(job, model, "sweep_complete", "", False, True, verdict="error",
                          rule="the sweep must reach a k the fork does not reach",
                          detail=f"--max-k stopped it at {end['values'].get('last_k')}"))
-    return rows
+    return rows + observer_rows(job, model)
 
 
 KERNEL_ONLY = {"maps": _maps_rows, "faults": _faults_rows}

@@ -80,13 +80,31 @@ def fault_strips(df: pd.DataFrame) -> list[dict]:
         cells = [{"k": int(r.k), "observed": r.observed, "predicted": r.predicted, "verdict": r.verdict,
                   "leak": leaky.get((variant, model, scenario, r.key), ""),
                   # a page-table check (FAULTS=...,page): the predicted failure is in copy_page_range
-                  "page": str(getattr(r, "detail", "") or "").startswith("copy_page_range")}
+                  "page": str(getattr(r, "detail", "") or "").startswith("copy_page_range"),
+                  # OBSERVERS=: the observers' iterations that overlapped this fork
+                  "observers": _observers_of(getattr(r, "detail", ""))}
                  for r in grp.sort_values("k").itertuples()]
         strips.append({"variant": variant, "model": model, "scenario": scenario, "cells": cells,
                        "mismatches": sum(c["verdict"] != "match" for c in cells),
                        "leaks": sum(bool(c["leak"]) for c in cells),
-                       "page_checks": sum(c["page"] for c in cells)})
+                       "page_checks": sum(c["page"] for c in cells),
+                       "observed_ks": sum(bool(c["observers"]) for c in cells),
+                       "observers": sorted({n for c in cells for n in c["observers"]})})
     return strips
+
+
+def _observers_of(detail) -> dict[str, int]:
+    """{observer: iterations} from a fault_outcome detail's ' | observers: a 1, b 0' part
+    (orchestrator.analysis.observer_rows.fault_detail); only those that overlapped."""
+    _, sep, tail = str(detail or "").partition(" | observers: ")
+    if not sep:
+        return {}
+    out = {}
+    for part in tail.split(", "):
+        name, _, n = part.rpartition(" ")
+        if name and n.isdigit() and int(n):
+            out[name] = int(n)
+    return out
 
 
 def leak_table(df: pd.DataFrame) -> list[dict]:
@@ -98,13 +116,21 @@ def leak_table(df: pd.DataFrame) -> list[dict]:
         key = (r.variant, r.model, r.scenario, cache)
         return rows.setdefault(key, {"variant": r.variant, "model": r.model, "scenario": r.scenario,
                                      "cache": cache, "leaking_forks": 0, "objects": 0,
-                                     "first_k": "", "sweep_net": ""})
+                                     "first_k": "", "sweep_net": "", "observers": ""})
+
+    # OBSERVERS=: which observers overlapped each fork (the fault_outcome rows' detail)
+    fo = df[df["measurement"] == "fault_outcome"]
+    seen = {(r.variant, r.model, r.scenario, r.key): _observers_of(getattr(r, "detail", ""))
+            for r in fo.itertuples()}
 
     for r in df[df["measurement"] == "leak_after_fork"].itertuples():
         for cache, n in _CACHE_COUNT.findall(r.observed):
             e = entry(r, cache)
             e["leaking_forks"] += 1
             e["objects"] += int(n)
+            during = seen.get((r.variant, r.model, r.scenario, r.key)) or {}
+            names = set(filter(None, e["observers"].split(", "))) | set(during)
+            e["observers"] = ", ".join(sorted(names))
             if e["first_k"] == "":
                 e["first_k"] = r.key
     for r in df[df["measurement"] == "sweep_leak"].itertuples():

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from simulator.scenario import LIST_FILE_FMT
 
 from .compare_jobs import ObservedJob, _row
+from .observer_rows import fault_detail, observer_rows
 from .predictor import LAYOUT_FILE, _pred
 
 LIST_FILE_PREFIX = LIST_FILE_FMT.split("%")[0]  # a list scenario's file I (simulator/scenario.py)
@@ -225,6 +226,7 @@ def compare_faults(job: ObservedJob, model: str, preds: list[dict]) -> list[dict
         p = pred.get(k)
         po = _predicted_outcome(p) if p else "not reached"
         detail = f"{p.get('site')} ({p.get('cache')}, {p.get('gfp')})" if p and p.get("injected") else ""
+        detail += fault_detail(r["values"])
         rows.append(_row(job, model, "fault_outcome", f"k={k}", _observed_outcome(r), po, detail=detail))
         if r["measurement"] == "fault":
             rows += leak_rows(job, model, r, p)
@@ -263,7 +265,7 @@ def compare_faults(job: ObservedJob, model: str, preds: list[dict]) -> list[dict
         rows.append(_row(job, model, "sweep_complete", "", False, True, verdict="error",
                          rule="the sweep must reach a k the fork does not reach",
                          detail=f"--max-k stopped it at {end['values'].get('last_k')}"))
-    return rows
+    return rows + observer_rows(job, model)
 
 
 def compare_counts(job: ObservedJob, model: str, preds: list[dict]) -> list[dict]:

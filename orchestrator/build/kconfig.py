@@ -27,6 +27,8 @@ KCONFIG_DIR = resources.data_dir("kconfig")
 PROFILES: dict[str, tuple[str, ...]] = {
     "faults": ("base", "faults"),
     "perf": ("base", "perf"),
+    # the faults machine with swap on zram, for OBSERVERS= (orchestrator/run/observers.py)
+    "observers": ("base", "faults", "observers"),
 }
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")

@@ -13,6 +13,7 @@ from ..build.series import expand
 from ..build.variants import KERNELS
 from ..errors import ForkdiffError
 from ..run.faultsetup import parse_faults
+from ..run.observers import parse_observers, parse_seed
 from ..run.outdir import new_results_dir
 from ..run.pipeline import VmTestOptions, run
 from ..run.shards import parse_executor, parse_shard
@@ -81,6 +82,8 @@ def _run(args: argparse.Namespace) -> int:
         if (args.variants or env.get("VARIANTS")) else (),
         kmemleak=args.kmemleak or (env.get("KMEMLEAK") or "").lower() in ("1", "yes", "true"),
         faults=_faults(args.faults or env.get("FAULTS")),
+        observers=parse_observers(args.observers or env.get("OBSERVERS")),
+        observer_seed=parse_seed(args.observer_seed or env.get("OBSERVER_SEED")),
         shard=parse_shard(args.shard or env["SHARD"]) if (args.shard or env.get("SHARD")) else None,
         executor=parse_executor(args.executor or env.get("EXECUTOR") or ""),
         sweep_part_s=_seconds(args.sweep_part or env.get("SWEEP_PART") or "600"),
@@ -127,6 +130,11 @@ def register(sub) -> None:
                    help="faults suite: boot with kmemleak=on, scan for leaks after every sweep (KMEMLEAK=1)")
     p.add_argument("--faults", help="faults suite: what fail-nth counts (FAULTS=): slab (default), page "
                                     "(the child's page tables, under copy_page_range), or slab,page")
+    p.add_argument("--observers", help="faults suite: tasks that run beside every sweep and reach the "
+                   "failing children's mm (OBSERVERS=): all, or a list of swapoff, rmap, proc "
+                   "(default none; needs the observers kernel profile, built on first use; "
+                   "docs/observers.md)")
+    p.add_argument("--observer-seed", help="seed of the observers' pauses (OBSERVER_SEED=; default 1)")
     p.add_argument("--shard", help="run only shard i of n (SHARD=i/n; jobs balanced by estimated "
                                    "cost); join the shard folders with 'forkdiff merge'")
     p.add_argument("--executor", help="run the jobs on Dask (EXECUTOR=): 'dask' (a LocalCluster, one "

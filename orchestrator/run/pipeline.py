@@ -46,12 +46,12 @@ from ..errors import ForkdiffError
 from ..vm import guest as vm
 from ..vm import kvm
 from ..vm.guest_pool import GuestPool
+from . import observers as observers_mod
 from . import provenance, shards
 from .faultsetup import FaultOptions
 from .observations import ObservationLog
 from .shards import Unit, units_of
 from .suites import (
-    DEFAULT_PROFILE,
     SPAWN_VMAS,
     SUITES,
     RunOptions,
@@ -59,6 +59,7 @@ from .suites import (
     boot_slub_debug,
     load_scenarios,
     plan,
+    profile_of,
     resolve_icount,
     run_variant,
     variant_jobs,
@@ -82,6 +83,8 @@ class VmTestOptions:
     variants: tuple[str, ...] = ()  # kernels to run (default: every variant the tree gives)
     kmemleak: bool = False  # faults suite: kmemleak=on, fork's caches only, a leak scan per sweep
     faults: tuple[str, ...] = ("slab",)  # faults suite: what fail-nth counts (FAULTS=slab,page)
+    observers: tuple[str, ...] = ()  # faults suite: tasks beside each sweep (OBSERVERS=; run/observers.py)
+    observer_seed: int = 1  # ... their seed (OBSERVER_SEED=)
     shard: tuple[int, int] | None = None  # (i, n): run only the i-th of n shards (orchestrator.run.shards)
     executor: str = ""  # "": threads here; "dask" or "dask:ADDRESS" (orchestrator.run.dask_executor)
     sweep_part_s: float = 600.0  # with shards/Dask: split fault sweeps estimated longer into k-ranges
@@ -122,7 +125,8 @@ def suite_options(opts: VmTestOptions, suite: str, variant: str, scenarios, say:
                           repeats=(opts.repeats or None) if suite == "spawn" else None, resume=opts.resume,
                           fault=FaultOptions(slab="slab" in opts.faults,
                                              page_alloc="page" in opts.faults),
-                          kmemleak=opts.kmemleak,
+                          kmemleak=opts.kmemleak, observers=opts.observers,
+                          observer_seed=opts.observer_seed,
                           spawn_timing=opts.spawn_timing, tree=opts.tree, patches=opts.patches,
                           calibrate_on=opts.spawn_fit_on, log=lambda m: say("suite", m)), kvm_usable)
 
@@ -208,6 +212,8 @@ def run(opts: VmTestOptions) -> int:
             "spawn_duration_s": opts.duration, "spawn_repeats": opts.repeats or "1 (-icount), 5 (real time)",
             "kmemleak": "on (faults suite)" if opts.kmemleak else "off",
             "faults": ",".join(opts.faults),
+            "observers": (f"{','.join(opts.observers)} (seed {opts.observer_seed}; faults suite, "
+                          f"kernel profile {observers_mod.PROFILE})") if opts.observers else "none",
             # what `forkdiff reply` names and its one-command reproduction gives back
             "tree_spec": opts.tree or "",
             "model_arg": ",".join(f"{k}={v}" for k, v in sorted(opts.models.items())),
@@ -224,7 +230,7 @@ def run(opts: VmTestOptions) -> int:
     def save_meta() -> None:
         (out / "run.json").write_text(json.dumps(meta, indent=1))
 
-    profiles = sorted({DEFAULT_PROFILE[s] for s in opts.suites})
+    profiles = sorted({profile_of(s, opts.observers) for s in opts.suites})
     built = {}
     for profile in profiles:
         for v in variants:
@@ -237,7 +243,7 @@ def run(opts: VmTestOptions) -> int:
             meta[f"kernel {v}/{profile} wall s"] = round(time.monotonic() - t0, 1)
             # what its guests boot with (the records' slab_debug says what each guest got)
             words = {s: boot_slub_debug(s, k, "slab" in opts.faults)
-                     for s in opts.suites if DEFAULT_PROFILE[s] == profile}
+                     for s in opts.suites if profile_of(s, opts.observers) == profile}
             meta[f"kernel {v}/{profile} slub_debug"] = "; ".join(
                 f"{s}: {w}" for s, w in words.items() if w) or "none"
     meta["models"] = ", ".join(f"{v} kernel vs {models.get(v, v)} model" for v in variants)
@@ -249,7 +255,7 @@ def run(opts: VmTestOptions) -> int:
     first = next((s for s in opts.suites if s != "spawn"), None)
     needs_probe = first is not None or opts.spawn_timing == "realtime"
     kvm_ok = needs_probe and kvm.probe(
-        Path(built[(variants[0], DEFAULT_PROFILE[first or "spawn"])].bzimage)).usable
+        Path(built[(variants[0], profile_of(first or "spawn", opts.observers))].bzimage)).usable
     meta["kvm"] = "usable" if kvm_ok else "not usable (TCG)" if needs_probe else "not probed"
     provenance.record(out, meta)
     meta["model map"] = models

@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+# Programs whose output carries another program's records: faultsweep --observers copies the
+# observe program's records after its own (guest/observe.c).
+ALSO_FROM = {"faultsweep": ("observe",)}
+
 
 @dataclass(frozen=True)
 class ParsedRecord:
@@ -46,6 +50,8 @@ def _main_value(measurement: str, rec: dict) -> object:
         return rec.get("median", {}).get("maple_node", {}).get("alloc")
     if measurement == "error":
         return rec.get("message")
+    if measurement == "observer":
+        return rec.get("iterations")
     return None
 
 
@@ -59,7 +65,8 @@ def parse_line(line: str) -> ParsedRecord | None:
     measurement = rec.get("event") or rec.get("measurement")
     if not isinstance(measurement, str):
         return None
-    repeat = rec.get("k") if measurement == "fault" else rec.get("repeat") if measurement == "repeat" else None
+    repeat = (rec.get("k") if measurement == "fault" else rec.get("repeat") if measurement == "repeat"
+              else rec.get("observer") if measurement == "observer" else None)
     values = {k: v for k, v in rec.items() if k not in ("event", "measurement")}
     return ParsedRecord(measurement, repeat, _main_value(measurement, rec), values)
 
@@ -70,7 +77,7 @@ def parse_output(program: str, stdout: str) -> ParsedOutput:
         if not line.strip():
             continue
         pr = parse_line(line)
-        if pr is None or pr.values.get("prog") != program:
+        if pr is None or pr.values.get("prog") not in (program, *ALSO_FROM.get(program, ())):
             out.bad_lines += 1
             continue
         out.records.append(pr)

@@ -37,6 +37,7 @@ from ..errors import ForkdiffError
 from ..vm.guest_api import GuestLike
 from ..vm.guest_pool import GuestPool
 from . import faultsetup, kmemleak, slubdebug
+from . import observers as obs_mod
 from .observations import ObservationLog, record_key
 from .suite_parse import ParsedRecord, parse_output
 
@@ -57,6 +58,14 @@ SLAB_COUNTING = ("faults", "counts")
 # The final record of a job: when its key is in the file, the job is done (resume). With
 # kmemleak on, a sweep is done when its leak scan is recorded.
 FINAL = {"maps": "parent_after", "faults": "sweep_end", "counts": "summary", "spawn": "spawn"}
+
+
+def profile_of(suite: str, observer_list: tuple[str, ...] = ()) -> str:
+    """The kernel profile a suite boots: a faults sweep with observers needs swap and zram
+    (the observers profile, kconfig/observers.config), every other the suite's default."""
+    if suite == "faults" and observer_list:
+        return obs_mod.PROFILE
+    return DEFAULT_PROFILE[suite]
 
 
 @dataclass
@@ -87,12 +96,15 @@ class RunOptions:
     memory_mb: int = 1024
     fault: faultsetup.FaultOptions = field(default_factory=faultsetup.FaultOptions)
     kmemleak: bool = False  # faults: boot with kmemleak=on, count fork's caches only, scan after each sweep
+    # faults: tasks beside each sweep (OBSERVERS=; orchestrator/run/observers.py), seeded
+    observers: tuple[str, ...] = ()
+    observer_seed: int = obs_mod.DEFAULT_SEED
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
     log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr, flush=True))
 
     @property
     def profile_used(self) -> str:
-        return self.profile or DEFAULT_PROFILE[self.suite]
+        return self.profile or profile_of(self.suite, self.observers)
 
     @property
     def icount_used(self) -> bool:
@@ -263,7 +275,8 @@ def plan(opts: RunOptions) -> list[Job]:
                 args = ("--kmsg", "--max-k", str(opts.max_k),
                         "--leak-wait-ms", str(opts.leak_wait_ms),
                         "--settle-ms", str(opts.settle_ms),
-                        *(("--page-tables",) if opts.fault.page_alloc else ()), *args)
+                        *(("--page-tables",) if opts.fault.page_alloc else ()),
+                        *obs_mod.sweep_args(opts.observers, opts.observer_seed), *args)
                 timeout = 600 + n * n / 20  # the sweep is quadratic in the VMA count
         jobs.append(Job(sc.name, sc.to_dict(), PROGRAM[s], args, timeout, uploads=uploads, vmas=n))
     return jobs
@@ -401,6 +414,8 @@ def run_on_guest(opts: RunOptions, variant: str, g: GuestLike, jobs: list[Job], 
             alive = False
             break
         parsed = parse_output(job.program, r.stdout)
+        if opts.observers and job.program == "faultsweep":
+            parsed.records = obs_mod.annotate(parsed.records)
         n = 0
         for pr in parsed.records:
             rec = _record(opts, variant, job, pr, env)
@@ -468,13 +483,28 @@ def _guest_lost(opts: RunOptions, variant: str, g: GuestLike, job: Job, env: dic
               "console_excerpt": _console_excerpt(err, watcher)}
     if isinstance(err, GuestCrashed):
         values["crash"] = err.kind  # the crash table's kind: panic, soft-lockup, ...
+    seen = ""
+    if opts.observers and job.program == "faultsweep":
+        # which observer's task the report names (obs-<name>), or that they were running
+        report = values["console_excerpt"]
+        if watcher is not None and "Comm:" not in report:
+            # the report's task line may follow the crash line by a moment on the console
+            time.sleep(2)
+            report = "\n".join(watcher.lines_since(mark))
+            if "Comm:" in report:
+                values["console_excerpt"] = report[-8000:]
+        values["observers"] = list(opts.observers)
+        values["observer"] = obs_mod.crash_observer(report, opts.observers)
+        seen = obs_mod.crash_words(report, opts.observers)
     k = sweep_step(watcher.lines_since(mark, before_crash=True)) if watcher is not None else None
     message = err.one_line()
     if during:
         message = f"{during}: {message}"
     if k is not None:  # a fault sweep: the step it died in, from its /dev/kmsg lines
         values["k"] = k
-        message = f"during sweep step k={k}: {message}"
+        message = f"during sweep step k={k}{' ' + seen if seen else ''}: {message}"
+    elif seen:
+        message = f"{seen}: {message}"
     log.append(_error_record(opts, variant, job, env, message, values,
                              "vm" if k is None else f"vm:k={k}"))
     result.records += 1

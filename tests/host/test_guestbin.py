@@ -17,7 +17,7 @@ from orchestrator.build import guestbin
 from orchestrator.errors import ForkdiffError
 
 GUEST = Path(__file__).parents[2] / "guest"
-PROGS = ("spawn", "mapsprobe", "faultsweep", "forkcount")
+PROGS = ("spawn", "mapsprobe", "faultsweep", "forkcount", "observe")
 
 
 @pytest.fixture

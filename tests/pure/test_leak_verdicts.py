@@ -99,7 +99,7 @@ def test_sweep_leak_and_the_report_leak_table():
     table = report.leak_table(df)
     assert table == [{"variant": "patched", "model": "patched", "scenario": "anon-touched-21",
                       "cache": "anon_vma", "leaking_forks": 1, "objects": 1, "first_k": f"k={p['k']}",
-                      "sweep_net": "+1"}]
+                      "sweep_net": "+1", "observers": ""}]  # no OBSERVERS= run
     strips = report.fault_strips(df)
     assert len(strips) == 1 and len(strips[0]["cells"]) == 1
     assert strips[0]["leaks"] == 1 and strips[0]["cells"][0]["leak"] == "anon_vma +1"

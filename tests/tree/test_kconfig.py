@@ -81,8 +81,12 @@ def test_profile_fragments_survive_olddefconfig(tree, tmp_path, profile):
     config = configure(tree.path, tmp_path / "o", profile_fragments(profile), _runner)
     final = parse_config(config.read_text())
     assert final["CONFIG_64BIT"] == "y" and final.get("CONFIG_SLUB_TINY", "n") == "n"
-    if profile == "faults":
+    if profile in ("faults", "observers"):
         assert final["CONFIG_FAILSLAB"] == "y" and final["CONFIG_DEBUG_VM_MAPLE_TREE"] == "y"
+        # swap on zram for OBSERVERS= only: the faults kernels keep their cache key
+        want = "y" if profile == "observers" else "n"
+        for opt in ("CONFIG_SWAP", "CONFIG_ZRAM", "CONFIG_BLOCK"):
+            assert final.get(opt, "n") == want, opt
     else:
         assert final.get("CONFIG_FAULT_INJECTION", "n") == "n"
 
