@@ -4,7 +4,7 @@ shards run by two processes at once (`--shard 1/2`, `--shard 2/2`) joined by `fo
 (`--executor dask`). For real: the CLI, kernels from the locked cache, QEMU, sshd, Dask.
 
 Selection, a few minutes each: SUITES=maps,faults,spawn with SCENARIOS=mixed-small,
-VMAS=21,121 and DURATION=0.5 (spawn rows: both kernels' timings, the baseline's calibration
+VMAS=121,421 and DURATION=0.5 (spawn rows: both kernels' timings, the baseline's calibration
 layouts, the variant-vs-variant rows and the work model's rows). The sharded and Dask runs
 use SWEEP_PART=1, so each kernel's fault sweep is split into two k-ranges run by different
 guests (faultsweep --k-from) and joined again.
@@ -30,7 +30,11 @@ import pytest
 from vmtest_run import proc_children
 
 REPO = Path(__file__).resolve().parents[2]
-KNOBS = {"SUITES": "maps,faults,spawn", "SCENARIOS": "mixed-small", "VMAS": "21,121", "DURATION": "0.5"}
+# 121 and 421 VMAs, not 21: at 21 VMAs (about 7,500 forks/s) a fresh guest's rate still
+# differs by up to 2 % from another's, with the warm-up and the slice median (06:50 UTC: the
+# improvement at 21 VMAs was 7.32 % unsharded, 9.33 % sharded, 4.63 % on Dask), more than
+# this test's tolerance; the timing verdicts are specified from 121 VMAs up
+KNOBS = {"SUITES": "maps,faults,spawn", "SCENARIOS": "mixed-small", "VMAS": "121,421", "DURATION": "0.5"}
 ROW = ("axis", "suite", "variant", "model", "profile", "scenario", "measurement", "key",
        "observed", "predicted", "verdict")
 
