@@ -39,17 +39,18 @@ def run_profile(profile: str, out: Path, vmas: str, duration: str) -> float:
     return time.monotonic() - t0
 
 
-def rates(folder: Path) -> tuple[pd.DataFrame, str]:
-    """(variant, vmas, forks_per_s) of a folder's spawn measurements at the seed's layout, and
-    the profile they were measured on."""
+def rates(folders: Path | list[Path]) -> tuple[pd.DataFrame, str]:
+    """(variant, vmas, forks_per_s) of the folders' spawn measurements at the seed's layout, and
+    the profile they were measured on (a profile's variants may come from separate folders)."""
     rows, profiles = [], set()
-    with open(folder / "observations.jsonl") as fh:
-        for line in fh:
+    for folder in [folders] if isinstance(folders, Path) else folders:
+        if not (folder / "observations.jsonl").is_file():
+            continue
+        for line in open(folder / "observations.jsonl"):
             r = json.loads(line)
             if r.get("suite") != "spawn" or r.get("measurement") != "spawn" or r.get("error"):
                 continue
-            name = r["scenario"]["name"]
-            if not name.startswith("total-"):
+            if not r["scenario"]["name"].startswith("total-"):
                 continue
             rows.append({"variant": r["variant"], "vmas": int(r["scenario"]["total_vmas"]),
                          "forks_per_s": float(r["value"]), "icount": bool(r.get("icount"))})
@@ -57,14 +58,14 @@ def rates(folder: Path) -> tuple[pd.DataFrame, str]:
     return pd.DataFrame(rows), "/".join(sorted(map(str, profiles))) or "?"
 
 
-def _improvements(folder: Path) -> pd.DataFrame:
+def _improvements(folder: list[Path]) -> pd.DataFrame:
     """improvement_table() of a folder, indexed by VMA count (empty until both variants ran)."""
     frame = rates(folder)[0]
     t = improvement_table(frame, deterministic=True) if len(frame) else pd.DataFrame()
     return t.set_index("vmas") if "vmas" in t else pd.DataFrame(index=pd.Index([], name="vmas"))
 
 
-def table(faults: Path, perf: Path) -> pd.DataFrame:
+def table(faults: list[Path], perf: list[Path]) -> pd.DataFrame:
     seed = seed_table()
     seed_imp = dict(zip(seed["vmas"], seed["improvement_pct"]))
     out = []
@@ -121,20 +122,23 @@ def show(t: pd.DataFrame) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--faults", type=Path, help="finished spawn run on the faults profile")
-    p.add_argument("--perf", type=Path, help="finished spawn run on the perf profile")
+    p.add_argument("--faults", type=Path, action="append",
+                   help="spawn run(s) on the faults profile (repeatable: variants run apart)")
+    p.add_argument("--perf", type=Path, action="append",
+                   help="spawn run(s) on the perf profile (repeatable)")
     args = p.parse_args()
     vmas = os.environ.get("VMAS") or ",".join(map(str, SPAWN_VMAS))
     duration = os.environ.get("DURATION") or "1"
     folders = {"faults": args.faults, "perf": args.perf}
     for profile, folder in folders.items():
         if folder is None:
-            folders[profile] = Path(tempfile.mkdtemp(prefix=f"forkdiff-bench-profiles-{profile}-"))
-            secs = run_profile(profile, folders[profile], vmas, duration)
-            print(f"{profile}: spawn suite {secs:.0f} s -> {folders[profile]}", flush=True)
+            new = Path(tempfile.mkdtemp(prefix=f"forkdiff-bench-profiles-{profile}-"))
+            secs = run_profile(profile, new, vmas, duration)
+            print(f"{profile}: spawn suite {secs:.0f} s -> {new}", flush=True)
+            folders[profile] = [new]
     for profile, folder in folders.items():
         frame, seen = rates(folder)
-        print(f"{profile}: {folder} ({len(frame)} measurements, profile {seen}, "
+        print(f"{profile}: {', '.join(map(str, folder))} ({len(frame)} measurements, profile {seen}, "
               f"-icount {bool(len(frame)) and bool(frame['icount'].all())})")
     show(table(folders["faults"], folders["perf"]))
     return 0
