@@ -115,7 +115,7 @@ def show(t: pd.DataFrame) -> None:
     both = t.dropna(subset=["ratio_diff_pct"]) if "ratio_diff_pct" in t else t.iloc[0:0]
     if len(both):
         worst = both.loc[both["ratio_diff_pct"].abs().idxmax()]
-        print(f"band +-{SAME_WORK_BAND_PCT:g} %: {int(both['within_band'].sum())} of {len(both)} "
+        print(f"band +-{SAME_WORK_BAND_PCT:g} %: {sum(bool(x) for x in both['within_band'])} of {len(both)} "
               f"counts within; largest difference {worst['ratio_diff_pct']:+.2f} % at "
               f"{int(worst['vmas'])} VMAs")
 
