@@ -67,7 +67,7 @@ def _improvements(folder: list[Path]) -> pd.DataFrame:
 
 def table(faults: list[Path], perf: list[Path]) -> pd.DataFrame:
     seed = seed_table()
-    seed_imp = dict(zip(seed["vmas"], seed["improvement_pct"]))
+    seed_imp = dict(zip(seed["vmas"], seed["improvement_pct"], strict=True))
     out = []
     tf, tp = _improvements(faults), _improvements(perf)
     raw = {tag: rates(folder)[0] for tag, folder in (("faults", faults), ("perf", perf))}

@@ -580,7 +580,7 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
                         else f"going on with the running guest ({g.qemu_mode})"))
             if fresh:  # options this tree's Kconfig no longer defines: is their need met?
                 check_guest(kernel.manifest.get("kconfig_substitutes"),
-                            lambda cmd: _status(g.run(cmd, timeout=30)), opts.log,
+                            lambda cmd, g=g: _status(g.run(cmd, timeout=30)), opts.log,
                             f"[{opts.suite}] {variant}/{opts.profile_used}")
             if run_on_guest(opts, variant, g, todo, log, result):
                 return

@@ -18,36 +18,36 @@ from orchestrator.errors import ForkdiffError
 FAKE_KCONFIG = {
     "fs/proc/Kconfig": """\
 config PROC_FS
-	bool "/proc file system support" if EXPERT
-	default y
+    bool "/proc file system support" if EXPERT
+    default y
 
 config SYSCTL
-	bool "Sysctl support (/proc/sys)" if EXPERT
-	depends on PROC_FS
-	default y
-	help
-	  The sysctl interface. If unsure, say Y.
+    bool "Sysctl support (/proc/sys)" if EXPERT
+    depends on PROC_FS
+    default y
+    help
+      The sysctl interface. If unsure, say Y.
 """,
     "mm/Kconfig": """\
 config NEW_CACHES
-	bool "Partitioned kmalloc caches"
-	default OLD_CACHES
+    bool "Partitioned kmalloc caches"
+    default OLD_CACHES
 
 config OLD_CACHES
-	bool
-	transitional
-	help
-	  Transitional config for migration to NEW_CACHES.
+    bool
+    transitional
+    help
+      Transitional config for migration to NEW_CACHES.
 
 if DEBUG_KERNEL
 config DEBUG_THING
-	bool "Debug thing"
-	depends on DEBUG_KERNEL
+    bool "Debug thing"
+    depends on DEBUG_KERNEL
 endif
 """,
     "lib/Kconfig.debug": """\
 config DEBUG_KERNEL
-	bool "Kernel debugging"
+    bool "Kernel debugging"
 """,
     # kconfig's own test inputs are not the tree's options
     "scripts/kconfig/tests/err/Kconfig": "config PROC_SYSCTL\n\tbool \"Sysctl support (/proc/sys)\"\n",

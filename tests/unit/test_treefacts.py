@@ -9,8 +9,8 @@ from orchestrator.build.treefacts import (
     detect_dup_mmap_model,
     find_dup_mmap,
     maple_alloc_of,
-    model_of_body,
     maple_write_of,
+    model_of_body,
     version_tuple,
     vma_lock_of,
 )
