@@ -209,8 +209,9 @@ def raise_unmet(outcomes: list[Outcome], dependency_lines: list[str], config_pat
         return
     parts = []
     if dependency_lines:
-        parts.append(f"{len(dependency_lines)} kconfig option(s) dropped by olddefconfig for a "
-                     "missing dependency: " + "; ".join(dependency_lines))
+        parts.append(f"{len(dependency_lines)} kconfig option(s) dropped by olddefconfig (the "
+                     "tree's Kconfig defines them: a dependency is off, or a select overrides "
+                     "the request): " + "; ".join(dependency_lines))
     if unmet:
         parts.append(f"{len(unmet)} requested option(s) this tree's Kconfig no longer defines, "
                      "with the need unmet: " + "; ".join(

@@ -185,7 +185,8 @@ def test_check_final_config_error_tells_the_two_kinds_apart(fake_tree, tmp_path,
     with pytest.raises(ForkdiffError) as err:
         check_final_config([f], c, tree=fake_tree)
     msg = str(err.value)
-    assert "1 kconfig option(s) dropped by olddefconfig for a missing dependency: CONFIG_DEBUG_THING=y" in msg
+    assert "1 kconfig option(s) dropped by olddefconfig (the tree's Kconfig defines them" in msg
+    assert "CONFIG_DEBUG_THING=y (base.config:1) -> absent" in msg
     assert "1 requested option(s) this tree's Kconfig no longer defines" in msg
     assert "CONFIG_GONE=y (base.config:2)" in msg and "something long gone" in msg
     assert "PROC_SYSCTL" not in msg  # met: not an error
