@@ -20,6 +20,7 @@ from simulator.runconfig import OPTIONS
 from .. import resources
 from ..cache import sha256_file
 from ..errors import ForkdiffError
+from . import kconfig_needs
 
 KCONFIG_DIR = resources.data_dir("kconfig")
 
@@ -141,11 +142,12 @@ def _normal(value: str) -> str:
     return "n" if value in ("", "n") else value
 
 
-def dropped_options(requests: Mapping[str, Request], config: Mapping[str, str]) -> list[str]:
-    """Pure check: each requested option whose final value differs, as a readable line
+def dropped(requests: Mapping[str, Request], config: Mapping[str, str]
+            ) -> list[tuple[Request, str]]:
+    """Pure check: each requested option whose final value differs, with a readable line
     ('CONFIG_X=y (base.config:12) -> is not set'). An option absent from .config counts as 'n'
     (Kconfig omits options whose dependencies are off)."""
-    problems: list[str] = []
+    problems: list[tuple[Request, str]] = []
     for option, req in sorted(requests.items()):
         got = _normal(config.get(option, "n"))
         want = _normal(req.value)
@@ -158,8 +160,13 @@ def dropped_options(requests: Mapping[str, Request], config: Mapping[str, str]) 
             shown_got = "is not set"
         else:
             shown_got = f"={got}"
-        problems.append(f"{shown_want} ({req.source}) -> {shown_got}")
+        problems.append((req, f"{shown_want} ({req.source}) -> {shown_got}"))
     return problems
+
+
+def dropped_options(requests: Mapping[str, Request], config: Mapping[str, str]) -> list[str]:
+    """The readable lines of dropped()."""
+    return [line for _, line in dropped(requests, config)]
 
 
 def profile_fragments(profile: str, kconfig_dir: Path | None = None) -> list[Path]:
@@ -177,16 +184,30 @@ def profile_fragments(profile: str, kconfig_dir: Path | None = None) -> list[Pat
 
 
 def check_final_config(fragments: Sequence[Path], config_path: Path,
-                       log: Path | None = None, version: Version | None = None) -> None:
+                       log: Path | None = None, version: Version | None = None,
+                       tree: Path | None = None) -> list[kconfig_needs.Outcome]:
     """Raise ForkdiffError listing every option the fragments asked for (those that apply to a
-    tree of `version`) that the final .config lacks."""
+    tree of `version`) that the final .config lacks. With the tree's source (`tree`), an option
+    its Kconfig no longer defines is told apart from one dropped for a missing dependency
+    (orchestrator/build/kconfig_needs.py): its need is checked another way, and the vanished
+    options whose need is met (or checked at boot) are returned instead of raised."""
     requests = merged_requests([(p.name, p.read_text()) for p in fragments], version)
-    problems = dropped_options(requests, parse_config(config_path.read_text()))
-    if problems:
+    config = parse_config(config_path.read_text())
+    problems = dropped(requests, config)
+    if not problems:
+        return []
+    if tree is None:
         raise ForkdiffError(
-            f"{len(problems)} kconfig option(s) dropped by olddefconfig: " + "; ".join(problems),
+            f"{len(problems)} kconfig option(s) dropped by olddefconfig: "
+            + "; ".join(line for _, line in problems),
             "enable the options they depend on in the fragment, or remove the request "
             f"(final config: {config_path})", log)
+    lines = {req.option: line for req, line in problems}
+    outcomes = kconfig_needs.resolve([(r.option, _normal(r.value), r.source) for r, _ in problems],
+                                     tree, {k: _normal(v) for k, v in config.items()})
+    dependency = [lines[o.option] for o in outcomes if o.status == "dependency"]
+    kconfig_needs.raise_unmet(outcomes, dependency, config_path, log)
+    return [o for o in outcomes if o.status in ("met", "at-boot")]
 
 
 Runner = Callable[[list[str], str], None]  # (command, phase) -> None; raises on failure
@@ -197,7 +218,9 @@ ARCH = "x86_64"
 def configure(src: Path, obj: Path, fragments: Sequence[Path], run: Runner,
               version: Version | None = None) -> Path:
     """tinyconfig in O=obj, merge_config.sh -m with the fragments (their effective text for a
-    tree of `version`, written to obj/forkdiff-fragments/), olddefconfig, then the check.
+    tree of `version`, written to obj/forkdiff-fragments/), olddefconfig, then the check
+    (requested options the tree's Kconfig no longer defines, whose need is met or checked at
+    boot, are written to obj/forkdiff-kconfig-needs.json: kconfig_needs.save).
     Commands run with cwd=src through `run`. Returns the final .config."""
     o = f"O={obj}"
     fragments = write_effective(fragments, version or (), obj / "forkdiff-fragments")
@@ -206,7 +229,8 @@ def configure(src: Path, obj: Path, fragments: Sequence[Path], run: Runner,
          str(obj / ".config"), *map(str, fragments)], "merge_config")
     run(["make", "-C", str(src), f"ARCH={ARCH}", o, "olddefconfig"], "olddefconfig")
     config = obj / ".config"
-    check_final_config(fragments, config, version=version)
+    outcomes = check_final_config(fragments, config, version=version, tree=src)
+    kconfig_needs.save(outcomes, obj)
     return config
 
 

@@ -35,7 +35,7 @@ from simulator.fork import VARIANTS
 
 from ..cache import atomic_write, cache_path, locked, mark_used, sha256_file, sha256_text
 from ..errors import ForkdiffError, KernelDoesNotBuild
-from . import variants
+from . import kconfig_needs, variants
 from .kconfig import ARCH, PROFILES, configure, effective_text, profile_fragments
 from .patches import baseline_error, baseline_patches, env_patches, patch_identity, prepare_copy
 from .tree import KernelTree, resolve_tree
@@ -128,6 +128,12 @@ class _Build:
             print(f"forkdiff kernel {self.label}: {msg} [{self.elapsed()}]", file=sys.stderr,
                   flush=True)
 
+    def notice(self, msg: str) -> None:
+        """A line the user must see whatever the progress setting (and the log keeps)."""
+        print(f"forkdiff kernel {self.label}: NOTICE: {msg}", file=sys.stderr, flush=True)
+        with open(self.log, "a") as fh:
+            fh.write(f"forkdiff: NOTICE: {msg}\n")
+
     def elapsed(self) -> str:
         s = int(time.monotonic() - self.t0)
         return f"{s // 60}m{s % 60:02d}s"
@@ -218,6 +224,8 @@ class _Build:
         except ForkdiffError as err:
             err.log = err.log or self.log
             raise
+        for entry in kconfig_needs.saved(self.obj):
+            self.notice(f"kconfig: {kconfig_needs.notice(entry)}")
         stamp.write_text("ok\n")
 
     def compile(self) -> None:
@@ -248,6 +256,8 @@ class _Build:
             "patches": self.patch_ids, "made_of": self.made_of,
             "fragments": [{"name": f.name, "sha256": sha256_file(f)} for f in self.fragments],
             "gcc": self.gcc, "release": release,
+            # requested options this tree's Kconfig no longer defines, and how their need is met
+            "kconfig_substitutes": kconfig_needs.saved(self.obj),
             "bzimage": {"path": str(self.bzimage), "sha256": sha256_file(self.bzimage),
                         "size": self.bzimage.stat().st_size},
             "build_seconds": round(seconds, 1), "build_dir": str(self.obj),

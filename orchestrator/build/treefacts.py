@@ -9,7 +9,8 @@ none of the known shapes):
     dup_mmap_file           the file that defines the MMU dup_mmap() (kernel/fork.c before 6.16,
                             mm/mmap.c after; searched, not assumed)
     dup_mmap_model          "patched": dup_mmap() copies the tree with __mt_dup();
-                            "baseline": it stores the VMAs one by one
+                            "baseline": it stores the VMAs one by one; "unknown": neither
+                            (the tree's own kernel only, kernel-only checks)
     fork_failure            "marker": a failed fork marks the failure point with XA_ZERO_ENTRY
                             and exit_mmap() stops there; "teardown": dup_mmap() unmaps and tears
                             down the copied VMAs itself (tear_down_vmas/unmap_region);
@@ -147,14 +148,26 @@ def model_of_body(body: str, where: str = "dup_mmap()") -> str:
                         "this tree's dup_mmap() is not one forkdiff models")
 
 
+def model_or_unknown(body: str, where: str = "dup_mmap()") -> str:
+    """model_of_body(), or "unknown" for a dup_mmap() of neither shape (a tree newer than the
+    model): the run goes on with the tree's own kernel and kernel-only checks
+    (simulator/runconfig.py tree_notice says so)."""
+    try:
+        return model_of_body(body, where)
+    except ForkdiffError:
+        return "unknown"
+
+
 def detect_dup_mmap_model(tree_path: str | Path) -> str:
-    """'patched' if the tree's dup_mmap() copies the tree with __mt_dup(), else 'baseline'
-    (it must then preallocate and store VMAs one by one)."""
+    """'patched' if the tree's dup_mmap() copies the tree with __mt_dup(), 'baseline' if it
+    preallocates and stores VMAs one by one, 'unknown' if neither."""
     rel, body = find_dup_mmap(tree_path)
-    return model_of_body(body, f"dup_mmap() in {Path(tree_path) / rel}")
+    return model_or_unknown(body, f"dup_mmap() in {Path(tree_path) / rel}")
 
 
 def fork_failure_of_body(body: str, model: str) -> str:
+    if model == "unknown":
+        return "unknown"
     if model == "baseline":
         return "copies"
     if re.search(r"\b(tear_down_vmas|unmap_region)\s*\(", body):
@@ -291,11 +304,11 @@ def slab_sheaves_of(slub_c: str) -> bool:
 
 def detect(tree_path: str | Path) -> dict:
     """Every fact of FACT_KEYS, read from the tree's source (a ForkdiffError when the tree
-    defines no dup_mmap() or one forkdiff cannot classify)."""
+    defines no dup_mmap(); one forkdiff cannot classify is "unknown")."""
     tree = Path(tree_path)
     version = makefile_version(tree)
     rel, body = find_dup_mmap(tree)
-    model = model_of_body(body, f"dup_mmap() in {tree / rel}")
+    model = model_or_unknown(body, f"dup_mmap() in {tree / rel}")
     maple = _read(tree, "lib/maple_tree.c")
     return {
         "version": version,

@@ -49,7 +49,7 @@ def baseline_made_of(tree_model: str, baseline_error: Callable[[], str | None]) 
     """What the `baseline` kernel of a tree is built from. tree_model: the model the tree's own
     dup_mmap() shows ("baseline": no __mt_dup, "patched": __mt_dup); baseline_error(): None when
     patches/baseline/ applies to the tree, else why not (called only for a "patched" tree)."""
-    if tree_model == "baseline" or baseline_error() is not None:
+    if tree_model in ("baseline", "unknown") or baseline_error() is not None:
         return TREE
     return TREE_BASELINE
 
@@ -111,6 +111,16 @@ def plan(tree_model: str, baseline_error: Callable[[], str | None],
         return VariantPlan(("baseline",), {"baseline": TREE}, {"baseline": "baseline"},
                            (("variants", "the tree's own dup_mmap() is the baseline one: baseline = "
                                          "the tree; no PATCHES, so no patched kernel"),))
+    if tree_model == "unknown":  # neither shape: the tree's own kernel, kernel-only checks
+        why = "the tree's dup_mmap() is neither the baseline nor the __mt_dup one"
+        if patches:
+            return VariantPlan(("baseline", "patched"), {"baseline": TREE, "patched": TREE_PATCHES},
+                               {"baseline": "patched", "patched": "patched"},
+                               (("variants", f"{why}: baseline = the tree as it is, patched = the "
+                                             "tree + PATCHES (kernel against kernel only)"),))
+        return VariantPlan(("patched",), {"patched": TREE}, {"patched": "patched"},
+                           (("baseline", f"skipped: {why} (going on with the tree's own kernel; "
+                                         "give PATCHES= to compare a change against it)"),))
     if tree_model != "patched":
         raise ValueError(f"unknown dup_mmap model {tree_model!r}")
     patched = TREE_PATCHES if patches else TREE

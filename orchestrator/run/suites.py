@@ -579,6 +579,7 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
     """Run the pending jobs on a guest of the variant's kernel (profile of the suite): the
     pool's live guest of that kernel, or a freshly booted one. Without a pool, the guest is
     booted for this call and stopped at its end."""
+    from ..build.kconfig_needs import check_guest
     from ..build.kernel import build_kernel
     from ..build.kernel_records import record_kernel
     from ..build.rootfs import build_rootfs
@@ -607,6 +608,10 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
             opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: "
                      + (f"booted ({g.qemu_mode}) in {g.boot_seconds:.0f} s" if fresh
                         else f"going on with the running guest ({g.qemu_mode})"))
+            if fresh:  # options this tree's Kconfig no longer defines: is their need met?
+                check_guest(kernel.manifest.get("kconfig_substitutes"),
+                            lambda cmd, g=g: _status(g.run(cmd, timeout=30)), opts.log,
+                            f"[{opts.suite}] {variant}/{opts.profile_used}")
             if run_on_guest(opts, variant, g, todo, log, result):
                 return
             pool.drop(g)
@@ -623,6 +628,10 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
             if todo:
                 result.restarts += 1
                 opts.log(f"[{opts.suite}] {variant}: restarting the guest for the {len(todo)} remaining jobs")
+
+
+def _status(res) -> tuple[int, str]:
+    return res.status, res.stdout + res.stderr
 
 
 def run_suite(opts: RunOptions) -> SuiteResult:

@@ -95,6 +95,18 @@ def test_61_baseline_is_the_tree_and_patched_needs_patches():
     assert "patched" not in p.models  # its model comes from its built source (pipeline.run)
 
 
+def test_a_dup_mmap_of_neither_shape_runs_the_tree_as_it_is():
+    """treefacts "unknown": the tree's own kernel (never the baseline patch, whatever it would
+    do to that dup_mmap), and with PATCHES= the tree + PATCHES against it, kernel against kernel."""
+    p = variants.plan("unknown", _never, ())
+    assert (p.variants, p.made_of) == (("patched",), {"patched": variants.TREE})
+    assert "neither the baseline nor the __mt_dup one" in dict(p.notes)["baseline"]
+    p = variants.plan("unknown", _never, PATCH)
+    assert p.made_of == {"baseline": variants.TREE, "patched": variants.TREE_PATCHES}
+    assert p.reference_of == {"patched": "baseline"}
+    assert variant_patches("baseline", "unknown", PATCH, "t") == []
+
+
 def test_an_unknown_tree_model_is_refused():
     with pytest.raises(ValueError, match="unknown dup_mmap model 'mt_dup'"):
         variants.plan("mt_dup", APPLIES, ())

@@ -10,6 +10,7 @@ from orchestrator.build.treefacts import (
     find_dup_mmap,
     maple_alloc_of,
     maple_write_of,
+    model_of_body,
     version_tuple,
     vma_lock_of,
 )
@@ -66,10 +67,19 @@ def test_no_definition_is_a_clear_error(tmp_path):
         detect_dup_mmap_model(tree)
 
 
-def test_unclassifiable_dup_mmap_is_an_error(tmp_path):
+def test_unclassifiable_dup_mmap_is_unknown_and_said_so(tmp_path):
+    """A dup_mmap() of neither shape (a tree newer than the model) is not an error: the fact is
+    "unknown", the run's notice names it and the verdicts are kernel-only."""
+    from simulator.runconfig import tree_notice
+
     tree = _tree(tmp_path, {"kernel/fork.c": HEAD + "\treturn copy_everything(mm, oldmm);\n}\n"})
+    facts = detect(tree)
+    assert (facts["dup_mmap_model"], facts["fork_failure"]) == ("unknown", "unknown")
+    assert detect_dup_mmap_model(tree) == "unknown"
+    notice = tree_notice(facts)
+    assert "dup_mmap_model=unknown" in notice and "kernel-only checks" in notice
     with pytest.raises(ForkdiffError, match="neither calls __mt_dup"):
-        detect(tree)
+        model_of_body("return copy_everything(mm, oldmm);")
 
 
 @pytest.mark.parametrize("body,model,failure", [(BASELINE, "baseline", "copies"),
