@@ -23,7 +23,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from bisect_repo import PLANTED_AT, clone
 
 from orchestrator.build.tree import default_tree
