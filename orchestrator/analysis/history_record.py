@@ -97,13 +97,7 @@ def _kernels(out: Path, meta: dict) -> dict[tuple[str, str], dict]:
 def read_run(out: Path) -> dict:
     """The database record of a compared results folder (a ForkdiffError when it has none)."""
     out = Path(out)
-    if not (out / "verdicts.jsonl").is_file():
-        raise ForkdiffError(f"no verdicts in {out} (verdicts.jsonl missing): nothing to record",
-                            f"run 'forkdiff compare {out}' first")
-    df = vd.read(out / "verdicts.jsonl")
-    if df.empty:
-        raise ForkdiffError(f"{out}: verdicts.jsonl holds no comparisons: nothing to record",
-                            f"run 'forkdiff compare {out}' again")
+    df = vd.read_compared(out, "nothing to record")
     meta = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
     run_id, first_obs, rates = _obs_facts(out)
     if not run_id:

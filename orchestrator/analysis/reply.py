@@ -175,13 +175,7 @@ def _tested(out: Path, meta: dict, kernels: dict, patches: list[dict], df: pd.Da
 def body(out: Path, given_patches: list[Path] | None = None, force: bool = False) -> tuple[str, bool]:
     """(the mail body, whether the run failed). A PASS is a ForkdiffError unless force."""
     out = Path(out)
-    if not (out / "verdicts.jsonl").is_file():
-        raise ForkdiffError(f"no verdicts in {out} (verdicts.jsonl missing)",
-                            f"run 'forkdiff compare {out}' first")
-    df = vd.read(out / "verdicts.jsonl")
-    if df.empty:
-        raise ForkdiffError(f"{out}: no comparisons: nothing to report on",
-                            "rerun the suites into a fresh OUT=")
+    df = vd.read_compared(out, "nothing to report on")
     bad = vd.failing(df)
     if bad.empty and not force:
         raise ForkdiffError(f"{out}: PASS ({len(df)} comparisons, none failing): nothing to report",

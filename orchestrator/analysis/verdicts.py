@@ -52,5 +52,21 @@ def read(path: Path) -> pd.DataFrame:
     return frame(rows)
 
 
+def read_compared(out: Path, purpose: str) -> pd.DataFrame:
+    """A compared results folder's verdicts; a ForkdiffError, saying what `purpose` cannot be
+    done, when the folder has no verdicts.jsonl or it holds no comparison."""
+    from ..errors import ForkdiffError
+
+    out = Path(out)
+    if not (out / "verdicts.jsonl").is_file():
+        raise ForkdiffError(f"no verdicts in {out} (verdicts.jsonl missing): {purpose}",
+                            f"run 'forkdiff compare {out}' first")
+    df = read(out / "verdicts.jsonl")
+    if df.empty:
+        raise ForkdiffError(f"{out}: verdicts.jsonl holds no comparisons: {purpose}",
+                            "rerun the suites into a fresh OUT=, then 'forkdiff compare'")
+    return df
+
+
 def failing(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["verdict"].isin(FAILING)]
