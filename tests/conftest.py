@@ -12,6 +12,7 @@ marker here (no test file marks itself). docs/testing.md says which folder a new
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,15 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 NEEDS = ("pure", "host", "tree", "vm")
 _elsewhere: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A test session started in the background of a non-interactive shell (`make test &`,
+    nohup) inherits SIGINT ignored, and so would every run a test starts: the tests that
+    interrupt a run with SIGINT, as Ctrl-C does, then see it go on. The session takes
+    Python's own SIGINT handler back, so the processes it starts get the default."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
