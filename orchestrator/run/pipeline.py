@@ -215,7 +215,9 @@ def run(opts: VmTestOptions) -> int:
             "observers": (f"{','.join(opts.observers)} (seed {opts.observer_seed}; faults suite, "
                           f"kernel profile {observers_mod.PROFILE})") if opts.observers else "none",
             # what `forkdiff reply` names and its one-command reproduction gives back
-            "tree_spec": opts.tree or "",
+            # a tree given as a path or debian: spec; a resolved KernelTree (forkdiff series,
+            # bisect-run) by its folder
+            "tree_spec": str(getattr(opts.tree, "path", opts.tree) or ""),
             "model_arg": ",".join(f"{k}={v}" for k, v in sorted(opts.models.items())),
             "patches": [{**p, "subject": patch_subject(Path(p["path"]))}
                         for p in patch_identity(patches)]}
