@@ -76,6 +76,14 @@ def build_parent(scenario: Scenario, program: str = "mapsprobe", total: int | No
             if addr is not None:
                 mm.write_fault(addr)
     if program in ("spawn", "forkcount"):
+        # the layout builder keeps a group scenario's groups in static storage (guest/layout.c
+        # groups_store), written while the arguments are parsed: a present bss page, and the
+        # PTE table over it, that fork copies and the child's exit frees
+        if not scenario.is_list:
+            for name in LAYOUT_SYMBOLS:
+                addr = elf.buffer(name)
+                if addr is not None:
+                    mm.write_fault(addr)
         nxt = scenario.next_addr
         start = nxt + (PAGE_SIZE if scenario.fill_gap_pages == 0 else 0)
         fill = 0
