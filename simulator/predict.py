@@ -67,23 +67,20 @@ def build_parent(scenario: Scenario, program: str = "mapsprobe", total: int | No
             mm.write_fault(lv.start + p * PAGE_SIZE)
         if lv.map_prot != lv.prot:
             mm.mprotect(lv.start, lv.end - lv.start, PROTS[lv.prot])
-    if program == "faultsweep":
-        # read_maps(before) for layout_verify(), read_maps(now) once before the probe, the
-        # JSON lines held in obuf: their first pages (the maps text of the scenarios stays far
-        # inside one 2 MiB region) give the parent PTE tables where the bss has none otherwise
-        for name in BUFFER_SYMBOLS + (() if scenario.is_list else LAYOUT_SYMBOLS):
-            addr = elf.buffer(name)
-            if addr is not None:
-                mm.write_fault(addr)
+    # static storage the guest program writes before it forks: faultsweep's read_maps(before)
+    # for layout_verify(), read_maps(now) once before the probe and the JSON lines held in obuf
+    # (BUFFER_SYMBOLS: their first pages; the maps text of the scenarios stays far inside one
+    # 2 MiB region), and, in every program whose fork is measured, the layout builder's groups
+    # of a group scenario (guest/layout.c groups_store, written while the arguments are
+    # parsed): present bss pages, with PTE tables where the bss has none otherwise, that fork
+    # copies and the child's exit frees
+    written = (BUFFER_SYMBOLS if program == "faultsweep" else ()) + (
+        LAYOUT_SYMBOLS if program in ("faultsweep", "spawn", "forkcount") and not scenario.is_list else ())
+    for name in written:
+        addr = elf.buffer(name)
+        if addr is not None:
+            mm.write_fault(addr)
     if program in ("spawn", "forkcount"):
-        # the layout builder keeps a group scenario's groups in static storage (guest/layout.c
-        # groups_store), written while the arguments are parsed: a present bss page, and the
-        # PTE table over it, that fork copies and the child's exit frees
-        if not scenario.is_list:
-            for name in LAYOUT_SYMBOLS:
-                addr = elf.buffer(name)
-                if addr is not None:
-                    mm.write_fault(addr)
         nxt = scenario.next_addr
         start = nxt + (PAGE_SIZE if scenario.fill_gap_pages == 0 else 0)
         fill = 0
