@@ -53,9 +53,9 @@ def oracle_source() -> Path:
 
 def guest_bin_dir() -> Path:
     """Where the guest programs are built: guest/bin in a checkout (`make guest`), else a cache
-    folder keyed by the guest sources and the compiler (orchestrator.build.guest_cache)."""
+    folder keyed by the guest sources and the compiler (orchestrator.prepare.guest_cache)."""
     if checkout_root() is not None:
         return data_dir("guest") / "bin"
-    from .build.guest_cache import cached_guest_bin
+    from .prepare.guest_cache import cached_guest_bin
 
     return cached_guest_bin(data_dir("guest"))

@@ -27,7 +27,7 @@ anon_vma and its chain before anon_vma_clone(), all GFP_KERNEL; maple nodes beyo
 from slab sheaves (no check); every cache's first allocation after the guest's shrink kmallocs
 an empty sheaf (a check), and so does the first maple node a store frees with kfree_rcu() (the
 rcu_free sheaf: _Tracer.kfree_rcu_sheaf); the maple tree writes through struct maple_copy
-(simulator.maple_copy); a failed fork is torn down inside dup_mmap() (no XA_ZERO_ENTRY).
+(simulator.maple.write_copy); a failed fork is torn down inside dup_mmap() (no XA_ZERO_ENTRY).
 
 fail-nth counts *checks*: should_failslab()/should_fail_alloc_page() calls that reach
 should_fail_ex() (a bulk slab allocation is one check) and pass the stack filter; see
@@ -41,8 +41,8 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
-from .maple_core import ops_since as maple_ops_since
-from .maple_core import ops_snapshot as maple_ops_snapshot
+from .maple.core import ops_since as maple_ops_since
+from .maple.core import ops_snapshot as maple_ops_snapshot
 from .mm import (
     PGDIR_SHIFT,
     PMD_SHIFT,
@@ -165,7 +165,7 @@ FORK_PREFIX_PAGES = (("alloc_thread_stack_node", THREADINFO_GFP, 2),
 class KernelConfig:
     """What the simulated kernel does where kernels differ. The defaults are 6.12 (Debian's
     linux-source-6.12); simulator/runconfig.py sets the fields from the kernel's kconfig and
-    from facts read from its tree (orchestrator/build/treefacts.py), in one place.
+    from facts read from its tree (orchestrator/prepare/treefacts.py), in one place.
 
     per_vma_lock:  CONFIG_PER_VMA_LOCK (kconfig/base.config sets it; needs SMP)
     vma_lock:      "cache": vm_area_dup() -> vma_lock_alloc() allocates a struct vma_lock from
@@ -183,7 +183,7 @@ class KernelConfig:
                    checks (7.x)
     maple_write:   the maple tree's write path for splits, rebalances and spanning stores
                    (MapleTree(write=)): "big_node" (struct maple_big_node, 6.1 and 6.12) or
-                   "maple_copy" (struct maple_copy, 7.x: simulator.maple_copy)
+                   "maple_copy" (struct maple_copy, 7.x: simulator.maple.write_copy)
     anon_vma_fork: "clone_first": anon_vma_clone() (GFP_NOWAIT chains with a GFP_KERNEL
                    fallback), then the anon_vma and its chain (6.12); "alloc_first": the
                    anon_vma and its chain first, then anon_vma_clone() with GFP_KERNEL

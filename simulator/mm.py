@@ -4,7 +4,7 @@ the kernel performs (mm/mmap.c, mm/vma.c, mm/mprotect.c, mm/madvise.c, mm/rmap.c
 
 The maple tree holds small integer VMA ids (the oracle stores the same ids as xa_mk_value()),
 and `Mm.history` records every tree operation in order, so the same history can be replayed on
-the kernel's own lib/maple_tree.c (orchestrator.build.oracle) and the two trees compared.
+the kernel's own lib/maple_tree.c (orchestrator.prepare.oracle) and the two trees compared.
 
 Page tables are modelled by presence only: which 2 MiB (PTE table), 1 GiB (PMD table) and
 512 GiB (PUD table) regions hold a mapped page. That is what copy_page_range() (mm/memory.c)
@@ -547,7 +547,7 @@ class Mm:
                     tables.discard(r)
 
     def history_ops(self) -> list[tuple]:
-        """The tree history as a simulator.maple_ops operation list (for the oracle)."""
+        """The tree history as a simulator.maple.ops operation list (for the oracle)."""
         return [("tree", "rcu")] + [("store", o.first, o.last, o.value) for o in self.history]
 
     # ------------------------------------------------------- views

@@ -124,7 +124,7 @@ class NotModelled:
         return f"{self.what}={self.value} is not modelled: {self.why}; {self.todo}"
 
 
-# --- The tree itself (orchestrator/build/treefacts.py: `kernel_facts` of every record) ------------
+# --- The tree itself (orchestrator/prepare/treefacts.py: `kernel_facts` of every record) ------------
 # fact -> the values the simulator models. 6.12: dup_mmap() in kernel/fork.c, a failed
 # __mt_dup fork marks its failure point with XA_ZERO_ENTRY (or, in the baseline, the child
 # holds only the copies), per-VMA locks from vma_lock_cachep, maple nodes preallocated for the
@@ -260,7 +260,7 @@ def kernel_model(suite: str, kernel_config: dict | None
 
 
 # ------------------------------------------------------------------ tree facts
-# kernel_facts (orchestrator/build/treefacts.py, read from the tree's source and carried in every
+# kernel_facts (orchestrator/prepare/treefacts.py, read from the tree's source and carried in every
 # observation) -> the KernelConfig fields where kernels differ. One table per fact: the value
 # the tree reports -> the field's value; a value without an entry is not modelled. Records
 # without facts (made before they were recorded) are 6.12's (the KernelConfig defaults).

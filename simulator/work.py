@@ -10,7 +10,7 @@ dup_mmap's loop   iter_vmas, iter_slots, iter_leaves: the VMAs, slots and leaves
                   copy, which has the parent's shape). vmas_copied (vm_area_dup + vma lock),
                   anon_vma_forks / avc_allocs / anon_vma_allocs, file_vmas (get_file,
                   i_mmap insert), ptes_copied and pt_pages (copy_page_range).
-maple tree        from the write path's counters (simulator.maple_core.OPS): walk_nodes,
+maple tree        from the write path's counters (simulator.maple.core.OPS): walk_nodes,
                   slot_writes, node_builds, build_slots, bnode_slots, gap_updates, the store
                   types st_*; __mt_dup's dup_nodes and dup_children; allocations from the
                   dup_mmap trace: alloc_calls, nodes_allocated, nodes_freed.
@@ -32,8 +32,8 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from . import maple_core as C
 from .fork import ForkResult
+from .maple import core as C
 from .mm import (
     PAGE_SHIFT,
     PGDIR_SHIFT,
@@ -155,7 +155,7 @@ def fork_work(parent: Mm, res: ForkResult) -> dict[str, int]:
         "nodes_freed": ops["nodes_freed"],
         "exit_vmas": res.child_map_count, "exit_iter_slots": EXIT_PASSES * child["slots"],
         "exit_iter_leaves": EXIT_PASSES * child["leaves"], "exit_nodes": child["nodes"],
-        # + the write path's own (splits, rebalances: counted by simulator.maple_core)
+        # + the write path's own (splits, rebalances: counted by simulator.maple.core)
         "ascents": parent_walks * up["calls"] + EXIT_PASSES * child_up["calls"]
         + ops.get("write_ascents", 0),
         "ascend_loops": parent_walks * up["loops"] + EXIT_PASSES * child_up["loops"]

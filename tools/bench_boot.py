@@ -20,9 +20,9 @@ import sys
 import threading
 import time
 
-from orchestrator.build.kconfig import PROFILES
-from orchestrator.build.kernel import VARIANTS, build_kernel
-from orchestrator.build.rootfs import build_rootfs
+from orchestrator.prepare.kconfig import PROFILES
+from orchestrator.prepare.kernel import VARIANTS, build_kernel
+from orchestrator.prepare.rootfs import build_rootfs
 from orchestrator.vm.guest import Guest
 
 PHASES = ("qmp connected", "kernel first line", "init started", "ready marker", "ssh connected",

@@ -14,14 +14,14 @@ import sys
 import time
 
 from orchestrator.analysis.insn_calibration import function_table, lolo_table, model_of
-from orchestrator.build.kernel import build_kernel
+from orchestrator.prepare.kernel import build_kernel
 from orchestrator.run.insnprofile import cached_profile
 
 
 def overhead(kernel) -> None:
-    from orchestrator.build.qemuplugin import build_plugin
-    from orchestrator.build.rootfs import build_rootfs
     from orchestrator.cache import cache_path
+    from orchestrator.prepare.qemuplugin import build_plugin
+    from orchestrator.prepare.rootfs import build_rootfs
     from orchestrator.run.insnprofile import profile_jobs, system_map
     from orchestrator.vm.guest import Guest
 

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.build.kernel import build_kernel
-from orchestrator.build.rootfs import build_rootfs
+from orchestrator.prepare.kernel import build_kernel
+from orchestrator.prepare.rootfs import build_rootfs
 from orchestrator.vm.guest import Guest, GuestCrashed
 
 DIRECT = "/sys/kernel/debug/provoke-crash/DIRECT"

@@ -27,7 +27,7 @@ from ..run.observations import read_records
 from ..run.provenance import GUEST_BINARIES, QEMU_VERSION
 from .calibration import is_calibration
 from .compare_jobs import ObservedJob, group_jobs
-from .predictor import Predictor, _pred
+from .job_predictions import Predictor, _pred
 from .spawn_model import (
     MEASURED_BAND_SOURCE,
     SAME_WORK_BAND_PCT,

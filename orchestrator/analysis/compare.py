@@ -28,7 +28,7 @@ spawn_rows (timings); this module joins them and writes the files.
 
 The model a kernel is compared with is its own variant unless `models` maps it to another: the
 run's model map (run.json "model map": the model each kernel's source shows, e.g. "patched" for
-7.x's baseline, which is the tree as it is; orchestrator/build/variants.py) or MODEL=; comparing
+7.x's baseline, which is the tree as it is; orchestrator/prepare/variants.py) or MODEL=; comparing
 a kernel against the other variant's model is how the planted-divergence test proves the
 comparison can fail.
 """
@@ -47,7 +47,7 @@ from . import verdicts as vd
 from .calibration import is_calibration
 from .compare_jobs import KS, VV, ObservedJob, group_jobs
 from .insn_rows import insn_cost, insn_rows, load_profiles
-from .predictor import (
+from .job_predictions import (
     ELF_FILE,
     LAYOUT_FILE,
     Predictor,
@@ -84,7 +84,7 @@ def compare_records(records: list[dict], models: dict[str, str] | None = None,
     profiles: the run's kernels' instruction profiles (orchestrator.analysis.insn_rows); the
     instruction model's result is put into insn_out["cost"] when given."""
     # `reference` is the tree as it is where patches/baseline/ applies: a tree whose own
-    # dup_mmap() uses __mt_dup (orchestrator/build/variants.py), unless the run's map says else
+    # dup_mmap() uses __mt_dup (orchestrator/prepare/variants.py), unless the run's map says else
     models = {"reference": "patched", **(models or {})}
     predictor = predictor or Predictor()
     jobs = group_jobs(records)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..build.kernel_records import read_records as read_kernel_records
 from ..errors import ForkdiffError
+from ..prepare.kernel_records import read_records as read_kernel_records
 from ..run.observations import iter_records
 from . import triage
 from . import verdicts as vd
@@ -34,7 +34,7 @@ from .rates import spawn_rates
 
 
 def tree_of(identity: str, kernel_version: str, path: str) -> tuple[str, str]:
-    """(tree, tree version) of a tree identity (orchestrator/build/tree.py)."""
+    """(tree, tree version) of a tree identity (orchestrator/prepare/tree.py)."""
     kind, _, rest = identity.partition(":")
     if kind == "debian":
         package, _, version = rest.partition(":")

@@ -16,7 +16,7 @@ from simulator import runconfig
 from simulator.insn_cost import InsnModel, InsnPoint, by_function, fit
 from simulator.scenario import from_dict
 
-from .predictor import guest_elf, spawn_layout
+from .job_predictions import guest_elf, spawn_layout
 
 _WORK_CACHE: dict[tuple, dict] = {}
 

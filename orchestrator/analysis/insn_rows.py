@@ -32,7 +32,7 @@ def load_profiles(out: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(d.glob("*.json"))} if d.is_dir() else {}
 
 
-TREE_PATCHES = "the tree + PATCHES"  # orchestrator.build.variants (read, not imported: analysis
+TREE_PATCHES = "the tree + PATCHES"  # orchestrator.prepare.variants (read, not imported: analysis
 TREE = "the tree as it is"  # works on results folders alone)
 
 

@@ -5,7 +5,7 @@ What maps to what:
   checkout  one per kernel tree + patch set (the baseline's: the tree + patches/baseline/, or
             the tree as it is on 6.1 and, with PATCHES=, on 7.x; the patched kernel's: the
             tree + PATCHES=), from <out>/kernels/*.json
-            (orchestrator/build/kernel_records.py): patchset_hash as KCIDB defines it (sha256 over the
+            (orchestrator/prepare/kernel_records.py): patchset_hash as KCIDB defines it (sha256 over the
             newline-terminated sha256 of each patch, in order; "" without patches)
   build     one per kernel variant and profile: its config (tinyconfig + the kconfig/
             fragments, the .config's sha256), compiler, architecture, status PASS (a build that
@@ -41,9 +41,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..build.kernel_records import FOLDER as KERNELS_FOLDER
-from ..build.kernel_records import read_records
 from ..errors import ForkdiffError
+from ..prepare.kernel_records import FOLDER as KERNELS_FOLDER
+from ..prepare.kernel_records import read_records
 from ..run.observations import iter_records
 from . import verdicts as vd
 from .rates import spawn_rates

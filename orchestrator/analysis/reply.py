@@ -20,11 +20,11 @@ from pathlib import Path
 import pandas as pd
 
 from .. import resources
-from ..build.kernel_records import read_records as read_kernel_records
-from ..build.patches import patch_subject
-from ..build.tree import DEFAULT_PACKAGE
 from ..cache import sha256_file
 from ..errors import ForkdiffError
+from ..prepare.kernel_records import read_records as read_kernel_records
+from ..prepare.patches import patch_subject
+from ..prepare.tree import DEFAULT_PACKAGE
 from . import triage
 from . import verdicts as vd
 from .kcidb import kernel_of

@@ -38,7 +38,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 
 def is_reference_run(meta: dict) -> bool:
     """True when the run's baseline kernel is the tree as it is on a tree whose dup_mmap()
-    already uses __mt_dup (7.x with PATCHES=, orchestrator/build/variants.py; run.json's
+    already uses __mt_dup (7.x with PATCHES=, orchestrator/prepare/variants.py; run.json's
     "reference kernel"): its forks/s beside the seed's baseline is not the pre-series loop."""
     return isinstance(meta, dict) and bool(meta.get("reference kernel"))
 

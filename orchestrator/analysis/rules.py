@@ -8,8 +8,8 @@ from collections.abc import Callable
 from simulator.scenario import LIST_FILE_FMT
 
 from .compare_jobs import ObservedJob, _row
+from .job_predictions import LAYOUT_FILE, _pred
 from .observer_rows import fault_detail, observer_rows
-from .predictor import LAYOUT_FILE, _pred
 
 LIST_FILE_PREFIX = LIST_FILE_FMT.split("%")[0]  # a list scenario's file I (simulator/scenario.py)
 

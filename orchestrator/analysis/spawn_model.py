@@ -15,7 +15,7 @@ priced by the model. Where the baseline was not measured at that count, the mode
 The kernel fitted on is the run's `baseline` variant, whatever it is made of, and each side's
 work is counted under the model the run's model map gives it, not under its variant's name. On
 a tree whose baseline patch does not apply (7.x) and PATCHES= given, `baseline` is the tree as
-it is (orchestrator/build/variants.py), compared with the "patched" model like the patched
+it is (orchestrator/prepare/variants.py), compared with the "patched" model like the patched
 kernel: both sides then do the same modelled work, the transfer above gives the reference
 kernel's observed rate, and what PATCHES= add to fork() is measured against the band.
 
@@ -86,7 +86,7 @@ def work_model(frame: pd.DataFrame, work_of: Callable[[object, str], dict],
     predicts: the kernel(s) predicted, in order (the last one is the report's `predicts`);
     anchors: {predicted kernel: the measured kernel its prediction starts from} (default the
     fitted one): the measured A/B pair, e.g. {"patched": "reference"} where the run has the
-    tree as it is beside the tree + PATCHES (orchestrator/build/variants.py)."""
+    tree as it is beside the tree + PATCHES (orchestrator/prepare/variants.py)."""
     if frame.empty:
         return None
     targets_of = (predicts,) if isinstance(predicts, str) else tuple(predicts)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from .compare_jobs import KS, VV, ObservedJob
-from .predictor import Predictor, _pred
+from .job_predictions import Predictor, _pred
 from .spawn_model import MEASURED_BAND_SOURCE
 from .spawn_model import verdict as band_verdict
 

@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..build.kernel import PROFILES, VARIANTS, BuiltKernel, build_kernel
-from ..build.rootfs import KNOWN_HOSTS_ALIAS, Rootfs, build_rootfs
 from ..errors import ForkdiffError
+from ..prepare.kernel import PROFILES, VARIANTS, BuiltKernel, build_kernel
+from ..prepare.rootfs import KNOWN_HOSTS_ALIAS, Rootfs, build_rootfs
 from ..vm.guest import Guest, GuestCrashed, GuestHung, GuestLost
 from ..vm.ssh import HOST, USER
 

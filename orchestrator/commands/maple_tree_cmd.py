@@ -15,7 +15,7 @@ def register(sub) -> None:  # the subcommand lives under `simulate`; nothing at 
 
 
 def run_tree(args) -> int:
-    from simulator.maple_ops import OpsError, parse, replay
+    from simulator.maple.ops import OpsError, parse, replay
 
     path = Path(args.ops)
     try:
@@ -26,10 +26,10 @@ def run_tree(args) -> int:
     try:
         ops = parse(text, str(path))
     except OpsError as err:
-        raise ForkdiffError(str(err), "fix the operation list (format: simulator/maple_ops.py)") from None
+        raise ForkdiffError(str(err), "fix the operation list (format: simulator/maple/ops.py)") from None
     if args.oracle:
-        from ..build.oracle import run_oracle_raw
-        from ..build.tree import resolve_tree
+        from ..prepare.oracle import run_oracle_raw
+        from ..prepare.tree import resolve_tree
 
         sys.stdout.write(run_oracle_raw(text, resolve_tree(args.tree)))
         return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..build import debpkgs
+from ..prepare import debpkgs
 
 
 def _run(args: argparse.Namespace) -> int:

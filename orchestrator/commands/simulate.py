@@ -34,7 +34,7 @@ def register(sub) -> None:
                    help="only these measurements (repeatable)")
     f.set_defaults(func=_fork)
     t = ssub.add_parser("tree", help="replay a maple tree operation list, print the dumps (JSON lines)")
-    t.add_argument("--ops", required=True, help="operation list (format: simulator/maple_ops.py)")
+    t.add_argument("--ops", required=True, help="operation list (format: simulator/maple/ops.py)")
     t.add_argument("--oracle", action="store_true",
                    help="replay it on the kernel's lib/maple_tree.c instead (built in the cache)")
     t.add_argument("--tree", help="kernel tree for --oracle (default: $KERNEL_TREE, else linux-source-6.12)")

@@ -8,17 +8,17 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..build.gitbase import tree_at_base
-from ..build.series import expand
-from ..build.variants import KERNELS
 from ..errors import ForkdiffError
+from ..prepare.gitbase import tree_at_base
+from ..prepare.series import expand
+from ..prepare.variants import KERNELS
 from ..run.faultsetup import parse_faults
 from ..run.observers import parse_observers, parse_seed
 from ..run.outdir import new_results_dir
 from ..run.pipeline import VmTestOptions, run
 from ..run.shards import parse_executor, parse_shard
 from ..run.suites import SPAWN_VMAS, SUITES
-from .compare import parse_models
+from .compare_cmd import parse_models
 
 
 def _list(text: str, allowed: tuple[str, ...] | None, what: str) -> tuple[str, ...]:
@@ -60,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
     if duration <= 0:
         raise ForkdiffError(f"DURATION={duration} must be > 0", "e.g. DURATION=2")
     # PATCHES=: patch files, mboxes or format-patch folders; a series' base-commit picks the
-    # commit of a git checkout they go onto (orchestrator/build/series.py, gitbase.py)
+    # commit of a git checkout they go onto (orchestrator/prepare/series.py, gitbase.py)
     raw_patches = args.patches or env.get("PATCHES") or ""
     series = expand([Path(p) for p in shlex.split(raw_patches)])
     tree = tree_at_base(args.tree or env.get("KERNEL_TREE") or None, series.base_commit,

@@ -1,6 +1,6 @@
 /* insncount: a QEMU TCG plugin counting guest instructions per kernel function, between two
  * markers a guest program executes (forkdiff's own code; built against the qemu-plugin.h of
- * the QEMU that runs it, orchestrator/build/qemuplugin.py).
+ * the QEMU that runs it, orchestrator/prepare/qemuplugin.py).
  *
  *   -plugin insncount.so,map=System.map,out=FILE
  *

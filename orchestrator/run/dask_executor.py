@@ -22,9 +22,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..build import kernel_records
 from ..cache import atomic_write
 from ..errors import ForkdiffError
+from ..prepare import kernel_records
 from . import sweep_parts
 from .observations import FILENAME, read_records
 from .provenance import GUEST_BINARIES, QEMU_VERSION
@@ -104,7 +104,7 @@ def _result(fut) -> dict:
 
 
 def _kernels(out: Path, got: dict) -> None:
-    """The task's kernel records (orchestrator.build.kernel_records) into the run's folder; a worker
+    """The task's kernel records (orchestrator.prepare.kernel_records) into the run's folder; a worker
     that booted another build of a kernel than an earlier task is refused."""
     from .merge import same_kernel
 

@@ -62,8 +62,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from ..build.kernel import failslab_attr_ro
 from ..errors import ForkdiffError
+from ..prepare.kernel import failslab_attr_ro
 
 DEBUGFS = "/sys/kernel/debug"
 ULONG_MAX = 0xFFFF_FFFF_FFFF_FFFF

@@ -1,5 +1,5 @@
 """Where fork's instructions go: the spawn guest run under QEMU with the instruction-count
-plugin (orchestrator/data/insncount.c, built by orchestrator.build.qemuplugin), per kernel
+plugin (orchestrator/data/insncount.c, built by orchestrator.prepare.qemuplugin), per kernel
 function, for the fixed calibration plan of a kernel: the calibration layouts
 (orchestrator.analysis.calibration) and the seed's spawn layout at PROFILE_VMAS.
 
@@ -116,7 +116,7 @@ def profile_key(kernel, plugin: Path, qemu_version: str, plan: list[ProfileJob])
 
 
 def kernel_config_of(kernel) -> dict | None:
-    from ..build.kconfig import run_record
+    from ..prepare.kconfig import run_record
 
     cfg = getattr(kernel, "config", None)
     return run_record(cfg) if cfg is not None and Path(cfg).is_file() else None
@@ -131,8 +131,8 @@ def run_profile(kernel, plan: list[ProfileJob], out_dir: Path,
     """Boot `kernel` under TCG -icount with the plugin and run the plan's jobs; returns
     {points: [...], wall: {...}}. Each point: layout, scenario, vmas, forks, forks_per_s,
     insns_per_fork (total), symbols {name: [insns per fork, entries per fork]}."""
-    from ..build.qemuplugin import build_plugin
-    from ..build.rootfs import build_rootfs
+    from ..prepare.qemuplugin import build_plugin
+    from ..prepare.rootfs import build_rootfs
     from ..vm.guest import Guest
 
     plugin = build_plugin()
@@ -183,8 +183,8 @@ def cached_profile(kernel, log: Callable[[str], None] = print, plan: list[Profil
                    ) -> dict:
     """The kernel's instruction profile over the fixed plan: from the cache, else measured
     once (under a lock) and stored: cache/insn-profile/<key>.json."""
-    from ..build.qemuplugin import build_plugin, qemu_source_version
     from ..cache import atomic_write, locked
+    from ..prepare.qemuplugin import build_plugin, qemu_source_version
 
     plan = plan or profile_jobs()
     plugin = build_plugin()

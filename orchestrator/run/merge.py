@@ -12,10 +12,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..analysis.predictor import ELF_FILE
-from ..build import kernel_records
+from ..analysis.job_predictions import ELF_FILE
 from ..cache import atomic_write
 from ..errors import ForkdiffError
+from ..prepare import kernel_records
 from . import sweep_parts
 from .observations import FILENAME, read_records
 from .provenance import GUEST_BINARIES, QEMU_VERSION
@@ -87,7 +87,7 @@ def same_kernel(a: dict, b: dict) -> bool:
 
 
 def _kernel_records(folders: list[Path]) -> dict[str, str]:
-    """kernels/<variant>-<profile>.json of every folder (orchestrator.build.kernel_records), one per
+    """kernels/<variant>-<profile>.json of every folder (orchestrator.prepare.kernel_records), one per
     kernel; two folders that booted different kernels of one variant and profile are refused."""
     texts: dict[str, tuple[str, Path]] = {}
     for folder in folders:

@@ -1,6 +1,6 @@
 """`make vm-test` end to end: kernels -> suites -> compare -> report, with progress on stderr.
 
-Which kernels (orchestrator/build/variants.py decides; the run prints its choice): on a tree
+Which kernels (orchestrator/prepare/variants.py decides; the run prints its choice): on a tree
 whose dup_mmap() copies with __mt_dup (6.8 on), `patched` is the tree as it is (plus $PATCHES)
 and `baseline` the tree plus patches/baseline/. Where that patch does not apply (7.x: dup_mmap()
 moved to mm/mmap.c and mas_expected_entries() is gone, so the pre-series loop cannot be
@@ -36,13 +36,13 @@ from ..analysis.compare import compare_dir
 from ..analysis.history_record import record_folder
 from ..analysis.summary import print_summary
 from ..analysis.verdicts import failing
-from ..build import treefacts
-from ..build import variants as variants_mod
-from ..build.kernel import build_kernel
-from ..build.patches import baseline_error, env_patches, patch_identity, patch_subject
-from ..build.rootfs import build_rootfs
-from ..build.tree import resolve_tree
 from ..errors import ForkdiffError
+from ..prepare import treefacts
+from ..prepare import variants as variants_mod
+from ..prepare.kernel import build_kernel
+from ..prepare.patches import baseline_error, env_patches, patch_identity, patch_subject
+from ..prepare.rootfs import build_rootfs
+from ..prepare.tree import resolve_tree
 from ..vm import guest as vm
 from ..vm import kvm
 from ..vm.guest_pool import GuestPool
@@ -110,7 +110,7 @@ class Progress:
 
 def _variants(tree_path: Path, say: Progress, model: str,
               patches: tuple[Path, ...] = ()) -> variants_mod.VariantPlan:
-    """The kernels this tree gives (orchestrator/build/variants.py), said on stderr."""
+    """The kernels this tree gives (orchestrator/prepare/variants.py), said on stderr."""
     plan = variants_mod.plan(model, lambda: baseline_error(tree_path), patches)
     for stage, line in plan.notes:
         say(stage, line)

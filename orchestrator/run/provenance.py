@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from ..analysis.predictor import ELF_FILE, guest_elf, save_elves
+from ..analysis.job_predictions import ELF_FILE, guest_elf, save_elves
 from ..cache import sha256_file
 from ..vm.qemu_cmd import QEMU
 
@@ -27,7 +27,7 @@ def qemu_version() -> str:
 def record(out: Path, meta: dict) -> None:
     """Put the guest binaries' hashes and QEMU's version into `meta` (run.json) and the guest
     binaries' program headers into <out>/guest-elf.json."""
-    from ..build.rootfs import guest_programs
+    from ..prepare.rootfs import guest_programs
 
     progs = guest_programs()
     meta[GUEST_BINARIES] = {p.name: sha256_file(p) for p in progs}

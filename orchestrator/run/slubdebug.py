@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Protocol
 
 # The caches dup_mmap() allocates from with kmem_cache_alloc_bulk(): maple nodes
-# (mas_alloc_nodes(); the simulator's "bulk" events, simulator/maple.py, are all maple nodes).
+# (mas_alloc_nodes(); the simulator's "bulk" events, simulator/maple/__init__.py, are all maple nodes).
 BULK_CACHES = ("maple_node",)
 STATS_FLAG = "F"  # SLAB_CONSISTENCY_CHECKS: a SLAB_DEBUG_FLAGS flag without object metadata
 SLAB_SYSFS = "/sys/kernel/slab"

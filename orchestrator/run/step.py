@@ -21,12 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..build import treefacts
-from ..build import variants as variants_mod
-from ..build.kernel import build_kernel
-from ..build.patches import baseline_error
-from ..build.tree import KernelTree, resolve_tree
 from ..errors import ForkdiffError, KernelDoesNotBuild
+from ..prepare import treefacts
+from ..prepare import variants as variants_mod
+from ..prepare.kernel import build_kernel
+from ..prepare.patches import baseline_error
+from ..prepare.tree import KernelTree, resolve_tree
 from .suites import DEFAULT_PROFILE
 
 BAD = ("mismatch", "crashed")
@@ -82,7 +82,7 @@ def judge(rows: Sequence[dict], suites: Sequence[str], run_errors: bool = False)
 
 def tree_variant(tree: str | Path | KernelTree | None, patches: Sequence[Path]) -> str:
     """The variant whose kernel is the tree as it is (no patches) or the tree + patches
-    (orchestrator/build/variants.py): `patched` on 6.8 and later, `baseline` for a pre-series
+    (orchestrator/prepare/variants.py): `patched` on 6.8 and later, `baseline` for a pre-series
     tree (6.1) without patches."""
     kt = resolve_tree(tree)
     model = treefacts.detect_dup_mmap_model(kt.path)

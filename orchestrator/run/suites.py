@@ -30,10 +30,10 @@ from simulator.fork import KFREE_DRAIN_MS, VARIANTS
 from simulator.scenario import LIST_PATH, Scenario, ScenarioError, from_dict, load
 
 from .. import resources
-from ..build import treefacts
-from ..build.kconfig import run_record
-from ..build.variants import KERNELS
 from ..errors import ForkdiffError
+from ..prepare import treefacts
+from ..prepare.kconfig import run_record
+from ..prepare.variants import KERNELS
 from ..vm.guest_api import GuestLike
 from ..vm.guest_pool import GuestPool
 from . import faultsetup, kmemleak, slubdebug
@@ -364,7 +364,7 @@ def kernel_config(g) -> dict | None:
 
 
 def kernel_facts(g) -> dict | None:
-    """What the booted kernel's source says (orchestrator/build/treefacts.py): from its build
+    """What the booted kernel's source says (orchestrator/prepare/treefacts.py): from its build
     manifest, or read from the source copy it was built from (a manifest made before forkdiff
     recorded them); None when the guest has no built kernel behind it."""
     kernel = getattr(g, "kernel", None)
@@ -372,7 +372,7 @@ def kernel_facts(g) -> dict | None:
 
 
 def facts_of_kernel(kernel) -> dict:
-    """kernel_facts() of a built kernel (orchestrator.build.kernel.BuiltKernel)."""
+    """kernel_facts() of a built kernel (orchestrator.prepare.kernel.BuiltKernel)."""
     facts = (getattr(kernel, "manifest", None) or {}).get("kernel_facts")
     stale = facts is None or not set(treefacts.FACT_KEYS) <= set(facts)  # an older forkdiff's
     build_dir = getattr(kernel, "build_dir", None)
@@ -579,10 +579,10 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
     """Run the pending jobs on a guest of the variant's kernel (profile of the suite): the
     pool's live guest of that kernel, or a freshly booted one. Without a pool, the guest is
     booted for this call and stopped at its end."""
-    from ..build.kconfig_needs import check_guest
-    from ..build.kernel import build_kernel
-    from ..build.kernel_records import record_kernel
-    from ..build.rootfs import build_rootfs
+    from ..prepare.kconfig_needs import check_guest
+    from ..prepare.kernel import build_kernel
+    from ..prepare.kernel_records import record_kernel
+    from ..prepare.rootfs import build_rootfs
 
     todo = pending(opts, variant, jobs, log)
     result.skipped_jobs += len(jobs) - len(todo)

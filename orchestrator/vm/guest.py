@@ -27,16 +27,16 @@ from typing import TYPE_CHECKING
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from ..build.rootfs import READY_MARKER, Rootfs, build_rootfs
 from ..cache import cache_path
 from ..errors import ForkdiffError
+from ..prepare.rootfs import READY_MARKER, Rootfs, build_rootfs
 from . import crash, kvm
 from .qemu_cmd import QEMU, QemuConfig, free_port, nic_model_for, qemu_argv
 from .ssh import CommandResult, SshLost, SshSession, SshTimeout
 from .ssh import connect as ssh_connect
 
 if TYPE_CHECKING:
-    from ..build.kernel import BuiltKernel
+    from ..prepare.kernel import BuiltKernel
 
 __all__ = ["Guest", "GuestCrashed", "GuestHung", "GuestLost", "CommandResult"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from ..build.kernel import BuiltKernel
+from ..prepare.kernel import BuiltKernel
 from .ssh import CommandResult
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..build.kernel import BuiltKernel
-    from ..build.rootfs import Rootfs
+    from ..prepare.kernel import BuiltKernel
+    from ..prepare.rootfs import Rootfs
 
 
 class GuestPool:

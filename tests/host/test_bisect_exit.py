@@ -1,6 +1,6 @@
 """`forkdiff bisect-run`'s exit codes and the step verdicts behind them
-(orchestrator/commands/bisect_run.py, orchestrator/run/step.py, commands/series.py first_change),
-and the mirror's file sync (orchestrator/build/mirror.py) on real folders.
+(orchestrator/commands/bisect_run.py, orchestrator/run/step.py, commands/series_cmd.py first_change),
+and the mirror's file sync (orchestrator/prepare/mirror.py) on real folders.
 
 Fakes: the verdict rows given to judge() and the step lists given to first_change() are written
 here (hand-made rows in verdicts.jsonl's format, not a run's output); the exit-code tests run the
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build.mirror import check_outside, sync
 from orchestrator.commands.bisect_run import ABORT, BAD, GOOD, SKIP, exit_code
-from orchestrator.commands.series import first_change
+from orchestrator.commands.series_cmd import first_change
 from orchestrator.errors import ForkdiffError
+from orchestrator.prepare.mirror import check_outside, sync
 from orchestrator.run.step import BUILD_FAILED, FAIL, INCONCLUSIVE, PASS, judge
 
 REPO = Path(__file__).resolve().parents[2]

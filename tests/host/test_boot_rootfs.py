@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build.rootfs import build_rootfs
 from orchestrator.cache import sha256_file
+from orchestrator.prepare.rootfs import build_rootfs
 
 
 @pytest.fixture

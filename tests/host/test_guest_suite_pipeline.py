@@ -113,8 +113,8 @@ def test_a_dead_sweep_runs_again_without_its_step_at_most_three_times() -> None:
 def test_records_carry_the_booted_kernels_config(tmp_path: Path) -> None:
     """The FAKE guest's kernel gets a .config file (as a BuiltKernel has): every record carries
     its hash and the options the simulator's rules read; a missing .config stops the run."""
-    from orchestrator.build.kconfig import run_record
     from orchestrator.errors import ForkdiffError
+    from orchestrator.prepare.kconfig import run_record
 
     cfg = tmp_path / "config"
     cfg.write_text("CONFIG_MMU=y\n# CONFIG_PER_VMA_LOCK is not set\nCONFIG_NUMA=y\n")

@@ -1,4 +1,4 @@
-"""Guest programs (orchestrator/build/guestbin.py), in copies of guest/ (the repository's guest/bin
+"""Guest programs (orchestrator/prepare/guestbin.py), in copies of guest/ (the repository's guest/bin
 is not touched): missing programs are built with the real guest Makefile before anything boots,
 a build that fails stops with the command to run, a truncated binary is detected and rebuilt.
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from fake_guest import FakeGuest
 
-from orchestrator.build import guestbin
 from orchestrator.errors import ForkdiffError
+from orchestrator.prepare import guestbin
 
 GUEST = Path(__file__).parents[2] / "guest"
 PROGS = ("spawn", "mapsprobe", "faultsweep", "forkcount", "observe")
@@ -83,7 +83,7 @@ def test_unrebuildable_program_is_an_error(guest_copy):
 # ------------------------------------------------------- forkdiff run, up to the boot (FAKES)
 def _fake_run(monkeypatch, guest_dir: Path, tmp_path: Path) -> tuple[int, list]:
     from orchestrator import cli
-    from orchestrator.build import kernel, rootfs
+    from orchestrator.prepare import kernel, rootfs
     from orchestrator.vm import guest as vm
 
     def fake_build_kernel(variant, profile, *a, **kw):  # FAKE: no kernel is built

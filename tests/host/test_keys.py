@@ -5,7 +5,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from orchestrator.build.rootfs import ensure_keys
+from orchestrator.prepare.rootfs import ensure_keys
 
 
 def test_private_keys_are_0600_in_a_0700_folder(tmp_path, monkeypatch):

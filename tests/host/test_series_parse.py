@@ -1,4 +1,4 @@
-"""Series parsing (orchestrator/build/series.py) and base-commit trees (gitbase.py), on real git
+"""Series parsing (orchestrator/prepare/series.py) and base-commit trees (gitbase.py), on real git
 output: a small git repository made here, its `git format-patch` folder and `--stdout` mbox,
 split by real `git mailsplit`/`git mailinfo`. No fakes. The cache is a temp folder."""
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build.gitbase import tree_at_base
-from orchestrator.build.series import expand, is_mbox, load_series
-from orchestrator.build.tree import KernelTree
 from orchestrator.errors import ForkdiffError
+from orchestrator.prepare.gitbase import tree_at_base
+from orchestrator.prepare.series import expand, is_mbox, load_series
+from orchestrator.prepare.tree import KernelTree
 
 REPO = Path(__file__).resolve().parents[2]
 MBOX = REPO / "tests" / "planted" / "series-leak-in-patch-2.mbox"

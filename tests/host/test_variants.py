@@ -1,4 +1,4 @@
-"""Which kernels a tree gives and what each is compared with (orchestrator/build/variants.py),
+"""Which kernels a tree gives and what each is compared with (orchestrator/prepare/variants.py),
 and everything downstream that must follow that decision instead of the variant's name: the
 kernel build's patches, its cache key and its model check, the run's model map and run.json,
 re-comparing a saved folder, the KCIDB test paths and the report.
@@ -18,13 +18,13 @@ from types import SimpleNamespace
 import pytest
 from fake_tree import synthetic_tree
 
-from orchestrator.build import kernel as kernel_mod
-from orchestrator.build import variants
-from orchestrator.build.kconfig import profile_fragments
-from orchestrator.build.kernel import _Build, variant_patches
-from orchestrator.build.patches import baseline_patches
-from orchestrator.build.tree import KernelTree
 from orchestrator.errors import ForkdiffError
+from orchestrator.prepare import kernel as kernel_mod
+from orchestrator.prepare import variants
+from orchestrator.prepare.kconfig import profile_fragments
+from orchestrator.prepare.kernel import _Build, variant_patches
+from orchestrator.prepare.patches import baseline_patches
+from orchestrator.prepare.tree import KernelTree
 
 APPLIES = lambda: None  # noqa: E731  patches/baseline/ applies (6.12)
 FAILS = lambda: "mm/mmap.c: Hunk #1 FAILED at 645"  # noqa: E731  it does not (7.x)

@@ -1,4 +1,4 @@
-"""orchestrator/build/aptsources.py on sample apt configurations (tests/data/apt-sources: a one-line
+"""orchestrator/prepare/aptsources.py on sample apt configurations (tests/data/apt-sources: a one-line
 sources.list, deb822 .sources with comments, continuation lines and a disabled stanza, a
 disabled file apt ignores) and on strings."""
 
@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build.aptsources import (
+from orchestrator.errors import ForkdiffError
+from orchestrator.prepare.aptsources import (
     main_archive,
     parse_deb822,
     parse_one_line,
     read_sources,
     release_codename,
 )
-from orchestrator.errors import ForkdiffError
 
 SAMPLE = Path(__file__).parents[1] / "data" / "apt-sources"
 

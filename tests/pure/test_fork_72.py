@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from simulator import maple_core as C
 from simulator import runconfig
 from simulator.exec_image import ExecParams, build_exec_image
 from simulator.fork import GFP_KERNEL, GFP_NOWAIT, FaultSettings, KernelConfig, dup_mmap, outcome
 from simulator.maple import MapleTree
+from simulator.maple import core as C
 from simulator.mm import PAGE_SIZE, VM_MIXEDMAP, VM_PFNMAP
 from simulator.predict import build_parent, records
 from simulator.scenario import from_dict
@@ -213,7 +213,7 @@ MIXED_SMALL = [
 
 def test_a_rebalance_frees_through_kfree_rcu_and_kmallocs_an_rcu_free_sheaf():
     """mixed-small on 7.2: the child's NULL store over the three adjacent VM_DONTCOPY VMAs
-    rebalances the leaf 7.2's split left holding them (simulator.maple_copy, checked against
+    rebalances the leaf 7.2's split left holding them (simulator.maple.write_copy, checked against
     7.2's lib/maple_tree.c by the oracle) and frees the replaced nodes with ma_free_rcu() =
     kfree_rcu(). The shrink before the fork took the rcu_free sheaf and the barn's, and the
     store's ma_state holds the spare (kmem_cache_prefill_sheaf), so __kfree_rcu_sheaf() kmallocs

@@ -150,7 +150,7 @@ def test_suite_jobs_push_the_list_and_carry_it_compressed(tmp_path):
     """Each suite's job of a list scenario names --layout-list, pushes guest_list() to
     LIST_PATH before it runs, and its records carry the VMAs compressed (scenario vmas_z),
     from which compare rebuilds the same scenario; spawn forks it as it is (no --total)."""
-    from orchestrator.analysis.predictor import spawn_layout
+    from orchestrator.analysis.job_predictions import spawn_layout
     from orchestrator.run.suites import RunOptions, plan
 
     s = _convert().scenario

@@ -1,12 +1,12 @@
 """The work counts the instruction model (simulator.insn_cost) added to simulator.work and
-simulator.maple_core, on tiny maple trees built by the simulator, checked against values
+simulator.maple.core, on tiny maple trees built by the simulator, checked against values
 derived by hand from the 6.12 kernel's algorithm (lib/maple_tree.c, kernel/fork.c)."""
 
 from __future__ import annotations
 
-from simulator import maple_core as C
 from simulator.fork import dup_mmap
 from simulator.maple import MapleTree
+from simulator.maple import core as C
 from simulator.predict import build_parent
 from simulator.scenario import from_dict
 from simulator.work import EXIT_PASSES, fork_work, tree_ascents, tree_shape

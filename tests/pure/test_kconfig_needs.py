@@ -1,5 +1,5 @@
 """A requested option the final .config lacks: dropped for a dependency, or no longer defined by
-the tree's Kconfig (orchestrator/build/kconfig_needs.py).
+the tree's Kconfig (orchestrator/prepare/kconfig_needs.py).
 
 The trees here are FAKES: a few hand-written Kconfig files in tmp_path shaped like the real ones
 (a renamed option marked `transitional` as kernels from 6.18 do it, an option folded into another
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build import kconfig_needs as kn
-from orchestrator.build.kconfig import check_final_config, parse_fragment
 from orchestrator.errors import ForkdiffError
+from orchestrator.prepare import kconfig_needs as kn
+from orchestrator.prepare.kconfig import check_final_config, parse_fragment
 
 FAKE_KCONFIG = {
     "fs/proc/Kconfig": """\

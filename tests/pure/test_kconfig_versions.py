@@ -1,10 +1,11 @@
-"""Kconfig version annotations (orchestrator/build/kconfig.py): `# since X.Y` / `# until X.Y` on an
+"""Kconfig version annotations (orchestrator/prepare/kconfig.py): `# since X.Y` / `# until X.Y` on an
 option line decide on which trees it is requested and checked. Pure tests on hand-written
 fragments; the real fragments on the three real trees are in tests/tree/test_trees.py."""
 
 import pytest
 
-from orchestrator.build.kconfig import (
+from orchestrator.errors import ForkdiffError
+from orchestrator.prepare.kconfig import (
     dropped_options,
     effective_text,
     merged_requests,
@@ -12,7 +13,6 @@ from orchestrator.build.kconfig import (
     parse_fragment,
     profile_fragments,
 )
-from orchestrator.errors import ForkdiffError
 
 FRAG = ("CONFIG_A=y\n"
         "CONFIG_NEW=y  # since 6.4\n"

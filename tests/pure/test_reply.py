@@ -20,9 +20,9 @@ import pytest
 from orchestrator.analysis import triage
 from orchestrator.analysis import verdicts as vd
 from orchestrator.analysis.reply import body
-from orchestrator.build.patches import patch_subject
 from orchestrator.cli import main
 from orchestrator.errors import ForkdiffError
+from orchestrator.prepare.patches import patch_subject
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
@@ -133,7 +133,7 @@ def test_a_folder_without_verdicts_is_refused(tmp_path):
 def test_the_reproduce_line_gives_model_back(tmp_path):
     """tests/data/model-fail: a REAL run with MODEL=baseline (its run.json predates the
     record of MODEL=: the field is added here as `make vm-test` now writes it)."""
-    from orchestrator.commands.compare import parse_models
+    from orchestrator.commands.compare_cmd import parse_models
 
     d = tmp_path / "model-fail"
     shutil.copytree(DATA / "model-fail", d)

@@ -10,7 +10,7 @@ import hashlib
 
 import pytest
 
-from orchestrator.build.kconfig import merged_requests, profile_fragments, run_record
+from orchestrator.prepare.kconfig import merged_requests, profile_fragments, run_record
 from simulator import predict, runconfig
 from simulator.fork import GFP_NOWAIT
 from simulator.scenario import from_dict

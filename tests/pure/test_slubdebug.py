@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 from fake_guest import FakeGuest
 
-from orchestrator.build.treefacts import FACT_KEYS
+from orchestrator.prepare.treefacts import FACT_KEYS
 from orchestrator.run import slubdebug
 from orchestrator.run.faultsetup import FORK_CACHES
 from orchestrator.run.suites import DEFAULT_SCENARIOS, SCENARIO_DIR, boot_slub_debug

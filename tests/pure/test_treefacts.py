@@ -1,10 +1,11 @@
-"""orchestrator/build/treefacts.py on small synthetic trees written here (snippets shaped like the
+"""orchestrator/prepare/treefacts.py on small synthetic trees written here (snippets shaped like the
 kernel's own code, one per known shape, plus shapes it must not mistake). The three real trees
 (6.1, 6.12, 7.2) are in tests/tree/test_trees.py."""
 
 import pytest
 
-from orchestrator.build.treefacts import (
+from orchestrator.errors import ForkdiffError
+from orchestrator.prepare.treefacts import (
     detect,
     detect_dup_mmap_model,
     find_dup_mmap,
@@ -14,7 +15,6 @@ from orchestrator.build.treefacts import (
     version_tuple,
     vma_lock_of,
 )
-from orchestrator.errors import ForkdiffError
 
 HEAD = "static __latent_entropy int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)\n{\n"
 BASELINE = HEAD + ("\tretval = mas_expected_entries(&mas, oldmm->map_count);\n"
@@ -144,7 +144,7 @@ def test_slub_bulk_stats():
     """mm/slub.c snippets shaped like 6.1 (the bulk loop takes c->freelist objects without a
     stat; only ___slab_alloc() counts), 6.12 (stat(s, ALLOC_FASTPATH) per object) and 7.x
     (stat_add(s, ALLOC_SLOWPATH, i))."""
-    from orchestrator.build.treefacts import slub_bulk_stats_of
+    from orchestrator.prepare.treefacts import slub_bulk_stats_of
 
     v61 = ("int kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t flags, size_t size,\n"
            "\t\t\tvoid **p)\n{\n\t\tobject = c->freelist;\n\t\tc->freelist = next;\n}\n"
@@ -161,7 +161,7 @@ def test_slub_debug_single():
     a debug cache takes one object from the node's partial list or a new slab and returns it
     (never loading c->freelist); without either branch (the partial list's objects go to the
     CPU free list, or no ___slab_alloc() at all) the fact is false."""
-    from orchestrator.build.treefacts import slub_debug_single_of
+    from orchestrator.prepare.treefacts import slub_debug_single_of
 
     partial_61 = ("static void *get_partial_node(struct kmem_cache *s, struct kmem_cache_node *n,\n"
                   "\t\t\t      struct partial_context *pc)\n{\n"
@@ -188,7 +188,7 @@ def test_slub_debug_single():
 def test_proc_heap():
     """fs/proc/task_mmu.c show_map_vma() as in 6.1 (inclusive bounds) and 6.12 (through
     vma_is_initial_heap() in include/linux/mm.h: strict bounds)."""
-    from orchestrator.build.treefacts import proc_heap_of
+    from orchestrator.prepare.treefacts import proc_heap_of
 
     v61 = ("\t\tif (vma->vm_start <= mm->brk &&\n\t\t    vma->vm_end >= mm->start_brk) {\n"
            "\t\t\tname = \"[heap]\";\n")
@@ -204,7 +204,7 @@ def test_anon_vma_fork_order_and_slab_sheaves():
     """mm/rmap.c anon_vma_fork(): 6.12 clones first, then anon_vma_alloc(); 7.2 allocates
     first (snippets shaped like both). mm/slub.c: calculate_sheaf_capacity() gives every
     cache sheaves (7.x); a tree without it has none, or only opted-in ones."""
-    from orchestrator.build.treefacts import anon_vma_fork_of, slab_sheaves_of
+    from orchestrator.prepare.treefacts import anon_vma_fork_of, slab_sheaves_of
 
     old = ("int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma)\n{\n"
            "\terror = anon_vma_clone(vma, pvma);\n\tanon_vma = anon_vma_alloc();\n}\n")

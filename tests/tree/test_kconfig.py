@@ -1,4 +1,4 @@
-"""Kconfig fragments and the dropped-option check (orchestrator/build/kconfig.py).
+"""Kconfig fragments and the dropped-option check (orchestrator/prepare/kconfig.py).
 
 The pure checker is tested on hand-written configs; the profile fragments and a fragment with an
 option that cannot be enabled are tested with the real tree's tinyconfig, merge_config.sh and
@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from orchestrator.build.kconfig import (
+from orchestrator.errors import ForkdiffError
+from orchestrator.prepare.kconfig import (
     PROFILES,
     configure,
     dropped_options,
@@ -17,8 +18,7 @@ from orchestrator.build.kconfig import (
     parse_fragment,
     profile_fragments,
 )
-from orchestrator.build.tree import resolve_tree
-from orchestrator.errors import ForkdiffError
+from orchestrator.prepare.tree import resolve_tree
 
 
 def test_parse_config_reads_set_unset_and_strings():

@@ -9,10 +9,15 @@ import subprocess
 
 import pytest
 
-from orchestrator.build.kconfig import parse_config, run_record
-from orchestrator.build.kernel import VARIANTS, build_kernel, detect_dup_mmap_model, release_string
-from orchestrator.build.tree import resolve_tree
 from orchestrator.cache import sha256_file
+from orchestrator.prepare.kconfig import parse_config, run_record
+from orchestrator.prepare.kernel import (
+    VARIANTS,
+    build_kernel,
+    detect_dup_mmap_model,
+    release_string,
+)
+from orchestrator.prepare.tree import resolve_tree
 from simulator import runconfig
 
 

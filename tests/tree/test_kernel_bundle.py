@@ -1,4 +1,4 @@
-"""forkdiff kernel export / import (orchestrator/build/kernel_bundle.py) with the real cached faults
+"""forkdiff kernel export / import (orchestrator/prepare/kernel_bundle.py) with the real cached faults
 kernels of both variants (built first if missing): exported, imported into a fresh empty
 cache, where the kernel build of the same tree finds them (a cache hit, bzImage hash checked,
 no build), a second import says present; a damaged bundle and one with a foreign member are
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build.kconfig import profile_fragments
-from orchestrator.build.kernel import _Build, build_kernel
-from orchestrator.build.kernel_bundle import export, import_bundle
-from orchestrator.build.patches import baseline_patches
-from orchestrator.build.tree import resolve_tree
 from orchestrator.cache import sha256_file
 from orchestrator.errors import ForkdiffError
+from orchestrator.prepare.kconfig import profile_fragments
+from orchestrator.prepare.kernel import _Build, build_kernel
+from orchestrator.prepare.kernel_bundle import export, import_bundle
+from orchestrator.prepare.patches import baseline_patches
+from orchestrator.prepare.tree import resolve_tree
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Cache keys and cache-hit verification of _Build (orchestrator/build/kernel.py). Unit test with FAKE
+"""Cache keys and cache-hit verification of _Build (orchestrator/prepare/kernel.py). Unit test with FAKE
 bzImage bytes in a temporary cache: it checks our bookkeeping (a truncated image is not a hit and
 is removed so that make relinks it), not a kernel build."""
 
@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from orchestrator.build.kconfig import profile_fragments
-from orchestrator.build.kernel import _Build
-from orchestrator.build.patches import baseline_patches
-from orchestrator.build.tree import resolve_tree
 from orchestrator.cache import sha256_file
+from orchestrator.prepare.kconfig import profile_fragments
+from orchestrator.prepare.kernel import _Build
+from orchestrator.prepare.patches import baseline_patches
+from orchestrator.prepare.tree import resolve_tree
 
 
 @pytest.fixture
@@ -39,8 +39,8 @@ def test_truncated_bzimage_is_not_a_cache_hit(builds):
     built = b.obj / "arch/x86/boot/bzImage"
     built.parent.mkdir(parents=True)
     built.write_bytes(b"fake bzImage " * 1000)
-    from orchestrator.build.kernel import BUILT_FACTS
-    from orchestrator.build.treefacts import FACT_KEYS
+    from orchestrator.prepare.kernel import BUILT_FACTS
+    from orchestrator.prepare.treefacts import FACT_KEYS
 
     manifest = {"release": "x", "bzimage": {"sha256": sha256_file(b.bzimage)},
                 "kernel_facts": dict.fromkeys((*FACT_KEYS, *BUILT_FACTS), 1)}
@@ -60,8 +60,8 @@ def test_a_stale_manifest_whose_build_folder_is_gone_is_built_again(builds):
     (an imported kernel has no build folder). Completing a stale manifest from a real source
     copy is checked with the real cached kernels (tests/tree/test_kernel_bundle.py: an export of
     them is a hit once imported)."""
-    from orchestrator.build.kernel import BUILT_FACTS
-    from orchestrator.build.treefacts import FACT_KEYS
+    from orchestrator.prepare.kernel import BUILT_FACTS
+    from orchestrator.prepare.treefacts import FACT_KEYS
 
     b = builds("patched", "faults")
     b.bzimage.parent.mkdir(parents=True, exist_ok=True)

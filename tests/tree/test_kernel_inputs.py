@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from orchestrator.build.kernel import build_kernel, check_build_tools
 from orchestrator.errors import ForkdiffError
+from orchestrator.prepare.kernel import build_kernel, check_build_tools
 
 
 def test_missing_tree_path(tmp_path):

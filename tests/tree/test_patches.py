@@ -1,4 +1,4 @@
-"""Variant patches (orchestrator/build/patches.py) on the real default tree: the baseline patch applies,
+"""Variant patches (orchestrator/prepare/patches.py) on the real default tree: the baseline patch applies,
 a patch that does not apply names its file and hunk, and the tree patches are applied to is a
 copy: the source tree is left byte-for-byte as it was."""
 
@@ -7,16 +7,16 @@ import shutil
 
 import pytest
 
-from orchestrator.build.kernel import detect_dup_mmap_model
-from orchestrator.build.patches import (
+from orchestrator.errors import ForkdiffError
+from orchestrator.prepare.kernel import detect_dup_mmap_model
+from orchestrator.prepare.patches import (
     apply_patch,
     baseline_patches,
     check_applies,
     patch_identity,
     prepare_copy,
 )
-from orchestrator.build.tree import resolve_tree
-from orchestrator.errors import ForkdiffError
+from orchestrator.prepare.tree import resolve_tree
 
 BOGUS = """--- a/kernel/fork.c
 +++ b/kernel/fork.c

@@ -1,9 +1,9 @@
-"""Kernel tree resolution (orchestrator/build/tree.py): validation errors name the cause."""
+"""Kernel tree resolution (orchestrator/prepare/tree.py): validation errors name the cause."""
 
 import pytest
 
-from orchestrator.build.tree import resolve_tree
 from orchestrator.errors import ForkdiffError
+from orchestrator.prepare.tree import resolve_tree
 
 
 def test_missing_tree_path(tmp_path):

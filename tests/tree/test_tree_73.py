@@ -9,10 +9,10 @@ import subprocess
 
 import pytest
 
-from orchestrator.build import kconfig_needs
-from orchestrator.build.kconfig import configure, parse_config, profile_fragments
-from orchestrator.build.tree import resolve_tree
-from orchestrator.build.treefacts import detect, version_tuple
+from orchestrator.prepare import kconfig_needs
+from orchestrator.prepare.kconfig import configure, parse_config, profile_fragments
+from orchestrator.prepare.tree import resolve_tree
+from orchestrator.prepare.treefacts import detect, version_tuple
 from simulator import runconfig
 
 SPEC = "debian:trixie-backports:linux-source-7.3"

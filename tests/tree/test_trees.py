@@ -1,6 +1,6 @@
 """The three real trees forkdiff supports: Debian's 6.12 (the default), 6.1 (bookworm) and 7.2
 (sid), the last two fetched through KERNEL_TREE=debian:SUITE:PACKAGE into the cache (once: about
-a minute each on a cold cache, nothing afterwards). On each: the facts orchestrator/build/treefacts.py
+a minute each on a cold cache, nothing afterwards). On each: the facts orchestrator/prepare/treefacts.py
 reads, the kconfig profiles through the real tinyconfig + merge_config.sh + olddefconfig with
 the version annotations, and which variants the tree gives. The expected facts were read by
 hand from each tree's source (kernel/fork.c or mm/mmap.c, include/linux/mm_types.h,
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.build import variants
-from orchestrator.build.kconfig import configure, parse_config, profile_fragments
-from orchestrator.build.kernel import variant_patches
-from orchestrator.build.patches import baseline_error, baseline_patches, check_applies
-from orchestrator.build.tree import resolve_tree
-from orchestrator.build.treefacts import detect, version_tuple
 from orchestrator.errors import ForkdiffError
+from orchestrator.prepare import variants
+from orchestrator.prepare.kconfig import configure, parse_config, profile_fragments
+from orchestrator.prepare.kernel import variant_patches
+from orchestrator.prepare.patches import baseline_error, baseline_patches, check_applies
+from orchestrator.prepare.tree import resolve_tree
+from orchestrator.prepare.treefacts import detect, version_tuple
 from simulator import runconfig
 
 SPECS = {"6.1": "debian:bookworm:linux-source-6.1", "6.12": None, "7.2": "debian:sid:linux-source-7.2"}
@@ -60,7 +60,7 @@ def test_fetched_trees_are_read_only_and_named_by_package_version(trees):
         assert not (tree.path.stat().st_mode & 0o222)
         assert not ((tree.path / "mm/mmap.c").stat().st_mode & 0o222)
     # a second resolve is the cache (the pin file), not a fetch: same folder, no network needed
-    again = subprocess.run([sys.executable, "-c", "from orchestrator.build.tree import resolve_tree;"
+    again = subprocess.run([sys.executable, "-c", "from orchestrator.prepare.tree import resolve_tree;"
                             f"print(resolve_tree({SPECS['7.2']!r}).path)"],
                            capture_output=True, text=True, timeout=60)
     assert again.stdout.strip() == str(trees["7.2"].path) and "fetching" not in again.stderr

@@ -1,4 +1,4 @@
-"""Fixtures for VM tests: real kernels (built through orchestrator.build.kernel, cached), the real
+"""Fixtures for VM tests: real kernels (built through orchestrator.prepare.kernel, cached), the real
 initramfs, one booted guest per variant shared by a module, and a check that no QEMU process
 started by this test process survives any test."""
 
@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from vmtest_run import proc_children
 
-from orchestrator.build.kernel import VARIANTS, BuiltKernel, build_kernel
-from orchestrator.build.rootfs import Rootfs, build_rootfs
+from orchestrator.prepare.kernel import VARIANTS, BuiltKernel, build_kernel
+from orchestrator.prepare.rootfs import Rootfs, build_rootfs
 from orchestrator.vm.guest import Guest
 
 PROFILE = "faults"
@@ -37,8 +37,8 @@ def tree72() -> str:
     """The 7.2 tree: FORKDIFF_TEST_TREE_7_2 (a path), else `debian:sid:linux-source-7.2`
     (fetched once into the cache); without either the test skips, saying so."""
     spec = os.environ.get("FORKDIFF_TEST_TREE_7_2") or "debian:sid:linux-source-7.2"
-    from orchestrator.build.tree import resolve_tree
     from orchestrator.errors import ForkdiffError
+    from orchestrator.prepare.tree import resolve_tree
 
     try:
         return str(resolve_tree(spec).path)

@@ -11,8 +11,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from orchestrator.build.kernel import BuiltKernel
-from orchestrator.build.rootfs import Rootfs
+from orchestrator.prepare.kernel import BuiltKernel
+from orchestrator.prepare.rootfs import Rootfs
 from orchestrator.vm import ssh
 from orchestrator.vm.guest import Guest, GuestCrashed, GuestHung, GuestLost
 

@@ -15,7 +15,7 @@ import pytest
 
 HOLDER = """
 import json, sys, time
-from orchestrator.build.kernel import build_kernel
+from orchestrator.prepare.kernel import build_kernel
 from orchestrator.vm.guest import Guest
 k = build_kernel(sys.argv[1], "faults", progress=False)
 with Guest(k) as g:

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 
-from orchestrator.build.rootfs import GUEST_IP
+from orchestrator.prepare.rootfs import GUEST_IP
 from orchestrator.vm.guest import Guest
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.analysis.insn_calibration import model_of
-from orchestrator.build.kernel import build_kernel
+from orchestrator.prepare.kernel import build_kernel
 from orchestrator.run.insnprofile import profile_jobs, run_profile
 from simulator.insn_cost import by_function
 

@@ -27,7 +27,7 @@ from orchestrator.cache import cache_dir
 REPO = Path(__file__).resolve().parents[2]
 _ANYWHERE = shutil.ignore_patterns("*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache",
                                    ".hypothesis")
-# only at these places: orchestrator/build/ is a package, the top-level build/ is setuptools'
+# only at these places: orchestrator/prepare/ is a package, the top-level build/ is setuptools'
 _AT = {REPO: {".git", "build", "results", "tests"}, REPO / "guest": {"bin"}}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kcidb_io.schema import LATEST
 
-from orchestrator.build.kernel import build_kernel, gcc_version
+from orchestrator.prepare.kernel import build_kernel, gcc_version
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.analysis.compare import compare_dir, guest_elf
-from orchestrator.build.kernel import build_kernel
+from orchestrator.prepare.kernel import build_kernel
 from orchestrator.run import faultsetup, kmemleak
 from orchestrator.run.observations import ObservationLog, read_records
 from orchestrator.run.suites import (

@@ -50,7 +50,7 @@ def test_clean_kernel_page_sweep_is_exact(tmp_path: Path) -> None:
 def predicted_page_ks() -> list[int]:
     """The ks whose injected failure is a page table, from the simulator alone (the 6.12
     model, FAULTS=slab,page settings, the faultsweep binary that runs in the guest)."""
-    from orchestrator.analysis.predictor import guest_elf
+    from orchestrator.analysis.job_predictions import guest_elf
     from simulator.fork import PAGE_SETTINGS
     from simulator.predict import records
     from simulator.scenario import load

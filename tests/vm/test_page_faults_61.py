@@ -30,8 +30,8 @@ SCENARIO = "anon-touched-21"
 @pytest.fixture(scope="module")
 def tree61_path() -> str:
     spec = os.environ.get("FORKDIFF_TEST_TREE_6_1") or "debian:bookworm:linux-source-6.1"
-    from orchestrator.build.tree import resolve_tree
     from orchestrator.errors import ForkdiffError
+    from orchestrator.prepare.tree import resolve_tree
 
     try:
         return str(resolve_tree(spec).path)

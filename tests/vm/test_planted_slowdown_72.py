@@ -1,6 +1,6 @@
 """The spawn suite's kernel-vs-simulator timing verdict on 7.2, for real. 7.2 has no pre-series
 baseline (patches/baseline does not apply), so with PATCHES= the run's `baseline` is the tree as
-it is, the reference kernel, compared with the tree's own model (orchestrator/build/variants.py).
+it is, the reference kernel, compared with the tree's own model (orchestrator/prepare/variants.py).
 The work model is fitted on it (the seed's layout at two counts plus the calibration layouts);
 the patched kernel is predicted from its measurement at the same count (measured A/B: both do
 the same modelled work, so the band is the measurement's).

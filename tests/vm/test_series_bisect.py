@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bisect_repo import PLANTED_AT, clone
 
-from orchestrator.build.tree import default_tree
+from orchestrator.prepare.tree import default_tree
 
 REPO = Path(__file__).resolve().parents[2]
 MBOX = REPO / "tests" / "planted" / "series-leak-in-patch-2.mbox"

@@ -24,8 +24,8 @@ SCENARIO = "anon-touched-421"
 @pytest.fixture(scope="module")
 def tree61() -> str:
     spec = os.environ.get("FORKDIFF_TEST_TREE_6_1") or "debian:bookworm:linux-source-6.1"
-    from orchestrator.build.tree import resolve_tree
     from orchestrator.errors import ForkdiffError
+    from orchestrator.prepare.tree import resolve_tree
 
     try:
         return str(resolve_tree(spec).path)

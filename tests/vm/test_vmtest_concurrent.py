@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.analysis.compare import compare_dir
-from orchestrator.build.rootfs import ensure_keys
+from orchestrator.prepare.rootfs import ensure_keys
 
 REPO = Path(__file__).resolve().parents[2]
 

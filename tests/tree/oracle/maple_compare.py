@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.build.oracle import run_oracle_raw
-from orchestrator.build.oracle_check import first_difference
 from orchestrator.cache import cache_path
-from simulator.maple_ops import format_ops, replay
+from orchestrator.prepare.oracle import run_oracle_raw
+from orchestrator.prepare.oracle_check import first_difference
+from simulator.maple.ops import format_ops, replay
 
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 STATS = {"sequences": 0, "mismatches": 0, "dumps": 0}

@@ -1,5 +1,5 @@
 """Differential suite: the Python maple tree (simulator.maple) against the kernel's own
-lib/maple_tree.c (built by orchestrator.build.oracle), node for node, allocation for allocation.
+lib/maple_tree.c (built by orchestrator.prepare.oracle), node for node, allocation for allocation.
 Real parts only: every comparison runs the compiled kernel code."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from maple_compare import REGRESSIONS, compare
 
-from orchestrator.build.oracle import run_oracle_text
+from orchestrator.prepare.oracle import run_oracle_text
 from simulator.maple import MapleTree
-from simulator.maple_gen import BASE, PAGE, mm_sequence
+from simulator.maple.gen import BASE, PAGE, mm_sequence
 
 sizes = st.one_of(st.integers(1, 40), st.integers(40, 400), st.sampled_from([1000, 2000, 3000]))
 
@@ -75,7 +75,7 @@ def test_dup_allocates_one_single_plus_one_bulk_per_internal_node(n):
     ranges = _many_vmas(n)
     ops = [("tree", "rcu")] + [("store", a, b, i + 1) for i, (a, b) in enumerate(ranges)]
     ops += [("dump",), ("dup",), ("dump",)]
-    from simulator.maple_ops import format_ops
+    from simulator.maple.ops import format_ops
 
     lines = run_oracle_text(format_ops(ops))
     before, dup_result, after = lines
@@ -98,7 +98,7 @@ def test_dup_allocates_one_single_plus_one_bulk_per_internal_node(n):
 
 def test_saved_regressions_replay():
     """Every committed operation list (tests/tree/oracle/regressions/*.ops) matches the kernel."""
-    from simulator.maple_ops import parse
+    from simulator.maple.ops import parse
 
     files = sorted(REGRESSIONS.glob("*.ops"))
     assert files, f"{REGRESSIONS} holds the committed example set"
@@ -114,7 +114,7 @@ def test_a_failing_list_is_saved_in_the_cache_not_the_source_tree(tmp_path, monk
     written into the repository."""
     import maple_compare
 
-    from simulator.maple_ops import format_ops
+    from simulator.maple.ops import format_ops
 
     repo = Path(__file__).resolve().parents[3]
     ops = [("tree", "rcu"), ("store", BASE, BASE + PAGE - 1, 1), ("dump",)]

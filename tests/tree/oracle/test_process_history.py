@@ -1,7 +1,7 @@
 """Cross-check: the simulator's maple trees after replaying a process history (exec image,
 a scenario's layout, munmap/mprotect splits) and after each variant's dup_mmap() equal the
 trees the kernel's own lib/maple_tree.c builds for the same operation list (the oracle,
-orchestrator/build/oracle.py), node for node, with the same allocation log."""
+orchestrator/prepare/oracle.py), node for node, with the same allocation log."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import json
 import pytest
 
 from simulator.fork import dup_mmap
-from simulator.maple_ops import format_ops
+from simulator.maple.ops import format_ops
 from simulator.mm import PAGE_SIZE, PROT_READ
 from simulator.predict import build_parent
 from simulator.scenario import from_dict
@@ -33,7 +33,7 @@ def _history():
 
 @pytest.mark.parametrize("variant", ["patched", "baseline"])
 def test_process_history_and_fork_trees_match_oracle(variant):
-    from orchestrator.build.oracle import run_oracle_text
+    from orchestrator.prepare.oracle import run_oracle_text
 
     mm = _history()
     res = dup_mmap(mm, variant, replace_entries=True)

@@ -15,14 +15,14 @@ import os
 
 import pytest
 
-from orchestrator.build.oracle import harness_of, run_oracle_text
-from orchestrator.build.oracle_check import check, compare_list, missing_ops
-from orchestrator.build.tree import resolve_tree
-from orchestrator.build.treefacts import detect
+from orchestrator.prepare.oracle import harness_of, run_oracle_text
+from orchestrator.prepare.oracle_check import check, compare_list, missing_ops
+from orchestrator.prepare.tree import resolve_tree
+from orchestrator.prepare.treefacts import detect
 from simulator.fork import KernelConfig, dup_mmap
 from simulator.maple import MapleTree
-from simulator.maple_gen import random_lists
-from simulator.maple_ops import format_ops
+from simulator.maple.gen import random_lists
+from simulator.maple.ops import format_ops
 from simulator.mm import PAGE_SIZE, PROT_READ
 from simulator.predict import build_parent
 from simulator.scenario import from_dict

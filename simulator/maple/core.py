@@ -3,7 +3,7 @@ allocation-range tree mm uses (leaves maple_leaf_64, internal nodes maple_arange
 
 Function names are the kernel's, so a reader can hold this file next to lib/maple_tree.c.
 7.x trees (tree.copy_write) write splits, rebalances and spanning stores through struct
-maple_copy instead: simulator.maple_copy, dispatched from mas_wr_store_entry(); the rest of this
+maple_copy instead: simulator.maple.write_copy, dispatched from mas_wr_store_entry(); the rest of this
 file serves both (7.x frees every replaced node with ma_free_rcu(), tree.sheaves).
 Nodes keep the kernel's raw arrays (pivots, slots, gaps, metadata end and gap offset, parent
 and parent slot), because the algorithms read stale and zeroed array cells exactly as C
@@ -1946,7 +1946,7 @@ def mas_wr_store_entry(wr: WrState) -> None:
     if st == WR_NODE_STORE:
         mas_wr_node_store(wr, wr.new_end)
     elif st == WR_SPLIT or st == WR_REBALANCE:
-        if mas.tree.copy_write:  # 7.x: struct maple_copy (simulator.maple_copy)
+        if mas.tree.copy_write:  # 7.x: struct maple_copy (simulator.maple.write_copy)
             if st == WR_SPLIT:
                 _MC.mas_wr_split(wr)
             else:
@@ -2337,4 +2337,4 @@ def mas_erase(mas: MaState):
 
 # the 7.x write path (maple_copy) dispatched from mas_wr_store_entry(); imported last because
 # it is built on this module's helpers
-from . import maple_copy as _MC  # noqa: E402
+from . import write_copy as _MC  # noqa: E402

@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..build.gitbase import tree_at_base
-from ..build.series import expand
 from ..errors import ForkdiffError
+from ..prepare.gitbase import tree_at_base
+from ..prepare.series import expand
 from ..run.outdir import new_results_dir
 from ..run.step import INCONCLUSIVE, PASS, run_step
 from ..run.suites import SUITES, load_scenarios

@@ -17,8 +17,8 @@ nodes it builds in O_NODE_BUILDS (mas_pop_node), gap writes in O_GAP_UPDATES (ma
 
 from __future__ import annotations
 
-from . import maple_core as C
-from .maple_core import (
+from . import core as C
+from .core import (
     AR_MIN,
     AR_PIVOTS,
     AR_SLOTS,

@@ -1,4 +1,4 @@
-"""Operation lists in the shapes mm produces (simulator.maple_ops format), for comparing the
+"""Operation lists in the shapes mm produces (simulator.maple.ops format), for comparing the
 Python maple tree with a kernel's lib/maple_tree.c: the oracle suite (tests/tree/oracle) and
 `forkdiff oracle check` draw from here."""
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from simulator import runconfig
 
-from ..build import kernel_bundle_cli, treefacts
-from ..build.kernel import PROFILES, VARIANTS, build_kernel, detect_dup_mmap_model
-from ..build.tree import resolve_tree
 from ..errors import ForkdiffError
+from ..prepare import kernel_bundle_cli, treefacts
+from ..prepare.kernel import PROFILES, VARIANTS, build_kernel, detect_dup_mmap_model
+from ..prepare.tree import resolve_tree
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -189,7 +189,7 @@ def check_final_config(fragments: Sequence[Path], config_path: Path,
     """Raise ForkdiffError listing every option the fragments asked for (those that apply to a
     tree of `version`) that the final .config lacks. With the tree's source (`tree`), an option
     its Kconfig no longer defines is told apart from one dropped for a missing dependency
-    (orchestrator/build/kconfig_needs.py): its need is checked another way, and the vanished
+    (orchestrator/prepare/kconfig_needs.py): its need is checked another way, and the vanished
     options whose need is met (or checked at boot) are returned instead of raised."""
     requests = merged_requests([(p.name, p.read_text()) for p in fragments], version)
     config = parse_config(config_path.read_text())

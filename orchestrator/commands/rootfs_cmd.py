@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..build.rootfs import build_rootfs
+from ..prepare.rootfs import build_rootfs
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -26,7 +26,7 @@ def record_path(out: Path, variant: str, profile: str) -> Path:
 
 
 def kernel_record(kernel) -> dict | None:
-    """The record of a built kernel (orchestrator.build.kernel.BuiltKernel), or None when it has
+    """The record of a built kernel (orchestrator.prepare.kernel.BuiltKernel), or None when it has
     no build manifest behind it."""
     m = getattr(kernel, "manifest", None) or {}
     if not m.get("key"):
@@ -43,7 +43,7 @@ def kernel_record(kernel) -> dict | None:
         "bzimage": {"sha256": m["bzimage"]["sha256"], "size": m["bzimage"]["size"]},
         "build_seconds": m.get("build_seconds"), "built_at": m.get("built_at", ""),
         "dup_mmap_model": m.get("dup_mmap_model", ""),
-        # what the variant is built from (orchestrator/build/variants.py): e.g. 7.x's baseline
+        # what the variant is built from (orchestrator/prepare/variants.py): e.g. 7.x's baseline
         # with PATCHES= is "the tree as it is", 6.12's "the tree + patches/baseline/"
         "made_of": getattr(kernel, "made_of", "") or m.get("made_of", ""),
     }

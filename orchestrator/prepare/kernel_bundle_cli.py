@@ -1,5 +1,5 @@
-"""`forkdiff kernel export FILE` / `forkdiff kernel import FILE` (orchestrator.build.kernel_bundle);
-registered under `forkdiff kernel` by commands/kernel.py (kept out of commands/, whose modules are top-level commands)."""
+"""`forkdiff kernel export FILE` / `forkdiff kernel import FILE` (orchestrator.prepare.kernel_bundle);
+registered under `forkdiff kernel` by commands/kernel_cmd.py (kept out of commands/, whose modules are top-level commands)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ other files in sources.list.d (e.g. *.disabled, *.save) are ignored, as apt igno
 
 The main Debian archive entry is the `deb` entry whose suites include the system's release
 codename itself (e.g. "bookworm"), not only bookworm-security or bookworm-updates; its URI is
-the mirror forkdiff asks for another suite (orchestrator/build/debsrc.py)."""
+the mirror forkdiff asks for another suite (orchestrator/prepare/debsrc.py)."""
 
 from __future__ import annotations
 

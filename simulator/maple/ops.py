@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 
-from .maple import DupFailed, MapleTree
+from . import DupFailed, MapleTree
 
 OPS = {"tree": 1, "store": 3, "erase": 1, "expect": 1, "bstore": 3, "bdestroy": 0,
        "dup": -1, "replace": 3, "rcu": 1, "dump": 0}
@@ -113,5 +113,5 @@ def replay(ops: list[tuple], alloc: str = "prealloc",
 
 
 def _reseq(log, seq):
-    from .maple import AllocRecord
+    from . import AllocRecord
     return [AllocRecord(r.op, r.kind, r.count, seq) for r in log]

@@ -1,6 +1,6 @@
 """Guest programs of an installed forkdiff: the wheel's guest sources are copied to
 cache/guest/<key>/ (key: the sources' content and the compiler's identity) and built there on
-first use by orchestrator.build.guestbin (`make -C` that folder), so a site-packages folder is never
+first use by orchestrator.prepare.guestbin (`make -C` that folder), so a site-packages folder is never
 written and a new compiler or source gets its own build. A checkout builds into guest/bin."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The maple tree mm uses (MT_FLAGS_ALLOC_RANGE [| MT_FLAGS_USE_RCU]), node for node as Linux
-6.12 lib/maple_tree.c builds it (the algorithms are in simulator.maple_core; 6.1's allocation
-rules and 7.x's allocation rules and maple_copy write path, simulator.maple_copy, are selected
+6.12 lib/maple_tree.c builds it (the algorithms are in simulator.maple.core; 6.1's allocation
+rules and 7.x's allocation rules and maple_copy write path, simulator.maple.write_copy, are selected
 per tree), with every node allocation and free recorded in order.
 
     t = MapleTree()                      # empty, RCU mode on (mm's MM_MT_FLAGS)
@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
-from . import maple_core as C
-from .maple_core import M, MaState, Node, Pool
+from . import core as C
+from .core import M, MaState, Node, Pool
 
 __all__ = ["MapleTree", "AllocRecord", "AllocLog", "DupFailed", "ULONG_MAX"]
 
@@ -142,7 +142,7 @@ class MapleTree:
     more from a slab sheaf; mas_prealloc_calc() sizes a store by the vacant/sufficient heights
     its walk found). `write` is the write path of splits, rebalances and spanning stores (the
     kernel fact maple_write): "big_node" (6.1 to 6.x: through struct maple_big_node,
-    simulator.maple_core) or "maple_copy" (7.x: struct maple_copy, simulator.maple_copy)."""
+    simulator.maple.core) or "maple_copy" (7.x: struct maple_copy, simulator.maple.write_copy)."""
 
     ALLOC_MODES = ("prealloc", "ondemand", "sheaves")
     WRITE_MODES = ("big_node", "maple_copy")

@@ -4,7 +4,7 @@ A variant is (tree, patches, kconfig profile): `patched` is the tree as it is (6
 maple tree with __mt_dup() in dup_mmap()), plus $PATCHES / `patches` if given; `baseline` is the
 tree plus patches/baseline/*.patch, which restore the dup_mmap() from before that series, or the
 tree as it is where that patch does not apply (7.x) or the tree's dup_mmap() is already the
-baseline one (6.1): orchestrator/build/variants.py decides, and BuiltKernel.made_of says which.
+baseline one (6.1): orchestrator/prepare/variants.py decides, and BuiltKernel.made_of says which.
 The key hashes the patches applied, so the two kinds of baseline never share a cached kernel.
 
 Layout in the cache (keys are content hashes):
@@ -61,7 +61,7 @@ class BuiltKernel:
     build_dir: Path
     log: Path
     manifest: dict = field(default_factory=dict)
-    made_of: str = ""  # what it was built from (orchestrator.build.variants: TREE, ...)
+    made_of: str = ""  # what it was built from (orchestrator.prepare.variants: TREE, ...)
 
 
 # uname -r = <tree version><CONFIG_LOCALVERSION><make LOCALVERSION=...>. CONFIG_LOCALVERSION is
@@ -344,7 +344,7 @@ def manifest_complete(manifest: dict) -> bool:
 def variant_patches(variant: str, tree_model: str, patches: Sequence[Path], tree_label: str,
                     baseline_applies: bool = True) -> list[Path]:
     """The patches that make `variant` out of a tree whose own dup_mmap() is `tree_model`
-    (orchestrator/build/variants.py has the table). A tree whose dup_mmap() copies with __mt_dup
+    (orchestrator/prepare/variants.py has the table). A tree whose dup_mmap() copies with __mt_dup
     ("patched", 6.8 on): `patched` is the tree plus `patches`; `baseline` the tree plus
     patches/baseline/ where that applies (6.12), else the tree as it is (7.x, where the pre-series
     loop cannot be restored: the reference kernel for `patches`, compared with the "patched"

@@ -41,7 +41,7 @@ def baseline_error(tree_path: Path) -> str | None:
 
 def env_patches() -> list[Path]:
     """Extra patches for the patched variant from $PATCHES (space-separated paths: patch files,
-    mboxes or folders of git format-patch output, orchestrator/build/series.py)."""
+    mboxes or folders of git format-patch output, orchestrator/prepare/series.py)."""
     from .series import expand
 
     return list(expand([Path(p).expanduser() for p in shlex.split(os.environ.get("PATCHES", ""))]).patches)

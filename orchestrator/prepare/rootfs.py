@@ -250,7 +250,7 @@ def busybox_applets() -> list[str]:
 
 
 def guest_programs(guest_bin: Path | None = None) -> list[Path]:
-    """Guest programs to bake in; corrupt ones are rebuilt first (orchestrator.build.guestbin)."""
+    """Guest programs to bake in; corrupt ones are rebuilt first (orchestrator.prepare.guestbin)."""
     return guestbin.programs(DEFAULT_GUEST_BIN if guest_bin is None else guest_bin)
 
 

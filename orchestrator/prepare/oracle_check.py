@@ -1,8 +1,8 @@
 """`forkdiff oracle check`: does the Python maple tree still match this tree's lib/maple_tree.c?
 
-Builds the oracle for the tree (orchestrator/build/oracle.py), then replays operation lists on both
+Builds the oracle for the tree (orchestrator/prepare/oracle.py), then replays operation lists on both
 sides: the committed lists of tests/tree/oracle/regressions and seeded mm-shaped random lists
-(simulator/maple_gen.py), and compares every dump line (nodes, pivots, slots, gaps and the
+(simulator/maple/gen.py), and compares every dump line (nodes, pivots, slots, gaps and the
 allocation log). The Python side runs with the allocation rules the tree's facts select
 (simulator/runconfig.py maple_model: allocation rules and write path); a tree whose rules the port does not model is said
 to be so, and the comparison still runs, so the user sees how far apart they are. A list that
@@ -45,8 +45,8 @@ def op_lists(seed: int, count: int, unsupported: set[str],
              regressions: Path = REGRESSIONS) -> list[tuple[str, list[tuple]]]:
     """(name, ops): the committed regression lists, then `count` seeded random lists whose
     tails use only operations the tree supports."""
-    from simulator.maple_gen import TAIL_OPS, TAILS, random_lists
-    from simulator.maple_ops import parse
+    from simulator.maple.gen import TAIL_OPS, TAILS, random_lists
+    from simulator.maple.ops import parse
 
     out = [(f.name, parse(f.read_text(), str(f))) for f in sorted(regressions.glob("*.ops"))]
     tails = tuple(t for t in TAILS if not set(TAIL_OPS[t]) & unsupported)
@@ -70,7 +70,7 @@ def first_difference(oracle_line: str, python_line: str) -> str:
 
 def compare_list(name: str, ops: list[tuple], tree: KernelTree, alloc: str,
                  unsupported: set[str], write: str = "big_node") -> ListResult:
-    from simulator.maple_ops import format_ops, replay
+    from simulator.maple.ops import format_ops, replay
 
     res = ListResult(name)
     needs = sorted({op[0] for op in ops} & unsupported)
@@ -96,7 +96,7 @@ def check(tree: KernelTree, facts: dict, seed: int = 1, count: int = 40,
     """Run the check, print one line per list and a verdict; return the exit status."""
     import sys
 
-    from simulator.maple_ops import format_ops
+    from simulator.maple.ops import format_ops
     from simulator.runconfig import maple_model
 
     out = out or sys.stdout

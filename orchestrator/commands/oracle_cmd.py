@@ -1,7 +1,7 @@
 """`forkdiff oracle check [--tree PATH|debian:SUITE:PACKAGE]`: build the maple tree oracle
 against a kernel tree's own lib/maple_tree.c and compare the Python port with it, so a user
 sees whether the simulator still knows that tree's maple tree before trusting other verdicts
-(orchestrator/build/oracle_check.py)."""
+(orchestrator/prepare/oracle_check.py)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ def register(sub) -> None:
 
 
 def _check(args) -> int:
-    from ..build.oracle_check import check
-    from ..build.tree import resolve_tree
-    from ..build.treefacts import detect
     from ..errors import ForkdiffError
+    from ..prepare.oracle_check import check
+    from ..prepare.tree import resolve_tree
+    from ..prepare.treefacts import detect
 
     if args.count < 0:
         raise ForkdiffError(f"--count {args.count} is negative", "give --count 0 or more")

@@ -3,7 +3,7 @@ one persistent out-of-tree build folder per tree, in the cache, never in the tre
 
     bisect/<mirror key>/src/             the tree as it is now, synced file by file (no .git)
     bisect/<mirror key>/src/o-<profile>/ the build folder (O=), a child of the copy as in
-                                         orchestrator/build/kernel.py, so compiler command lines
+                                         orchestrator/prepare/kernel.py, so compiler command lines
                                          match the other builds' and ccache hits across them
 
 `git bisect` checks a commit out in the user's tree; sync() then reads only the files whose
@@ -15,7 +15,7 @@ the same root, so a bisection keeps its folder from step to step and run to run)
 git, its path.
 
 The kernel is recorded in kernels/<key> with the key build_kernel gives the tree's identity (its
-commit and uncommitted diff, orchestrator/build/tree.py), so a step seen before costs no build
+commit and uncommitted diff, orchestrator/prepare/tree.py), so a step seen before costs no build
 at all; its `build` link points at the persistent folder, which the next step rebuilds."""
 
 from __future__ import annotations

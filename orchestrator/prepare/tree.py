@@ -142,7 +142,7 @@ def debian_tree(spec: debsrc.DebianSpec) -> KernelTree:
 
 def resolve_tree(path: str | Path | KernelTree | None = None) -> KernelTree:
     """The tree to use: `path` (or $KERNEL_TREE) if given, else the default Debian tree. A
-    `debian:SUITE:PACKAGE` spec is fetched into the cache (orchestrator/build/debsrc.py). A
+    `debian:SUITE:PACKAGE` spec is fetched into the cache (orchestrator/prepare/debsrc.py). A
     KernelTree is already resolved (a series' base-commit, a bisect step's copy): used as it is."""
     if isinstance(path, KernelTree):
         return path

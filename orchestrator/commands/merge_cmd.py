@@ -11,7 +11,7 @@ from ..analysis.history_record import record_folder
 from ..analysis.summary import print_summary
 from ..analysis.verdicts import failing
 from ..run.merge import merge
-from .compare import parse_models
+from .compare_cmd import parse_models
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """Which kernel variants a tree gives, what each is built from, and which simulator model each
 is compared with: one decision, used by the run (orchestrator.run.pipeline) and by every
-kernel build (orchestrator.build.kernel).
+kernel build (orchestrator.prepare.kernel).
 
     tree's own dup_mmap()      patches/baseline/  PATCHES=  baseline kernel (model)           patched kernel
     no __mt_dup (6.1)          (not tried)        given     the tree as it is (baseline)      the tree + PATCHES
@@ -25,10 +25,10 @@ built and measured at the same counts as the tree + PATCHES (REFERENCE_OF says w
 the third kernel `reference`, on 6.1 and 7.x `baseline`), so that what PATCHES= change is
 measured against the tree's own kernel, not only against a fitted model
 (orchestrator/analysis/spawn_model.py). `reference` is built exactly as a run without PATCHES=
-builds `patched` (the same cache key: orchestrator/build/kernel.py), so it costs nothing when
+builds `patched` (the same cache key: orchestrator/prepare/kernel.py), so it costs nothing when
 that kernel is cached.
 
-A kernel's cache key hashes its patches (orchestrator.build.kernel), so a baseline built as the
+A kernel's cache key hashes its patches (orchestrator.prepare.kernel), so a baseline built as the
 tree as it is (no patches) and one built as the tree + patches/baseline/ never share a key."""
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ DRIVER = ORACLE_DIR / "maple_oracle.c"
 RADIX_TREE_SHIM = ORACLE_DIR / "radix-tree-layout"
 CFLAGS = ["-O2", "-g", "-D_LGPL_SOURCE", "-Wno-unused-variable", "-Wno-unused-function"]
 LIBS = ["-lurcu", "-lpthread"]
-# maple_tree.c function -> driver macro (the operations that need it: maple_ops.py)
+# maple_tree.c function -> driver macro (the operations that need it: simulator/maple/ops.py)
 FEATURES = {"__mt_dup": "FD_HAVE_MT_DUP", "mas_expected_entries": "FD_HAVE_EXPECTED_ENTRIES"}
 FEATURE_OPS = {"FD_HAVE_MT_DUP": ("dup",), "FD_HAVE_EXPECTED_ENTRIES": ("expect", "bstore", "bdestroy")}
 
@@ -142,7 +142,7 @@ def build_oracle(tree: KernelTree | None = None) -> Path:
 
 
 def run_oracle_text(ops_text: str, tree: KernelTree | None = None, timeout: float = 900) -> list[dict]:
-    """Run the oracle on an operation list (the text format of simulator.maple_ops) and return
+    """Run the oracle on an operation list (the text format of simulator.maple.ops) and return
     its output lines parsed as JSON (dumps and dup results, in order)."""
     return [json.loads(line) for line in run_oracle_raw(ops_text, tree, timeout).splitlines() if line]
 
