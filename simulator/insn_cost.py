@@ -82,14 +82,18 @@ FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
                         r"__pte_alloc\w*|pte_alloc\w*|__pmd_alloc|__pud_alloc|"
                         r"vma_needs_copy|pgd_alloc|folio_try_dup_anon_rmap\w*|"
                         r"page_dup_rmap|__folio_dup_\w*",
-     ("vmas_copied", "anon_vma_forks", "ptes_copied", "pt_pages")),
+     # pte_slots / pmd_slots: the entries copy_pte_range() / copy_pmd_range() step through,
+     # none ones included, over each copied VMA's range where the parent has the table
+     ("vmas_copied", "anon_vma_forks", "ptes_copied", "pt_pages", "pte_slots", "pmd_slots")),
     ("exit_mmap", r"exit_mmap|unmap_\w*|zap_\w*|free_pgtables|free_pgd_range|free_p\w*_range|"
                   r"remove_vma|tlb_\w*|__tlb_\w*|free_pte_range|free_pages_and_swap_cache|"
                   r"folio_remove_rmap\w*|pte_free\w*|___pte_free_tlb|___pmd_free_tlb|"
                   r"mm_trace_rss_stat|lru_add_drain\w*|release_pages|free_unref\w*|"
                   r"mmu_notifier\w*|__mmu_notifier\w*|vm_normal_\w*",
+     # exit_pte_slots / exit_pmd_slots: zap_pte_range() / zap_pmd_range() entries, as above,
+     # over every VMA of the child where the child has the table
      ("forks", "exit_vmas", "exit_ptes", "exit_pt_pages", "exit_vma_pud", "exit_vma_pmd",
-      "exit_vma_pte", "anon_vma_forks")),
+      "exit_vma_pte", "anon_vma_forks", "exit_pte_slots", "exit_pmd_slots")),
     ("page_table_walk", r"__pte_offset_map\w*|pte_offset_map\w*|flush_tlb_batched_pending",
      ("forks", "pt_pages", "exit_pt_pages", "exit_vma_pmd", "exit_vma_pte", "ptes_copied",
       "anon_vma_forks")),

@@ -23,11 +23,14 @@ _WORK_CACHE: dict[tuple, dict] = {}
 
 def work_for(scenario: dict, model: str, kernel_config: dict | None = None,
              kernel_facts: dict | None = None, elf=None) -> dict:
-    """The simulator's work counts (simulator.work) of one spawn fork of this scenario."""
+    """The simulator's work counts (simulator.work) of one spawn fork of this scenario. The
+    spawn binary's ELF is part of the key: its bss decides the parent's page tables."""
     import json
+    from dataclasses import asdict
 
+    elf = elf or guest_elf("spawn")
     key = (json.dumps(scenario, sort_keys=True), model, json.dumps(kernel_config, sort_keys=True),
-           json.dumps(kernel_facts, sort_keys=True))
+           json.dumps(kernel_facts, sort_keys=True), json.dumps(asdict(elf), sort_keys=True))
     if key not in _WORK_CACHE:
         disk = _disk_cache(key)
         if disk is not None and disk.is_file():
@@ -36,7 +39,7 @@ def work_for(scenario: dict, model: str, kernel_config: dict | None = None,
         rm = runconfig.resolve("spawn", kernel_config, None, kernel_facts, None)
         sc = from_dict(spawn_layout(scenario), source=f"profile layout {scenario.get('name')}")
         recs = sim_predict.records(sc, model, program="spawn", total=scenario.get("total_vmas"),
-                                   elf=elf or guest_elf("spawn"), measurements=("op_counts",),
+                                   elf=elf, measurements=("op_counts",),
                                    settings=rm.settings, config=rm.config)
         _WORK_CACHE[key] = next(r for r in recs if r["measurement"] == "op_counts")["work"]
         if disk is not None:
