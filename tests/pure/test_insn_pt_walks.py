@@ -97,3 +97,24 @@ def test_a_20_mib_bss_is_walked_at_every_pmd_entry():
     small, big = _work("first"), _work("first", _big_bss_elf(False))
     assert big["pmd_slots"] - small["pmd_slots"] == 9
     assert big["exit_pmd_slots"] - small["exit_pmd_slots"] == 9
+
+
+def test_work_cache_is_keyed_by_the_spawn_binary(tmp_path, monkeypatch):
+    """orchestrator.analysis.insn_calibration.work_for() caches work counts on disk; a spawn
+    binary with another bss must not get the first binary's counts back (before, the key had
+    no ELF and a grown bss kept its old page-table counts). The cache is a temporary folder."""
+    from orchestrator.analysis import insn_calibration as ic
+
+    monkeypatch.setenv("FORKDIFF_CACHE", str(tmp_path))
+    monkeypatch.setattr(ic, "_WORK_CACHE", {})
+    sc = {"name": "seed", "base": hex(BASE), "gap_pages": 1,
+          "groups": [{"count": 1, "pages": 1, "touch": "all"}], "total_vmas": 21}
+    small = ic.work_for(sc, "baseline", elf=DEFAULT_ELF)
+    big = ic.work_for(sc, "baseline", elf=_big_bss_elf(True))
+    # the grown bss: 9 more PMD entries, and region 9 (groups_store) and 11 (libc's bss
+    # tail, with the heap) under PTE tables
+    assert big["pmd_slots"] - small["pmd_slots"] == 9
+    assert big["pte_slots"] > small["pte_slots"] + 512
+    monkeypatch.setattr(ic, "_WORK_CACHE", {})  # from the disk cache now
+    assert ic.work_for(sc, "baseline", elf=_big_bss_elf(True)) == big
+    assert ic.work_for(sc, "baseline", elf=DEFAULT_ELF) == small
