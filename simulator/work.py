@@ -19,7 +19,11 @@ page tables       account_vmas: copied VMAs with VM_ACCOUNT (__vm_enough_memory 
                   meets a 512 GiB / 1 GiB / 2 MiB region where the child has a PUD / PMD /
                   PTE table (from the parent's page-table presence over the copied VMAs that
                   copy_page_range() copies): how deep exit's unmap_page_range() and
-                  free_pgtables() walk for each VMA.
+                  free_pgtables() walk for each VMA. pte_slots / pmd_slots: the PTE
+                  slots and PMD entries copy_page_range() steps through (none ones
+                  included) over the copied VMAs where the parent has the table;
+                  exit_pte_slots / exit_pmd_slots: the same for unmap_page_range() over
+                  every VMA of the child where the child has it (walk_entries).
 exit_mmap         exit_vmas (unmap_vmas + remove_vma per VMA), exit_iter_slots and
                   exit_iter_leaves (its three iterator passes over the child's tree:
                   unmap_vmas, free_pgtables, the remove_vma loop), exit_nodes (the
