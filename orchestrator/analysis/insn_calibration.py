@@ -76,7 +76,12 @@ def points_of(profile: dict, model: str, elf=None) -> list[InsnPoint]:
 def model_of(profile: dict, model: str, elf=None) -> InsnModel:
     """The kernel's instruction model, fitted on its own profile; `fitted_on` says on what."""
     pts = points_of(profile, model, elf)
-    return fit(pts, fitted_on={
+    geo = profile.get("slab_geometry") or {}
+    return fit(pts, slab_geometry=geo, fitted_on={
+        "slab_geometry": "/sys/kernel/slab of the profiled kernel: " + ", ".join(
+            f"{c} {g['objs_per_slab']} objects per slab" for c, g in sorted(geo.items()))
+        if geo else "not recorded with this profile: the slab sub-model counts every "
+        "allocation and free as SLUB's fast path (linear in the objects)",
         "kernel": profile.get("variant"), "release": profile.get("release"),
         "profile_key": profile.get("key"), "identity": profile.get("identity"),
         "model": model, "data": "instructions per function and fork, QEMU plugin "
