@@ -14,6 +14,11 @@ costs and each is fitted on the layouts that move it. Every sub-model is fitted 
 RELATIVE error of the layout's whole fork (the function's residual divided by the layout's
 total instructions per fork), so a function that is 1% of a fork weighs 1% of it.
 
+The slab sub-model's slub_* counts (SLUB's fast and slow paths, new slabs, discards, drains
+per fork: simulator.slub) are not in the work dict: the model adds them from the kernel's
+slab geometry (InsnModel.slab_geometry, read from /sys/kernel/slab in the profile's boot) for
+every work dict it fits or predicts (slub_work).
+
 Leave-one-layout-out (LOLO): every layout family (each calibration layout; the seed's spawn
 layout at all its counts together) is dropped, every sub-model refitted on the rest, and the
 family's total instructions predicted; its error is what the model makes on a layout it
