@@ -69,7 +69,6 @@ def _run(args: argparse.Namespace) -> int:
         raise ForkdiffError("forkdiff series needs a series", "give --patches (PATCHES=) an mbox, "
                             "a folder of git format-patch output, or patch files in order")
     series = expand([Path(p) for p in shlex.split(raw)])
-    env.pop("PATCHES", None)  # each step gives its own patches: $PATCHES must not add to them
     suites = _list(args.suites or env.get("SUITES") or "faults", SUITES, "SUITES")
     scenarios = tuple((args.scenarios or env.get("SCENARIOS") or "").replace(",", " ").split())
     if scenarios:

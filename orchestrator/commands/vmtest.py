@@ -8,6 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..cli_env import patches_raw, tree_knob
 from ..errors import ForkdiffError
 from ..prepare.gitbase import tree_at_base
 from ..prepare.series import expand
@@ -61,9 +62,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ForkdiffError(f"DURATION={duration} must be > 0", "e.g. DURATION=2")
     # PATCHES=: patch files, mboxes or format-patch folders; a series' base-commit picks the
     # commit of a git checkout they go onto (orchestrator/prepare/series.py, gitbase.py)
-    raw_patches = args.patches or env.get("PATCHES") or ""
+    raw_patches = patches_raw(args.patches)
     series = expand([Path(p) for p in shlex.split(raw_patches)])
-    tree = tree_at_base(args.tree or env.get("KERNEL_TREE") or None, series.base_commit,
+    tree = tree_at_base(tree_knob(args.tree), series.base_commit,
                         raw_patches, lambda m: print(f"forkdiff: {m}", file=sys.stderr, flush=True))
     opts = VmTestOptions(
         out=Path(explicit_out) if explicit_out else Path(),

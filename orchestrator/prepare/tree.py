@@ -141,12 +141,13 @@ def debian_tree(spec: debsrc.DebianSpec) -> KernelTree:
 
 
 def resolve_tree(path: str | Path | KernelTree | None = None) -> KernelTree:
-    """The tree to use: `path` (or $KERNEL_TREE) if given, else the default Debian tree. A
+    """The tree to use: `path` if given, else the default Debian tree (the commands read
+    KERNEL_TREE=: orchestrator/cli_env.py). A
     `debian:SUITE:PACKAGE` spec is fetched into the cache (orchestrator/prepare/debsrc.py). A
     KernelTree is already resolved (a series' base-commit, a bisect step's copy): used as it is."""
     if isinstance(path, KernelTree):
         return path
-    raw = path if path not in (None, "") else os.environ.get("KERNEL_TREE") or None
+    raw = path if path not in (None, "") else None
     if raw is None:
         tree = default_tree()
         validate_tree(tree.path)

@@ -29,20 +29,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from simulator import runconfig
-
 from ..analysis import report as report_mod
 from ..analysis.compare import compare_dir
 from ..analysis.history_record import record_folder
 from ..analysis.summary import print_summary
 from ..analysis.verdicts import failing
-from ..errors import ForkdiffError
-from ..prepare import treefacts
-from ..prepare import variants as variants_mod
+from ..conduct.plan import make_plan
 from ..prepare.kernel import build_kernel
-from ..prepare.patches import baseline_error, env_patches, patch_identity, patch_subject
+from ..prepare.patches import patch_identity, patch_subject
 from ..prepare.rootfs import build_rootfs
-from ..prepare.tree import resolve_tree
 from ..vm import guest as vm
 from ..vm import kvm
 from ..vm.guest_pool import GuestPool
@@ -108,15 +103,6 @@ class Progress:
               file=sys.stderr, flush=True)
 
 
-def _variants(tree_path: Path, say: Progress, model: str,
-              patches: tuple[Path, ...] = ()) -> variants_mod.VariantPlan:
-    """The kernels this tree gives (orchestrator/prepare/variants.py), said on stderr."""
-    plan = variants_mod.plan(model, lambda: baseline_error(tree_path), patches)
-    for stage, line in plan.notes:
-        say(stage, line)
-    return plan
-
-
 def suite_options(opts: VmTestOptions, suite: str, variant: str, scenarios, say: Progress,
                   kvm_usable) -> RunOptions:
     """The RunOptions of one suite on one kernel variant of this run."""
@@ -173,28 +159,18 @@ def run(opts: VmTestOptions) -> int:
     say = Progress()
     out = opts.out
     ObservationLog(out)  # fails now, before any build, when the folder cannot be written
-    tree = resolve_tree(opts.tree)
-    facts = treefacts.detect(tree.path)
-    notice = runconfig.tree_notice(facts)
-    say("model", notice or f"the simulator models this tree ({facts['version']}): "
-                           "kernel-vs-simulator and kernel-only checks")
-    for part in runconfig.partial_model(facts):
-        say("model", f"partly: {part}")
-    patches = tuple(opts.patches) or tuple(env_patches())
-    tree_model = facts["dup_mmap_model"]
-    vplan = _variants(tree.path, say, tree_model, patches)
-    variants = list(vplan.variants)
-    if opts.variants:
-        missing = [v for v in opts.variants if v not in variants]
-        if missing:
-            raise ForkdiffError(f"VARIANTS asks for {', '.join(missing)}, which this tree does not give",
-                                f"use VARIANTS= with: {', '.join(variants)}")
-        variants = [v for v in variants if v in opts.variants]
+    profiles = sorted({profile_of(s, opts.observers) for s in opts.suites})
+    rp = make_plan(opts.tree, tuple(opts.patches), profiles, opts.variants, opts.models, say)
+    tree, facts, notice, vplan = rp.tree, rp.facts, rp.notice, rp.variant_plan
+    tree_model = rp.source.model
+    variants = list(rp.variants)
+    # every stage below gets the resolved tree and patches (no stage resolves them again);
     # spawn's work model is fitted on one kernel: the baseline when the run has one, else its
     # only kernel (orchestrator.analysis.spawn_model)
-    opts = replace(opts, spawn_fit_on="baseline" if "baseline" in variants else variants[0])
+    opts = replace(opts, tree=rp.source, patches=rp.patches,
+                   spawn_fit_on="baseline" if "baseline" in variants else variants[0])
     scenarios = load_scenarios(opts.scenarios) if opts.scenarios else None
-    models = {**vplan.models, **opts.models}
+    models = dict(rp.models)
     meta = {"run": out.name, "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "tree": str(tree.path), "tree_identity": tree.identity, "kernel_version": tree.version,
             "simulator": notice or "models this tree", "kernel_facts": json.dumps(facts),
@@ -217,10 +193,10 @@ def run(opts: VmTestOptions) -> int:
             # what `forkdiff reply` names and its one-command reproduction gives back
             # a tree given as a path or debian: spec; a resolved KernelTree (forkdiff series,
             # bisect-run) by its folder
-            "tree_spec": str(getattr(opts.tree, "path", opts.tree) or ""),
+            "tree_spec": rp.tree_spec,
             "model_arg": ",".join(f"{k}={v}" for k, v in sorted(opts.models.items())),
             "patches": [{**p, "subject": patch_subject(Path(p["path"]))}
-                        for p in patch_identity(patches)]}
+                        for p in patch_identity(rp.patches)]}
     if opts.against is not None:  # before anything is built: a folder we cannot compare is refused
         from ..analysis.against import check_early
 
@@ -232,22 +208,20 @@ def run(opts: VmTestOptions) -> int:
     def save_meta() -> None:
         (out / "run.json").write_text(json.dumps(meta, indent=1))
 
-    profiles = sorted({profile_of(s, opts.observers) for s in opts.suites})
     built = {}
-    for profile in profiles:
-        for v in variants:
-            say("kernel", f"{v}/{profile}")
-            t0 = time.monotonic()
-            k = built[(v, profile)] = build_kernel(v, profile, tree=opts.tree, patches=opts.patches)
-            meta[f"kernel {v}/{profile}"] = k.release
-            if v not in models:  # a pre-series tree + PATCHES: the model its built source shows
-                models[v] = k.manifest.get("dup_mmap_model", v)
-            meta[f"kernel {v}/{profile} wall s"] = round(time.monotonic() - t0, 1)
-            # what its guests boot with (the records' slab_debug says what each guest got)
-            words = {s: boot_slub_debug(s, k, "slab" in opts.faults)
-                     for s in opts.suites if profile_of(s, opts.observers) == profile}
-            meta[f"kernel {v}/{profile} slub_debug"] = "; ".join(
-                f"{s}: {w}" for s, w in words.items() if w) or "none"
+    for v, profile in rp.kernels:
+        say("kernel", f"{v}/{profile}")
+        t0 = time.monotonic()
+        k = built[(v, profile)] = build_kernel(v, profile, tree=opts.tree, patches=opts.patches)
+        meta[f"kernel {v}/{profile}"] = k.release
+        if v not in models:  # a pre-series tree + PATCHES: the model its built source shows
+            models[v] = k.manifest.get("dup_mmap_model", v)
+        meta[f"kernel {v}/{profile} wall s"] = round(time.monotonic() - t0, 1)
+        # what its guests boot with (the records' slab_debug says what each guest got)
+        words = {s: boot_slub_debug(s, k, "slab" in opts.faults)
+                 for s in opts.suites if profile_of(s, opts.observers) == profile}
+        meta[f"kernel {v}/{profile} slub_debug"] = "; ".join(
+            f"{s}: {w}" for s, w in words.items() if w) or "none"
     meta["models"] = ", ".join(f"{v} kernel vs {models.get(v, v)} model" for v in variants)
     t0 = time.monotonic()
     build_rootfs()

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ForkdiffError, KernelDoesNotBuild
-from ..prepare import treefacts
 from ..prepare import variants as variants_mod
 from ..prepare.kernel import build_kernel
-from ..prepare.patches import baseline_error
-from ..prepare.tree import KernelTree, resolve_tree
+from ..prepare.source import TreeSource, resolve_source
+from ..prepare.tree import KernelTree
 from .suites import DEFAULT_PROFILE
 
 BAD = ("mismatch", "crashed")
@@ -80,13 +79,13 @@ def judge(rows: Sequence[dict], suites: Sequence[str], run_errors: bool = False)
     return StepOutcome(verdict, per, detail)
 
 
-def tree_variant(tree: str | Path | KernelTree | None, patches: Sequence[Path]) -> str:
+def tree_variant(tree: str | Path | KernelTree | TreeSource | None, patches: Sequence[Path]) -> str:
     """The variant whose kernel is the tree as it is (no patches) or the tree + patches
     (orchestrator/prepare/variants.py): `patched` on 6.8 and later, `baseline` for a pre-series
     tree (6.1) without patches."""
-    kt = resolve_tree(tree)
-    model = treefacts.detect_dup_mmap_model(kt.path)
-    plan = variants_mod.plan(model, lambda: baseline_error(kt.path), tuple(patches))
+    source = resolve_source(tree)
+    kt = source.tree
+    plan = variants_mod.plan(source.model, lambda: source.baseline_cause, tuple(patches))
     want = variants_mod.TREE_PATCHES if patches else variants_mod.TREE
     for v in plan.variants:
         if plan.made_of[v] == want:
@@ -101,6 +100,7 @@ def run_step(out: Path, tree, patches: Sequence[Path], suites: Sequence[str],
     incremental bisect build, else build_kernel), run the suites on it into `out`, judge."""
     from .pipeline import VmTestOptions, run
 
+    tree = resolve_source(tree)  # once for the step: its build and its run use this one
     variant = tree_variant(tree, patches)
     profiles = sorted({DEFAULT_PROFILE[s] for s in suites})
     t0 = time.monotonic()

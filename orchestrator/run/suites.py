@@ -90,8 +90,8 @@ class RunOptions:
     insn_profile: bool = field(default_factory=lambda: os.environ.get("INSN_PROFILE", "0") == "1")
     calibrate_on: str = "baseline"  # ... on this kernel: the baseline, or a run's only kernel
     spawn_timing: str = "icount"  # spawn: "icount" (virtual time) or "realtime" (KVM only)
-    tree: str | None = None  # kernel source tree (None: $KERNEL_TREE, else Debian's 6.12)
-    patches: tuple[Path, ...] = ()  # extra patches for the patched kernel (empty: $PATCHES)
+    tree: object = None  # kernel tree: a TreeSource (a run's, resolved once), a path or spec; None: Debian's 6.12
+    patches: tuple[Path, ...] = ()  # extra patches for the patched kernel (the command reads PATCHES=)
     icount: bool | None = None  # None: virtual time (-icount), see icount_used
     memory_mb: int = 1024
     fault: faultsetup.FaultOptions = field(default_factory=faultsetup.FaultOptions)
@@ -660,7 +660,7 @@ def variant_jobs(opts: RunOptions, variant: str) -> list[Job]:
     layout held out: orchestrator.analysis.spawn_model)."""
     if opts.suite != "spawn" or variant != opts.calibrate_on or not opts.calibrate:
         return []
-    if uses_insn_profile(opts) and not (opts.patches or os.environ.get("PATCHES", "").strip()):
+    if uses_insn_profile(opts) and not opts.patches:
         # without PATCHES= the instruction profiles judge every kernel; with them the work
         # model fitted on the baseline's calibration layouts still judges the patched kernel
         # where the run has no reference kernel (orchestrator.analysis.insn_rows.fitted_on)

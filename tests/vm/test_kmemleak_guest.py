@@ -84,9 +84,8 @@ def test_cache_filter_keeps_the_check_count_with_kmemleak_on(guest: Guest, rootf
 
 
 def faults_run(out: Path, monkeypatch: pytest.MonkeyPatch, patches: str) -> tuple[SuiteResult, list[dict], list[dict]]:
-    monkeypatch.setenv("PATCHES", patches)
     opts = RunOptions(suite="faults", out=out, variants=("patched",), scenarios=load_scenarios([SCENARIO]),
-                      kmemleak=True, log=print)
+                      kmemleak=True, log=print, patches=tuple(Path(p) for p in patches.split()))
     res = run_suite(opts)
     df = compare_dir(out)
     return res, read_records(out / "observations.jsonl"), df.to_dict(orient="records")
