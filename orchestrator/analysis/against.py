@@ -23,9 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ForkdiffError
-from ..run.observations import read_records
-from ..run.provenance import GUEST_BINARIES, QEMU_VERSION
-from .calibration import is_calibration
+from ..results.observations import read_records
+from ..results.provenance import GUEST_BINARIES, QEMU_VERSION
+from ..run.calibration import is_calibration
 from .compare_jobs import ObservedJob, group_jobs
 from .job_predictions import Predictor, _pred
 from .spawn_model import (
@@ -174,7 +174,7 @@ def compare_against(out: Path, old: Path, records: list[dict], models: dict[str,
     why = refusal(new_meta, old_meta, records, old_records)
     if why:
         raise _not_comparable(old, why)
-    from . import verdicts as vd
+    from ..results import verdicts as vd
 
     both = {"reference": "patched"}  # as compare_records: the tree as it is of a 6.12-like tree
     return vd.frame(against_rows(records, old_records, {**both, **models},

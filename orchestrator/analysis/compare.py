@@ -1,5 +1,5 @@
 """Join what the guest observed (observations.jsonl) with what the simulator predicts for the
-same scenario and kernel model, and give every comparison a verdict (orchestrator/analysis/verdicts.py).
+same scenario and kernel model, and give every comparison a verdict (orchestrator/results/verdicts.py).
 
 Rules:
   maps    exact: parent and child map_count, the child's VMA list (start-end, perms, offset,
@@ -41,10 +41,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ForkdiffError
-from ..run.observations import read_records
+from ..results import verdicts as vd
+from ..results.observations import read_records
+from ..run.calibration import is_calibration
 from . import kernel_only
-from . import verdicts as vd
-from .calibration import is_calibration
 from .compare_jobs import KS, VV, ObservedJob, group_jobs
 from .insn_rows import insn_cost, insn_rows, load_profiles
 from .job_predictions import (

@@ -44,8 +44,8 @@ import pandas as pd
 from ..errors import ForkdiffError
 from ..prepare.kernel_records import FOLDER as KERNELS_FOLDER
 from ..prepare.kernel_records import read_records
-from ..run.observations import iter_records
-from . import verdicts as vd
+from ..results import verdicts as vd
+from ..results.observations import iter_records
 from .rates import spawn_rates
 
 ORIGIN = "forkdiff"

@@ -25,8 +25,8 @@ from ..errors import ForkdiffError
 from ..prepare.kernel_records import read_records as read_kernel_records
 from ..prepare.patches import patch_subject
 from ..prepare.tree import DEFAULT_PACKAGE
+from ..results import verdicts as vd
 from . import triage
-from . import verdicts as vd
 from .kcidb import kernel_of
 
 WIDTH = 72

@@ -1,6 +1,6 @@
 """Render a results folder into report.html, report.md, junit.xml and plots/*.png.
 
-Reads what compare wrote into the folder: verdicts.jsonl (orchestrator/analysis/verdicts.py), and when the
+Reads what compare wrote into the folder: verdicts.jsonl (orchestrator/results/verdicts.py), and when the
 spawn suite ran, timing.csv (orchestrator/analysis/timing.py's improvement table) and cost_model.json
 (the fitted model and its per-VMA-count prediction error). The seed thread's table ships with
 the package (orchestrator/data/seed_fork_table.json)."""
@@ -16,8 +16,9 @@ from xml.sax.saxutils import escape, quoteattr
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from ..results import verdicts as vd
+from ..results.folder import read_meta
 from . import triage
-from . import verdicts as vd
 
 PLOTS = ("forks_per_s.png", "improvement.png")
 
@@ -243,7 +244,7 @@ def render(out: Path, db: Path | str | None = None) -> dict:
     cost = json.loads((out / "cost_model.json").read_text()) if (out / "cost_model.json").exists() else None
     insn = insn_view(json.loads((out / "insn_model.json").read_text())) \
         if (out / "insn_model.json").exists() else None
-    meta = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    meta = read_meta(out)
     cmp = seed_comparison(timing)
     plots = _plots(cmp, out)
     bad = vd.failing(df)

@@ -9,8 +9,8 @@ from pathlib import Path
 from ..cli_env import patches_knob, tree_knob
 from ..errors import ForkdiffError
 from ..prepare.source import resolve_source
+from ..results.outdir import new_results_dir
 from ..run.faultsetup import FaultOptions, parse_faults
-from ..run.outdir import new_results_dir
 from ..run.suites import SPAWN_VMAS, SUITES, VARIANTS, RunOptions, load_scenarios, run_suite
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import ForkdiffError
 from ..prepare.gitbase import tree_at_base
 from ..prepare.series import expand
-from ..run.outdir import new_results_dir
+from ..results.outdir import new_results_dir
 from ..run.step import INCONCLUSIVE, PASS, run_step
 from ..run.suites import SUITES, load_scenarios
 from .vmtest import _list

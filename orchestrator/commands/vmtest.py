@@ -13,9 +13,9 @@ from ..errors import ForkdiffError
 from ..prepare.gitbase import tree_at_base
 from ..prepare.series import expand
 from ..prepare.variants import KERNELS
+from ..results.outdir import new_results_dir
 from ..run.faultsetup import parse_faults
 from ..run.observers import parse_observers, parse_seed
-from ..run.outdir import new_results_dir
 from ..run.pipeline import VmTestOptions, run
 from ..run.shards import parse_executor, parse_shard
 from ..run.suites import SPAWN_VMAS, SUITES

@@ -25,9 +25,9 @@ from pathlib import Path
 from ..cache import atomic_write
 from ..errors import ForkdiffError
 from ..prepare import kernel_records
+from ..results.observations import FILENAME, read_records
+from ..results.provenance import GUEST_BINARIES, QEMU_VERSION
 from . import sweep_parts
-from .observations import FILENAME, read_records
-from .provenance import GUEST_BINARIES, QEMU_VERSION
 from .shards import assign, shard_cost
 
 RETRIES = 2  # a task that raised runs again this many times (a lost worker's task is rescheduled by Dask)
@@ -35,7 +35,7 @@ RETRIES = 2  # a task that raised runs again this many times (a lost worker's ta
 
 def run_task(opts, names: list[str], kvm_ok: bool) -> dict:
     """In a worker: run the named jobs of the run into a scratch folder; return the records."""
-    from . import provenance
+    from ..results import provenance
     from .pipeline import Progress, _variant_suites
     from .suites import load_scenarios
 

@@ -12,13 +12,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..analysis.job_predictions import ELF_FILE
 from ..cache import atomic_write
 from ..errors import ForkdiffError
 from ..prepare import kernel_records
+from ..results.elves import ELF_FILE
+from ..results.observations import FILENAME, read_records
+from ..results.provenance import GUEST_BINARIES, QEMU_VERSION
 from . import sweep_parts
-from .observations import FILENAME, read_records
-from .provenance import GUEST_BINARIES, QEMU_VERSION
 
 SHARD_FILE = "shard.json"
 SAME = ("value", "values")  # what must agree when two folders hold the same key

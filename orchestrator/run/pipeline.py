@@ -33,18 +33,19 @@ from ..analysis import report as report_mod
 from ..analysis.compare import compare_dir
 from ..analysis.history_record import record_folder
 from ..analysis.summary import print_summary
-from ..analysis.verdicts import failing
 from ..conduct.plan import make_plan
 from ..prepare.kernel import build_kernel
 from ..prepare.patches import patch_identity, patch_subject
 from ..prepare.rootfs import build_rootfs
+from ..results import provenance
+from ..results.observations import ObservationLog
+from ..results.verdicts import failing
 from ..vm import guest as vm
 from ..vm import kvm
 from ..vm.guest_pool import GuestPool
 from . import observers as observers_mod
-from . import provenance, shards
+from . import shards
 from .faultsetup import FaultOptions
-from .observations import ObservationLog
 from .shards import Unit, units_of
 from .suites import (
     SPAWN_VMAS,

@@ -1,5 +1,5 @@
 """Suites: run the guest programs on each kernel variant and append what they report to
-<out>/observations.jsonl (orchestrator.run.observations), one record per measurement.
+<out>/observations.jsonl (orchestrator.results.observations), one record per measurement.
 
     maps    mapsprobe per scenario: parent maps before/after, child maps, WIPEONFORK/DONTFORK
     faults  faultsweep per scenario: fail-nth sweep over the checks fork makes under dup_mmap
@@ -34,11 +34,11 @@ from ..errors import ForkdiffError
 from ..prepare import treefacts
 from ..prepare.kconfig import run_record
 from ..prepare.variants import KERNELS
+from ..results.observations import ObservationLog, record_key
 from ..vm.guest_api import GuestLike
 from ..vm.guest_pool import GuestPool
 from . import faultsetup, kmemleak, slubdebug
 from . import observers as obs_mod
-from .observations import ObservationLog, record_key
 from .suite_parse import ParsedRecord, parse_output
 
 SUITES = ("maps", "faults", "counts", "spawn")
@@ -246,7 +246,7 @@ def plan(opts: RunOptions) -> list[Job]:
                 for n in opts.vmas for r in range(reps)]
         # SCENARIOS= naming replayed layouts (list scenarios, `forkdiff scenario from-maps`):
         # spawn also forks each as it is (no fill), a layout of its own like the calibration
-        # layouts (analysis/calibration.py) but never fitted on (replayed): the band does not
+        # layouts (run/calibration.py) but never fitted on (replayed): the band does not
         # depend on SCENARIOS=; group scenarios stay the other suites' only
         for sc in [x for x in opts.scenarios or () if x.is_list]:
             n = sc.layout_count
@@ -655,7 +655,7 @@ def run_suite(opts: RunOptions) -> SuiteResult:
 
 def variant_jobs(opts: RunOptions, variant: str) -> list[Job]:
     """Jobs only one variant runs: spawn's calibration layouts, on the baseline kernel
-    (orchestrator.analysis.calibration; the patched kernel's timings are predicted, never fitted), or
+    (orchestrator.run.calibration; the patched kernel's timings are predicted, never fitted), or
     on the one kernel of a run without a baseline (its model is fitted on them, the seed's
     layout held out: orchestrator.analysis.spawn_model)."""
     if opts.suite != "spawn" or variant != opts.calibrate_on or not opts.calibrate:
@@ -665,7 +665,7 @@ def variant_jobs(opts: RunOptions, variant: str) -> list[Job]:
         # model fitted on the baseline's calibration layouts still judges the patched kernel
         # where the run has no reference kernel (orchestrator.analysis.insn_rows.fitted_on)
         return []
-    from ..analysis.calibration import CALIBRATION_DURATION, calibration_scenarios
+    from .calibration import CALIBRATION_DURATION, calibration_scenarios
 
     out = []
     for sc in calibration_scenarios():

@@ -75,7 +75,7 @@ def test_a_run_resolves_its_tree_once(tmp_path, monkeypatch):
     monkeypatch.setattr("orchestrator.prepare.rootfs.build_rootfs", lambda: None)
     monkeypatch.setattr("orchestrator.prepare.kernel_records.record_kernel", lambda out, k: None)
     monkeypatch.setattr("orchestrator.vm.kvm.probe", lambda *a, **kw: SimpleNamespace(usable=False))
-    monkeypatch.setattr("orchestrator.run.provenance.record", lambda out, meta: None)
+    monkeypatch.setattr("orchestrator.results.provenance.record", lambda out, meta: None)
     monkeypatch.setattr(guest_pool.GuestPool, "get",
                         lambda self, kernel, rootfs, **kw: (SimpleNamespace(qemu_mode="tcg"), False))
     ran = []

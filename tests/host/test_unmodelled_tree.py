@@ -15,7 +15,7 @@ from fake_tree import synthetic_tree
 from orchestrator.analysis import report
 from orchestrator.analysis.compare import compare_records
 from orchestrator.analysis.job_predictions import Predictor, load_elves
-from orchestrator.analysis.verdicts import failing
+from orchestrator.results.verdicts import failing
 from simulator import runconfig
 
 DATA = Path(__file__).parents[1] / "data" / "small-run"

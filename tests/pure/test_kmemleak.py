@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 from orchestrator.analysis.compare import ObservedJob, _kmemleak_rows
+from orchestrator.results.observations import ObservationLog, record_key
 from orchestrator.run import faultsetup, kmemleak
-from orchestrator.run.observations import ObservationLog, record_key
 from orchestrator.run.suites import RunOptions, load_scenarios, pending, plan
 from orchestrator.vm.guest import ConsoleWatcher, Guest, GuestCrashed
 

@@ -21,8 +21,8 @@ import pytest
 
 from orchestrator.analysis.compare import compare_dir, guest_elf
 from orchestrator.prepare.kernel import build_kernel
+from orchestrator.results.observations import ObservationLog, read_records
 from orchestrator.run import faultsetup, kmemleak
-from orchestrator.run.observations import ObservationLog, read_records
 from orchestrator.run.suites import (
     RunOptions,
     SuiteResult,

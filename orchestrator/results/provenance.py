@@ -8,9 +8,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from ..analysis.job_predictions import ELF_FILE, guest_elf, save_elves
 from ..cache import sha256_file
 from ..vm.qemu_cmd import QEMU
+from .elves import ELF_FILE, guest_elf, save_elves
 
 GUEST_BINARIES = "guest binaries"
 QEMU_VERSION = "qemu version"

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import ForkdiffError
+from .folder import OBSERVATIONS
 
-FILENAME = "observations.jsonl"
+FILENAME = OBSERVATIONS
 
 
 def record_key(suite: str, variant: str, profile: str, scenario: str, measurement: str,
