@@ -6,7 +6,7 @@
 Each call judges the kernel tree as it is now (git bisect's checkout, the current folder unless
 --tree/KERNEL_TREE says otherwise): it syncs the tree into a persistent copy in the cache, builds
 it incrementally there (orchestrator/prepare/mirror.py), runs the suites on that one kernel
-(orchestrator/run/step.py) and exits with what git bisect reads:
+(orchestrator/conduct/step.py) and exits with what git bisect reads:
 
     0    good: every comparison matches
     1    bad: a mismatch or a crash (a leak kmemleak saw, an oops)
@@ -32,10 +32,10 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..conduct.step import BUILD_FAILED, FAIL, INCONCLUSIVE, PASS, run_step
 from ..errors import ForkdiffError
 from ..prepare.kernel import check_build_tools
 from ..prepare.mirror import Mirror, check_outside
-from ..run.step import BUILD_FAILED, FAIL, INCONCLUSIVE, PASS, run_step
 from ..run.suites import SUITES, load_scenarios
 
 GOOD, BAD, SKIP, ABORT = 0, 1, 125, 128

@@ -1,7 +1,7 @@
 """`forkdiff series`: the chosen suites on the tree, then on the tree + patch 1, + patch 2, ...
 (ktest's patchcheck), naming the first patch whose step's verdict differs from the step before.
 
-Each step is one kernel (orchestrator/run/step.py), built like any PATCHES= kernel: a copy of
+Each step is one kernel (orchestrator/conduct/step.py), built like any PATCHES= kernel: a copy of
 the tree with the first n patches applied, compiled through the shared ccache, cached by
 content (a series run again builds nothing). The step folders, series.json and series.md go
 into --out. Exit 0 when every step passes, 1 when a step fails or a patch changes a verdict, 2
@@ -17,11 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+from ..conduct.step import INCONCLUSIVE, PASS, run_step
 from ..errors import ForkdiffError
 from ..prepare.gitbase import tree_at_base
 from ..prepare.series import expand
 from ..results.outdir import new_results_dir
-from ..run.step import INCONCLUSIVE, PASS, run_step
 from ..run.suites import SUITES, load_scenarios
 from .vmtest import _list
 

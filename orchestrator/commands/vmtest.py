@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..cli_env import patches_raw, tree_knob
+from ..conductor import VmTestOptions, run
 from ..errors import ForkdiffError
 from ..prepare.gitbase import tree_at_base
 from ..prepare.series import expand
@@ -16,7 +17,6 @@ from ..prepare.variants import KERNELS
 from ..results.outdir import new_results_dir
 from ..run.faultsetup import parse_faults
 from ..run.observers import parse_observers, parse_seed
-from ..run.pipeline import VmTestOptions, run
 from ..run.shards import parse_executor, parse_shard
 from ..run.suites import SPAWN_VMAS, SUITES
 from .compare_cmd import parse_models

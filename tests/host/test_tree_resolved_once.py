@@ -16,11 +16,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from orchestrator import conductor
+from orchestrator.conduct.options import VmTestOptions
 from orchestrator.prepare import kernel as kernel_mod
 from orchestrator.prepare import source, tree, treefacts
-from orchestrator.run import pipeline as conductor
 from orchestrator.run import suites
-from orchestrator.run.pipeline import VmTestOptions
 from orchestrator.vm import guest_pool
 from tests.fake_tree import synthetic_tree
 

@@ -1,19 +1,20 @@
-"""No import cycle among the orchestrator's and the simulator's modules.
+"""No import cycle among the orchestrator's and the simulator's modules, nor among the
+orchestrator's stage packages (prepare, run, results, analysis, conduct, vm, ...).
 
 The module graph is read from the source with ast (nothing is imported): an edge A -> B for
 every `import B` / `from B import x` (relative imports resolved against A's package; `from P
-import m` is an edge to the module P.m when m is a module, else to P) and from a module to its
-package's __init__ only where it imports it. Cycles are the graph's strongly connected
-components of more than one module (Tarjan's algorithm), and a module importing itself.
+import m` is an edge to the module P.m when m is a module, else to P). Cycles are the graph's
+strongly connected components of more than one node (Tarjan's algorithm), and a module that
+imports itself.
 
-Imports inside a function body are left out, on purpose: they run when the function is called,
-not when the module is loaded, and this code uses them for three reasons that are not layering
-faults: optional dependencies (Dask, pandas-heavy analysis) kept off the command line's start-up
-path, a command's work loaded only when that command runs, and the few lazy imports that break
-a load-time cycle. Module-level imports (including those under `if TYPE_CHECKING:` and
-try/except) are what ties two modules' layers together, so those are the ones checked. The
-second test pins the run <-> analysis edges named in the redesign (issue 26) at every level,
-function bodies included."""
+Which imports count: those a module runs when it is loaded (its body, including imports under
+`if`/`try`). Imports inside a function body are left out of the cycle checks, on purpose: they
+run when the function is called, after every module is loaded, and this code uses them for
+optional dependencies (Dask, the analysis stack) and for commands whose work is loaded only when
+the command runs; a cycle through them cannot fail at import time. They are not ignored,
+though: the third test reads them too and allows exactly one known function-level cycle
+(named there, with the reason), so a new one fails; and run/ must not import analysis/ even
+inside a function (the run measures, the analysis judges; both meet in orchestrator/results/)."""
 
 from __future__ import annotations
 
@@ -111,18 +112,34 @@ def test_the_checker_finds_a_cycle() -> None:
 
 def test_no_import_cycles() -> None:
     g = graph()
-    assert len(g) > 150 and "orchestrator.conductor" in g  # the walk found the packages
+    assert len(g) > 100 and "orchestrator.conductor" in g  # the walk found the packages
     assert cycles(g) == []
 
 
-def test_run_and_analysis_do_not_import_each_other_anywhere() -> None:
-    """Even inside functions: run/ measures, analysis/ judges what was measured. The results
-    folder's module (orchestrator.results) is what both read and write."""
+def stages(g: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The graph between top-level packages and modules: orchestrator.run, orchestrator.analysis, ..."""
+    out: dict[str, set[str]] = {}
+    for a, deps in g.items():
+        sa = ".".join(a.split(".")[:2])
+        out.setdefault(sa, set()).update(sb for b in deps if (sb := ".".join(b.split(".")[:2])) != sa)
+    return out
+
+
+def test_no_cycles_between_stage_packages() -> None:
+    g = stages(graph())
+    assert {"orchestrator.run", "orchestrator.analysis", "orchestrator.results"} <= set(g)
+    assert cycles(g) == []
+
+
+# suites.py stores a kernel's instruction profile through insnprofile.py (inside
+# store_insn_profile), and insnprofile.py reads suites.py's guest program and spawn layout
+# constants: to be untied where the suite tables become one object per suite (issue 26 item 4)
+KNOWN_FUNCTION_LEVEL = [["orchestrator.run.insnprofile", "orchestrator.run.suites"]]
+
+
+def test_function_level_imports_add_no_new_cycle() -> None:
     g = graph(in_functions=True)
-    both = sorted((a, b) for a, deps in g.items() for b in deps
-                  if (a.startswith("orchestrator.run.") and b.startswith("orchestrator.analysis."))
-                  or (a.startswith("orchestrator.analysis.") and b.startswith("orchestrator.run.")))
-    assert not [(a, b) for a, b in both if b.startswith("orchestrator.run.") and a.startswith(
-        "orchestrator.analysis.")] or True  # see below: the direction that must go
-    run_to_analysis = [(a, b) for a, b in both if a.startswith("orchestrator.run.")]
+    assert cycles(g) == KNOWN_FUNCTION_LEVEL
+    run_to_analysis = sorted((a, b) for a, deps in g.items() for b in deps
+                             if a.startswith("orchestrator.run.") and b.startswith("orchestrator.analysis."))
     assert run_to_analysis == []

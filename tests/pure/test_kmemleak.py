@@ -97,7 +97,7 @@ def test_check_lets_a_tolerated_report_pass_once_and_still_raises_on_others(tmp_
 
 
 def test_kmemleak_knob_reaches_the_vm_test_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """KMEMLEAK=1 (make vm-test exports it) and --kmemleak; pipeline.run is replaced by a FAKE
+    """KMEMLEAK=1 (make vm-test exports it) and --kmemleak; the conductor's run is replaced by a FAKE
     that only keeps the options it is given."""
     import argparse
 

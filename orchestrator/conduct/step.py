@@ -26,7 +26,7 @@ from ..prepare import variants as variants_mod
 from ..prepare.kernel import build_kernel
 from ..prepare.source import TreeSource, resolve_source
 from ..prepare.tree import KernelTree
-from .suites import DEFAULT_PROFILE
+from ..run.suites import DEFAULT_PROFILE
 
 BAD = ("mismatch", "crashed")
 UNSURE = ("error", "hung")
@@ -98,7 +98,7 @@ def run_step(out: Path, tree, patches: Sequence[Path], suites: Sequence[str],
              builder: Callable[[str, str], object] | None = None) -> StepOutcome:
     """Build the step's kernel (through `builder(variant, profile)` when given, e.g. the
     incremental bisect build, else build_kernel), run the suites on it into `out`, judge."""
-    from .pipeline import VmTestOptions, run
+    from ..conductor import VmTestOptions, run
 
     tree = resolve_source(tree)  # once for the step: its build and its run use this one
     variant = tree_variant(tree, patches)
