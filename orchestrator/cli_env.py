@@ -13,6 +13,11 @@ def tree_knob(given: str | None) -> str | None:
     return given or os.environ.get("KERNEL_TREE") or None
 
 
+def insn_profile_knob() -> bool:
+    """INSN_PROFILE=1: spawn's timings judged by the kernels' instruction profiles."""
+    return os.environ.get("INSN_PROFILE", "0") == "1"
+
+
 def patches_raw(given: str | None) -> str:
     """--patches, else $PATCHES: the text naming patch files, mboxes or format-patch folders."""
     return given or os.environ.get("PATCHES") or ""

@@ -32,6 +32,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..cli_env import insn_profile_knob
 from ..conduct.step import BUILD_FAILED, FAIL, INCONCLUSIVE, PASS, run_step
 from ..errors import ForkdiffError
 from ..prepare.kernel import check_build_tools
@@ -84,7 +85,7 @@ def judge_tree(args: argparse.Namespace, tree: Path, suites, scenarios) -> tuple
         say(f"{tree} at {kt.identity}: synced into {mirror.src} ({synced['copied']} files copied, "
             f"{synced['removed']} removed, {synced['seconds']} s)")
         outcome = run_step(out, kt, (), suites, scenarios, say,
-                           builder=lambda v, p: mirror.build(kt, v, p))
+                           builder=lambda v, p: mirror.build(kt, v, p), insn_profile=insn_profile_knob())
     record = {"tree": str(tree), "identity": kt.identity, "suites": list(suites),
               "scenarios": list(scenarios), "sync": synced, **outcome.as_dict(),
               "wall_s": round(time.monotonic() - t0, 1)}

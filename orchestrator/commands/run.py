@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ..cli_env import patches_knob, tree_knob
+from ..cli_env import insn_profile_knob, patches_knob, tree_knob
 from ..errors import ForkdiffError
 from ..prepare.source import resolve_source
 from ..results.outdir import new_results_dir
@@ -88,6 +88,7 @@ def _run(args: argparse.Namespace) -> int:
                           count_only_above=args.count_only_above, resume=args.resume,
                           icount=False if args.no_icount else None, kmemleak=args.kmemleak,
                           calibrate=not args.no_calibrate, tree=tree, patches=patches,
+                          insn_profile=insn_profile_knob(),
                           fault=FaultOptions(stack_filter=not args.no_stack_filter,
                                              page_alloc=page or args.page_faults, slab=slab))
         t0 = time.monotonic()

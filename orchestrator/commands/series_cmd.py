@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..cli_env import insn_profile_knob
 from ..conduct.step import INCONCLUSIVE, PASS, run_step
 from ..errors import ForkdiffError
 from ..prepare.gitbase import tree_at_base
@@ -83,7 +84,8 @@ def _run(args: argparse.Namespace) -> int:
     for n in range(len(series.patches) + 1):
         subject = "(the tree)" if n == 0 else series.subjects[n - 1]
         say(f"step {n}/{len(series.patches)}: {subject}")
-        outcome = run_step(out / f"step-{n:02d}", tree, series.patches[:n], suites, scenarios, say)
+        outcome = run_step(out / f"step-{n:02d}", tree, series.patches[:n], suites, scenarios, say,
+                           insn_profile=insn_profile_knob())
         steps.append({"step": n, "subject": subject,
                       "patch": str(series.patches[n - 1]) if n else "", **outcome.as_dict()})
         say(f"step {n}: {outcome.verdict} (build {outcome.seconds.get('build')} s, run "

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..cli_env import patches_raw, tree_knob
+from ..cli_env import insn_profile_knob, patches_raw, tree_knob
 from ..conductor import VmTestOptions, run
 from ..errors import ForkdiffError
 from ..prepare.gitbase import tree_at_base
@@ -90,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         sweep_part_s=_seconds(args.sweep_part or env.get("SWEEP_PART") or "600"),
         against=Path(a).expanduser() if (a := args.against or env.get("AGAINST")) else None,
         history_db=args.db or "",
+        insn_profile=insn_profile_knob(),
     )
     if not explicit_out:
         if opts.resume:

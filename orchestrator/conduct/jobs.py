@@ -21,7 +21,8 @@ def suite_options(opts: VmTestOptions, suite: str, variant: str, scenarios, say:
                           kmemleak=opts.kmemleak, observers=opts.observers,
                           observer_seed=opts.observer_seed,
                           spawn_timing=opts.spawn_timing, tree=opts.tree, patches=opts.patches,
-                          calibrate_on=opts.spawn_fit_on, log=lambda m: say("suite", m)), kvm_usable)
+                          calibrate_on=opts.spawn_fit_on, insn_profile=opts.insn_profile,
+                          log=lambda m: say("suite", m)), kvm_usable)
 
 
 def suite_jobs(ro: RunOptions, variant: str) -> list:

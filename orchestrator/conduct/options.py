@@ -37,6 +37,7 @@ class VmTestOptions:
     spawn_fit_on: str = "baseline"  # the kernel spawn's calibration layouts run on (set by the plan)
     against: Path | None = None  # an earlier results folder to compare spawn forks/s with
     history_db: str = ""  # results database to record the run in ("": the automatic one)
+    insn_profile: bool = False  # spawn: judge timings with the kernels' instruction profiles (INSN_PROFILE=1)
 
     @property
     def parts(self) -> int:

@@ -95,9 +95,11 @@ def tree_variant(tree: str | Path | KernelTree | TreeSource | None, patches: Seq
 
 def run_step(out: Path, tree, patches: Sequence[Path], suites: Sequence[str],
              scenarios: Sequence[str], say: Callable[[str], None],
-             builder: Callable[[str, str], object] | None = None) -> StepOutcome:
+             builder: Callable[[str, str], object] | None = None,
+             insn_profile: bool = False) -> StepOutcome:
     """Build the step's kernel (through `builder(variant, profile)` when given, e.g. the
-    incremental bisect build, else build_kernel), run the suites on it into `out`, judge."""
+    incremental bisect build, else build_kernel), run the suites on it into `out`, judge.
+    insn_profile: INSN_PROFILE=, read by the command."""
     from ..conductor import VmTestOptions, run
 
     tree = resolve_source(tree)  # once for the step: its build and its run use this one
@@ -119,7 +121,8 @@ def run_step(out: Path, tree, patches: Sequence[Path], suites: Sequence[str],
     t1 = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     opts = VmTestOptions(out=out, suites=tuple(suites), tree=tree, patches=tuple(patches),
-                         scenarios=tuple(scenarios), variants=(variant,))
+                         scenarios=tuple(scenarios), variants=(variant,),
+                         insn_profile=insn_profile)
     rc, stopped = 1, ""
     try:
         rc = run(opts)

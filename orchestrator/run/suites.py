@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shlex
 import sys
@@ -87,7 +86,7 @@ class RunOptions:
     # layouts; INSN_PROFILE=1 turns it on. Off by default: at 21 VMAs a run's rate differs from
     # the profile's by up to 2% (guest history: the profile's 21-VMA job runs after the
     # calibration layouts), more than the band allows (docs/predictions.md)
-    insn_profile: bool = field(default_factory=lambda: os.environ.get("INSN_PROFILE", "0") == "1")
+    insn_profile: bool = False  # the commands read INSN_PROFILE= (orchestrator/cli_env.py)
     calibrate_on: str = "baseline"  # ... on this kernel: the baseline, or a run's only kernel
     spawn_timing: str = "icount"  # spawn: "icount" (virtual time) or "realtime" (KVM only)
     tree: object = None  # kernel tree: a TreeSource (a run's, resolved once), a path or spec; None: Debian's 6.12

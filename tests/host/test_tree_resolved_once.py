@@ -57,7 +57,6 @@ def test_a_run_resolves_its_tree_once(tmp_path, monkeypatch):
     patch = tmp_path / "user.patch"
     patch.write_text("--- a/Makefile\n+++ b/Makefile\n@@ -1 +1 @@\n-VERSION = 7\n+VERSION = 7\n")
     monkeypatch.setenv("FORKDIFF_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("INSN_PROFILE", "0")
     calls: Counter = Counter()
     BUILDS.clear()
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from orchestrator.conduct import jobs
 from orchestrator.conduct.options import Progress, VmTestOptions
 from orchestrator.run.suites import RunOptions, variant_jobs
@@ -20,12 +18,6 @@ def _calib(ro: RunOptions, variant: str) -> int:
     return sum(1 for j in variant_jobs(ro, variant) if j.scenario_dict.get("calibration"))
 
 
-@pytest.fixture
-def no_insn_profile(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("INSN_PROFILE", "0")
-
-
-@pytest.mark.usefixtures("no_insn_profile")
 def test_two_kernels_calibrate_on_the_baseline_only(tmp_path: Path) -> None:
     opts = VmTestOptions(out=tmp_path, suites=("spawn",), spawn_fit_on="baseline")
     say = Progress()
@@ -35,23 +27,19 @@ def test_two_kernels_calibrate_on_the_baseline_only(tmp_path: Path) -> None:
     assert _calib(patched, "patched") == 0
 
 
-@pytest.mark.usefixtures("no_insn_profile")
 def test_a_run_of_one_kernel_calibrates_on_it(tmp_path: Path) -> None:
     opts = VmTestOptions(out=tmp_path, suites=("spawn",), spawn_fit_on="patched")
     ro = jobs.suite_options(opts, "spawn", "patched", None, Progress(), lambda: False)
     assert _calib(ro, "patched") > 0
 
 
-def test_insn_profiles_replace_the_calibration_layouts(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("INSN_PROFILE", "1")
-    monkeypatch.delenv("PATCHES", raising=False)
-    opts = VmTestOptions(out=tmp_path, suites=("spawn",), spawn_fit_on="baseline")
+def test_insn_profiles_replace_the_calibration_layouts(tmp_path: Path) -> None:
+    opts = VmTestOptions(out=tmp_path, suites=("spawn",), spawn_fit_on="baseline", insn_profile=True)
     base = jobs.suite_options(opts, "spawn", "baseline", None, Progress(), lambda: False)
     assert _calib(base, "baseline") == 0
     # with PATCHES= the work model fitted on the baseline's calibration layouts still judges
     # the patched kernel where the run has no reference kernel
     opts = VmTestOptions(out=tmp_path, suites=("spawn",), spawn_fit_on="baseline",
-                                  patches=(Path("x.patch"),))
+                         patches=(Path("x.patch"),), insn_profile=True)
     base = jobs.suite_options(opts, "spawn", "baseline", None, Progress(), lambda: False)
     assert _calib(base, "baseline") > 0
