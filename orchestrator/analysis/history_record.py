@@ -26,7 +26,7 @@ import pandas as pd
 from ..errors import ForkdiffError
 from ..prepare.kernel_records import read_records as read_kernel_records
 from ..results import verdicts as vd
-from ..results.folder import read_meta
+from ..results.folder import OBSERVATIONS_JSONL, read_meta
 from ..results.observations import iter_records
 from . import triage
 from .kcidb import kernel_of, patchset_hash
@@ -52,7 +52,7 @@ def _obs_facts(out: Path) -> tuple[str, str, list[dict]]:
     """(run id, earliest timestamp, spawn rates) from observations.jsonl."""
     ids: set[str] = set()
     first = ""
-    records = list(iter_records(out / "observations.jsonl"))
+    records = list(iter_records(out / OBSERVATIONS_JSONL))
     for r in records:
         if r.get("run_id"):
             ids.add(str(r["run_id"]))

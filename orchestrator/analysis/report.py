@@ -17,7 +17,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..results import verdicts as vd
-from ..results.folder import read_meta
+from ..results.folder import REPORT_HTML, VERDICTS_JSONL, read_meta
 from . import triage
 
 PLOTS = ("forks_per_s.png", "improvement.png")
@@ -239,7 +239,7 @@ def render(out: Path, db: Path | str | None = None) -> dict:
     from .history_view import report_section
 
     out = Path(out)
-    df = vd.read(out / "verdicts.jsonl")
+    df = vd.read(out / VERDICTS_JSONL)
     timing = pd.read_csv(out / "timing.csv") if (out / "timing.csv").exists() else None
     cost = json.loads((out / "cost_model.json").read_text()) if (out / "cost_model.json").exists() else None
     insn = insn_view(json.loads((out / "insn_model.json").read_text())) \
@@ -275,10 +275,10 @@ def render(out: Path, db: Path | str | None = None) -> dict:
     env = Environment(loader=PackageLoader("orchestrator", "templates"),
                       autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
-    (out / "report.html").write_text(env.get_template("report.html.j2").render(**ctx))
+    (out / REPORT_HTML).write_text(env.get_template("report.html.j2").render(**ctx))
     (out / "report.md").write_text(env.get_template("report.md.j2").render(**ctx))
     (out / "junit.xml").write_text(junit_xml(df))
-    return {"html": out / "report.html", "md": out / "report.md", "junit": out / "junit.xml",
+    return {"html": out / REPORT_HTML, "md": out / "report.md", "junit": out / "junit.xml",
             "failing": len(bad), "total": len(df)}
 
 

@@ -9,6 +9,7 @@ from ..analysis import report as report_mod
 from ..analysis.compare import compare_dir
 from ..analysis.history_record import record_folder
 from ..analysis.summary import print_summary
+from ..results.folder import REPORT_HTML
 from ..results.meta import RunMeta
 from ..results.verdicts import failing
 from .options import Progress, VmTestOptions
@@ -29,7 +30,7 @@ def finish(opts: VmTestOptions, models: dict[str, str], meta: RunMeta, say: Prog
     meta.save(out)
     if (db := record_folder(out, opts.history_db or None)) is not None:
         say("history", f"recorded in {db}")
-    say("report", str(out / "report.html"))
+    say("report", str(out / REPORT_HTML))
     t0 = time.monotonic()
     report_mod.render(out, opts.history_db or None)
     meta.report_wall_s = round(time.monotonic() - t0, 1)

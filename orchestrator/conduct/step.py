@@ -26,6 +26,7 @@ from ..prepare import variants as variants_mod
 from ..prepare.kernel import build_kernel
 from ..prepare.source import TreeSource, resolve_source
 from ..prepare.tree import KernelTree
+from ..results.folder import VERDICTS_JSONL
 from ..run.suites import DEFAULT_PROFILE
 
 BAD = ("mismatch", "crashed")
@@ -132,7 +133,7 @@ def run_step(out: Path, tree, patches: Sequence[Path], suites: Sequence[str],
         stopped = "forkdiff stopped: " + traceback.format_exc(limit=3).strip().splitlines()[-1]
         say(traceback.format_exc())
     seconds = {"build": built, "run": round(time.monotonic() - t1, 1)}
-    vfile = out / "verdicts.jsonl"
+    vfile = out / VERDICTS_JSONL
     rows = [json.loads(x) for x in vfile.read_text().splitlines() if x.strip()] if vfile.is_file() else []
     outcome = judge(rows, suites, run_errors=rc != 0 or bool(stopped))
     if stopped and outcome.verdict != FAIL:

@@ -17,8 +17,8 @@ from pathlib import Path
 from ..errors import ForkdiffError
 
 RUN_JSON = "run.json"
-OBSERVATIONS = "observations.jsonl"
-VERDICTS = "verdicts.jsonl"
+OBSERVATIONS_JSONL = "observations.jsonl"
+VERDICTS_JSONL = "verdicts.jsonl"
 GUEST_ELF = "guest-elf.json"
 KERNELS = "kernels"
 SHARD_JSON = "shard.json"
@@ -35,11 +35,11 @@ class RunFolder:
 
     @property
     def observations(self) -> Path:
-        return self.root / OBSERVATIONS
+        return self.root / OBSERVATIONS_JSONL
 
     @property
     def verdicts(self) -> Path:
-        return self.root / VERDICTS
+        return self.root / VERDICTS_JSONL
 
     @property
     def guest_elf(self) -> Path:

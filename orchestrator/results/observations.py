@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import ForkdiffError
-from .folder import OBSERVATIONS
+from .folder import OBSERVATIONS_JSONL
 
-FILENAME = OBSERVATIONS
+FILENAME = OBSERVATIONS_JSONL
 
 
 def record_key(suite: str, variant: str, profile: str, scenario: str, measurement: str,

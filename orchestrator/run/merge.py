@@ -16,6 +16,7 @@ from ..cache import atomic_write
 from ..errors import ForkdiffError
 from ..prepare import kernel_records
 from ..results.elves import ELF_FILE
+from ..results.folder import RUN_JSON
 from ..results.meta import RunMeta
 from ..results.observations import FILENAME, read_records
 from ..results.provenance import GUEST_BINARIES, QEMU_VERSION
@@ -34,7 +35,7 @@ class Merged:
 
 
 def _load(folder: Path) -> tuple[dict, dict | None]:
-    run = folder / "run.json"
+    run = folder / RUN_JSON
     if not (folder / FILENAME).is_file() or not run.is_file():
         raise ForkdiffError(f"{folder} is not a run folder ({FILENAME} or run.json missing)",
                             "give folders written by 'forkdiff vm-test --shard i/n --out DIR'")
