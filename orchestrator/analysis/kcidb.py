@@ -45,6 +45,7 @@ from ..errors import ForkdiffError
 from ..prepare.kernel_records import FOLDER as KERNELS_FOLDER
 from ..prepare.kernel_records import read_records
 from ..run.observations import iter_records
+from ..suite_defs import REGISTRY as SUITES
 from . import verdicts as vd
 from .rates import spawn_rates
 
@@ -66,8 +67,6 @@ STATUS = {"match": "PASS", "mismatch": "FAIL", "crashed": "FAIL", "hung": "ERROR
 PRIORITY = ("FAIL", "ERROR", "MISS", "PASS", "DONE", "SKIP")
 # the order failing rows are shown in a log excerpt: what killed the kernel first
 _SHOW_FIRST = {"crashed": 0, "hung": 1, "error": 2, "mismatch": 3}
-# suites' kernel profiles (orchestrator.run.suites.DEFAULT_PROFILE); spawn's rows leave it empty
-_PROFILE = {"maps": "faults", "faults": "faults", "counts": "faults", "spawn": "perf"}
 _UNITS = {"forks_per_s": "forks/s", "improvement_pct": "%"}
 _NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:\s|$)")
 _SEGMENT = re.compile(r"[^A-Za-z0-9_-]+")
@@ -234,7 +233,8 @@ def kernel_of(row: dict) -> tuple[str, str]:
     """(variant, profile) of the kernel a verdict row judges: the variant axis's rows are the
     patched kernel's (its forks/s against the baseline's); spawn's rows leave the profile empty."""
     variant = "patched" if row["variant"] == "both" else row["variant"]
-    return variant, row["profile"] or _PROFILE.get(row["suite"], "")
+    suite = SUITES.get(row["suite"])  # spawn's rows leave the profile: its suite's (suite_defs)
+    return variant, row["profile"] or (suite.profile if suite is not None else "")
 
 
 def _log_excerpt(rows: list[dict]) -> str:

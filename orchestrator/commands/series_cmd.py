@@ -22,7 +22,8 @@ from ..prepare.gitbase import tree_at_base
 from ..prepare.series import expand
 from ..run.outdir import new_results_dir
 from ..run.step import INCONCLUSIVE, PASS, run_step
-from ..run.suites import SUITES, load_scenarios
+from ..run.suites import load_scenarios
+from ..suite_defs import NAMES as SUITES
 from .vmtest import _list
 
 

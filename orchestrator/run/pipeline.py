@@ -43,6 +43,7 @@ from ..prepare.kernel import build_kernel
 from ..prepare.patches import baseline_error, env_patches, patch_identity, patch_subject
 from ..prepare.rootfs import build_rootfs
 from ..prepare.tree import resolve_tree
+from ..suite_defs import NAMES as SUITE_NAMES
 from ..vm import guest as vm
 from ..vm import kvm
 from ..vm.guest_pool import GuestPool
@@ -53,7 +54,6 @@ from .observations import ObservationLog
 from .shards import Unit, units_of
 from .suites import (
     SPAWN_VMAS,
-    SUITES,
     RunOptions,
     SuiteResult,
     boot_slub_debug,
@@ -69,7 +69,7 @@ from .suites import (
 @dataclass
 class VmTestOptions:
     out: Path
-    suites: tuple[str, ...] = SUITES
+    suites: tuple[str, ...] = SUITE_NAMES
     vmas: tuple[int, ...] = SPAWN_VMAS
     duration: float = 2.0  # guest (virtual) seconds per spawn measurement
     repeats: int = 0  # spawn runs per VMA count; 0: 1 under -icount (a run repeats exactly), 5 in real time

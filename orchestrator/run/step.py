@@ -27,7 +27,7 @@ from ..prepare import variants as variants_mod
 from ..prepare.kernel import build_kernel
 from ..prepare.patches import baseline_error
 from ..prepare.tree import KernelTree, resolve_tree
-from .suites import DEFAULT_PROFILE
+from ..suite_defs import get as get_suite
 
 BAD = ("mismatch", "crashed")
 UNSURE = ("error", "hung")
@@ -102,7 +102,7 @@ def run_step(out: Path, tree, patches: Sequence[Path], suites: Sequence[str],
     from .pipeline import VmTestOptions, run
 
     variant = tree_variant(tree, patches)
-    profiles = sorted({DEFAULT_PROFILE[s] for s in suites})
+    profiles = sorted({get_suite(s).profile for s in suites})
     t0 = time.monotonic()
     try:
         for profile in profiles:
