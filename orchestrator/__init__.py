@@ -5,6 +5,8 @@
                the maple tree oracle
     vm/        QEMU guests: the command line, KVM probe, boot, SSH, console crash reports, the
                pool that shares a boot between suites, the Guest protocol
+    suite_defs/ the suites, one object each: program, kernel profile, scenarios, final record,
+               the jobs it plans, the rules that compare it (by name)
     run/       a vm-test: the suites' jobs on the guests, fault-injection set-up, kmemleak,
                observations on disk, shards, merge, the Dask executor
     analysis/  observations against the simulator's predictions: rules per suite, kernel-only

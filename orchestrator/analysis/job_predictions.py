@@ -13,6 +13,7 @@ from simulator.scenario import ScenarioError, from_dict
 
 from .. import resources
 from ..errors import ForkdiffError
+from ..suite_defs import REGISTRY as SUITES
 from .compare_jobs import ObservedJob
 
 LAYOUT_FILE = sim_predict.LAYOUT_FILE
@@ -57,14 +58,13 @@ class Predictor:
 
 
 def measurements_for(job: ObservedJob) -> tuple[str, ...]:
-    """Only what the suite's rules compare: a fault outcome per k costs time at large counts."""
-    if job.suite == "maps":
-        return ("child_maps", "map_count")
-    if job.suite == "faults":
-        return ("counts",) if not (job.by("fault") or job.by("not_reached")) else ("counts", "fault_outcome")
-    if job.suite == "counts":
-        return ("counts",)
-    return ("op_counts",)
+    """Only what the suite's rules compare (its object's `predicts`, orchestrator/suite_defs): a
+    fault outcome per k costs time at large counts, so only a sweep that recorded steps gets them."""
+    suite = SUITES.get(job.suite)
+    wanted = suite.predicts if suite is not None else ("op_counts",)
+    if not (job.by("fault") or job.by("not_reached")):
+        wanted = tuple(m for m in wanted if m != "fault_outcome")
+    return wanted
 
 
 GUEST_BIN_HOST = resources.guest_bin_dir()

@@ -99,6 +99,9 @@ class Suite:
     # the function of orchestrator/analysis/rules.py that turns a job's records and predictions
     # into verdict rows (None: compared elsewhere, as spawn's timings are)
     comparer: ClassVar[str | None] = None
+    # what the simulator predicts for its jobs (simulator/predict.py records' measurements):
+    # only what the comparer reads, since some cost time at large counts
+    predicts: ClassVar[tuple[str, ...]] = ()
     # on a tree the simulator does not model: the function of orchestrator/analysis/
     # kernel_only.py that checks what the kernel alone must show (None: only the skipped row)
     kernel_only: ClassVar[str | None] = None

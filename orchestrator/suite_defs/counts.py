@@ -15,6 +15,7 @@ class Counts(Suite):
     final = "summary"
     scenarios = ("anon-touched-21", "anon-touched-421", "anon-touched-3221", "mixed-small")
     comparer = "compare_counts"
+    predicts = ("counts",)
     reads_slab_counters = True
 
     def job_args(self, opts: PlanOptions, layout_args: tuple[str, ...], n: int) -> tuple[tuple[str, ...], float]:

@@ -19,6 +19,7 @@ class Faults(Suite):
     final = "sweep_end"  # with KMEMLEAK=1: "kmemleak" (run/suites.py RunOptions.final)
     scenarios = ("mixed-small", "anon-touched-21", "anon-touched-421", "anon-touched-3221")
     comparer = "compare_faults"
+    predicts = ("counts", "fault_outcome")  # fault_outcome: only for a sweep with steps
     kernel_only = "faults_rows"
     reads_slab_counters = True
     injects_faults = True

@@ -13,6 +13,7 @@ class Maps(Suite):
     final = "parent_after"
     scenarios = ("mixed-small", "dontfork-only", "wipeonfork-only", "anon-touched-21")
     comparer = "compare_maps"
+    predicts = ("child_maps", "map_count")
     kernel_only = "maps_rows"
 
     def job_args(self, opts: PlanOptions, layout_args: tuple[str, ...], n: int) -> tuple[tuple[str, ...], float]:

@@ -31,6 +31,7 @@ class Spawn(Suite):
     program = "spawn"
     profile = "perf"
     final = "spawn"
+    predicts = ("op_counts",)  # the work model's operation counts (analysis/spawn_rows.py)
 
     def plan(self, opts: PlanOptions) -> list[Job]:
         """Each VMA count (VMAS=) as SPAWN_LAYOUT filled up to it, repeated (1 under -icount,
