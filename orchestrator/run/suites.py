@@ -31,14 +31,9 @@ from ..prepare import treefacts
 from ..prepare.kconfig import run_record
 from ..prepare.variants import KERNELS
 from ..suite_defs import get
-from ..suite_defs.base import GUEST_BIN as GUEST_BIN
-from ..suite_defs.base import SCENARIO_DIR as SCENARIO_DIR
 from ..suite_defs.base import Job
-from ..suite_defs.base import load_scenarios as load_scenarios
-from ..suite_defs.spawn import REALTIME_REPEATS as REALTIME_REPEATS
-from ..suite_defs.spawn import SPAWN_LAYOUT as SPAWN_LAYOUT
+from ..suite_defs.base import load_scenarios as load_scenarios  # the commands' and Dask's
 from ..suite_defs.spawn import SPAWN_VMAS
-from ..suite_defs.spawn import spawn_scenario as spawn_scenario
 from ..vm.guest_api import GuestLike
 from ..vm.guest_pool import GuestPool
 from . import faultsetup, kmemleak, slubdebug

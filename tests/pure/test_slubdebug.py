@@ -19,8 +19,9 @@ from fake_guest import FakeGuest
 from orchestrator.prepare.treefacts import FACT_KEYS
 from orchestrator.run import slubdebug
 from orchestrator.run.faultsetup import FORK_CACHES
-from orchestrator.run.suites import SCENARIO_DIR, boot_slub_debug
+from orchestrator.run.suites import boot_slub_debug
 from orchestrator.suite_defs import REGISTRY
+from orchestrator.suite_defs.base import SCENARIO_DIR
 from simulator import predict
 from simulator.fork import KernelConfig
 from simulator.scenario import load
