@@ -1,6 +1,6 @@
 """The suites, one object each (orchestrator/suite_defs/<name>.py, a Suite of base.py): its
-guest program, kernel profile, default scenarios, final record, plan, cost estimate and the name
-of its comparison rule. Adding a suite is adding one module here and its line in REGISTRY below
+guest program, kernel profile, default scenarios, final record, plan, cost estimate, what the
+simulator predicts for it, and the names of its comparison and kernel-only rules. Adding a suite is adding one module here and its line in REGISTRY below
 (docs/suites.md, "Adding a suite").
 
 One module per suite, not one table per property: everything about a suite reads in one place,
