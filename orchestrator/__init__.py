@@ -8,7 +8,9 @@ finish (docs/architecture.md); one package per stage:
                the maple tree oracle
     vm/        QEMU guests: the command line, KVM probe, boot, SSH, console crash reports, the
                pool that shares a boot between suites, the Guest protocol
-    run/       the suites: their jobs on the guests, fault-injection set-up, kmemleak, the
+    suite_defs/ the suites, one object each: program, kernel profile, scenarios, final record,
+               the jobs it plans, the rules that compare it (by name)
+    run/       the suites' jobs on the guests, fault-injection set-up, kmemleak, the
                calibration layouts, shards, merge
     analysis/  observations against the simulator's predictions: rules per suite, kernel-only
                checks, spawn timings and cost model, report, summary, KCIDB export

@@ -34,7 +34,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "file_vma": ("file_vmas",),
 }
 # The features fitted by default. maple_object, iter_leaf and pt_page are counted and recorded
-# but not fitted: in every layout of the calibration design (orchestrator.analysis.calibration) they
+# but not fitted: in every layout of the calibration design (orchestrator.run.calibration) they
 # move with maple_node or the per-fork constant (the design's condition number is about 1,000
 # with them and about 60 without), and merging them into another unit would price a slab
 # allocation like a node walk. Their cost is absorbed by the features they move with.

@@ -1,9 +1,10 @@
 """Markers from the folder: a test's first folder under tests/ says what it needs, and gets that
 marker here (no test file marks itself). docs/testing.md says which folder a new test goes in.
 
-    pure   Python only: no compiler, no git, no kernel tree, no VM
+    pure   Python only (the POSIX shell and its basic tools are allowed: sh, coreutils, grep,
+           sed, awk, find; the FAKE guest runs sh): no compiler, no git, no kernel tree, no VM
     host   host tools: gcc/make (the guest programs, the maple tree oracle's harness), git, tar,
-           cpio, sh; no kernel tree, no VM
+           cpio, ssh-keygen, setarch, busybox/sshd, Chromium; no kernel tree, no VM
     tree   a kernel tree: the Debian tree unpacked into the cache (linux-source-6.12), a
            `debian:` tree fetched with apt, or kernels built from one; no VM
     vm     boots a real kernel in QEMU (needs built kernels and the initramfs)

@@ -2,7 +2,7 @@
 a guest but no VM, and it says so: nothing here is a kernel.
 
 FakeGuest runs every command with the host's `sh`:
-- the guest programs' folder (orchestrator.run.suites.GUEST_BIN, /usr/local/bin in the guest) is
+- the guest programs' folder (orchestrator.suite_defs.base.GUEST_BIN, /usr/local/bin in the guest) is
   mapped to this checkout's guest/bin, so the suite pipeline runs the real guest programs on the
   host's kernel;
 - with `root=` (a temporary folder), the guest's /sys/ and /proc/ are mapped into it: a test
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from orchestrator.errors import ForkdiffError
-from orchestrator.run.suites import GUEST_BIN
+from orchestrator.suite_defs.base import GUEST_BIN
 
 ROOT = Path(__file__).resolve().parents[1]
 GUEST_PATHS = ("/sys/", "/proc/")

@@ -14,7 +14,8 @@ Rules:
           variant (Welch's t-test), kernel vs simulator (work model fitted on the baseline's
           measurements only, predicting the patched kernel, within its validated band).
 
-Every job first: its guest program must end with its final record (suites.FINAL) or leave an
+Every job first: its guest program must end with its final record (its suite's `final`,
+orchestrator/suite_defs) or leave an
 error record (else an `error` row, final_record); its records' kernel_config and fault_settings
 must be ones the simulator models (simulator/runconfig.py; else one `error` row per cause,
 run_config, and no prediction), and the predictions are made with them. A job on a tree the
@@ -45,7 +46,8 @@ from ..results import verdicts as vd
 from ..results.folder import OBSERVATIONS_JSONL, VERDICTS_JSONL
 from ..results.observations import read_records
 from ..run.calibration import is_calibration
-from . import kernel_only
+from ..suite_defs import REGISTRY as SUITES
+from . import kernel_only, rules
 from .compare_jobs import KS, VV, ObservedJob, group_jobs
 from .insn_rows import insn_cost, insn_rows, load_profiles
 from .job_predictions import (
@@ -58,7 +60,7 @@ from .job_predictions import (
     save_elves,
     spawn_layout,
 )
-from .rules import COMPARERS, compare_counts, compare_faults, compare_maps, leak_rows
+from .rules import compare_counts, compare_faults, compare_maps, leak_rows
 from .run_rows import (
     _assumed_rows,
     _error_rows,
@@ -70,10 +72,17 @@ from .spawn_model import fit_variants, work_model
 from .spawn_rows import spawn_frame, spawn_work, timing_rows
 from .timing import improvement_table
 
-__all__ = ["ELF_FILE", "KS", "LAYOUT_FILE", "VV", "COMPARERS", "ObservedJob", "Predictor", "compare_counts",
+__all__ = ["ELF_FILE", "KS", "LAYOUT_FILE", "VV", "ObservedJob", "Predictor", "compare_counts",
            "compare_dir", "compare_faults", "compare_maps", "compare_records", "group_jobs",
            "guest_elf", "leak_rows", "load_elves", "measurements_for", "save_elves",
            "spawn_frame", "spawn_layout", "spawn_work", "timing_rows"]
+
+
+def comparer_of(suite: str):
+    """The rule (a function of orchestrator/analysis/rules.py) the suite object names, or None
+    (spawn: its timings are compared below; a suite this forkdiff does not know)."""
+    kind = SUITES.get(suite)
+    return getattr(rules, kind.comparer) if kind is not None and kind.comparer else None
 
 
 # ----------------------------------------------------------------- entry point
@@ -106,7 +115,7 @@ def compare_records(records: list[dict], models: dict[str, str] | None = None,
             rows += _not_modelled_rows(job, model, rm)
             unmodelled_spawn |= job.suite == "spawn"
             continue
-        comparer = COMPARERS.get(job.suite)
+        comparer = comparer_of(job.suite)
         if comparer is not None:
             rows += comparer(job, model, predictor(job, model))
     rows += _assumed_rows(jobs)

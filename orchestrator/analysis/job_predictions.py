@@ -19,6 +19,7 @@ from ..results.elves import (
     load_elves,
     save_elves,
 )
+from ..suite_defs import REGISTRY as SUITES
 from .compare_jobs import ObservedJob
 
 __all__ = ["ELF_FILE", "GUEST_BIN_GUEST", "GUEST_BIN_HOST", "guest_elf", "load_elves", "save_elves"]
@@ -65,14 +66,13 @@ class Predictor:
 
 
 def measurements_for(job: ObservedJob) -> tuple[str, ...]:
-    """Only what the suite's rules compare: a fault outcome per k costs time at large counts."""
-    if job.suite == "maps":
-        return ("child_maps", "map_count")
-    if job.suite == "faults":
-        return ("counts",) if not (job.by("fault") or job.by("not_reached")) else ("counts", "fault_outcome")
-    if job.suite == "counts":
-        return ("counts",)
-    return ("op_counts",)
+    """Only what the suite's rules compare (its object's `predicts`, orchestrator/suite_defs): a
+    fault outcome per k costs time at large counts, so only a sweep that recorded steps gets them."""
+    suite = SUITES.get(job.suite)
+    wanted = suite.predicts if suite is not None else ("op_counts",)
+    if not (job.by("fault") or job.by("not_reached")):
+        wanted = tuple(m for m in wanted if m != "fault_outcome")
+    return wanted
 
 
 def spawn_layout(scenario: dict) -> dict:

@@ -47,6 +47,7 @@ from ..prepare.kernel_records import read_records
 from ..results import verdicts as vd
 from ..results.folder import OBSERVATIONS_JSONL, RUN_JSON, VERDICTS_JSONL
 from ..results.observations import iter_records
+from ..suite_defs import REGISTRY as SUITES
 from .rates import spawn_rates
 
 ORIGIN = "forkdiff"
@@ -67,8 +68,6 @@ STATUS = {"match": "PASS", "mismatch": "FAIL", "crashed": "FAIL", "hung": "ERROR
 PRIORITY = ("FAIL", "ERROR", "MISS", "PASS", "DONE", "SKIP")
 # the order failing rows are shown in a log excerpt: what killed the kernel first
 _SHOW_FIRST = {"crashed": 0, "hung": 1, "error": 2, "mismatch": 3}
-# suites' kernel profiles (orchestrator.run.suites.DEFAULT_PROFILE); spawn's rows leave it empty
-_PROFILE = {"maps": "faults", "faults": "faults", "counts": "faults", "spawn": "perf"}
 _UNITS = {"forks_per_s": "forks/s", "improvement_pct": "%"}
 _NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:\s|$)")
 _SEGMENT = re.compile(r"[^A-Za-z0-9_-]+")
@@ -235,7 +234,8 @@ def kernel_of(row: dict) -> tuple[str, str]:
     """(variant, profile) of the kernel a verdict row judges: the variant axis's rows are the
     patched kernel's (its forks/s against the baseline's); spawn's rows leave the profile empty."""
     variant = "patched" if row["variant"] == "both" else row["variant"]
-    return variant, row["profile"] or _PROFILE.get(row["suite"], "")
+    suite = SUITES.get(row["suite"])  # spawn's rows leave the profile: its suite's (suite_defs)
+    return variant, row["profile"] or (suite.profile if suite is not None else "")
 
 
 def _log_excerpt(rows: list[dict]) -> str:

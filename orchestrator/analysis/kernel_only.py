@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from simulator import runconfig
 
+from ..suite_defs import REGISTRY as SUITES
 from .compare_jobs import ObservedJob, _row
 from .observer_rows import observer_rows
 from .rules import LEAK_RULE, _cache_counts
@@ -35,7 +36,7 @@ def skipped_row(job: ObservedJob, model: str, rm: runconfig.RunModel) -> dict:
                 rule=SKIP_RULE, detail=detail)
 
 
-def _maps_rows(job: ObservedJob, model: str) -> list[dict]:
+def maps_rows(job: ObservedJob, model: str) -> list[dict]:
     rows = []
     layout = job.one("child_layout")
     for v in (layout["values"]["vmas"] if layout else []):
@@ -65,7 +66,7 @@ def _leak_detail(k, v: dict, leaked: dict) -> str:
     return detail
 
 
-def _faults_rows(job: ObservedJob, model: str) -> list[dict]:
+def faults_rows(job: ObservedJob, model: str) -> list[dict]:
     rows = []
     cc = job.one("check_count")
     if cc and "net" in cc["values"]:
@@ -98,10 +99,9 @@ def _faults_rows(job: ObservedJob, model: str) -> list[dict]:
     return rows + observer_rows(job, model)
 
 
-KERNEL_ONLY = {"maps": _maps_rows, "faults": _faults_rows}
-
-
 def rows(job: ObservedJob, model: str, rm: runconfig.RunModel) -> list[dict]:
-    """The skipped row and the job's kernel-only rows."""
-    check = KERNEL_ONLY.get(job.suite)
+    """The skipped row and the job's kernel-only rows (the function of this module its suite
+    object names, orchestrator/suite_defs `kernel_only`; none for counts and spawn)."""
+    suite = SUITES.get(job.suite)
+    check = globals()[suite.kernel_only] if suite is not None and suite.kernel_only else None
     return [skipped_row(job, model, rm)] + (check(job, model) if check else [])

@@ -1,9 +1,8 @@
 """The comparison rules of the maps, faults and counts suites (see orchestrator.analysis.compare): one
-function per suite turning a job's records and its predictions into verdict rows."""
+function per suite turning a job's records and its predictions into verdict rows; each suite
+object names its own (orchestrator/suite_defs, `comparer`)."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from simulator.scenario import LIST_FILE_FMT
 
@@ -319,8 +318,3 @@ def _bounded_row(job: ObservedJob, model: str, measurement: str, key: str, obser
                 detail=(detail + "; " if detail else "") + f"{cache}: {bulk} of the {predicted} "
                        "predicted objects come from bulk allocations (mas_alloc_nodes "
                        "-> kmem_cache_alloc_bulk), uncounted unless the CPU free list runs dry")
-
-
-COMPARERS: dict[str, Callable[[ObservedJob, str, list[dict]], list[dict]]] = {
-    "maps": compare_maps, "faults": compare_faults, "counts": compare_counts,
-}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from simulator import runconfig
 
 from ..run.kmemleak import summary as kmemleak_summary
-from ..run.suites import FINAL
+from ..suite_defs import REGISTRY
 from .compare_jobs import ObservedJob, _row
 
 
@@ -27,9 +27,10 @@ def _error_rows(job: ObservedJob, model: str) -> list[dict]:
 
 # ----------------------------------------------------------------- run checks
 def _missing_final_rows(job: ObservedJob, model: str) -> list[dict]:
-    """A guest program that stopped before its final record (orchestrator/run/suites.py FINAL)
+    """A guest program that stopped before its final record (its suite's, orchestrator/suite_defs)
     without an error or crash record for the job: its other rows would silently be fewer."""
-    final = FINAL.get(job.suite)
+    suite = REGISTRY.get(job.suite)
+    final = suite.final if suite is not None else None
     if final is None or job.by(final) or job.by("error"):
         return []
     seen = ", ".join(dict.fromkeys(str(r.get("measurement")) for r in job.records))

@@ -37,7 +37,8 @@ from ..conduct.step import BUILD_FAILED, FAIL, INCONCLUSIVE, PASS, run_step
 from ..errors import ForkdiffError
 from ..prepare.kernel import check_build_tools
 from ..prepare.mirror import Mirror, check_outside
-from ..run.suites import SUITES, load_scenarios
+from ..run.suites import load_scenarios
+from ..suite_defs import NAMES as SUITES
 
 GOOD, BAD, SKIP, ABORT = 0, 1, 125, 128
 EXIT = {PASS: GOOD, FAIL: BAD, BUILD_FAILED: SKIP, INCONCLUSIVE: SKIP}

@@ -11,7 +11,8 @@ from ..errors import ForkdiffError
 from ..prepare.source import resolve_source
 from ..results.outdir import new_results_dir
 from ..run.faultsetup import FaultOptions, parse_faults
-from ..run.suites import SPAWN_VMAS, SUITES, VARIANTS, RunOptions, load_scenarios, run_suite
+from ..run.suites import SPAWN_VMAS, VARIANTS, RunOptions, load_scenarios, run_suite
+from ..suite_defs import NAMES as SUITES
 
 
 def _int_list(text: str) -> tuple[int, ...]:

@@ -23,7 +23,8 @@ from ..errors import ForkdiffError
 from ..prepare.gitbase import tree_at_base
 from ..prepare.series import expand
 from ..results.outdir import new_results_dir
-from ..run.suites import SUITES, load_scenarios
+from ..run.suites import load_scenarios
+from ..suite_defs import NAMES as SUITES
 from .vmtest import _list
 
 

@@ -18,7 +18,8 @@ from ..results.outdir import new_results_dir
 from ..run.faultsetup import parse_faults
 from ..run.observers import parse_observers, parse_seed
 from ..run.shards import parse_executor, parse_shard
-from ..run.suites import SPAWN_VMAS, SUITES
+from ..run.suites import SPAWN_VMAS
+from ..suite_defs import NAMES as SUITES
 from .compare_cmd import parse_models
 
 

@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..run.suites import SPAWN_VMAS, SUITES
+from ..run.suites import SPAWN_VMAS
+from ..suite_defs import NAMES as SUITES
 
 
 @dataclass

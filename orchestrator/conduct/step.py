@@ -27,7 +27,7 @@ from ..prepare.kernel import build_kernel
 from ..prepare.source import TreeSource, resolve_source
 from ..prepare.tree import KernelTree
 from ..results.folder import VERDICTS_JSONL
-from ..run.suites import DEFAULT_PROFILE
+from ..suite_defs import get as get_suite
 
 BAD = ("mismatch", "crashed")
 UNSURE = ("error", "hung")
@@ -105,7 +105,7 @@ def run_step(out: Path, tree, patches: Sequence[Path], suites: Sequence[str],
 
     tree = resolve_source(tree)  # once for the step: its build and its run use this one
     variant = tree_variant(tree, patches)
-    profiles = sorted({DEFAULT_PROFILE[s] for s in suites})
+    profiles = sorted({get_suite(s).profile for s in suites})
     t0 = time.monotonic()
     try:
         for profile in profiles:

@@ -27,8 +27,10 @@ from simulator.scenario import from_dict
 
 from ..cache import cache_path, sha256_file, sha256_text
 from ..errors import ForkdiffError
+from ..suite_defs.base import GUEST_BIN
+from ..suite_defs.spawn import SPAWN_LAYOUT, SPAWN_VMAS, spawn_scenario
 from .suite_parse import parse_output
-from .suites import GUEST_BIN, SPAWN_LAYOUT, SPAWN_VMAS, facts_of_kernel, spawn_scenario
+from .suites import facts_of_kernel
 
 PROFILE_DURATION = 0.3  # guest seconds per layout (under -icount: ~10 forks at 51,221 VMAs)
 PROFILE_VMAS = SPAWN_VMAS  # the seed's spawn layout: every seed count, whatever a run's VMAS=

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ForkdiffError
+from ..suite_defs import get as get_suite
 from .suites import Job, RunOptions
 
 BOOT_SECONDS = 8.0  # a guest boot under TCG with -icount, quiet machine (docs/performance.md)
@@ -58,17 +59,9 @@ def _vmas(job: Job) -> int:
 
 
 def estimate(ro: RunOptions, job: Job) -> float:
-    """Seconds the job takes on a 2-core TCG host (rough; it only balances shards)."""
-    n = _vmas(job) + 20  # the static binary's own VMAs
-    if ro.suite == "maps":
-        return 1.5 + n / 400
-    if ro.suite == "counts":
-        return 1.0 + (ro.repeats or 15) * (0.1 + n / 20000)
-    if ro.suite == "faults":
-        cost = 2.0 + n / 500 if "--count-only" in job.args else 2.0 + n * n / 9000
-        return cost * (2.5 if ro.scans_leaks else 1.0)
-    duration = float(job.args[job.args.index("--duration") + 1])
-    return 3.0 + 1.5 * duration + n / 2000  # layout set-up and SSH round trips dominate short runs
+    """Seconds the job takes on a 2-core TCG host (rough; it only balances shards): the suite's
+    estimate (orchestrator/suite_defs) for the job's VMA count."""
+    return get_suite(ro.suite).estimate(ro, job, _vmas(job) + 20)  # + the static binary's own VMAs
 
 
 def units_of(ro: RunOptions, variant: str, jobs: list[Job], parts: int = 1,

@@ -1,10 +1,7 @@
 """Suites: run the guest programs on each kernel variant and append what they report to
-<out>/observations.jsonl (orchestrator.results.observations), one record per measurement.
-
-    maps    mapsprobe per scenario: parent maps before/after, child maps, WIPEONFORK/DONTFORK
-    faults  faultsweep per scenario: fail-nth sweep over the checks fork makes under dup_mmap
-    counts  forkcount per scenario: slab objects allocated per fork (SLUB_STATS), median
-    spawn   spawn per total VMA count: forks/s in deterministic virtual time (QEMU -icount)
+<out>/observations.jsonl (orchestrator.results.observations), one record per measurement. What
+each suite is (program, profile, scenarios, final record, jobs) is its object in
+orchestrator/suite_defs/; this module runs any of them.
 
 Each suite boots one guest per variant (baseline, patched), runs its jobs in order and writes
 each record as soon as the job's output is parsed. With resume, a job whose final record is
@@ -20,51 +17,34 @@ import shlex
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from simulator.fork import KFREE_DRAIN_MS, VARIANTS
-from simulator.scenario import LIST_PATH, Scenario, ScenarioError, from_dict, load
+from simulator.scenario import Scenario, from_dict
 
-from .. import resources
 from ..errors import ForkdiffError
 from ..prepare import treefacts
 from ..prepare.kconfig import run_record
 from ..prepare.variants import KERNELS
 from ..results.observations import ObservationLog, record_key
+from ..suite_defs import get
+from ..suite_defs.base import Job
+from ..suite_defs.base import load_scenarios as load_scenarios  # the commands' and Dask's
+from ..suite_defs.spawn import SPAWN_VMAS
 from ..vm.guest_api import GuestLike
 from ..vm.guest_pool import GuestPool
 from . import faultsetup, kmemleak, slubdebug
 from . import observers as obs_mod
 from .suite_parse import ParsedRecord, parse_output
 
-SUITES = ("maps", "faults", "counts", "spawn")
-DEFAULT_PROFILE = {"maps": "faults", "faults": "faults", "counts": "faults", "spawn": "perf"}
-SPAWN_VMAS = (21, 121, 221, 421, 821, 1621, 3221, 6421, 12821, 25621, 51221)
-SCENARIO_DIR = resources.data_dir("scenarios")
-DEFAULT_SCENARIOS = {
-    "maps": ("mixed-small", "dontfork-only", "wipeonfork-only", "anon-touched-21"),
-    "faults": ("mixed-small", "anon-touched-21", "anon-touched-421", "anon-touched-3221"),
-    "counts": ("anon-touched-21", "anon-touched-421", "anon-touched-3221", "mixed-small"),
-}
-GUEST_BIN = "/usr/local/bin"
-PROGRAM = {"maps": "mapsprobe", "faults": "faultsweep", "counts": "forkcount", "spawn": "spawn"}
-# The suites that read the slab counters (SLUB_STATS, 'objects'): their guests boot with the
-# slub_debug= flags that make the counts exact (boot_slub_debug) and record what they got.
-SLAB_COUNTING = ("faults", "counts")
-# The final record of a job: when its key is in the file, the job is done (resume). With
-# kmemleak on, a sweep is done when its leak scan is recorded.
-FINAL = {"maps": "parent_after", "faults": "sweep_end", "counts": "summary", "spawn": "spawn"}
-
 
 def profile_of(suite: str, observer_list: tuple[str, ...] = ()) -> str:
-    """The kernel profile a suite boots: a faults sweep with observers needs swap and zram
-    (the observers profile, kconfig/observers.config), every other the suite's default."""
-    if suite == "faults" and observer_list:
-        return obs_mod.PROFILE
-    return DEFAULT_PROFILE[suite]
+    """The kernel profile a suite boots (orchestrator/suite_defs: a faults sweep with observers
+    needs swap and zram, the observers profile)."""
+    return get(suite).profile_for(observer_list)
 
 
 @dataclass
@@ -73,7 +53,7 @@ class RunOptions:
     out: Path
     variants: tuple[str, ...] = VARIANTS
     profile: str | None = None
-    scenarios: list[Scenario] | None = None  # maps/faults/counts; None: DEFAULT_SCENARIOS
+    scenarios: list[Scenario] | None = None  # maps/faults/counts; None: the suite's own
     vmas: tuple[int, ...] = SPAWN_VMAS  # spawn
     duration: float = 10.0  # spawn: seconds of guest (virtual) time per measurement
     repeats: int | None = None  # spawn: runs per count (1); counts: forks per scenario (15)
@@ -130,11 +110,21 @@ class RunOptions:
 
     @property
     def scans_leaks(self) -> bool:
-        return self.kmemleak and self.suite == "faults"
+        return self.kmemleak and get(self.suite).injects_faults
 
     @property
     def final(self) -> str:
-        return "kmemleak" if self.scans_leaks else FINAL[self.suite]
+        return "kmemleak" if self.scans_leaks else get(self.suite).final
+
+    @property
+    def page_tables(self) -> bool:
+        """faultsweep --page-tables: fail_page_alloc counts the child's page tables too."""
+        return self.fault.page_alloc
+
+    @property
+    def observer_args(self) -> tuple[str, ...]:
+        """faultsweep's options that start the observers beside the sweep (none: no observers)."""
+        return obs_mod.sweep_args(self.observers, self.observer_seed)
 
     @property
     def fault_options(self) -> faultsetup.FaultOptions:
@@ -143,26 +133,6 @@ class RunOptions:
         if self.scans_leaks and not self.fault.cache_filter:
             return replace(self.fault, cache_filter=faultsetup.FORK_CACHES)
         return self.fault
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run of a guest program; its records share scenario and (for spawn) repeat."""
-
-    scenario: str
-    scenario_dict: dict
-    program: str
-    args: tuple[str, ...]
-    timeout: float
-    repeat: int | None = None
-    # files the job needs in the guest, pushed before it runs: (remote path, text); a list
-    # scenario's VMAs (simulator/scenario.py guest_list()) go to scenario.LIST_PATH this way
-    uploads: tuple[tuple[str, str], ...] = ()
-    vmas: int | None = None  # the layout's VMA count (for cost estimates)
-
-    @property
-    def command(self) -> str:
-        return " ".join([f"{GUEST_BIN}/{self.program}", *map(shlex.quote, self.args)])
 
 
 @dataclass
@@ -176,7 +146,6 @@ class SuiteResult:
     restarts: int = 0  # guests booted again after a crash or hang to go on with the suite
 
 
-REALTIME_REPEATS = 5  # spawn runs per count in real time (KVM): noisy, so Welch's test needs them
 SPAWN_TIMINGS = ("icount", "realtime")
 
 
@@ -205,80 +174,9 @@ def resolve_icount(opts: RunOptions, kvm_usable: Callable[[], bool]) -> RunOptio
     return replace(opts, icount=not kvm_usable())
 
 
-def load_scenarios(names: Iterable[str]) -> list[Scenario]:
-    """Built-in scenario names (scenarios/<name>.yaml) or paths to YAML/JSON files."""
-    out = []
-    for name in names:
-        p = Path(name)
-        if not p.suffix:
-            p = SCENARIO_DIR / f"{name}.yaml"
-        try:
-            out.append(load(p))
-        except ScenarioError as err:
-            raise ForkdiffError(str(err), f"built-in scenarios: {', '.join(sorted(x.stem for x in SCENARIO_DIR.glob('*.yaml')))}") from None
-    return out
-
-
-# spawn's own layout before the fill: one written private anonymous page (a process with data
-# of its own, as byte-unixbench's spawn has), so every fork also runs anon_vma_fork once.
-SPAWN_LAYOUT = {"base": "0x100000000", "gap_pages": 1,
-                "groups": [{"count": 1, "pages": 1, "prot": "rw", "kind": "anon",
-                            "advice": "none", "touch": "all"}]}
-
-
-def spawn_scenario(total: int) -> dict:
-    """The scenario of a spawn job: SPAWN_LAYOUT, then 1-page rw private anonymous untouched
-    VMAs with 1-page gaps after it up to `total` VMAs in the process (the simulator replays the
-    same from this dict)."""
-    return {"name": f"total-{total}", "total_vmas": total, **SPAWN_LAYOUT}
-
-
 def plan(opts: RunOptions) -> list[Job]:
-    """The jobs of a suite, in order (the same for every variant)."""
-    s = opts.suite
-    if s == "spawn":
-        reps = opts.repeats or (1 if opts.icount_used else REALTIME_REPEATS)
-        layout = from_dict({"name": "spawn", **SPAWN_LAYOUT})
-        jobs = [Job(f"total-{n}", spawn_scenario(n), "spawn",
-                    (*layout.guest_args(), "--total", str(n), "--duration", f"{opts.duration:g}"),
-                    timeout=120 + 40 * opts.duration + n / 50, repeat=r)
-                for n in opts.vmas for r in range(reps)]
-        # SCENARIOS= naming replayed layouts (list scenarios, `forkdiff scenario from-maps`):
-        # spawn also forks each as it is (no fill), a layout of its own like the calibration
-        # layouts (run/calibration.py) but never fitted on (replayed): the band does not
-        # depend on SCENARIOS=; group scenarios stay the other suites' only
-        for sc in [x for x in opts.scenarios or () if x.is_list]:
-            n = sc.layout_count
-            uploads = ((LIST_PATH, sc.guest_list()),)
-            jobs += [Job(sc.name, {**sc.to_dict(), "calibration": True, "replayed": True}, "spawn",
-                         (*sc.guest_args(), "--duration", f"{opts.duration:g}"),
-                         timeout=120 + 40 * opts.duration + n / 50, repeat=r, uploads=uploads, vmas=n)
-                     for r in range(reps)]
-        return jobs
-    scenarios = opts.scenarios if opts.scenarios is not None else load_scenarios(DEFAULT_SCENARIOS[s])
-    jobs = []
-    for sc in scenarios:
-        n = sc.layout_count
-        args: tuple[str, ...] = tuple(sc.guest_args())
-        uploads = ((LIST_PATH, sc.guest_list()),) if sc.is_list else ()
-        if s == "maps":
-            timeout = 120 + n / 20
-        elif s == "counts":
-            args = ("--repeats", str(opts.repeats or 15), *args)
-            timeout = 120 + n / 20 * (opts.repeats or 15)
-        else:
-            if n > opts.count_only_above:
-                args = ("--count-only", *args)
-                timeout = 300 + n / 10
-            else:
-                args = ("--kmsg", "--max-k", str(opts.max_k),
-                        "--leak-wait-ms", str(opts.leak_wait_ms),
-                        "--settle-ms", str(opts.settle_ms),
-                        *(("--page-tables",) if opts.fault.page_alloc else ()),
-                        *obs_mod.sweep_args(opts.observers, opts.observer_seed), *args)
-                timeout = 600 + n * n / 20  # the sweep is quadratic in the VMA count
-        jobs.append(Job(sc.name, sc.to_dict(), PROGRAM[s], args, timeout, uploads=uploads, vmas=n))
-    return jobs
+    """The jobs of a suite, in order (the same for every variant): the suite object's plan."""
+    return get(opts.suite).plan(opts)
 
 
 def _record(opts: RunOptions, variant: str, job: Job, pr: ParsedRecord, env: dict,
@@ -392,13 +290,14 @@ def run_on_guest(opts: RunOptions, variant: str, g: GuestLike, jobs: list[Job], 
 
     t0 = time.monotonic()
     release = g.run("uname -r", timeout=30).stdout.strip()
-    settings = faultsetup.configure(g, opts.fault_options).to_dict() if opts.suite == "faults" else None
+    settings = faultsetup.configure(g, opts.fault_options).to_dict() if get(opts.suite).injects_faults else None
     if opts.scans_leaks:
         kmemleak.setup(g)
     env = {"kernel_release": release, "qemu_mode": g.qemu_mode, "icount": opts.icount_used,
            "kernel_config": kernel_config(g), "kernel_facts": kernel_facts(g), "fault_settings": settings,
            "kmemleak": opts.scans_leaks,
-           "slab_debug": slubdebug.read_back(g, faultsetup.FORK_CACHES) if opts.suite in SLAB_COUNTING else None}
+           "slab_debug": (slubdebug.read_back(g, faultsetup.FORK_CACHES)
+                          if get(opts.suite).reads_slab_counters else None)}
     alive = True
     for job in jobs:
         t = time.monotonic()
@@ -540,9 +439,10 @@ def boot_slub_debug(suite: str, kernel, slab_faults: bool = True) -> str:
     (orchestrator.run.slubdebug): failslab's flag for a faults sweep where it is read-only at
     run time, and exact bulk counts for the suites that read the slab counters, where the
     kernel's SLUB_STATS miss bulk objects; "" for the rest (6.12, 7.2, perf kernels)."""
-    if suite not in SLAB_COUNTING:
+    kind = get(suite)
+    if not kind.reads_slab_counters:
         return ""
-    return slubdebug.param(faultsetup.boot_flags(kernel, slab_faults) if suite == "faults" else {},
+    return slubdebug.param(faultsetup.boot_flags(kernel, slab_faults) if kind.injects_faults else {},
                            slubdebug.kernel_stats_flags(kernel, facts_of_kernel(kernel)))
 
 
@@ -634,8 +534,7 @@ def _status(res) -> tuple[int, str]:
 
 
 def run_suite(opts: RunOptions) -> SuiteResult:
-    if opts.suite not in SUITES:
-        raise ForkdiffError(f"unknown suite {opts.suite!r}", f"use one of: {', '.join(SUITES)}")
+    get(opts.suite)  # an unknown suite is an error naming the suites there are
     for v in opts.variants:
         if v not in KERNELS:
             raise ForkdiffError(f"unknown variant {v!r}", f"use one of: {', '.join(KERNELS)}")

@@ -14,7 +14,6 @@ from fake_guest import FakeGuest, FakeKernel
 
 from orchestrator.results.observations import ObservationLog, read_records
 from orchestrator.run.suites import (
-    GUEST_BIN,
     RunOptions,
     SuiteResult,
     load_scenarios,
@@ -22,6 +21,7 @@ from orchestrator.run.suites import (
     plan,
     run_on_guest,
 )
+from orchestrator.suite_defs.base import GUEST_BIN
 from simulator.scenario import from_dict
 
 ROOT = Path(__file__).resolve().parents[2]

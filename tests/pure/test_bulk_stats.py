@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from orchestrator.analysis.compare import ObservedJob, leak_rows
 from orchestrator.analysis.rules import compare_counts
-from orchestrator.run.suites import SCENARIO_DIR
+from orchestrator.suite_defs.base import SCENARIO_DIR
 from simulator import predict
 from simulator.fork import KernelConfig
 from simulator.scenario import load

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.run.observers import crash_observer, crash_words
+from orchestrator.run.suites import sweep_step
 from orchestrator.vm import crash
 
 SAMPLE_LINES = [
@@ -46,15 +48,6 @@ def test_match_line_names_the_kind(line: str, kind: str | None) -> None:
     assert (pat.kind if pat else None) == kind
 
 
-def test_sysrq_panic_is_fatal_and_excerpt_has_context() -> None:
-    text = fixture("sysrq-panic.log").console
-    m = crash.first_crash(text)
-    assert m is not None and m.fatal
-    ex = crash.excerpt(text, m.line_no)
-    assert "sysrq: Trigger a crash" in ex  # the line before the panic
-    assert ex.splitlines()[-1].endswith("Rebooting in -1 seconds..")
-
-
 def test_excerpt_is_bounded() -> None:
     lines = [f"[ {i}.0] line {i}" for i in range(200)]
     lines[100] = "[ 100.0] Oops: 0000 [#1] SMP"
@@ -82,9 +75,15 @@ class Fixture:
 
     name: str
     kind: str | None  # "none" in the file: no crash anywhere in it
+    kinds: tuple[str, ...]  # every report line's kind, in order of first appearance
     fatal: bool | None
     culprit: str  # a function the default excerpt must hold
+    context: str  # a line before the report the default excerpt must hold ("": not stated)
     fmt: str  # the report's first line as the kernel source formats it (pr_fmt + format)
+    k: int | None  # the fault sweep's step the crash happened in (None: no sweep announced)
+    observers: tuple[str, ...]  # the observers running (OBSERVERS=; empty: none)
+    observer: str | None  # ... the one the report's task names
+    words: str  # what the crash record says of the observers
     console: str
 
 
@@ -105,7 +104,13 @@ def fixture(name: str) -> Fixture:
     assert "KIND" in fields and "CAPTURED" in fields, f"{name}: the header must say KIND and CAPTURED"
     kind = None if fields["KIND"] == "none" else fields["KIND"]
     fatal = {"yes": True, "no": False}[fields["FATAL"]] if kind else None
-    return Fixture(name, kind, fatal, fields.get("CULPRIT", ""), fields.get("FORMAT", ""), console)
+    kinds = tuple(fields["KINDS"].split()) if "KINDS" in fields else (kind,) if kind else ()
+    k = int(fields["K"]) if fields.get("K", "none") != "none" else None
+    observers = tuple(fields.get("OBSERVERS", "").replace(",", " ").split())
+    observer = fields.get("OBSERVER", "none")
+    return Fixture(name, kind, kinds, fatal, fields.get("CULPRIT", ""), fields.get("CONTEXT", ""),
+                   fields.get("FORMAT", ""), k, observers, None if observer == "none" else observer,
+                   fields.get("WORDS", ""), console)
 
 
 FIXTURES = sorted(p.name for p in CONSOLE.glob("*.log"))
@@ -113,8 +118,8 @@ FIXTURES = sorted(p.name for p in CONSOLE.glob("*.log"))
 
 def _printk_format(fmt: str) -> re.Pattern[str]:
     """A printk format string as a regex matching the whole message it prints."""
-    conv = {"%d": r"-?\d+", "%u": r"\d+", "%ld": r"-?\d+", "%s": r".+?"}
-    parts = re.split(r"(%l?[dus])", fmt)
+    conv = {"%d": r"-?\d+", "%u": r"\d+", "%ld": r"-?\d+", "%s": r".+?", "%px": r"[0-9a-f]{16}"}
+    parts = re.split(r"(%px|%l?[dus])", fmt)
     return re.compile("".join(conv.get(x, re.escape(x)) for x in parts))
 
 
@@ -124,9 +129,11 @@ def test_console_fixture_gives_its_stated_result(name: str) -> None:
     otherwise the first crash is of KIND and FATAL as stated, its line is the kernel's FORMAT,
     nothing before it (the boot's last lines, our /dev/kmsg note, LKDTM's own line) is taken
     for a crash, the excerpt starts at the report's first line when asked to and by default
-    holds the CULPRIT function, and every report line in the file (detectors repeat
-    themselves) is of the same kind: register dumps, stack traces and "Tainted: [L]=SOFTLOCKUP"
-    lines are not reports."""
+    holds the CULPRIT function (and the CONTEXT line before the report), and the report lines
+    in the file are of the KINDS stated (by default KIND alone: detectors repeat themselves;
+    register dumps, stack traces and "Tainted: [L]=SOFTLOCKUP" lines are not reports). The
+    fault sweep's step announced last before the report is K (none: no sweep), and with
+    OBSERVERS running the report's task names OBSERVER, in the crash record's WORDS."""
     f = fixture(name)
     m = crash.first_crash(f.console)
     if f.kind is None:
@@ -134,14 +141,34 @@ def test_console_fixture_gives_its_stated_result(name: str) -> None:
         return
     assert m is not None, f"{name}: no crash recognised"
     assert (m.kind, m.fatal) == (f.kind, f.fatal)
+    assert tuple(dict.fromkeys(c.kind for c in crash.scan(f.console))) == f.kinds
     if f.fmt:
         assert _printk_format(f.fmt).fullmatch(crash.message_of(m.line)), m.line
     lines = f.console.splitlines()
     lkdtm = next((i for i, ln in enumerate(lines) if ln.startswith("lkdtm: Performing direct entry")), -1)
     assert m.line_no > lkdtm
     assert crash.excerpt(f.console, m.line_no, before=0).splitlines()[0] == m.line
-    assert f.culprit in crash.excerpt(f.console, m.line_no)
-    assert {c.kind for c in crash.scan(f.console)} == {f.kind}
+    report = crash.excerpt(f.console, m.line_no)  # what a crash record keeps (GuestCrashed)
+    assert f.culprit in report
+    if f.context:
+        assert f.context in report.split(m.line)[0]
+    assert sweep_step(lines[:m.line_no]) == f.k
+    assert crash_observer(report, f.observers) == f.observer
+    assert crash_words(report, f.observers) == f.words
+
+
+def test_observer_named_only_when_asked_and_in_its_task() -> None:
+    """The observer fixture's report, told other observers or another task: no observer named."""
+    f = fixture("observer-swapoff-null-deref.log")
+    m = crash.first_crash(f.console)
+    assert m is not None and f.observer is not None
+    report = crash.excerpt(f.console, m.line_no)
+    task = f"obs-{f.observer}"
+    assert crash_observer(report, ("proc",)) is None  # an observer not asked for is not named
+    assert crash_words(report, ()) == ""
+    other = report.replace(f"Comm: {task}", "Comm: faultsweep")
+    assert crash_observer(other, f.observers) is None
+    assert crash_words(other, f.observers) == f"in task faultsweep, observers {','.join(f.observers)} running"
 
 
 def _sample_lines() -> list[str]:

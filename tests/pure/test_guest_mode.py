@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ForkdiffError
-from orchestrator.run.suites import REALTIME_REPEATS, RunOptions, plan, resolve_icount
+from orchestrator.run.suites import RunOptions, plan, resolve_icount
+from orchestrator.suite_defs.spawn import REALTIME_REPEATS
 
 
 class FakeProbe:

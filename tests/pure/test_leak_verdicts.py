@@ -8,7 +8,7 @@ from __future__ import annotations
 from orchestrator.analysis import report
 from orchestrator.analysis.compare import ObservedJob, compare_faults, leak_rows
 from orchestrator.results.verdicts import frame
-from orchestrator.run.suites import SCENARIO_DIR
+from orchestrator.suite_defs.base import SCENARIO_DIR
 from simulator import predict
 from simulator.scenario import load
 

@@ -75,26 +75,6 @@ def test_other_programs_do_not_take_observe_lines():
     assert parsed.bad_lines == 1 and not parsed.records
 
 
-OOPS = """\
-[   41.1] BUG: unable to handle page fault for address: 0000000000000496
-[   41.1] #PF: supervisor read access in kernel mode
-[   41.1] Oops: Oops: 0000 [#1] SMP NOPTI
-[   41.1] CPU: 0 UID: 0 PID: 171 Comm: obs-swapoff Not tainted 6.12.118-forkdiff-patched-observers #1
-[   41.1] RIP: 0010:unuse_mm+0x52/0x1c0
-"""
-
-
-def test_crash_names_the_observer():
-    assert obs.crash_observer(OOPS, ("swapoff", "proc")) == "swapoff"
-    assert obs.crash_words(OOPS, ("swapoff",)) == "in observer swapoff (task obs-swapoff)"
-    other = OOPS.replace("obs-swapoff", "faultsweep")
-    assert obs.crash_observer(other, ("swapoff",)) is None
-    assert obs.crash_words(other, ("swapoff",)) == "in task faultsweep, observers swapoff running"
-    # an observer not asked for is not named
-    assert obs.crash_observer(OOPS, ("proc",)) is None
-    assert obs.crash_words(OOPS, ()) == ""
-
-
 def test_strip_reads_the_detail_back():
     d = "dup_mmap (maple_node, GFP_KERNEL)" + fault_detail({"observers": {"swapoff": 2, "proc": 0}})
     assert _observers_of(d) == {"swapoff": 2}

@@ -19,7 +19,9 @@ from fake_guest import FakeGuest
 from orchestrator.prepare.treefacts import FACT_KEYS
 from orchestrator.run import slubdebug
 from orchestrator.run.faultsetup import FORK_CACHES
-from orchestrator.run.suites import DEFAULT_SCENARIOS, SCENARIO_DIR, boot_slub_debug
+from orchestrator.run.suites import boot_slub_debug
+from orchestrator.suite_defs import REGISTRY
+from orchestrator.suite_defs.base import SCENARIO_DIR
 from simulator import predict
 from simulator.fork import KernelConfig
 from simulator.scenario import load
@@ -78,7 +80,7 @@ def test_bulk_caches_are_every_cache_the_simulator_allocates_in_bulk() -> None:
     """BULK_CACHES must hold each cache a fork allocates from with kmem_cache_alloc_bulk(),
     or a count with bulk objects stays short on 6.1: the simulator's bulk events, over the
     default scenarios, on the 6.1 and 6.12 models."""
-    names = sorted({n for names in DEFAULT_SCENARIOS.values() for n in names})
+    names = sorted({n for suite in REGISTRY.values() for n in suite.scenarios})
     seen = set()
     for name in names:
         sc = load(SCENARIO_DIR / f"{name}.yaml")
