@@ -14,6 +14,11 @@ costs and each is fitted on the layouts that move it. Every sub-model is fitted 
 RELATIVE error of the layout's whole fork (the function's residual divided by the layout's
 total instructions per fork), so a function that is 1% of a fork weighs 1% of it.
 
+The slab sub-model's slub_* counts (SLUB's fast and slow paths, new slabs, discards, drains
+per fork: simulator.slub) are not in the work dict: the model adds them from the kernel's
+slab geometry (InsnModel.slab_geometry, read from /sys/kernel/slab in the profile's boot) for
+every work dict it fits or predicts (slub_work).
+
 Leave-one-layout-out (LOLO): every layout family (each calibration layout; the seed's spawn
 layout at all its counts together) is dropped, every sub-model refitted on the rest, and the
 family's total instructions predicted; its error is what the model makes on a layout it
@@ -27,6 +32,39 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import nnls
+
+from .slub import COUNTS as SLUB_COUNTS
+from .slub import SlabGeometry, spawn_counts
+
+# cache -> the work count (simulator.work.fork_work) that is its objects allocated per fork
+# and freed by the child's exit: vm_area_dup() (a vm_area_struct and, on 6.12, a vma_lock
+# per copied VMA; remove_vma() frees both), anon_vma_fork() / unlink_anon_vmas()
+SLUB_CACHES = {"vm_area_struct": "vmas_copied", "vma_lock": "vmas_copied",
+               "anon_vma_chain": "avc_allocs", "anon_vma": "anon_vma_allocs"}
+
+
+def slub_work(work: Mapping[str, float], geometry: Mapping[str, Mapping] | None
+              ) -> dict[str, float]:
+    """The slub_* counts of one fork (simulator.slub.spawn_counts summed over SLUB_CACHES)
+    from the booted kernel's geometry ({cache: /sys/kernel/slab attributes}, recorded with
+    the instruction profile). A cache without geometry (not recorded, or not in this kernel:
+    7.x has no vma_lock cache) is counted as if every allocation and free took the fast
+    path: the slab sub-model is then linear in its objects, as it was before the geometry
+    was recorded."""
+    out = {f"slub_{k}": 0.0 for k in SLUB_COUNTS}
+    geometry = geometry or {}
+    for cache, feature in SLUB_CACHES.items():
+        n = int(round(float(work.get(feature, 0))))
+        g = geometry.get(cache)
+        if g is None:
+            if geometry:
+                continue  # the kernel has no such cache (the others' geometry was read)
+            out["slub_fast_allocs"] += n
+            out["slub_fast_frees"] += n
+            continue
+        for k, v in spawn_counts(SlabGeometry.from_dict(g), n).items():
+            out[f"slub_{k}"] += v
+    return out
 
 # function -> (symbol pattern, work counts of simulator.work.fork_work that drive it).
 # Symbols are matched in order; the first match wins; "[user]" is the guest program's own
@@ -82,14 +120,21 @@ FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
                         r"__pte_alloc\w*|pte_alloc\w*|__pmd_alloc|__pud_alloc|"
                         r"vma_needs_copy|pgd_alloc|folio_try_dup_anon_rmap\w*|"
                         r"page_dup_rmap|__folio_dup_\w*",
-     ("vmas_copied", "anon_vma_forks", "ptes_copied", "pt_pages")),
+     # pte_slots / pmd_slots: the entries copy_pte_range() / copy_pmd_range() step through,
+     # none ones included, over each copied VMA's range where the parent has the table
+     ("vmas_copied", "anon_vma_forks", "ptes_copied", "pt_pages", "pte_slots", "pmd_slots")),
     ("exit_mmap", r"exit_mmap|unmap_\w*|zap_\w*|free_pgtables|free_pgd_range|free_p\w*_range|"
                   r"remove_vma|tlb_\w*|__tlb_\w*|free_pte_range|free_pages_and_swap_cache|"
                   r"folio_remove_rmap\w*|pte_free\w*|___pte_free_tlb|___pmd_free_tlb|"
                   r"mm_trace_rss_stat|lru_add_drain\w*|release_pages|free_unref\w*|"
                   r"mmu_notifier\w*|__mmu_notifier\w*|vm_normal_\w*",
-     ("forks", "exit_vmas", "exit_ptes", "exit_pt_pages", "exit_vma_pud", "exit_vma_pmd",
-      "exit_vma_pte", "anon_vma_forks")),
+     # exit_pte_slots / exit_pmd_slots: zap_pte_range() / zap_pmd_range() entries, as above,
+     # over every VMA of the child where the child has the table
+     # exit_pt_pages+slub_discards: pages given back to the page allocator (free_unref_page
+     # ...), page tables and discarded slabs alike
+     ("forks", "exit_vmas", "exit_ptes", "exit_pt_pages+slub_discards", "exit_vma_pud",
+      "exit_vma_pmd",
+      "exit_vma_pte", "anon_vma_forks", "exit_pte_slots", "exit_pmd_slots")),
     ("page_table_walk", r"__pte_offset_map\w*|pte_offset_map\w*|flush_tlb_batched_pending",
      ("forks", "pt_pages", "exit_pt_pages", "exit_vma_pmd", "exit_vma_pte", "ptes_copied",
       "anon_vma_forks")),
@@ -107,16 +152,21 @@ FUNCTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
              r"__memcg_slab\w*|kmem_cache_alloc\w*|__kmem_cache_alloc\w*|should_failslab|"
              r"rcu_free\w*|kvfree\w*|setup_object|shuffle_freelist|init_object|"
              r"build_detached_freelist",
-     ("forks", "vmas_copied", "exit_vmas", "alloc_calls", "nodes_allocated", "nodes_freed",
-      "exit_nodes", "avc_allocs", "anon_vma_allocs", "exit_avcs")),
+     # slub_*: SLUB's fast and slow paths of the caches in SLUB_CACHES over the spawn loop
+     # (simulator.slub, from the booted kernel's geometry: slub_work); maple nodes (bulk
+     # allocations and frees) stay linear
+     ("forks", *(f"slub_{k}" for k in SLUB_COUNTS), "alloc_calls", "nodes_allocated",
+      "nodes_freed", "exit_nodes")),
     ("memcpy_memset", r"memcpy\w*|__memcpy\w*|memset\w*|__memset\w*|memmove\w*|"
                       r"clear_page\w*|copy_page\w*|rep_movs_alternative",
      ("forks", "vmas_copied", "nodes_allocated", "dup_nodes", "node_builds", "pt_pages")),
     # null_stores: vm_stat_account() per VM_DONTCOPY VMA (patched)
+    # pt_pages+slub_new_slabs: the page allocator's (get_page_from_freelist ...) pages of
+    # one fork, page tables and new slabs alike
     ("other", r".*", ("forks", "iter_vmas", "vmas_copied", "null_stores", "account_vmas",
                       "anon_vma_forks",
-                      "avc_allocs", "file_vmas", "ptes_copied", "pt_pages", "exit_vma_pmd",
-                      "exit_vma_pte")),
+                      "avc_allocs", "file_vmas", "ptes_copied", "pt_pages+slub_new_slabs",
+                      "exit_vma_pmd", "exit_vma_pte")),
 )
 _COMPILED = [(name, re.compile(f"(?:{pat})"), feats) for name, pat, feats in FUNCTIONS]
 FUNCTION_NAMES = tuple(name for name, _, _ in FUNCTIONS)
@@ -190,8 +240,10 @@ class InsnModel:
     ns_per_insn: float = 1.0
     points: list[dict] = field(default_factory=list)
     lolo: dict[str, float] = field(default_factory=dict)  # layout -> max |LOLO error| %
+    slab_geometry: dict = field(default_factory=dict)  # cache -> /sys/kernel/slab attributes
 
     def function_insns(self, work: Mapping[str, float]) -> dict[str, float]:
+        work = {**work, **slub_work(work, self.slab_geometry)}
         return {g: sum(c * count(work, f) for f, c in cs.items())
                 for g, cs in self.costs.items()}
 
@@ -208,6 +260,7 @@ class InsnModel:
     def to_dict(self) -> dict:
         return {"kind": "insn", "costs": self.costs, "fitted_on": self.fitted_on,
                 "ns_per_insn": self.ns_per_insn, "points": self.points,
+                "slab_geometry": self.slab_geometry,
                 "lolo_max_error_pct": self.lolo, "lolo_band_pct": self.band_pct}
 
 
@@ -226,19 +279,24 @@ def _fit_all(points: Sequence[InsnPoint]) -> dict[str, dict[str, float]]:
     return costs
 
 
-def fit(points: Sequence[InsnPoint], fitted_on: dict | None = None) -> InsnModel:
-    """Fit every function's sub-model on all points, then the LOLO refits."""
+def fit(points: Sequence[InsnPoint], fitted_on: dict | None = None,
+        slab_geometry: Mapping[str, Mapping] | None = None) -> InsnModel:
+    """Fit every function's sub-model on all points, then the LOLO refits. slab_geometry:
+    the kernel's SLUB geometry (slub_work), {} or None for the fast-path-only fallback."""
     if len(points) < 2:
         raise ValueError("the instruction model needs at least two profiled layouts")
+    geo = dict(slab_geometry or {})
+    points = [InsnPoint(p.layout, p.vmas, p.forks_per_s, p.measured,
+                        {**p.work, **slub_work(p.work, geo)}) for p in points]
     ns = [1e9 / p.forks_per_s / p.total for p in points if p.forks_per_s > 0]
     model = InsnModel(_fit_all(points), dict(fitted_on or {}),
-                      float(np.median(ns)) if ns else 1.0)
+                      float(np.median(ns)) if ns else 1.0, slab_geometry=geo)
     lolo: dict[int, tuple[float, dict[str, float]]] = {}
     for lay in sorted({p.layout for p in points}):
         rest = [p for p in points if p.layout != lay]
         if len({p.layout for p in rest}) < 1 or len(rest) < 2:
             continue
-        held = InsnModel(_fit_all(rest))
+        held = InsnModel(_fit_all(rest), slab_geometry=geo)
         for i, p in enumerate(points):
             if p.layout == lay:
                 fn = held.function_insns(p.work)

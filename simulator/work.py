@@ -19,7 +19,11 @@ page tables       account_vmas: copied VMAs with VM_ACCOUNT (__vm_enough_memory 
                   meets a 512 GiB / 1 GiB / 2 MiB region where the child has a PUD / PMD /
                   PTE table (from the parent's page-table presence over the copied VMAs that
                   copy_page_range() copies): how deep exit's unmap_page_range() and
-                  free_pgtables() walk for each VMA.
+                  free_pgtables() walk for each VMA. pte_slots / pmd_slots: the PTE
+                  slots and PMD entries copy_page_range() steps through (none ones
+                  included) over the copied VMAs where the parent has the table;
+                  exit_pte_slots / exit_pmd_slots: the same for unmap_page_range() over
+                  every VMA of the child where the child has it (walk_entries).
 exit_mmap         exit_vmas (unmap_vmas + remove_vma per VMA), exit_iter_slots and
                   exit_iter_leaves (its three iterator passes over the child's tree:
                   unmap_vmas, free_pgtables, the remove_vma loop), exit_nodes (the
@@ -53,6 +57,22 @@ EXIT_PASSES = 3
 
 def _regions(v: Any, shift: int) -> range:
     return range(v.start >> shift, ((v.end - 1) >> shift) + 1)
+
+
+def walk_entries(v: Any, tables: set[int], region_shift: int, entry_shift: int) -> int:
+    """Entries (each 1 << entry_shift of address space) that a page-table walk over VMA v
+    steps through at one level: the walk descends only where the level above has a table
+    (the regions addr >> region_shift in `tables`), and there it visits every entry of v's
+    range, present or none (mm/memory.c: copy_pmd_range() / copy_pte_range() and
+    zap_pmd_range() / zap_pte_range() loop `addr != end` over the VMA's range, skipping a
+    none entry only after reading it)."""
+    n = 0
+    for r in _regions(v, region_shift):
+        if r in tables:
+            lo = max(v.start, r << region_shift)
+            hi = min(v.end, (r + 1) << region_shift)
+            n += ((hi - 1) >> entry_shift) - (lo >> entry_shift) + 1
+    return n
 
 
 def tree_shape(tree: Any) -> dict[str, int]:
@@ -116,7 +136,7 @@ def fork_work(parent: Mm, res: ForkResult) -> dict[str, int]:
     ops = res.ops
     vmas = list(parent.vmas())
     pages = sorted(parent.pages)
-    ptes = 0
+    ptes = pte_slots = pmd_slots = 0
     tables: dict[int, set[int]] = {PGDIR_SHIFT: set(), PUD_SHIFT: set(), PMD_SHIFT: set()}
     parent_tables = {PGDIR_SHIFT: parent.pud_tables, PUD_SHIFT: parent.pmd_tables,
                      PMD_SHIFT: parent.pte_tables}
@@ -128,13 +148,20 @@ def fork_work(parent: Mm, res: ForkResult) -> dict[str, int]:
             continue
         lo, hi = v.start >> PAGE_SHIFT, v.end >> PAGE_SHIFT
         ptes += bisect.bisect_left(pages, hi) - bisect.bisect_left(pages, lo)
+        pte_slots += walk_entries(v, parent.pte_tables, PMD_SHIFT, PAGE_SHIFT)
+        pmd_slots += walk_entries(v, parent.pmd_tables, PUD_SHIFT, PMD_SHIFT)
         for shift, have in tables.items():
             have.update(r for r in _regions(v, shift) if r in parent_tables[shift])
     walks = dict.fromkeys((PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT), 0)
+    exit_pte_slots = exit_pmd_slots = 0
     for i in res.copied:
         for shift, have in tables.items():
             if any(r in have for r in _regions(vmas[i], shift)):
                 walks[shift] += 1
+        # unmap_page_range() over every VMA of the child, file VMAs included: the PMD
+        # entries under its PMD tables, the PTE slots under its PTE tables
+        exit_pmd_slots += walk_entries(vmas[i], tables[PUD_SHIFT], PUD_SHIFT, PMD_SHIFT)
+        exit_pte_slots += walk_entries(vmas[i], tables[PMD_SHIFT], PMD_SHIFT, PAGE_SHIFT)
     it = tree_shape(parent.tree)
     child = tree_shape(res.child_tree)
     up, child_up = tree_ascents(parent.tree), tree_ascents(res.child_tree)
@@ -148,6 +175,8 @@ def fork_work(parent: Mm, res: ForkResult) -> dict[str, int]:
         "vmas_copied": ops["vmas_copied"], "anon_vma_forks": ops["anon_vma_forks"],
         "avc_allocs": ops["avc_allocs"], "anon_vma_allocs": ops["anon_vma_allocs"],
         "file_vmas": ops["file_vmas"], "ptes_copied": ptes, "pt_pages": ops["pt_pages"],
+        "pte_slots": pte_slots, "pmd_slots": pmd_slots,
+        "exit_pte_slots": exit_pte_slots, "exit_pmd_slots": exit_pmd_slots,
         "account_vmas": sum(1 for i in res.copied if vmas[i].flags & VM_ACCOUNT),
         "exit_vma_pud": walks[PGDIR_SHIFT], "exit_vma_pmd": walks[PUD_SHIFT],
         "exit_vma_pte": walks[PMD_SHIFT],

@@ -23,11 +23,14 @@ _WORK_CACHE: dict[tuple, dict] = {}
 
 def work_for(scenario: dict, model: str, kernel_config: dict | None = None,
              kernel_facts: dict | None = None, elf=None) -> dict:
-    """The simulator's work counts (simulator.work) of one spawn fork of this scenario."""
+    """The simulator's work counts (simulator.work) of one spawn fork of this scenario. The
+    spawn binary's ELF is part of the key: its bss decides the parent's page tables."""
     import json
+    from dataclasses import asdict
 
+    elf = elf or guest_elf("spawn")
     key = (json.dumps(scenario, sort_keys=True), model, json.dumps(kernel_config, sort_keys=True),
-           json.dumps(kernel_facts, sort_keys=True))
+           json.dumps(kernel_facts, sort_keys=True), json.dumps(asdict(elf), sort_keys=True))
     if key not in _WORK_CACHE:
         disk = _disk_cache(key)
         if disk is not None and disk.is_file():
@@ -36,7 +39,7 @@ def work_for(scenario: dict, model: str, kernel_config: dict | None = None,
         rm = runconfig.resolve("spawn", kernel_config, None, kernel_facts, None)
         sc = from_dict(spawn_layout(scenario), source=f"profile layout {scenario.get('name')}")
         recs = sim_predict.records(sc, model, program="spawn", total=scenario.get("total_vmas"),
-                                   elf=elf or guest_elf("spawn"), measurements=("op_counts",),
+                                   elf=elf, measurements=("op_counts",),
                                    settings=rm.settings, config=rm.config)
         _WORK_CACHE[key] = next(r for r in recs if r["measurement"] == "op_counts")["work"]
         if disk is not None:
@@ -73,7 +76,12 @@ def points_of(profile: dict, model: str, elf=None) -> list[InsnPoint]:
 def model_of(profile: dict, model: str, elf=None) -> InsnModel:
     """The kernel's instruction model, fitted on its own profile; `fitted_on` says on what."""
     pts = points_of(profile, model, elf)
-    return fit(pts, fitted_on={
+    geo = profile.get("slab_geometry") or {}
+    return fit(pts, slab_geometry=geo, fitted_on={
+        "slab_geometry": "/sys/kernel/slab of the profiled kernel: " + ", ".join(
+            f"{c} {g['objs_per_slab']} objects per slab" for c, g in sorted(geo.items()))
+        if geo else "not recorded with this profile: the slab sub-model counts every "
+        "allocation and free as SLUB's fast path (linear in the objects)",
         "kernel": profile.get("variant"), "release": profile.get("release"),
         "profile_key": profile.get("key"), "identity": profile.get("identity"),
         "model": model, "data": "instructions per function and fork, QEMU plugin "

@@ -34,6 +34,12 @@ PROFILE_DURATION = 0.3  # guest seconds per layout (under -icount: ~10 forks at 
 PROFILE_VMAS = SPAWN_VMAS  # the seed's spawn layout: every seed count, whatever a run's VMAS=
 ICOUNT = "shift=0,sleep=off"
 PLAN_VERSION = 1  # bump when the plan or what is recorded changes
+# the caches whose SLUB geometry the instruction model's slab sub-model uses (simulator.slub:
+# one vm_area_struct and one vma_lock per copied VMA, anon_vma_chain / anon_vma per fork of an
+# anon VMA) and what is read of each from /sys/kernel/slab/<cache>/
+SLAB_CACHES = ("vm_area_struct", "vma_lock", "anon_vma_chain", "anon_vma", "maple_node")
+SLAB_ATTRS = ("objs_per_slab", "order", "cpu_partial", "min_partial", "object_size",
+              "slab_size")
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,32 @@ def kernel_config_of(kernel) -> dict | None:
     return run_record(cfg) if cfg is not None and Path(cfg).is_file() else None
 
 
+def slab_geometry_command() -> str:
+    return "; ".join(f'printf "%s %s %s\\n" {c} {a} "$(cat /sys/kernel/slab/{c}/{a} 2>/dev/null)"'
+                     for c in SLAB_CACHES for a in SLAB_ATTRS)
+
+
+def parse_slab_geometry(text: str) -> dict[str, dict[str, int]]:
+    """{cache: {attr: int}} from slab_geometry_command()'s lines; a cache whose objs_per_slab
+    cannot be read (no such cache, no SLUB sysfs) is left out."""
+    out: dict[str, dict[str, int]] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] in SLAB_CACHES and parts[1] in SLAB_ATTRS:
+            try:
+                out.setdefault(parts[0], {})[parts[1]] = int(parts[2].split()[0])
+            except ValueError:
+                continue
+    return {c: a for c, a in out.items() if a.get("objs_per_slab", 0) > 0}
+
+
+def read_slab_geometry(g) -> dict[str, dict[str, int]]:
+    """The booted kernel's SLUB geometry of SLAB_CACHES (objects per slab, order, cpu_partial,
+    min_partial: properties of the kernel and the guest's CPU count); {} when unreadable."""
+    r = g.run(slab_geometry_command(), timeout=60)
+    return parse_slab_geometry(r.stdout) if r.status == 0 else {}
+
+
 def per_fork(window: dict, forks: int) -> dict[str, float]:
     return {name: v[0] / forks for name, v in window["symbols"].items()}
 
@@ -146,6 +178,7 @@ def run_profile(kernel, plan: list[ProfileJob], out_dir: Path,
     with Guest(kernel, rootfs, icount=True, log_dir=out_dir / "vm",
                extra_args=("-plugin", f"{plugin},map={sysmap},out={counts}")) as g:
         boot = time.monotonic() - t0
+        geometry = read_slab_geometry(g)
         seen = 0
         for job in plan:
             t = time.monotonic()
@@ -173,10 +206,22 @@ def run_profile(kernel, plan: list[ProfileJob], out_dir: Path,
             log(f"[insn-profile] {kernel.variant}: {job.layout} {v['map_count']} VMAs: "
                 f"{forks} forks, {w['instructions'] / forks:,.0f} instructions/fork "
                 f"({job_wall[-1]:.1f} s)")
-    return {"points": points,
+    return {"points": points, "slab_geometry": geometry,
             "wall": {"boot_s": round(boot, 1), "jobs_s": round(sum(job_wall), 1),
                      "total_s": round(time.monotonic() - t0, 1),
                      "per_job_s": [round(x, 2) for x in job_wall]}}
+
+
+def boot_slab_geometry(kernel, log: Callable[[str], None] = print) -> dict:
+    """The SLUB geometry of a kernel whose cached profile lacks it: one boot (the profile's
+    guest: same CPU count and memory, no plugin) that reads /sys/kernel/slab."""
+    from ..prepare.rootfs import build_rootfs
+    from ..vm.guest import Guest
+
+    log(f"[insn-profile] {kernel.variant}: reading the SLUB geometry (/sys/kernel/slab) for a "
+        "profile made before it was recorded")
+    with Guest(kernel, build_rootfs(), icount=True) as g:
+        return read_slab_geometry(g)
 
 
 def cached_profile(kernel, log: Callable[[str], None] = print, plan: list[ProfileJob] | None = None,
@@ -193,7 +238,17 @@ def cached_profile(kernel, log: Callable[[str], None] = print, plan: list[Profil
     path = cache_path("insn-profile") / f"{key}.json"
     with locked(f"insn-profile-{key}"):
         if path.is_file():
-            return json.loads(path.read_text())
+            data = json.loads(path.read_text())
+            if "slab_geometry" not in data:  # a profile made before it was recorded
+                try:
+                    data["slab_geometry"] = boot_slab_geometry(kernel, log)
+                except ForkdiffError as e:  # not stored: the next run tries again
+                    log(f"[insn-profile] {kernel.variant}: SLUB geometry not read ({e}); the "
+                        "slab sub-model counts every allocation and free as the fast path")
+                    data["slab_geometry"] = {}
+                    return data
+                atomic_write(path, json.dumps(data) + "\n")
+            return data
         log(f"[insn-profile] {kernel.variant}/{kernel.profile}: measuring {len(plan)} layouts "
             f"with the instruction-count plugin (once per kernel; cached as {path.name})")
         res = run_profile(kernel, plan, cache_path("insn-profile", f"run-{key}"), log)
