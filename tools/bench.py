@@ -8,7 +8,7 @@ import sys
 # (title, module with a main() -> int). tools.bench_predict is run by the Makefile itself.
 SECTIONS = [
     ("maple tree (simulator.maple)", "tools.bench_maple"),
-    ("spawn calibration (orchestrator.analysis.calibration)", "tools.bench_calibration"),
+    ("spawn calibration (orchestrator.run.calibration)", "tools.bench_calibration"),
     ("instruction model: LOLO per layout, plugin cost (orchestrator.run.insnprofile; profiles "
      "the perf kernels once if the cache lacks them)", "tools.bench_insn"),
     ("boot to SSH ready (orchestrator.vm.guest; builds the patched faults kernel if missing)",

@@ -1,5 +1,5 @@
 """Benchmark: the spawn calibration's extra wall time on the host: the simulator's work counts
-for every calibration layout (orchestrator.analysis.calibration, baseline model) and the work model fit
+for every calibration layout (orchestrator.run.calibration, baseline model) and the work model fit
 with its leave-one-layout-out refits. The rates fed to the fit here are placeholders (1 us per
 VMA): only its running time is measured. The guest side costs CALIBRATION_DURATION guest
 seconds per layout plus the program's setup; with OUT=<results folder> of a spawn run (or
@@ -16,7 +16,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from orchestrator.analysis.calibration import CALIBRATION_DURATION, calibration_scenarios
+from orchestrator.run.calibration import CALIBRATION_DURATION, calibration_scenarios
 from simulator.cost import CalPoint, calibrate
 from simulator.predict import build_parent, records
 from simulator.scenario import from_dict

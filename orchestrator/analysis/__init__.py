@@ -1,2 +1,2 @@
-"""Stage 4: comparison with the simulator, verdicts, report, KCIDB export (see
+"""The finish stage's work: comparison with the simulator, report, KCIDB export (see
 orchestrator/__init__.py)."""

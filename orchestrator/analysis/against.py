@@ -23,9 +23,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ForkdiffError
-from ..run.observations import read_records
-from ..run.provenance import GUEST_BINARIES, QEMU_VERSION
-from .calibration import is_calibration
+from ..results.folder import OBSERVATIONS_JSONL, RUN_JSON
+from ..results.observations import read_records
+from ..results.provenance import GUEST_BINARIES, QEMU_VERSION
+from ..run.calibration import is_calibration
 from .compare_jobs import ObservedJob, group_jobs
 from .job_predictions import Predictor, _pred
 from .spawn_model import (
@@ -42,12 +43,12 @@ def load_run(folder: Path) -> tuple[dict, list[dict]]:
     """run.json and the observations of a results folder, or a ForkdiffError saying what is
     missing."""
     folder = Path(folder)
-    obs = folder / "observations.jsonl"
+    obs = folder / OBSERVATIONS_JSONL
     if not obs.is_file():
         raise ForkdiffError(f"--against {folder}: no observations.jsonl there",
                             "give the results folder of an earlier `make vm-test` with the spawn suite")
     try:
-        meta = json.loads((folder / "run.json").read_text())
+        meta = json.loads((folder / RUN_JSON).read_text())
     except (OSError, ValueError) as exc:
         raise ForkdiffError(f"--against {folder}: no readable run.json ({exc})",
                             "give a results folder written by forkdiff vm-test") from None
@@ -59,7 +60,7 @@ def saved_models(out: Path) -> dict[str, str]:
     kernel is compared with the model its source shows, which is not always its variant's
     name (7.x's baseline with PATCHES= is the tree as it is, model "patched")."""
     try:
-        meta = json.loads((out / "run.json").read_text())
+        meta = json.loads((out / RUN_JSON).read_text())
     except (OSError, ValueError):
         return {}
     found = meta.get("model map") if isinstance(meta, dict) else None
@@ -167,14 +168,14 @@ def compare_against(out: Path, old: Path, records: list[dict], models: dict[str,
     """The run-vs-run rows of results folder `out` against `old`, or a ForkdiffError when the two
     cannot be compared."""
     try:
-        new_meta = json.loads((Path(out) / "run.json").read_text())
+        new_meta = json.loads((Path(out) / RUN_JSON).read_text())
     except (OSError, ValueError):
         new_meta = {}
     old_meta, old_records = load_run(old)
     why = refusal(new_meta, old_meta, records, old_records)
     if why:
         raise _not_comparable(old, why)
-    from . import verdicts as vd
+    from ..results import verdicts as vd
 
     both = {"reference": "patched"}  # as compare_records: the tree as it is of a 6.12-like tree
     return vd.frame(against_rows(records, old_records, {**both, **models},

@@ -1,5 +1,5 @@
 """Join what the guest observed (observations.jsonl) with what the simulator predicts for the
-same scenario and kernel model, and give every comparison a verdict (orchestrator/analysis/verdicts.py).
+same scenario and kernel model, and give every comparison a verdict (orchestrator/results/verdicts.py).
 
 Rules:
   maps    exact: parent and child map_count, the child's VMA list (start-end, perms, offset,
@@ -41,10 +41,11 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ForkdiffError
-from ..run.observations import read_records
+from ..results import verdicts as vd
+from ..results.folder import OBSERVATIONS_JSONL, VERDICTS_JSONL
+from ..results.observations import read_records
+from ..run.calibration import is_calibration
 from . import kernel_only
-from . import verdicts as vd
-from .calibration import is_calibration
 from .compare_jobs import KS, VV, ObservedJob, group_jobs
 from .insn_rows import insn_cost, insn_rows, load_profiles
 from .job_predictions import (
@@ -137,7 +138,7 @@ def compare_dir(out: Path, models: dict[str, str] | None = None,
     cost_model.json beside it. against: an earlier results folder whose spawn forks/s this
     run's are compared with (orchestrator/analysis/against.py: run-vs-run rows)."""
     out = Path(out)
-    obs = out / "observations.jsonl"
+    obs = out / OBSERVATIONS_JSONL
     if not obs.is_file():
         raise ForkdiffError(f"no observations in {out} ({obs.name} missing)",
                             "give the folder a `forkdiff run` or `make vm-test` wrote")
@@ -146,7 +147,7 @@ def compare_dir(out: Path, models: dict[str, str] | None = None,
     insn: dict = {}
     df, timing, cost = compare_records(records, models, predictor, load_profiles(out), insn)
     if df.empty:  # nothing compared is not a pass: a CI job must not go green on it
-        vd.write(df, out / "verdicts.jsonl")
+        vd.write(df, out / VERDICTS_JSONL)
         raise ForkdiffError(f"no comparisons in {out}: {len(records)} readable observation records, "
                             "none of which could be compared",
                             f"read {obs} (unreadable lines are named above); rerun the suites "
@@ -160,7 +161,7 @@ def compare_dir(out: Path, models: dict[str, str] | None = None,
     with open(out / "predictions.jsonl", "w") as fh:
         for rec in predictor.all():
             fh.write(json.dumps(rec) + "\n")
-    vd.write(df, out / "verdicts.jsonl")
+    vd.write(df, out / VERDICTS_JSONL)
     has_timing = timing is not None and not timing.empty  # one kernel: nothing to compare
     if insn.get("cost") is not None:
         (out / "insn_model.json").write_text(json.dumps(insn["cost"], indent=1))

@@ -18,7 +18,6 @@ Verdict rows of the variant axis ("both") judge the patched kernel, as in KCIDB 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,9 +25,10 @@ import pandas as pd
 
 from ..errors import ForkdiffError
 from ..prepare.kernel_records import read_records as read_kernel_records
-from ..run.observations import iter_records
+from ..results import verdicts as vd
+from ..results.folder import OBSERVATIONS_JSONL, read_meta
+from ..results.observations import iter_records
 from . import triage
-from . import verdicts as vd
 from .kcidb import kernel_of, patchset_hash
 from .rates import spawn_rates
 
@@ -52,7 +52,7 @@ def _obs_facts(out: Path) -> tuple[str, str, list[dict]]:
     """(run id, earliest timestamp, spawn rates) from observations.jsonl."""
     ids: set[str] = set()
     first = ""
-    records = list(iter_records(out / "observations.jsonl"))
+    records = list(iter_records(out / OBSERVATIONS_JSONL))
     for r in records:
         if r.get("run_id"):
             ids.add(str(r["run_id"]))
@@ -98,7 +98,7 @@ def read_run(out: Path) -> dict:
     """The database record of a compared results folder (a ForkdiffError when it has none)."""
     out = Path(out)
     df = vd.read_compared(out, "nothing to record")
-    meta = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+    meta = read_meta(out)
     run_id, first_obs, rates = _obs_facts(out)
     if not run_id:
         raise ForkdiffError(f"{out}: no observation record names its run id", "record a folder "

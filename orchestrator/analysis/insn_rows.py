@@ -20,7 +20,7 @@ import pandas as pd
 
 from simulator.cost import BAND_MARGIN_PCT
 
-from .calibration import is_calibration
+from ..run.calibration import is_calibration
 from .compare_jobs import KS
 from .insn_calibration import model_of
 

@@ -5,15 +5,23 @@ model and run config, cached), and the guest binaries' program headers the simul
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from simulator import predict as sim_predict
-from simulator.exec_image import ElfInfo, Segment, read_elf
+from simulator.exec_image import ElfInfo
 from simulator.scenario import ScenarioError, from_dict
 
-from .. import resources
 from ..errors import ForkdiffError
+from ..results.elves import (
+    ELF_FILE,
+    GUEST_BIN_GUEST,
+    GUEST_BIN_HOST,
+    guest_elf,
+    load_elves,
+    save_elves,
+)
 from .compare_jobs import ObservedJob
+
+__all__ = ["ELF_FILE", "GUEST_BIN_GUEST", "GUEST_BIN_HOST", "guest_elf", "load_elves", "save_elves"]
 
 LAYOUT_FILE = sim_predict.LAYOUT_FILE
 
@@ -65,43 +73,6 @@ def measurements_for(job: ObservedJob) -> tuple[str, ...]:
     if job.suite == "counts":
         return ("counts",)
     return ("op_counts",)
-
-
-GUEST_BIN_HOST = resources.guest_bin_dir()
-GUEST_BIN_GUEST = "/usr/local/bin"
-
-
-def guest_elf(program: str):
-    """Program headers of the guest binary that ran (guest/bin/<program>, baked into the
-    initramfs at /usr/local/bin): its PT_LOAD segments decide the child's first VMAs."""
-    path = GUEST_BIN_HOST / program
-    if not path.is_file():
-        raise ForkdiffError(f"guest binary {path} is missing: the simulator needs its ELF headers",
-                            "run 'make guest'")
-    return read_elf(path, f"{GUEST_BIN_GUEST}/{program}")
-
-
-ELF_FILE = "guest-elf.json"
-
-
-def save_elves(elves: dict[str, ElfInfo], path: Path) -> None:
-    data = {name: {"path": e.path, "loads": [s.__dict__ for s in e.loads],
-                   "relro": list(e.relro) if e.relro else None, "tls_memsz": e.tls_memsz,
-                   "buffers": [list(b) for b in e.buffers]}
-            for name, e in sorted(elves.items())}
-    path.write_text(json.dumps(data, indent=1))
-
-
-def load_elves(path: Path) -> dict[str, ElfInfo]:
-    """The guest binaries' program headers kept with a results folder, so that comparing it
-    again later does not depend on guest/bin/ still holding the same binaries."""
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text())
-    return {name: ElfInfo(d["path"], tuple(Segment(**s) for s in d["loads"]),
-                          tuple(d["relro"]) if d["relro"] else None, d["tls_memsz"],
-                          tuple((n, a) for n, a in d.get("buffers") or ()))
-            for name, d in data.items()}
 
 
 def spawn_layout(scenario: dict) -> dict:

@@ -44,8 +44,9 @@ import pandas as pd
 from ..errors import ForkdiffError
 from ..prepare.kernel_records import FOLDER as KERNELS_FOLDER
 from ..prepare.kernel_records import read_records
-from ..run.observations import iter_records
-from . import verdicts as vd
+from ..results import verdicts as vd
+from ..results.folder import OBSERVATIONS_JSONL, RUN_JSON, VERDICTS_JSONL
+from ..results.observations import iter_records
 from .rates import spawn_rates
 
 ORIGIN = "forkdiff"
@@ -141,11 +142,11 @@ def _rfc3339(stamp: str) -> str | None:
 def _load(out: Path) -> tuple[pd.DataFrame, dict[tuple[str, str], dict], dict]:
     if not out.is_dir():
         raise ForkdiffError(f"{out} is not a folder", "give a results folder (make vm-test OUT=...)")
-    has_run = (out / "run.json").is_file() or (out / "observations.jsonl").is_file()
+    has_run = (out / RUN_JSON).is_file() or (out / OBSERVATIONS_JSONL).is_file()
     if not has_run:
         raise ForkdiffError(f"{out} is not a forkdiff results folder (no run.json, no observations.jsonl)",
                             "give the folder `make vm-test` or `forkdiff run` wrote")
-    if not (out / "verdicts.jsonl").is_file():
+    if not (out / VERDICTS_JSONL).is_file():
         raise ForkdiffError(f"no verdicts in {out} (verdicts.jsonl missing)",
                             f"run 'forkdiff compare {out}' first")
     kernels = read_records(out)
@@ -155,12 +156,12 @@ def _load(out: Path) -> tuple[pd.DataFrame, dict[tuple[str, str], dict], dict]:
                             "run the suites again into a fresh folder (OUT=...); forkdiff records "
                             "each kernel it boots there")
     try:
-        df = vd.read(out / "verdicts.jsonl")
+        df = vd.read(out / VERDICTS_JSONL)
     except (ValueError, KeyError) as err:
         raise ForkdiffError(f"{out / 'verdicts.jsonl'} is not a verdict table: {err}",
                             f"run 'forkdiff compare {out}' again") from None
     first: dict = {}
-    obs = out / "observations.jsonl"
+    obs = out / OBSERVATIONS_JSONL
     if obs.is_file():
         for r in iter_records(obs):
             sc = r.get("scenario")
@@ -303,7 +304,7 @@ def _rate_tests(out: Path, groups: dict, builds: dict, first: dict, opts: Export
     judged), so that every kernel's forks/s is in the report as its test's `number`."""
     judged = {(k[0], k[1], k[4], k[5]) for k in groups if k[6] == "forks_per_s"}
     tests = []
-    for r in spawn_rates(iter_records(out / "observations.jsonl")):
+    for r in spawn_rates(iter_records(out / OBSERVATIONS_JSONL)):
         scenario = f"total-{r['vmas']}"
         kernel = (r["variant"], r["profile"])
         if kernel not in builds or (*kernel, "spawn", scenario) in judged:

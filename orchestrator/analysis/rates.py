@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .calibration import is_calibration, is_replayed
+from ..run.calibration import is_calibration, is_replayed
 
 
 def spawn_rates(records: Iterable[dict]) -> list[dict]:

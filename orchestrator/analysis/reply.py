@@ -25,8 +25,9 @@ from ..errors import ForkdiffError
 from ..prepare.kernel_records import read_records as read_kernel_records
 from ..prepare.patches import patch_subject
 from ..prepare.tree import DEFAULT_PACKAGE
+from ..results import verdicts as vd
+from ..results.folder import RUN_JSON
 from . import triage
-from . import verdicts as vd
 from .kcidb import kernel_of
 
 WIDTH = 72
@@ -35,7 +36,7 @@ DETAIL_LINES = 25
 
 def _meta(out: Path) -> dict:
     try:
-        return json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+        return json.loads((out / RUN_JSON).read_text()) if (out / RUN_JSON).is_file() else {}
     except ValueError as err:
         raise ForkdiffError(f"{out / 'run.json'} is not JSON: {err}",
                             "give the folder `make vm-test` wrote, unchanged") from None

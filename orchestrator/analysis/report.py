@@ -1,6 +1,6 @@
 """Render a results folder into report.html, report.md, junit.xml and plots/*.png.
 
-Reads what compare wrote into the folder: verdicts.jsonl (orchestrator/analysis/verdicts.py), and when the
+Reads what compare wrote into the folder: verdicts.jsonl (orchestrator/results/verdicts.py), and when the
 spawn suite ran, timing.csv (orchestrator/analysis/timing.py's improvement table) and cost_model.json
 (the fitted model and its per-VMA-count prediction error). The seed thread's table ships with
 the package (orchestrator/data/seed_fork_table.json)."""
@@ -16,8 +16,9 @@ from xml.sax.saxutils import escape, quoteattr
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from ..results import verdicts as vd
+from ..results.folder import REPORT_HTML, VERDICTS_JSONL, read_meta
 from . import triage
-from . import verdicts as vd
 
 PLOTS = ("forks_per_s.png", "improvement.png")
 
@@ -238,12 +239,12 @@ def render(out: Path, db: Path | str | None = None) -> dict:
     from .history_view import report_section
 
     out = Path(out)
-    df = vd.read(out / "verdicts.jsonl")
+    df = vd.read(out / VERDICTS_JSONL)
     timing = pd.read_csv(out / "timing.csv") if (out / "timing.csv").exists() else None
     cost = json.loads((out / "cost_model.json").read_text()) if (out / "cost_model.json").exists() else None
     insn = insn_view(json.loads((out / "insn_model.json").read_text())) \
         if (out / "insn_model.json").exists() else None
-    meta = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    meta = read_meta(out)
     cmp = seed_comparison(timing)
     plots = _plots(cmp, out)
     bad = vd.failing(df)
@@ -274,10 +275,10 @@ def render(out: Path, db: Path | str | None = None) -> dict:
     env = Environment(loader=PackageLoader("orchestrator", "templates"),
                       autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
-    (out / "report.html").write_text(env.get_template("report.html.j2").render(**ctx))
+    (out / REPORT_HTML).write_text(env.get_template("report.html.j2").render(**ctx))
     (out / "report.md").write_text(env.get_template("report.md.j2").render(**ctx))
     (out / "junit.xml").write_text(junit_xml(df))
-    return {"html": out / "report.html", "md": out / "report.md", "junit": out / "junit.xml",
+    return {"html": out / REPORT_HTML, "md": out / "report.md", "junit": out / "junit.xml",
             "failing": len(bad), "total": len(df)}
 
 

@@ -1,6 +1,6 @@
 """Spawn timings, kernel vs simulator: the work model (simulator.cost.calibrate) fitted on the
 BASELINE kernel's spawn measurements (the seed's VMA counts plus the calibration layouts of
-orchestrator.analysis.calibration), predicting the PATCHED kernel's forks/s without any patched
+orchestrator.run.calibration), predicting the PATCHED kernel's forks/s without any patched
 measurement.
 
 Prediction for the patched kernel at a VMA count (the seed's layout):
@@ -42,7 +42,7 @@ import pandas as pd
 
 from simulator.cost import CalPoint, WorkModel, calibrate
 
-from .calibration import is_replayed, layout_family
+from ..run.calibration import is_replayed, layout_family
 from .timing import ICOUNT_REPEAT_PCT
 
 # The band of a prediction the model prices no part of, under -icount (module docstring): the

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..results.verdicts import FAILING
 from . import triage
-from .verdicts import FAILING
 
 
 def print_summary(df: pd.DataFrame, out: Path, file=sys.stdout) -> None:

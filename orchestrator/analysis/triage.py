@@ -15,7 +15,7 @@ import re
 
 import pandas as pd
 
-from .verdicts import FAILING
+from ..results.verdicts import FAILING
 
 SUITE_ORDER = ("maps", "faults", "counts", "spawn")
 _KEY = re.compile(r"^(k|vmas)=(\d+)$")

@@ -6,7 +6,7 @@
 Each call judges the kernel tree as it is now (git bisect's checkout, the current folder unless
 --tree/KERNEL_TREE says otherwise): it syncs the tree into a persistent copy in the cache, builds
 it incrementally there (orchestrator/prepare/mirror.py), runs the suites on that one kernel
-(orchestrator/run/step.py) and exits with what git bisect reads:
+(orchestrator/conduct/step.py) and exits with what git bisect reads:
 
     0    good: every comparison matches
     1    bad: a mismatch or a crash (a leak kmemleak saw, an oops)
@@ -32,10 +32,11 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..cli_env import insn_profile_knob
+from ..conduct.step import BUILD_FAILED, FAIL, INCONCLUSIVE, PASS, run_step
 from ..errors import ForkdiffError
 from ..prepare.kernel import check_build_tools
 from ..prepare.mirror import Mirror, check_outside
-from ..run.step import BUILD_FAILED, FAIL, INCONCLUSIVE, PASS, run_step
 from ..run.suites import SUITES, load_scenarios
 
 GOOD, BAD, SKIP, ABORT = 0, 1, 125, 128
@@ -84,7 +85,7 @@ def judge_tree(args: argparse.Namespace, tree: Path, suites, scenarios) -> tuple
         say(f"{tree} at {kt.identity}: synced into {mirror.src} ({synced['copied']} files copied, "
             f"{synced['removed']} removed, {synced['seconds']} s)")
         outcome = run_step(out, kt, (), suites, scenarios, say,
-                           builder=lambda v, p: mirror.build(kt, v, p))
+                           builder=lambda v, p: mirror.build(kt, v, p), insn_profile=insn_profile_knob())
     record = {"tree": str(tree), "identity": kt.identity, "suites": list(suites),
               "scenarios": list(scenarios), "sync": synced, **outcome.as_dict(),
               "wall_s": round(time.monotonic() - t0, 1)}

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..cli_env import patches_knob, tree_knob
 from ..errors import ForkdiffError
 from ..prepare.kernel import PROFILES, VARIANTS, BuiltKernel, build_kernel
 from ..prepare.rootfs import KNOWN_HOSTS_ALIAS, Rootfs, build_rootfs
@@ -49,7 +50,7 @@ def _boot(args: argparse.Namespace) -> int:
         if not sep or not remote:
             raise ForkdiffError(f"--put {spec!r} is not LOCAL:REMOTE", "e.g. --put ./a.out:/tmp/a.out")
         puts.append((Path(local), remote))
-    kernel = build_kernel(args.variant, args.profile, tree=args.tree)
+    kernel = build_kernel(args.variant, args.profile, tree=tree_knob(args.tree), patches=patches_knob())
     rootfs = build_rootfs()
     try:
         return _session(args, kernel, rootfs, puts, cmd)

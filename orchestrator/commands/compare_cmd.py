@@ -9,7 +9,7 @@ from ..analysis.against import saved_models
 from ..analysis.compare import compare_dir
 from ..analysis.history_record import record_folder
 from ..analysis.summary import print_summary
-from ..analysis.verdicts import failing
+from ..results.verdicts import failing
 
 
 def parse_models(text: str | None) -> dict[str, str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from simulator import runconfig
 
+from ..cli_env import patches_knob, tree_knob
 from ..errors import ForkdiffError
 from ..prepare import kernel_bundle_cli, treefacts
 from ..prepare.kernel import PROFILES, VARIANTS, build_kernel, detect_dup_mmap_model
@@ -60,21 +61,21 @@ def _build(args: argparse.Namespace) -> int:
                                 f"e.g. forkdiff kernel build --variant {VARIANTS[0]} --profile faults")
         pairs = [(args.variant, args.profile)]
     for variant, profile in pairs:
-        built = build_kernel(variant, profile, tree=args.tree, patches=args.patch,
+        built = build_kernel(variant, profile, tree=tree_knob(args.tree), patches=patches_knob(args.patch),
                              progress=not args.quiet)
         print(built.bzimage, flush=True)
     return 0
 
 
 def _facts(args: argparse.Namespace) -> int:
-    facts = treefacts.detect(resolve_tree(args.tree).path)
+    facts = treefacts.detect(resolve_tree(tree_knob(args.tree)).path)
     print(json.dumps(facts))
     print(runconfig.tree_notice(facts) or f"the simulator models this tree ({facts['version']})")
     return 0
 
 
 def _model(args: argparse.Namespace) -> int:
-    print(detect_dup_mmap_model(resolve_tree(args.tree).path))
+    print(detect_dup_mmap_model(resolve_tree(tree_knob(args.tree)).path))
     return 0
 
 
@@ -84,7 +85,8 @@ def _profile(args: argparse.Namespace) -> int:
     from ..analysis.insn_calibration import function_table, lolo_table, model_of
     from ..run.insnprofile import cached_profile
 
-    kernel = build_kernel(args.variant, args.profile, tree=args.tree, patches=args.patch)
+    kernel = build_kernel(args.variant, args.profile, tree=tree_knob(args.tree),
+                          patches=patches_knob(args.patch))
     prof = cached_profile(kernel, log=lambda m: print(m, file=sys.stderr, flush=True))
     model = args.model or kernel.manifest.get("dup_mmap_model") or args.variant
     m = model_of(prof, model)

@@ -28,10 +28,11 @@ def run_tree(args) -> int:
     except OpsError as err:
         raise ForkdiffError(str(err), "fix the operation list (format: simulator/maple/ops.py)") from None
     if args.oracle:
+        from ..cli_env import tree_knob
         from ..prepare.oracle import run_oracle_raw
         from ..prepare.tree import resolve_tree
 
-        sys.stdout.write(run_oracle_raw(text, resolve_tree(args.tree)))
+        sys.stdout.write(run_oracle_raw(text, resolve_tree(tree_knob(args.tree))))
         return 0
     try:
         lines, _ = replay(ops)

@@ -9,7 +9,7 @@ from ..analysis import report as report_mod
 from ..analysis.compare import compare_dir
 from ..analysis.history_record import record_folder
 from ..analysis.summary import print_summary
-from ..analysis.verdicts import failing
+from ..results.verdicts import failing
 from ..run.merge import merge
 from .compare_cmd import parse_models
 

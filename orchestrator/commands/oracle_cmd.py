@@ -19,6 +19,7 @@ def register(sub) -> None:
 
 
 def _check(args) -> int:
+    from ..cli_env import tree_knob
     from ..errors import ForkdiffError
     from ..prepare.oracle_check import check
     from ..prepare.tree import resolve_tree
@@ -26,5 +27,5 @@ def _check(args) -> int:
 
     if args.count < 0:
         raise ForkdiffError(f"--count {args.count} is negative", "give --count 0 or more")
-    tree = resolve_tree(args.tree)
+    tree = resolve_tree(tree_knob(args.tree))
     return check(tree, detect(tree.path), seed=args.seed, count=args.count)

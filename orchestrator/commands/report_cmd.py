@@ -8,11 +8,12 @@ from pathlib import Path
 from ..analysis.history_record import record_folder
 from ..analysis.report import render
 from ..errors import ForkdiffError
+from ..results.folder import VERDICTS_JSONL
 
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.dir)
-    if not (out / "verdicts.jsonl").is_file():
+    if not (out / VERDICTS_JSONL).is_file():
         raise ForkdiffError(f"no verdicts in {out}", f"run 'forkdiff compare {out}' first")
     record_folder(out, args.db)
     res = render(out, args.db)

@@ -6,9 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
+from ..cli_env import insn_profile_knob, patches_knob, tree_knob
 from ..errors import ForkdiffError
+from ..prepare.source import resolve_source
+from ..results.outdir import new_results_dir
 from ..run.faultsetup import FaultOptions, parse_faults
-from ..run.outdir import new_results_dir
 from ..run.suites import SPAWN_VMAS, SUITES, VARIANTS, RunOptions, load_scenarios, run_suite
 
 
@@ -76,6 +78,8 @@ def _run(args: argparse.Namespace) -> int:
     slab, page = parse_faults(args.faults or ("slab,page" if args.page_faults else "slab"))
     scenarios = load_scenarios(args.scenario) if args.scenario else None
     out = args.out or new_results_dir()
+    tree = resolve_source(tree_knob(None))  # KERNEL_TREE=, resolved once for every suite
+    patches = tuple(patches_knob())  # PATCHES=
     total_errors = 0
     for suite in dict.fromkeys(args.suite):
         opts = RunOptions(suite=suite, out=out, variants=tuple(args.variant or VARIANTS),
@@ -83,7 +87,8 @@ def _run(args: argparse.Namespace) -> int:
                           duration=args.duration, repeats=args.repeats, max_k=args.max_k,
                           count_only_above=args.count_only_above, resume=args.resume,
                           icount=False if args.no_icount else None, kmemleak=args.kmemleak,
-                          calibrate=not args.no_calibrate,
+                          calibrate=not args.no_calibrate, tree=tree, patches=patches,
+                          insn_profile=insn_profile_knob(),
                           fault=FaultOptions(stack_filter=not args.no_stack_filter,
                                              page_alloc=page or args.page_faults, slab=slab))
         t0 = time.monotonic()

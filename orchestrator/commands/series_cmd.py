@@ -1,7 +1,7 @@
 """`forkdiff series`: the chosen suites on the tree, then on the tree + patch 1, + patch 2, ...
 (ktest's patchcheck), naming the first patch whose step's verdict differs from the step before.
 
-Each step is one kernel (orchestrator/run/step.py), built like any PATCHES= kernel: a copy of
+Each step is one kernel (orchestrator/conduct/step.py), built like any PATCHES= kernel: a copy of
 the tree with the first n patches applied, compiled through the shared ccache, cached by
 content (a series run again builds nothing). The step folders, series.json and series.md go
 into --out. Exit 0 when every step passes, 1 when a step fails or a patch changes a verdict, 2
@@ -17,11 +17,12 @@ import sys
 import time
 from pathlib import Path
 
+from ..cli_env import insn_profile_knob
+from ..conduct.step import INCONCLUSIVE, PASS, run_step
 from ..errors import ForkdiffError
 from ..prepare.gitbase import tree_at_base
 from ..prepare.series import expand
-from ..run.outdir import new_results_dir
-from ..run.step import INCONCLUSIVE, PASS, run_step
+from ..results.outdir import new_results_dir
 from ..run.suites import SUITES, load_scenarios
 from .vmtest import _list
 
@@ -69,7 +70,6 @@ def _run(args: argparse.Namespace) -> int:
         raise ForkdiffError("forkdiff series needs a series", "give --patches (PATCHES=) an mbox, "
                             "a folder of git format-patch output, or patch files in order")
     series = expand([Path(p) for p in shlex.split(raw)])
-    env.pop("PATCHES", None)  # each step gives its own patches: $PATCHES must not add to them
     suites = _list(args.suites or env.get("SUITES") or "faults", SUITES, "SUITES")
     scenarios = tuple((args.scenarios or env.get("SCENARIOS") or "").replace(",", " ").split())
     if scenarios:
@@ -84,7 +84,8 @@ def _run(args: argparse.Namespace) -> int:
     for n in range(len(series.patches) + 1):
         subject = "(the tree)" if n == 0 else series.subjects[n - 1]
         say(f"step {n}/{len(series.patches)}: {subject}")
-        outcome = run_step(out / f"step-{n:02d}", tree, series.patches[:n], suites, scenarios, say)
+        outcome = run_step(out / f"step-{n:02d}", tree, series.patches[:n], suites, scenarios, say,
+                           insn_profile=insn_profile_knob())
         steps.append({"step": n, "subject": subject,
                       "patch": str(series.patches[n - 1]) if n else "", **outcome.as_dict()})
         say(f"step {n}: {outcome.verdict} (build {outcome.seconds.get('build')} s, run "

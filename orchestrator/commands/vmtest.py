@@ -8,14 +8,15 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..cli_env import insn_profile_knob, patches_raw, tree_knob
+from ..conductor import VmTestOptions, run
 from ..errors import ForkdiffError
 from ..prepare.gitbase import tree_at_base
 from ..prepare.series import expand
 from ..prepare.variants import KERNELS
+from ..results.outdir import new_results_dir
 from ..run.faultsetup import parse_faults
 from ..run.observers import parse_observers, parse_seed
-from ..run.outdir import new_results_dir
-from ..run.pipeline import VmTestOptions, run
 from ..run.shards import parse_executor, parse_shard
 from ..run.suites import SPAWN_VMAS, SUITES
 from .compare_cmd import parse_models
@@ -61,9 +62,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ForkdiffError(f"DURATION={duration} must be > 0", "e.g. DURATION=2")
     # PATCHES=: patch files, mboxes or format-patch folders; a series' base-commit picks the
     # commit of a git checkout they go onto (orchestrator/prepare/series.py, gitbase.py)
-    raw_patches = args.patches or env.get("PATCHES") or ""
+    raw_patches = patches_raw(args.patches)
     series = expand([Path(p) for p in shlex.split(raw_patches)])
-    tree = tree_at_base(args.tree or env.get("KERNEL_TREE") or None, series.base_commit,
+    tree = tree_at_base(tree_knob(args.tree), series.base_commit,
                         raw_patches, lambda m: print(f"forkdiff: {m}", file=sys.stderr, flush=True))
     opts = VmTestOptions(
         out=Path(explicit_out) if explicit_out else Path(),
@@ -89,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         sweep_part_s=_seconds(args.sweep_part or env.get("SWEEP_PART") or "600"),
         against=Path(a).expanduser() if (a := args.against or env.get("AGAINST")) else None,
         history_db=args.db or "",
+        insn_profile=insn_profile_knob(),
     )
     if not explicit_out:
         if opts.resume:

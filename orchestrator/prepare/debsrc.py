@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,7 +129,6 @@ def _pin_file(spec: DebianSpec) -> Path:
 
 def _unpack_deb(deb: Path, package: str, version: str, dest_root: Path) -> Path:
     """dpkg-deb -x, then the /usr/src tarball inside into dest_root/<package>_<version>."""
-    from .tree import unpack_tarball  # tree.py imports this module
 
     work = dest_root / f".{package}_{version}.deb-x"
     subprocess.run(["rm", "-rf", str(work)], check=False)
@@ -173,3 +173,34 @@ def fetch(spec: DebianSpec, say=lambda m: print(f"forkdiff: {m}", file=sys.stder
         deb.unlink()  # the unpacked tree is what is kept
         atomic_write(pin, json.dumps({"spec": spec.text, "version": version, "tree": str(tree)}) + "\n")
         return tree, version
+
+
+def unpack_tarball(tarball: Path, package: str, version: str) -> Path:
+    """Unpack a Debian linux-source tarball into cache/trees/<package>_<version>/ (once per
+    package version, under a lock), then make it read-only (chmod -R a-w)."""
+    dest_root = cache_path("trees")
+    dest = dest_root / f"{package}_{version}"
+    done = dest / ".forkdiff-unpacked"
+    with locked(f"tree-{package}"):
+        if not done.exists():
+            tmp = dest_root / f".{dest.name}.partial"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(dest, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            print(f"forkdiff: unpacking {tarball} into {dest_root} (once per package version)",
+                  file=sys.stderr, flush=True)
+            try:  # tar with xz is several times faster than Python's tarfile here
+                subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp)], check=True,
+                               capture_output=True, timeout=1800)
+            except (OSError, subprocess.SubprocessError):
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+                with tarfile.open(tarball) as tf:
+                    tf.extractall(tmp, filter="tar")
+            inner = tmp / package
+            src = inner if inner.is_dir() else tmp
+            src.rename(dest)
+            shutil.rmtree(tmp, ignore_errors=True)
+            done.write_text(version + "\n")
+            subprocess.run(["chmod", "-R", "a-w", str(dest)], check=False)
+    return dest

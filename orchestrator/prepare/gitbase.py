@@ -83,7 +83,7 @@ def tree_at_base(tree: str | Path | KernelTree | None, base_commit: str | None, 
     else `tree` unchanged (said through `say` when a base-commit is not used)."""
     if not base_commit or isinstance(tree, KernelTree):
         return tree
-    raw = tree if tree not in (None, "") else os.environ.get("KERNEL_TREE") or None
+    raw = tree if tree not in (None, "") else None
     if raw is None or str(raw).startswith("debian:"):
         say(f"base-commit {base_commit} of {source} not used: the tree is not a git checkout "
             "(the patches go onto the tree as it is)")

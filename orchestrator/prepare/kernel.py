@@ -37,8 +37,9 @@ from ..cache import atomic_write, cache_path, locked, mark_used, sha256_file, sh
 from ..errors import ForkdiffError, KernelDoesNotBuild
 from . import kconfig_needs, variants
 from .kconfig import ARCH, PROFILES, configure, effective_text, profile_fragments
-from .patches import baseline_error, baseline_patches, env_patches, patch_identity, prepare_copy
-from .tree import KernelTree, resolve_tree
+from .patches import baseline_patches, patch_identity, prepare_copy
+from .source import TreeSource, resolve_source
+from .tree import KernelTree
 from .treefacts import FACT_KEYS, detect, detect_dup_mmap_model, vdso_pages_of_build, version_tuple
 
 __all__ = ["VARIANTS", "PROFILES", "BuiltKernel", "build_kernel", "detect_dup_mmap_model",
@@ -363,19 +364,19 @@ def variant_patches(variant: str, tree_model: str, patches: Sequence[Path], tree
     return list(patches) if what == variants.TREE_PATCHES else []
 
 
-def build_kernel(variant: str, profile: str, tree: str | Path | None = None,
+def build_kernel(variant: str, profile: str, tree: str | Path | KernelTree | TreeSource | None = None,
                  patches: Sequence[Path] = (), progress: bool = True,
                  no_patches: bool = False) -> BuiltKernel:
     """Build (or fetch from the cache) the bzImage of one variant and profile.
 
-    tree: a kernel source tree or debian:SUITE:PACKAGE (default: $KERNEL_TREE, else Debian's
-    linux-source-6.12).
-    patches: extra patches for the `patched` variant (default: $PATCHES). `baseline` is the tree
+    tree: a TreeSource (resolved once for a run: orchestrator/conduct/plan.py), a kernel source
+    tree or debian:SUITE:PACKAGE (default: Debian's linux-source-6.12), resolved here.
+    patches: extra patches for the `patched` variant (the commands read PATCHES=). `baseline` is the tree
     plus patches/baseline/*.patch, or the tree itself when its dup_mmap() is already the
     baseline one or that patch does not apply (variant_patches). `reference` is the tree as it
     is, the measured A/B partner of the tree + PATCHES (variants.py): the very kernel a run
     without PATCHES= builds as `patched` (same cache key, same image), whatever PATCHES says.
-    no_patches: ignore `patches` and $PATCHES.
+    no_patches: ignore `patches`.
     """
     if variant == "reference":
         k = build_kernel("patched", profile, tree, progress=progress, no_patches=True)
@@ -385,10 +386,10 @@ def build_kernel(variant: str, profile: str, tree: str | Path | None = None,
                             f"use one of: {', '.join(variants.KERNELS)}")
     fragments = profile_fragments(profile)
     check_build_tools()
-    kt = resolve_tree(tree)
-    tree_model = detect_dup_mmap_model(kt.path)
-    extra = [] if no_patches else [Path(p) for p in patches] if patches else env_patches()
-    applies = variant != "baseline" or tree_model == "baseline" or baseline_error(kt.path) is None
+    source = resolve_source(tree)
+    kt, tree_model = source.tree, source.model
+    extra = [] if no_patches else [Path(p) for p in patches]
+    applies = variant != "baseline" or tree_model == "baseline" or source.baseline_cause is None
     plist = variant_patches(variant, tree_model, extra, f"tree {kt.path} ({kt.version})", applies)
     what = variants.made_of(variant, tree_model, lambda: None if applies else "no", extra)
     b = _Build(variant, profile, kt, plist, fragments, progress, what)

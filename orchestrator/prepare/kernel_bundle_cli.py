@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cli_env import patches_knob, tree_knob
 from .kernel import PROFILES, VARIANTS, build_kernel
 from .kernel_bundle import export, import_bundle
 
@@ -26,7 +27,7 @@ def register(ksub) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    kernels = [build_kernel(v, p, tree=args.tree, patches=args.patch, progress=True)
+    kernels = [build_kernel(v, p, tree=tree_knob(args.tree), patches=patches_knob(args.patch), progress=True)
                for p in (args.profile or PROFILES) for v in (args.variant or VARIANTS)]
     keys = export(kernels, args.file)
     print(f"{args.file}: {len(keys)} kernels ({', '.join(k.release for k in kernels)}), "

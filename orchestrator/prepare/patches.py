@@ -8,9 +8,7 @@ unpacked tree never changes."""
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -41,14 +39,6 @@ def baseline_error(tree_path: Path) -> str | None:
     except ForkdiffError as err:
         return err.cause
     return None
-
-
-def env_patches() -> list[Path]:
-    """Extra patches for the patched variant from $PATCHES (space-separated paths: patch files,
-    mboxes or folders of git format-patch output, orchestrator/prepare/series.py)."""
-    from .series import expand
-
-    return list(expand([Path(p).expanduser() for p in shlex.split(os.environ.get("PATCHES", ""))]).patches)
 
 
 def patch_identity(patches: Sequence[Path]) -> list[dict[str, str]]:

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
-import sys
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cache import cache_path, locked
 from ..errors import ForkdiffError
 from . import debsrc
+from .debsrc import unpack_tarball
 from .treefacts import makefile_version as _makefile_version
 
 DEFAULT_PACKAGE = "linux-source-6.12"
@@ -91,37 +88,6 @@ def _user_tree_identity(path: Path) -> str:
     return f"walk:{h.hexdigest()}"
 
 
-def unpack_tarball(tarball: Path, package: str, version: str) -> Path:
-    """Unpack a Debian linux-source tarball into cache/trees/<package>_<version>/ (once per
-    package version, under a lock), then make it read-only (chmod -R a-w)."""
-    dest_root = cache_path("trees")
-    dest = dest_root / f"{package}_{version}"
-    done = dest / ".forkdiff-unpacked"
-    with locked(f"tree-{package}"):
-        if not done.exists():
-            tmp = dest_root / f".{dest.name}.partial"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(dest, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            print(f"forkdiff: unpacking {tarball} into {dest_root} (once per package version)",
-                  file=sys.stderr, flush=True)
-            try:  # tar with xz is several times faster than Python's tarfile here
-                subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp)], check=True,
-                               capture_output=True, timeout=1800)
-            except (OSError, subprocess.SubprocessError):
-                shutil.rmtree(tmp, ignore_errors=True)
-                tmp.mkdir(parents=True)
-                with tarfile.open(tarball) as tf:
-                    tf.extractall(tmp, filter="tar")
-            inner = tmp / package
-            src = inner if inner.is_dir() else tmp
-            src.rename(dest)
-            shutil.rmtree(tmp, ignore_errors=True)
-            done.write_text(version + "\n")
-            subprocess.run(["chmod", "-R", "a-w", str(dest)], check=False)
-    return dest
-
-
 def default_tree() -> KernelTree:
     """Unpack Debian's linux-source-6.12 tarball into the cache (once per package version)."""
     if not DEFAULT_TARBALL.is_file():
@@ -141,12 +107,13 @@ def debian_tree(spec: debsrc.DebianSpec) -> KernelTree:
 
 
 def resolve_tree(path: str | Path | KernelTree | None = None) -> KernelTree:
-    """The tree to use: `path` (or $KERNEL_TREE) if given, else the default Debian tree. A
+    """The tree to use: `path` if given, else the default Debian tree (the commands read
+    KERNEL_TREE=: orchestrator/cli_env.py). A
     `debian:SUITE:PACKAGE` spec is fetched into the cache (orchestrator/prepare/debsrc.py). A
     KernelTree is already resolved (a series' base-commit, a bisect step's copy): used as it is."""
     if isinstance(path, KernelTree):
         return path
-    raw = path if path not in (None, "") else os.environ.get("KERNEL_TREE") or None
+    raw = path if path not in (None, "") else None
     if raw is None:
         tree = default_tree()
         validate_tree(tree.path)

@@ -1,5 +1,5 @@
 """Which kernel variants a tree gives, what each is built from, and which simulator model each
-is compared with: one decision, used by the run (orchestrator.run.pipeline) and by every
+is compared with: one decision, used by the run's plan (orchestrator.conduct.plan) and by every
 kernel build (orchestrator.prepare.kernel).
 
     tree's own dup_mmap()      patches/baseline/  PATCHES=  baseline kernel (model)           patched kernel

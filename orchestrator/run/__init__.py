@@ -1,2 +1,2 @@
-"""Stage 3: running the suites on guests, observations, shards, merge, Dask (see
+"""The execute stage's work: the suites on guests, shards, merge (see
 orchestrator/__init__.py)."""

@@ -1,7 +1,7 @@
 """Where fork's instructions go: the spawn guest run under QEMU with the instruction-count
 plugin (orchestrator/data/insncount.c, built by orchestrator.prepare.qemuplugin), per kernel
 function, for the fixed calibration plan of a kernel: the calibration layouts
-(orchestrator.analysis.calibration) and the seed's spawn layout at PROFILE_VMAS.
+(orchestrator.run.calibration) and the seed's spawn layout at PROFILE_VMAS.
 
 The spawn guest brackets its fork loop with two marker no-ops; the plugin writes that
 window's instructions per kernel symbol (self instructions: each instruction is charged to
@@ -56,7 +56,7 @@ class ProfileJob:
 def profile_jobs(duration: float = PROFILE_DURATION, vmas: tuple[int, ...] = PROFILE_VMAS,
                  layouts: tuple[str, ...] | None = None) -> list[ProfileJob]:
     """The fixed plan: the calibration layouts, then the seed's layout at every count."""
-    from ..analysis.calibration import calibration_scenarios
+    from .calibration import calibration_scenarios
 
     jobs = []
     for sc in calibration_scenarios(profile=True):

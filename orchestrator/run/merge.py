@@ -12,13 +12,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..analysis.job_predictions import ELF_FILE
 from ..cache import atomic_write
 from ..errors import ForkdiffError
 from ..prepare import kernel_records
+from ..results.elves import ELF_FILE
+from ..results.folder import RUN_JSON
+from ..results.meta import RunMeta
+from ..results.observations import FILENAME, read_records
+from ..results.provenance import GUEST_BINARIES, QEMU_VERSION
 from . import sweep_parts
-from .observations import FILENAME, read_records
-from .provenance import GUEST_BINARIES, QEMU_VERSION
 
 SHARD_FILE = "shard.json"
 SAME = ("value", "values")  # what must agree when two folders hold the same key
@@ -33,7 +35,7 @@ class Merged:
 
 
 def _load(folder: Path) -> tuple[dict, dict | None]:
-    run = folder / "run.json"
+    run = folder / RUN_JSON
     if not (folder / FILENAME).is_file() or not run.is_file():
         raise ForkdiffError(f"{folder} is not a run folder ({FILENAME} or run.json missing)",
                             "give folders written by 'forkdiff vm-test --shard i/n --out DIR'")
@@ -170,13 +172,12 @@ def merge(out: Path, folders: list[Path]) -> Merged:
         atomic_write(out / INSN_PROFILES / name, text)
     atomic_write(out / FILENAME, "".join(lines))
     atomic_write(out / ELF_FILE, elves[0])
-    meta = dict(metas[0])
-    meta["run"] = out.name
-    meta["merged from"] = ", ".join(str(f) for f in folders)
+    meta = RunMeta.from_dict(metas[0])
+    meta.run = out.name
+    meta.merged_from = ", ".join(str(f) for f in folders)
+    meta.suite_wall_s = {}  # per-shard figures: kept in the shard folders
     for folder, m, s in zip(folders, metas, shards, strict=True):
         tag = f"shard {s['shard']}/{s['of']}" if s else str(folder)
-        meta[f"{tag} suites wall s"] = m.get("suites wall s")
-    for k in [k for k in meta if k.startswith("suite ") and k.endswith(" wall s")]:
-        del meta[k]  # per-shard figures: kept in the shard folders
-    atomic_write(out / "run.json", json.dumps(meta, indent=1))
-    return Merged(out, len(lines), dups, meta)
+        meta.extra[f"{tag} suites wall s"] = m.get("suites wall s")
+    meta.save(out)
+    return Merged(out, len(lines), dups, meta.to_dict())

@@ -135,13 +135,13 @@ def shard_cost(units: list[Unit]) -> float:
 SHARD_FILE = "shard.json"
 
 
-def select(units: list[Unit], shard: tuple[int, int], out: Path, meta: dict, say) -> set[str]:
+def select(units: list[Unit], shard: tuple[int, int], out: Path, meta, say) -> set[str]:
     """The names of shard i's units; writes <out>/shard.json (what orchestrator.run.merge checks)."""
     i, n = shard
     mine = assign(units, n)[i - 1]
     info = {"shard": i, "of": n, "plan": plan_digest(units), "jobs": len(units),
             "estimated_s": round(shard_cost(mine), 1), "units": [u.name for u in mine]}
     (Path(out) / SHARD_FILE).write_text(json.dumps(info, indent=1))
-    meta["shard"] = f"{i}/{n} ({len(mine)} of {len(units)} jobs, estimated {info['estimated_s']:.0f} s)"
-    say("shard", meta["shard"])
+    meta.shard = f"{i}/{n} ({len(mine)} of {len(units)} jobs, estimated {info['estimated_s']:.0f} s)"
+    say("shard", meta.shard)
     return set(info["units"])

@@ -1,5 +1,5 @@
 """Suites: run the guest programs on each kernel variant and append what they report to
-<out>/observations.jsonl (orchestrator.run.observations), one record per measurement.
+<out>/observations.jsonl (orchestrator.results.observations), one record per measurement.
 
     maps    mapsprobe per scenario: parent maps before/after, child maps, WIPEONFORK/DONTFORK
     faults  faultsweep per scenario: fail-nth sweep over the checks fork makes under dup_mmap
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shlex
 import sys
@@ -34,11 +33,11 @@ from ..errors import ForkdiffError
 from ..prepare import treefacts
 from ..prepare.kconfig import run_record
 from ..prepare.variants import KERNELS
+from ..results.observations import ObservationLog, record_key
 from ..vm.guest_api import GuestLike
 from ..vm.guest_pool import GuestPool
 from . import faultsetup, kmemleak, slubdebug
 from . import observers as obs_mod
-from .observations import ObservationLog, record_key
 from .suite_parse import ParsedRecord, parse_output
 
 SUITES = ("maps", "faults", "counts", "spawn")
@@ -87,11 +86,11 @@ class RunOptions:
     # layouts; INSN_PROFILE=1 turns it on. Off by default: at 21 VMAs a run's rate differs from
     # the profile's by up to 2% (guest history: the profile's 21-VMA job runs after the
     # calibration layouts), more than the band allows (docs/predictions.md)
-    insn_profile: bool = field(default_factory=lambda: os.environ.get("INSN_PROFILE", "0") == "1")
+    insn_profile: bool = False  # the commands read INSN_PROFILE= (orchestrator/cli_env.py)
     calibrate_on: str = "baseline"  # ... on this kernel: the baseline, or a run's only kernel
     spawn_timing: str = "icount"  # spawn: "icount" (virtual time) or "realtime" (KVM only)
-    tree: str | None = None  # kernel source tree (None: $KERNEL_TREE, else Debian's 6.12)
-    patches: tuple[Path, ...] = ()  # extra patches for the patched kernel (empty: $PATCHES)
+    tree: object = None  # kernel tree: a TreeSource (a run's, resolved once), a path or spec; None: Debian's 6.12
+    patches: tuple[Path, ...] = ()  # extra patches for the patched kernel (the command reads PATCHES=)
     icount: bool | None = None  # None: virtual time (-icount), see icount_used
     memory_mb: int = 1024
     fault: faultsetup.FaultOptions = field(default_factory=faultsetup.FaultOptions)
@@ -246,7 +245,7 @@ def plan(opts: RunOptions) -> list[Job]:
                 for n in opts.vmas for r in range(reps)]
         # SCENARIOS= naming replayed layouts (list scenarios, `forkdiff scenario from-maps`):
         # spawn also forks each as it is (no fill), a layout of its own like the calibration
-        # layouts (analysis/calibration.py) but never fitted on (replayed): the band does not
+        # layouts (run/calibration.py) but never fitted on (replayed): the band does not
         # depend on SCENARIOS=; group scenarios stay the other suites' only
         for sc in [x for x in opts.scenarios or () if x.is_list]:
             n = sc.layout_count
@@ -655,17 +654,17 @@ def run_suite(opts: RunOptions) -> SuiteResult:
 
 def variant_jobs(opts: RunOptions, variant: str) -> list[Job]:
     """Jobs only one variant runs: spawn's calibration layouts, on the baseline kernel
-    (orchestrator.analysis.calibration; the patched kernel's timings are predicted, never fitted), or
+    (orchestrator.run.calibration; the patched kernel's timings are predicted, never fitted), or
     on the one kernel of a run without a baseline (its model is fitted on them, the seed's
     layout held out: orchestrator.analysis.spawn_model)."""
     if opts.suite != "spawn" or variant != opts.calibrate_on or not opts.calibrate:
         return []
-    if uses_insn_profile(opts) and not (opts.patches or os.environ.get("PATCHES", "").strip()):
+    if uses_insn_profile(opts) and not opts.patches:
         # without PATCHES= the instruction profiles judge every kernel; with them the work
         # model fitted on the baseline's calibration layouts still judges the patched kernel
         # where the run has no reference kernel (orchestrator.analysis.insn_rows.fitted_on)
         return []
-    from ..analysis.calibration import CALIBRATION_DURATION, calibration_scenarios
+    from .calibration import CALIBRATION_DURATION, calibration_scenarios
 
     out = []
     for sc in calibration_scenarios():

@@ -18,7 +18,7 @@ import re
 from collections import defaultdict
 from dataclasses import replace
 
-from .observations import record_key
+from ..results.observations import record_key
 from .suites import Job
 
 PART = re.compile(r"^k(\d+)-(\d*)$")

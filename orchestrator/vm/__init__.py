@@ -1,1 +1,1 @@
-"""Stage 2: QEMU guests, SSH, console crash reports, the guest pool (see orchestrator/__init__.py)."""
+"""QEMU guests, SSH, console crash reports, the guest pool (see orchestrator/__init__.py)."""

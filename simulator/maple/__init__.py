@@ -14,7 +14,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from . import core as C
+from . import write_copy
 from .core import M, MaState, Node, Pool
+
+C._MC = write_copy  # the 7.x write path core dispatches to (core.py's _MC)
 
 __all__ = ["MapleTree", "AllocRecord", "AllocLog", "DupFailed", "ULONG_MAX"]
 

@@ -2335,6 +2335,7 @@ def mas_erase(mas: MaState):
     return entry
 
 
-# the 7.x write path (maple_copy) dispatched from mas_wr_store_entry(); imported last because
-# it is built on this module's helpers
-from . import write_copy as _MC  # noqa: E402
+# the 7.x write path (maple_copy) dispatched from mas_wr_store_entry(): simulator.maple.write_copy,
+# which is built on this module's helpers; the package (simulator/maple/__init__.py) sets it once
+# both are loaded, so neither module imports the other both ways
+_MC = None

@@ -1,5 +1,5 @@
 """`forkdiff bisect-run`'s exit codes and the step verdicts behind them
-(orchestrator/commands/bisect_run.py, orchestrator/run/step.py, commands/series_cmd.py first_change),
+(orchestrator/commands/bisect_run.py, orchestrator/conduct/step.py, commands/series_cmd.py first_change),
 and the mirror's file sync (orchestrator/prepare/mirror.py) on real folders.
 
 Fakes: the verdict rows given to judge() and the step lists given to first_change() are written
@@ -18,9 +18,9 @@ import pytest
 
 from orchestrator.commands.bisect_run import ABORT, BAD, GOOD, SKIP, exit_code
 from orchestrator.commands.series_cmd import first_change
+from orchestrator.conduct.step import BUILD_FAILED, FAIL, INCONCLUSIVE, PASS, judge
 from orchestrator.errors import ForkdiffError
 from orchestrator.prepare.mirror import check_outside, sync
-from orchestrator.run.step import BUILD_FAILED, FAIL, INCONCLUSIVE, PASS, judge
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from orchestrator.run.observations import ObservationLog, read_records, record_key
+from orchestrator.results.observations import ObservationLog, read_records, record_key
 from orchestrator.run.suite_parse import parse_output
 from orchestrator.run.suites import RunOptions, load_scenarios, plan
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fake_guest import FakeGuest, FakeKernel
 
-from orchestrator.run.observations import ObservationLog, read_records
+from orchestrator.results.observations import ObservationLog, read_records
 from orchestrator.run.suites import (
     GUEST_BIN,
     RunOptions,

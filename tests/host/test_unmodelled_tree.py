@@ -15,7 +15,7 @@ from fake_tree import synthetic_tree
 from orchestrator.analysis import report
 from orchestrator.analysis.compare import compare_records
 from orchestrator.analysis.job_predictions import Predictor, load_elves
-from orchestrator.analysis.verdicts import failing
+from orchestrator.results.verdicts import failing
 from simulator import runconfig
 
 DATA = Path(__file__).parents[1] / "data" / "small-run"
@@ -130,10 +130,11 @@ class _StopBeforeBuild(Exception):
 
 
 def test_vm_test_says_first_that_the_tree_is_not_modelled(tmp_path, monkeypatch, capsys):
-    """pipeline.run on a FAKE tree shaped like no kernel the simulator knows (a 7.9 whose
+    """The conductor's run on a FAKE tree shaped like no kernel the simulator knows (a 7.9 whose
     dup_mmap() failure path is neither 6.12's marker nor 7.2's teardown), stopped at the first
     kernel build: the notice and the variant decision come before it."""
-    from orchestrator.run import pipeline
+    from orchestrator import conductor
+    from orchestrator.conduct import build as build_stage
 
     dup = ("__latent_entropy int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)\n{\n"
            "\tretval = __mt_dup(&oldmm->mm_mt, &mm->mm_mt, GFP_KERNEL);\n"
@@ -145,10 +146,10 @@ def test_vm_test_says_first_that_the_tree_is_not_modelled(tmp_path, monkeypatch,
         built.append(variant)
         raise _StopBeforeBuild
 
-    monkeypatch.setattr(pipeline, "build_kernel", fake_build)
+    monkeypatch.setattr(build_stage, "build_kernel", fake_build)
     monkeypatch.delenv("PATCHES", raising=False)
     with pytest.raises(_StopBeforeBuild):
-        pipeline.run(pipeline.VmTestOptions(out=tmp_path / "out", tree=str(tree),
+        conductor.run(conductor.VmTestOptions(out=tmp_path / "out", tree=str(tree),
                                             suites=("maps", "faults")))
     err = capsys.readouterr().err
     notice = err.index("model: simulator models 6.12, 7.2; this tree 7.9.13 differs in: fork_failure=unknown")
@@ -158,15 +159,16 @@ def test_vm_test_says_first_that_the_tree_is_not_modelled(tmp_path, monkeypatch,
 
 
 def test_a_baseline_tree_without_patches_runs_baseline_only(tmp_path, monkeypatch, capsys):
-    from orchestrator.run import pipeline
+    from orchestrator import conductor
+    from orchestrator.conduct import build as build_stage
 
     tree = synthetic_tree(tmp_path / "linux", BASELINE_61)
     built = []
-    monkeypatch.setattr(pipeline, "build_kernel",
+    monkeypatch.setattr(build_stage, "build_kernel",
                         lambda v, p, **kw: (built.append(v), (_ for _ in ()).throw(_StopBeforeBuild()))[1])
     monkeypatch.delenv("PATCHES", raising=False)
     with pytest.raises(_StopBeforeBuild):
-        pipeline.run(pipeline.VmTestOptions(out=tmp_path / "out", tree=str(tree), suites=("maps",)))
+        conductor.run(conductor.VmTestOptions(out=tmp_path / "out", tree=str(tree), suites=("maps",)))
     err = capsys.readouterr().err
     assert "baseline = the tree; no PATCHES, so no patched kernel" in err and built == ["baseline"]
 

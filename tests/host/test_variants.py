@@ -5,7 +5,7 @@ re-comparing a saved folder, the KCIDB test paths and the report.
 
 FAKES, of our own code only: `baseline_error` callables stand in for `patch --dry-run` in the
 decision table; synthetic trees (just the files treefacts reads) stand in for kernel trees;
-pipeline.build_kernel / build_rootfs / run_units and build_kernel's _Build are replaced so that
+the build stage's build_kernel / build_rootfs, the executor and build_kernel's _Build are replaced so that
 nothing is built or booted. The real 7.2 tree and real builds are in tests/tree/test_trees.py and
 tests/vm/test_planted_slowdown_72.py."""
 
@@ -92,7 +92,7 @@ def test_61_baseline_is_the_tree_and_patched_needs_patches():
     p = variants.plan("baseline", _never, PATCH)
     assert p.variants == ("baseline", "patched") and not p.reference
     assert p.made_of == {"baseline": variants.TREE, "patched": variants.TREE_PATCHES}
-    assert "patched" not in p.models  # its model comes from its built source (pipeline.run)
+    assert "patched" not in p.models  # its model comes from its built source (the conductor's build stage)
 
 
 def test_a_dup_mmap_of_neither_shape_runs_the_tree_as_it_is():
@@ -172,9 +172,10 @@ def test_build_kernel_makes_the_72_baseline_from_the_tree_and_skips_the_model_ch
 
 # ----------------------------------------------------------------- the run
 def _run_until_suites(tmp_path, monkeypatch, tree: Path, patches: tuple[Path, ...]):
-    """pipeline.run with FAKE kernels (manifests say the 7.2 tree's own model), stopped where
+    """The conductor's run with FAKE kernels (manifests say the 7.2 tree's own model), stopped where
     the suites would start; returns (kernels built, run.json as recorded, stderr)."""
-    from orchestrator.run import pipeline
+    from orchestrator import conductor
+    from orchestrator.conduct import build as build_stage
 
     built, meta = [], {}
 
@@ -183,18 +184,19 @@ def _run_until_suites(tmp_path, monkeypatch, tree: Path, patches: tuple[Path, ..
         return SimpleNamespace(release=f"7.2.13-forkdiff-{variant}-{profile}", bzimage="/nonexistent",
                                manifest={"dup_mmap_model": "patched"})
 
-    def stop(opts, variants_, *a, **kw):
-        raise _Stop
+    class Stop:  # FAKE executor: the run ends where the suites would start
+        def execute(self, ex, keep=None):
+            raise _Stop
 
-    monkeypatch.setattr(pipeline, "build_kernel", fake_build)
-    monkeypatch.setattr(pipeline, "build_rootfs", lambda: None)
-    monkeypatch.setattr(pipeline.provenance, "record", lambda out, m: meta.update(m=m))
-    monkeypatch.setattr(pipeline, "run_units", stop)
+    monkeypatch.setattr(build_stage, "build_kernel", fake_build)
+    monkeypatch.setattr(build_stage, "build_rootfs", lambda: None)
+    monkeypatch.setattr(build_stage.provenance, "record", lambda out, m: meta.update(m=m))
+    monkeypatch.setattr(conductor, "executor_for", lambda opts: Stop())
     monkeypatch.delenv("PATCHES", raising=False)
     with pytest.raises(_Stop):
-        pipeline.run(pipeline.VmTestOptions(out=tmp_path / "out", tree=str(tree), suites=("spawn",),
-                                            patches=patches))
-    return built, meta["m"]
+        conductor.run(conductor.VmTestOptions(out=tmp_path / "out", tree=str(tree), suites=("spawn",),
+                                              patches=patches))
+    return built, meta["m"].to_dict()  # run.json as the run holds it when the suites start
 
 
 def test_a_72_run_with_patches_builds_the_reference_and_records_what_it_is(tmp_path, tree72, monkeypatch, capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.analysis.compare import Predictor, load_elves
-from orchestrator.run.observations import read_records
+from orchestrator.results.observations import read_records
 
 SPAWN_RUN = Path(__file__).resolve().parents[1] / "data" / "spawn-run"
 

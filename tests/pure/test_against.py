@@ -17,7 +17,7 @@ from orchestrator.analysis.against import RR, check_early
 from orchestrator.analysis.compare import compare_dir
 from orchestrator.analysis.spawn_model import SAME_WORK_BAND_PCT
 from orchestrator.errors import ForkdiffError
-from orchestrator.run.observations import read_records
+from orchestrator.results.observations import read_records
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "spawn-run"
 META = {"qemu version": "QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)",

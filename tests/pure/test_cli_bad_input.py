@@ -49,7 +49,7 @@ def test_output_folder_that_is_a_file(tmp_path):
 
 
 def test_default_results_folders_never_collide(tmp_path):
-    from orchestrator.run.outdir import new_results_dir
+    from orchestrator.results.outdir import new_results_dir
 
     dirs = [new_results_dir(tmp_path / "results") for _ in range(3)]
     assert len(set(dirs)) == 3 and all(d.is_dir() for d in dirs)

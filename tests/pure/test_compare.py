@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.analysis import report
 from orchestrator.analysis.compare import compare_dir
-from orchestrator.analysis.verdicts import failing
+from orchestrator.results.verdicts import failing
 from simulator import runconfig
 
 DATA = Path(__file__).parents[1] / "data" / "small-run"

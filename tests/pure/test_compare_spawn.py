@@ -28,7 +28,7 @@ from orchestrator.analysis.compare import (
 )
 from orchestrator.analysis.spawn_model import work_model
 from orchestrator.analysis.timing import improvement_table
-from orchestrator.run.observations import read_records
+from orchestrator.results.observations import read_records
 
 DATA = Path(__file__).parents[1] / "data" / "small-spawn"
 VMAS = (21, 421, 3221)

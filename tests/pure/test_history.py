@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 
 from orchestrator.analysis import history_db, history_view
-from orchestrator.analysis import verdicts as vd
 from orchestrator.analysis.history_record import read_run
 from orchestrator.analysis.kcidb import kernel_of
 from orchestrator.analysis.report import render
 from orchestrator.cli import main
+from orchestrator.results import verdicts as vd
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FOLDERS = ("kcidb-run", "kcidb-spawn", "spawn-72-reference")

@@ -152,7 +152,7 @@ def test_a_kernel_report_is_the_log_excerpt_within_the_schemas_limit(exported):
 
 def test_every_verdict_maps_to_a_status_of_the_schema():
     enum = LATEST.json["$defs"]["status"]["enum"]
-    from orchestrator.analysis.verdicts import VERDICTS
+    from orchestrator.results.verdicts import VERDICTS
 
     assert set(kcidb.STATUS) == set(VERDICTS)
     assert set(kcidb.STATUS.values()) <= set(enum)

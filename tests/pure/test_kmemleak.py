@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 from orchestrator.analysis.compare import ObservedJob, _kmemleak_rows
+from orchestrator.results.observations import ObservationLog, record_key
 from orchestrator.run import faultsetup, kmemleak
-from orchestrator.run.observations import ObservationLog, record_key
 from orchestrator.run.suites import RunOptions, load_scenarios, pending, plan
 from orchestrator.vm.guest import ConsoleWatcher, Guest, GuestCrashed
 
@@ -97,7 +97,7 @@ def test_check_lets_a_tolerated_report_pass_once_and_still_raises_on_others(tmp_
 
 
 def test_kmemleak_knob_reaches_the_vm_test_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """KMEMLEAK=1 (make vm-test exports it) and --kmemleak; pipeline.run is replaced by a FAKE
+    """KMEMLEAK=1 (make vm-test exports it) and --kmemleak; the conductor's run is replaced by a FAKE
     that only keeps the options it is given."""
     import argparse
 

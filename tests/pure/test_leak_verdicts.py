@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from orchestrator.analysis import report
 from orchestrator.analysis.compare import ObservedJob, compare_faults, leak_rows
-from orchestrator.analysis.verdicts import frame
+from orchestrator.results.verdicts import frame
 from orchestrator.run.suites import SCENARIO_DIR
 from simulator import predict
 from simulator.scenario import load

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ForkdiffError
+from orchestrator.results.observations import read_records
 from orchestrator.run.merge import merge
-from orchestrator.run.observations import read_records
 
 GUEST = {"mapsprobe": "a" * 64}
 QEMU = "QEMU emulator version 7.2.15"

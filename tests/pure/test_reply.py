@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from orchestrator.analysis import triage
-from orchestrator.analysis import verdicts as vd
 from orchestrator.analysis.reply import body
 from orchestrator.cli import main
 from orchestrator.errors import ForkdiffError
 from orchestrator.prepare.patches import patch_subject
+from orchestrator.results import verdicts as vd
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"

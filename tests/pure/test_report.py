@@ -5,8 +5,8 @@ import re
 import pandas as pd
 
 from orchestrator.analysis import report
-from orchestrator.analysis import verdicts as vd
 from orchestrator.analysis.timing import improvement_table
+from orchestrator.results import verdicts as vd
 
 
 def _row(**kw):

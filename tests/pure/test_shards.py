@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.conduct.jobs import run_units
+from orchestrator.conduct.options import Progress, VmTestOptions
 from orchestrator.errors import ForkdiffError
 from orchestrator.run import shards
-from orchestrator.run.pipeline import Progress, VmTestOptions, run_units
 
 
 def _units(**kw):

@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.analysis.compare import KS, VV, Predictor, compare_records, load_elves
 from orchestrator.analysis.spawn_model import SAME_WORK_BAND_PCT
-from orchestrator.run.observations import read_records
+from orchestrator.results.observations import read_records
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "spawn-72-reference"
 

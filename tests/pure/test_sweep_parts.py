@@ -4,7 +4,7 @@ the real split sweep is in tests/vm/test_sharded_run.py)."""
 
 from __future__ import annotations
 
-from orchestrator.run.observations import record_key
+from orchestrator.results.observations import record_key
 from orchestrator.run.suites import Job
 from orchestrator.run.sweep_parts import join, split
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from orchestrator.analysis import triage
-from orchestrator.analysis import verdicts as vd
 from orchestrator.analysis.report import render
 from orchestrator.analysis.summary import print_summary
+from orchestrator.results import verdicts as vd
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kcidb-run"
 

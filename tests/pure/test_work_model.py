@@ -7,8 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from orchestrator.analysis.calibration import calibration_scenarios, layout_family
 from orchestrator.analysis.timing import improvement_table
+from orchestrator.run.calibration import calibration_scenarios, layout_family
 from simulator.cost import FEATURES, CalPoint, calibrate
 from simulator.fork import dup_mmap
 from simulator.predict import build_parent

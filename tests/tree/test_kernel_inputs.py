@@ -41,10 +41,9 @@ def test_missing_build_tools_are_named(tmp_path, monkeypatch):
         build_kernel("patched", "faults", progress=False)
 
 
-def test_missing_patch_in_PATCHES(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATCHES", str(tmp_path / "missing.patch"))
+def test_missing_patch_in_PATCHES(tmp_path):
     with pytest.raises(ForkdiffError, match="missing.patch does not exist"):
-        build_kernel("patched", "faults", progress=False)
+        build_kernel("patched", "faults", patches=[tmp_path / "missing.patch"], progress=False)
 
 
 def test_cli_prints_one_line_and_exits_2(tmp_path):

@@ -21,8 +21,8 @@ import pytest
 
 from orchestrator.analysis.compare import compare_dir, guest_elf
 from orchestrator.prepare.kernel import build_kernel
+from orchestrator.results.observations import ObservationLog, read_records
 from orchestrator.run import faultsetup, kmemleak
-from orchestrator.run.observations import ObservationLog, read_records
 from orchestrator.run.suites import (
     RunOptions,
     SuiteResult,
@@ -84,9 +84,8 @@ def test_cache_filter_keeps_the_check_count_with_kmemleak_on(guest: Guest, rootf
 
 
 def faults_run(out: Path, monkeypatch: pytest.MonkeyPatch, patches: str) -> tuple[SuiteResult, list[dict], list[dict]]:
-    monkeypatch.setenv("PATCHES", patches)
     opts = RunOptions(suite="faults", out=out, variants=("patched",), scenarios=load_scenarios([SCENARIO]),
-                      kmemleak=True, log=print)
+                      kmemleak=True, log=print, patches=tuple(Path(p) for p in patches.split()))
     res = run_suite(opts)
     df = compare_dir(out)
     return res, read_records(out / "observations.jsonl"), df.to_dict(orient="records")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.analysis.compare import compare_dir
-from orchestrator.run.observations import ObservationLog, read_records
+from orchestrator.results.observations import ObservationLog, read_records
 from orchestrator.run.suites import Job, RunOptions, SuiteResult, load_scenarios, plan, run_variant
 from orchestrator.vm.guest import Guest
 

@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 
 from orchestrator.analysis.compare import compare_dir
-from orchestrator.run.observations import ObservationLog, read_records
+from orchestrator.results.observations import ObservationLog, read_records
 from orchestrator.run.suites import (
     RunOptions,
     SuiteResult,

@@ -8,9 +8,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from ..analysis.job_predictions import ELF_FILE, guest_elf, save_elves
 from ..cache import sha256_file
 from ..vm.qemu_cmd import QEMU
+from .elves import ELF_FILE, guest_elf, save_elves
+from .meta import RunMeta
 
 GUEST_BINARIES = "guest binaries"
 QEMU_VERSION = "qemu version"
@@ -24,12 +25,12 @@ def qemu_version() -> str:
     return r.stdout.splitlines()[0].strip() if r.stdout else f"unknown (status {r.returncode})"
 
 
-def record(out: Path, meta: dict) -> None:
-    """Put the guest binaries' hashes and QEMU's version into `meta` (run.json) and the guest
-    binaries' program headers into <out>/guest-elf.json."""
+def record(out: Path, meta: RunMeta) -> None:
+    """Put the guest binaries' hashes and QEMU's version into `meta` (run.json "guest binaries",
+    "qemu version") and the guest binaries' program headers into <out>/guest-elf.json."""
     from ..prepare.rootfs import guest_programs
 
     progs = guest_programs()
-    meta[GUEST_BINARIES] = {p.name: sha256_file(p) for p in progs}
-    meta[QEMU_VERSION] = qemu_version()
+    meta.guest_binaries = {p.name: sha256_file(p) for p in progs}
+    meta.qemu_version = qemu_version()
     save_elves({p.name: guest_elf(p.name) for p in progs}, Path(out) / ELF_FILE)

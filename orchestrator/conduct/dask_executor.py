@@ -1,5 +1,5 @@
-"""`forkdiff vm-test --executor dask[:ADDRESS]`: the run's jobs (orchestrator.run.shards) on Dask
-distributed. Without an address a LocalCluster on this machine: JOBS= workers (default: one
+"""`forkdiff vm-test --executor dask[:ADDRESS]`: DaskExecutor runs the run's jobs (orchestrator.run.shards)
+on Dask distributed. Without an address a LocalCluster on this machine: JOBS= workers (default: one
 per variant, at most one per CPU), one thread each. With one, the scheduler at ADDRESS, whose
 workers were started with `--resources qemu=1` (dask-ssh / SSHCluster, dask-jobqueue,
 dask-kubernetes) and share the kernel cache or imported it (`forkdiff kernel import`).
@@ -25,36 +25,37 @@ from pathlib import Path
 from ..cache import atomic_write
 from ..errors import ForkdiffError
 from ..prepare import kernel_records
-from . import sweep_parts
-from .observations import FILENAME, read_records
-from .provenance import GUEST_BINARIES, QEMU_VERSION
-from .shards import assign, shard_cost
+from ..results.meta import RunMeta
+from ..results.observations import FILENAME, read_records
+from ..run import sweep_parts
+from ..run.shards import assign, shard_cost
+from .execute import Execution, task_options, variant_suites
+from .options import Progress
 
 RETRIES = 2  # a task that raised runs again this many times (a lost worker's task is rescheduled by Dask)
 
 
 def run_task(opts, names: list[str], kvm_ok: bool) -> dict:
     """In a worker: run the named jobs of the run into a scratch folder; return the records."""
-    from . import provenance
-    from .pipeline import Progress, _variant_suites
-    from .suites import load_scenarios
+    from ..results import provenance
+    from ..run.suites import load_scenarios
 
     scratch = Path(tempfile.mkdtemp(prefix="forkdiff-dask-"))
     try:
-        o = replace(opts, out=scratch, resume=False, executor="", shard=None)
+        o = task_options(opts, scratch)
         say = Progress()
         scenarios = load_scenarios(o.scenarios) if o.scenarios else None
         keep = set(names)
         variants = list(dict.fromkeys(n.split("|")[1] for n in names))
         errors, t0 = 0, time.monotonic()
         for v in variants:
-            for res, _seconds in _variant_suites(o, v, scenarios, say, lambda: kvm_ok, keep).values():
+            for res, _seconds in variant_suites(o, v, scenarios, say, lambda: kvm_ok, keep).values():
                 errors += len(res.errors)
-        meta: dict = {}
+        meta = RunMeta()
         provenance.record(scratch, meta)
         kernels = {f.name: f.read_text() for f in sorted((scratch / kernel_records.FOLDER).glob("*.json"))}
         return {"records": read_records(scratch / FILENAME), "errors": errors, "kernels": kernels,
-                "guest": meta[GUEST_BINARIES], "qemu": meta[QEMU_VERSION],
+                "guest": meta.guest_binaries, "qemu": meta.qemu_version,
                 "worker": f"{socket.gethostname()}:{os.getpid()}", "seconds": time.monotonic() - t0}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -106,7 +107,7 @@ def _result(fut) -> dict:
 def _kernels(out: Path, got: dict) -> None:
     """The task's kernel records (orchestrator.prepare.kernel_records) into the run's folder; a worker
     that booted another build of a kernel than an earlier task is refused."""
-    from .merge import same_kernel
+    from ..run.merge import same_kernel
 
     for name, text in got.get("kernels", {}).items():
         path = out / kernel_records.FOLDER / name
@@ -130,7 +131,17 @@ def _append(out: Path, records: list[dict]) -> None:
         os.close(fd)
 
 
-def run_dask(opts, keep: set[str] | None, meta: dict, say, plan) -> int:
+class DaskExecutor:
+    """The run's jobs on a Dask cluster (a LocalCluster, or the scheduler at EXECUTOR=dask:ADDRESS)."""
+
+    def execute(self, ex: Execution, keep: set[str] | None = None) -> int:
+        from ..vm import guest as vm
+
+        with vm.terminate_raises():  # SIGTERM/SIGHUP too stop the cluster and its guests
+            return run_dask(ex.opts, keep, ex.meta, ex.say, ex.units)
+
+
+def run_dask(opts, keep: set[str] | None, meta: RunMeta, say, plan) -> int:
     """Run the run's jobs (a shard's, when `keep` is given) on Dask; `plan(opts)` lists them
     (long sweeps split into up to one k-range per QEMU slot). Returns the number of errors."""
     if opts.resume:
@@ -147,7 +158,7 @@ def run_dask(opts, keep: set[str] | None, meta: dict, say, plan) -> int:
         opts = replace(opts, split_n=opts.parts if opts.shard else slots)
         todo = [u for u in plan(opts) if keep is None or u.name in keep]
         parts = [p for p in assign(todo, slots) if p]
-        kvm_ok = meta.get("kvm") == "usable"
+        kvm_ok = meta.kvm == "usable"
         say("dask", f"{len(todo)} jobs in {len(parts)} tasks on {slots} QEMU slot(s) at {client.scheduler.address}")
         futures = [client.submit(run_task, opts, [u.name for u in p], kvm_ok, resources={"qemu": 1},
                                  retries=RETRIES, pure=False, priority=int(shard_cost(p)),
@@ -155,8 +166,8 @@ def run_dask(opts, keep: set[str] | None, meta: dict, say, plan) -> int:
                    for i, p in enumerate(parts, 1)]
         for fut in as_completed(futures):
             got = _result(fut)
-            for what, mine, theirs in (("guest binaries", meta.get(GUEST_BINARIES), got["guest"]),
-                                       ("QEMU version", meta.get(QEMU_VERSION), got["qemu"])):
+            for what, mine, theirs in (("guest binaries", meta.guest_binaries, got["guest"]),
+                                       ("QEMU version", meta.qemu_version, got["qemu"])):
                 if mine != theirs:
                     raise ForkdiffError(f"Dask worker {got['worker']} ran other {what} than this "
                                         f"machine: {json.dumps(theirs)[:300]}",
@@ -174,6 +185,6 @@ def run_dask(opts, keep: set[str] | None, meta: dict, say, plan) -> int:
         records = sweep_parts.join(read_records(opts.out / FILENAME))
         atomic_write(opts.out / FILENAME, "".join(json.dumps(r, separators=(",", ":")) + "\n"
                                                    for r in records))
-    meta["suites wall s"] = round(time.monotonic() - t0, 1)
-    meta["executor"] = f"dask ({opts.executor.partition(':')[2] or 'LocalCluster'}), {len(parts)} tasks"
+    meta.suites_wall_s = round(time.monotonic() - t0, 1)
+    meta.executor = f"dask ({opts.executor.partition(':')[2] or 'LocalCluster'}), {len(parts)} tasks"
     return errors

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ForkdiffError, KernelDoesNotBuild
-from ..prepare import treefacts
 from ..prepare import variants as variants_mod
 from ..prepare.kernel import build_kernel
-from ..prepare.patches import baseline_error
-from ..prepare.tree import KernelTree, resolve_tree
-from .suites import DEFAULT_PROFILE
+from ..prepare.source import TreeSource, resolve_source
+from ..prepare.tree import KernelTree
+from ..results.folder import VERDICTS_JSONL
+from ..run.suites import DEFAULT_PROFILE
 
 BAD = ("mismatch", "crashed")
 UNSURE = ("error", "hung")
@@ -80,13 +80,13 @@ def judge(rows: Sequence[dict], suites: Sequence[str], run_errors: bool = False)
     return StepOutcome(verdict, per, detail)
 
 
-def tree_variant(tree: str | Path | KernelTree | None, patches: Sequence[Path]) -> str:
+def tree_variant(tree: str | Path | KernelTree | TreeSource | None, patches: Sequence[Path]) -> str:
     """The variant whose kernel is the tree as it is (no patches) or the tree + patches
     (orchestrator/prepare/variants.py): `patched` on 6.8 and later, `baseline` for a pre-series
     tree (6.1) without patches."""
-    kt = resolve_tree(tree)
-    model = treefacts.detect_dup_mmap_model(kt.path)
-    plan = variants_mod.plan(model, lambda: baseline_error(kt.path), tuple(patches))
+    source = resolve_source(tree)
+    kt = source.tree
+    plan = variants_mod.plan(source.model, lambda: source.baseline_cause, tuple(patches))
     want = variants_mod.TREE_PATCHES if patches else variants_mod.TREE
     for v in plan.variants:
         if plan.made_of[v] == want:
@@ -96,11 +96,14 @@ def tree_variant(tree: str | Path | KernelTree | None, patches: Sequence[Path]) 
 
 def run_step(out: Path, tree, patches: Sequence[Path], suites: Sequence[str],
              scenarios: Sequence[str], say: Callable[[str], None],
-             builder: Callable[[str, str], object] | None = None) -> StepOutcome:
+             builder: Callable[[str, str], object] | None = None,
+             insn_profile: bool = False) -> StepOutcome:
     """Build the step's kernel (through `builder(variant, profile)` when given, e.g. the
-    incremental bisect build, else build_kernel), run the suites on it into `out`, judge."""
-    from .pipeline import VmTestOptions, run
+    incremental bisect build, else build_kernel), run the suites on it into `out`, judge.
+    insn_profile: INSN_PROFILE=, read by the command."""
+    from ..conductor import VmTestOptions, run
 
+    tree = resolve_source(tree)  # once for the step: its build and its run use this one
     variant = tree_variant(tree, patches)
     profiles = sorted({DEFAULT_PROFILE[s] for s in suites})
     t0 = time.monotonic()
@@ -119,7 +122,8 @@ def run_step(out: Path, tree, patches: Sequence[Path], suites: Sequence[str],
     t1 = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     opts = VmTestOptions(out=out, suites=tuple(suites), tree=tree, patches=tuple(patches),
-                         scenarios=tuple(scenarios), variants=(variant,))
+                         scenarios=tuple(scenarios), variants=(variant,),
+                         insn_profile=insn_profile)
     rc, stopped = 1, ""
     try:
         rc = run(opts)
@@ -129,7 +133,7 @@ def run_step(out: Path, tree, patches: Sequence[Path], suites: Sequence[str],
         stopped = "forkdiff stopped: " + traceback.format_exc(limit=3).strip().splitlines()[-1]
         say(traceback.format_exc())
     seconds = {"build": built, "run": round(time.monotonic() - t1, 1)}
-    vfile = out / "verdicts.jsonl"
+    vfile = out / VERDICTS_JSONL
     rows = [json.loads(x) for x in vfile.read_text().splitlines() if x.strip()] if vfile.is_file() else []
     outcome = judge(rows, suites, run_errors=rc != 0 or bool(stopped))
     if stopped and outcome.verdict != FAIL:

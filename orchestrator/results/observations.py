@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import ForkdiffError
+from .folder import OBSERVATIONS_JSONL
 
-FILENAME = "observations.jsonl"
+FILENAME = OBSERVATIONS_JSONL
 
 
 def record_key(suite: str, variant: str, profile: str, scenario: str, measurement: str,

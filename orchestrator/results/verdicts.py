@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .folder import VERDICTS_JSONL
+
 COLUMNS = ["axis", "suite", "variant", "model", "profile", "scenario", "measurement", "key",
            "observed", "predicted", "verdict", "rule", "detail", "band"]
 VERDICTS = ("match", "mismatch", "error", "crashed", "hung", "info", "skipped")
@@ -58,10 +60,10 @@ def read_compared(out: Path, purpose: str) -> pd.DataFrame:
     from ..errors import ForkdiffError
 
     out = Path(out)
-    if not (out / "verdicts.jsonl").is_file():
+    if not (out / VERDICTS_JSONL).is_file():
         raise ForkdiffError(f"no verdicts in {out} (verdicts.jsonl missing): {purpose}",
                             f"run 'forkdiff compare {out}' first")
-    df = read(out / "verdicts.jsonl")
+    df = read(out / VERDICTS_JSONL)
     if df.empty:
         raise ForkdiffError(f"{out}: verdicts.jsonl holds no comparisons: {purpose}",
                             "rerun the suites into a fresh OUT=, then 'forkdiff compare'")

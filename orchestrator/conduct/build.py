@@ -1,0 +1,56 @@
+"""The build stage: the plan's kernels (orchestrator/prepare/kernel.py, each from the plan's
+resolved tree), the rootfs, and the KVM probe; what each took goes into run.json."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..prepare.kernel import build_kernel
+from ..prepare.rootfs import build_rootfs
+from ..results import provenance
+from ..results.meta import RunMeta
+from ..run.suites import boot_slub_debug, profile_of
+from ..vm import kvm
+from .options import Progress, VmTestOptions
+from .plan import RunPlan
+
+
+@dataclass
+class Built:
+    kernels: dict[tuple[str, str], object]  # (variant, profile) -> BuiltKernel
+    models: dict[str, str]  # kernel -> the simulator model it is compared with
+    kvm_ok: bool  # KVM is usable for the suites that need exactness only
+
+
+def build(rp: RunPlan, opts: VmTestOptions, meta: RunMeta, say: Progress) -> Built:
+    models = dict(rp.models)
+    built = {}
+    for v, profile in rp.kernels:
+        say("kernel", f"{v}/{profile}")
+        t0 = time.monotonic()
+        k = built[(v, profile)] = build_kernel(v, profile, tree=rp.source, patches=rp.patches)
+        km = meta.kernel(v, profile)
+        km.release = k.release
+        if v not in models:  # a pre-series tree + PATCHES: the model its built source shows
+            models[v] = k.manifest.get("dup_mmap_model", v)
+        km.wall_s = round(time.monotonic() - t0, 1)
+        # what its guests boot with (the records' slab_debug says what each guest got)
+        words = {s: boot_slub_debug(s, k, "slab" in opts.faults)
+                 for s in opts.suites if profile_of(s, opts.observers) == profile}
+        km.slub_debug = "; ".join(f"{s}: {w}" for s, w in words.items() if w) or "none"
+    meta.models = ", ".join(f"{v} kernel vs {models.get(v, v)} model" for v in rp.variants)
+    t0 = time.monotonic()
+    build_rootfs()
+    meta.rootfs_wall_s = round(time.monotonic() - t0, 1)
+    # KVM for the suites that need exactness only, when it works here (suites.resolve_icount);
+    # probed once, with the kernel the first of them boots
+    first = next((s for s in opts.suites if s != "spawn"), None)
+    needs_probe = first is not None or opts.spawn_timing == "realtime"
+    kvm_ok = needs_probe and kvm.probe(
+        Path(built[(rp.variants[0], profile_of(first or "spawn", opts.observers))].bzimage)).usable
+    meta.kvm = "usable" if kvm_ok else "not usable (TCG)" if needs_probe else "not probed"
+    provenance.record(opts.out, meta)
+    meta.model_map = models
+    return Built(built, models, kvm_ok)
