@@ -9,10 +9,10 @@ DEB_PACKAGES := $(shell sed -e 's/\#.*//' orchestrator/data/deb-packages.txt)
 # Knobs (see README): passed to forkdiff through the environment.
 export KERNEL_TREE PATCHES SUITES VMAS DURATION REPEATS OUT MODEL RESUME SCENARIOS VARIANTS JOBS KMEMLEAK FAULTS OBSERVERS OBSERVER_SEED SPAWN_TIMING SHARD EXECUTOR SWEEP_PART AGAINST
 
-.PHONY: setup test test-fast vm-test kernels rootfs guest report screenshot bench bench-boot bench-vmtest lint clean help
+.PHONY: setup test test-fast vm-test kernels rootfs guest report screenshot bench bench-boot bench-vmtest bench-cold lint clean help
 
 help:
-	@echo "make setup | test | test-fast | vm-test | kernels | rootfs | guest | bench | bench-boot | bench-vmtest | report OUT=dir | screenshot OUT=dir [PNG=file] | lint | clean"
+	@echo "make setup | test | test-fast | vm-test | kernels | rootfs | guest | bench | bench-boot | bench-vmtest | bench-cold | report OUT=dir | screenshot OUT=dir [PNG=file] | lint | clean"
 
 setup:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -44,12 +44,12 @@ rootfs: setup guest
 # tests/vm (and any test outside those folders).
 test: setup guest
 	$(PY) -m ruff check simulator orchestrator tests tools
-	$(PY) -m pytest -q -rs -m "pure or host" tests
+	$(PY) -m pytest -q -rs --durations=15 -m "pure or host" tests
 	$(FORKDIFF) kernel build --variant baseline --profile faults
 	$(FORKDIFF) kernel build --variant patched --profile faults
 	$(FORKDIFF) kernel build --variant patched --profile observers  # tests/vm/test_observers.py
 	$(FORKDIFF) rootfs build
-	$(PY) -m pytest -q -rs -m "not pure and not host" tests
+	$(PY) -m pytest -q -rs --durations=40 -m "not pure and not host" tests
 
 # make test-fast: lint and the pure and host tests only (no kernel tree, no kernel, no VM)
 test-fast: setup guest
@@ -70,6 +70,10 @@ bench-boot: setup guest
 # wall time per stage and suite of a vm-test (a fresh run, or OUT=<folder> of an existing one)
 bench-vmtest: setup guest
 	$(PY) -m tools.bench_vmtest
+
+# the cold path: a fresh clone, an empty FORKDIFF_CACHE, `make $(COLD_TARGET)` (vm-test or test)
+bench-cold:
+	$(PY) -m tools.bench_cold
 
 report: setup
 	$(FORKDIFF) report $(OUT)

@@ -232,7 +232,9 @@ class _Build:
     def compile(self) -> None:
         jobs = str(os.cpu_count() or 1)
         self.say(f"compiling bzImage (make -j{jobs}, ccache)")
+        # host tools (objtool, fixdep, modpost...) through ccache too: the same in every build
         self.run(["make", f"ARCH={ARCH}", f"O={self.obj}", f"-j{jobs}", "CC=ccache gcc",
+                  "HOSTCC=ccache gcc",
                   f"LOCALVERSION={make_localversion(self.variant, self.profile)}", "bzImage"],
                  "compile")
 

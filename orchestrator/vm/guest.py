@@ -540,19 +540,6 @@ class Guest:
             return "none"
         return str(self.qmp.cmd("query-status")["status"])  # type: ignore[index]
 
-    def powerdown(self, timeout: float = 10) -> bool:
-        """Orderly power-off (QMP system_powerdown, the ACPI power button). True if QEMU exited
-        within `timeout`; the guest needs an ACPI button handler for this to do anything."""
-        if self.qmp is None or not self.qemu_alive():
-            return True
-        with contextlib.suppress(Exception):
-            self.qmp.settimeout(2)
-            self.qmp.cmd("system_powerdown")
-        end = time.monotonic() + timeout
-        while self.qemu_alive() and time.monotonic() < end:
-            time.sleep(0.1)
-        return not self.qemu_alive()
-
     # -- shutdown --
 
     def close(self) -> None:

@@ -33,7 +33,8 @@ BASE_APPEND = ("console=ttyS0,115200 earlyprintk=serial,ttyS0,115200 panic=-1 oo
 #   pause for 0.22 s of guest time, and under -icount each of those instructions ends a
 #   translation block and pause returns to QEMU's main loop: 2.0 s of QEMU CPU per boot, over
 #   half of it. TCG has no TSC-deadline timer (the other way to skip it). The tick then comes
-#   from the HPET, the global clock event device of a one-CPU guest.
+#   from the global clock event device, the PIT (the kernels have no ACPI, so no HPET), and is
+#   broadcast to the other CPU.
 # - no_timer_check: the check that the timer interrupt works (a 16 ms rdtsc/pause spin, as
 #   above) is skipped: 0.23 s of QEMU CPU. QEMU's timer works.
 TCG_CPU = "qemu64,+rdrand"
@@ -73,7 +74,9 @@ def qemu_argv(cfg: QemuConfig, qemu: str = QEMU) -> list[str]:
         "-accel", cfg.accel,
         "-cpu", TCG_CPU if cfg.accel == "tcg" else "host",
         "-m", str(cfg.memory_mb),
-        "-smp", str(cfg.smp),
+        # one socket per CPU: the kernels have no ACPI (kconfig/base.config), so they find CPUs
+        # in SeaBIOS's MP table, which lists one CPU per package
+        "-smp", f"{cfg.smp},sockets={cfg.smp},cores=1,threads=1",
         "-nodefaults",
         "-no-user-config",
         "-display", "none",
