@@ -52,27 +52,29 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[int
 
 
 def steps(lines: list[tuple[float, str]]) -> list[tuple[str, float]]:
-    """(step, seconds) from time-stamped output: each kernel's span, each pytest phase's span."""
-    out: list[tuple[str, float]] = []
-    spans: dict[str, list[float]] = {}
-    order: list[str] = []
+    """(step, seconds) from time-stamped output: each kernel build's span (from its first
+    progress line to its `done:` line; `make test` builds the same variant/profile label on
+    several trees and patch sets, so a label seen again after its `done:` is a new build, shown
+    as `#2`, `#3`...), and each pytest phase's span."""
+    spans: list[list] = []  # [label, start, end]
+    open_span: dict[str, list] = {}
+    seen: dict[str, int] = {}
     for i, (t, line) in enumerate(lines):
         if m := _KERNEL.match(line):
             label = f"kernel {m.group(1)}"
-            if label not in spans:
-                spans[label] = [t, t]
-                order.append(label)
-            spans[label][1] = t
+            if label not in open_span:
+                seen[label] = seen.get(label, 0) + 1
+                name = label if seen[label] == 1 else f"{label} #{seen[label]}"
+                open_span[label] = [name, t, t]
+                spans.append(open_span[label])
+            open_span[label][2] = t
+            if " done: " in line:
+                del open_span[label]
         elif m := _PYTEST.search(line):
-            label = f"pytest -m \"{m.group(1)}\""
             nxt = next((t2 for t2, l2 in lines[i + 1:]
                         if l2.startswith(("python3 ", "make", "<end>")) and "pytest" not in l2), lines[-1][0])
-            spans[label] = [t, nxt]
-            order.append(label)
-    for label in order:
-        a, b = spans[label]
-        out.append((label, b - a))
-    return out
+            spans.append([f"pytest -m \"{m.group(1)}\"", t, nxt])
+    return [(name, end - start) for name, start, end in spans]
 
 
 def main() -> int:
