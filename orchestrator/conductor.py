@@ -47,7 +47,7 @@ def run(opts: VmTestOptions) -> int:
     started = datetime.now(UTC).isoformat(timespec="seconds")
 
     # plan: the tree resolved once; every stage below gets it (and the patches) from the plan
-    profiles = sorted({profile_of(s, opts.observers) for s in opts.suites})
+    profiles = sorted({profile_of(s, opts.observers, opts.perf_kernels, opts.debug_vm) for s in opts.suites})
     rp = make_plan(opts.tree, tuple(opts.patches), profiles, opts.variants, opts.models, say)
     variants = list(rp.variants)
     # spawn's work model is fitted on one kernel: the baseline when the run has one, else its

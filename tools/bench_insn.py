@@ -41,7 +41,7 @@ def overhead(kernel) -> None:
 def main(argv: list[str] | None = None) -> int:
     variants = [a for a in (argv if argv is not None else sys.argv[1:])] or ["baseline", "patched"]
     for variant in variants:
-        kernel = build_kernel(variant, "perf")
+        kernel = build_kernel(variant, os.environ.get("PROFILE") or "faults")
         prof = cached_profile(kernel, log=lambda m: print("  " + m, flush=True))
         model = kernel.manifest.get("dup_mmap_model") or variant
         t0 = time.perf_counter()

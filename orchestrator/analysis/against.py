@@ -72,6 +72,13 @@ def _spawn_mode(records: list[dict]) -> set[str]:
             if r.get("suite") == "spawn" and r.get("measurement") == "spawn"}
 
 
+def _spawn_profiles(records: list[dict]) -> set[str]:
+    """The kernel profiles a run's spawn measurements were made on (records before the profile
+    was recorded: perf, spawn's only profile then)."""
+    return {str(r.get("profile") or "perf") for r in records
+            if r.get("suite") == "spawn" and r.get("measurement") == "spawn"}
+
+
 def _not_comparable(old: Path, why: str) -> ForkdiffError:
     return ForkdiffError(f"--against {old}: not comparable: {why}",
                          "compare runs made with the same QEMU and guest programs (rerun the "
@@ -91,8 +98,8 @@ def check_early(old: Path, new_meta: dict) -> None:
 
 def refusal(new_meta: dict, old_meta: dict, new_records: list[dict] | None = None,
             old_records: list[dict] | None = None) -> str | None:
-    """Why two runs' forks/s cannot be compared (another QEMU, guest spawn binary or timing
-    mode), or None."""
+    """Why two runs' forks/s cannot be compared (another QEMU, guest spawn binary, timing
+    mode or kernel profile), or None."""
     a, b = new_meta.get(QEMU_VERSION), old_meta.get(QEMU_VERSION)
     if not a or not b or a != b:
         return f"QEMU differs: this run {a or 'unknown'}, the earlier run {b or 'unknown'}"
@@ -107,6 +114,10 @@ def refusal(new_meta: dict, old_meta: dict, new_records: list[dict] | None = Non
             return f"the timing mode differs: this run {', '.join(sorted(ma))}, the earlier run {', '.join(sorted(mb))}"
         if not mb:
             return "the earlier run has no spawn measurements"
+        pa, pb = _spawn_profiles(new_records), _spawn_profiles(old_records)
+        if pa and pb and pa != pb:  # the faults kernels' debug hooks cost ~160 insns per VMA
+            return (f"the kernel profile differs: this run {', '.join(sorted(pa))}, the earlier run "
+                    f"{', '.join(sorted(pb))} (PERF_KERNELS=1 times spawn on the perf kernels)")
     return None
 
 

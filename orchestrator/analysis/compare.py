@@ -141,6 +141,19 @@ def compare_records(records: list[dict], models: dict[str, str] | None = None,
     return vd.frame(rows), timing, cost
 
 
+def _spawn_profile_named(df: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+    """Spawn's rows (both axes and run-vs-run) judge kernels of the profile its measurements were
+    made on: faults by default, perf with PERF_KERNELS=1. Name it in their profile column (the
+    KCIDB export and the history file a row under its kernel)."""
+    profiles = {r.get("profile") for r in records
+                if r.get("suite") == "spawn" and r.get("measurement") == "spawn" and r.get("profile")}
+    if len(profiles) != 1 or df.empty:
+        return df
+    df = df.copy()
+    df.loc[(df["suite"] == "spawn") & (df["profile"] == ""), "profile"] = profiles.pop()
+    return df
+
+
 def compare_dir(out: Path, models: dict[str, str] | None = None,
                 against: Path | None = None) -> pd.DataFrame:
     """Read <out>/observations.jsonl; write predictions.jsonl, verdicts.jsonl, timing.csv and
@@ -170,6 +183,7 @@ def compare_dir(out: Path, models: dict[str, str] | None = None,
     with open(out / "predictions.jsonl", "w") as fh:
         for rec in predictor.all():
             fh.write(json.dumps(rec) + "\n")
+    df = _spawn_profile_named(df, records)
     vd.write(df, out / VERDICTS_JSONL)
     has_timing = timing is not None and not timing.empty  # one kernel: nothing to compare
     if insn.get("cost") is not None:

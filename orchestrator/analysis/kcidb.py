@@ -232,7 +232,8 @@ def _build(rec: dict, checkout_id: str, opts: ExportOptions) -> dict:
 
 def kernel_of(row: dict) -> tuple[str, str]:
     """(variant, profile) of the kernel a verdict row judges: the variant axis's rows are the
-    patched kernel's (its forks/s against the baseline's); spawn's rows leave the profile empty."""
+    patched kernel's (its forks/s against the baseline's); spawn's rows name the profile its
+    measurements were made on (compare fills it in), older folders' leave it empty."""
     variant = "patched" if row["variant"] == "both" else row["variant"]
     suite = SUITES.get(row["suite"])  # spawn's rows leave the profile: its suite's (suite_defs)
     return variant, row["profile"] or (suite.profile if suite is not None else "")
@@ -345,6 +346,11 @@ def build_report(out: Path, opts: ExportOptions = ExportOptions()) -> dict:
     groups: dict[tuple, list[dict]] = {}
     for row in df.to_dict(orient="records"):
         variant, profile = kernel_of(row)
+        if (variant, profile) not in builds and not row["profile"]:
+            # a folder compared before spawn rows named their profile: the variant's only kernel
+            # (spawn ran alone on the perf kernels then)
+            mine = [p for v, p in builds if v == variant]
+            profile = mine[0] if len(mine) == 1 else profile
         if (variant, profile) not in builds:
             raise ForkdiffError(
                 f"{out}: verdicts judge the {variant}/{profile} kernel, but {KERNELS_FOLDER}/ has no "

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = ksub.add_parser("build", help="build one variant/profile (or --all) and print bzImage paths")
     b.add_argument("--variant", choices=VARIANTS)
     b.add_argument("--profile", choices=tuple(PROFILES))
-    b.add_argument("--all", action="store_true", help="both variants x both profiles")
+    b.add_argument("--all", action="store_true",
+                   help="both variants of the faults profile (what make vm-test boots)")
     b.add_argument("--tree", help="kernel source tree: a path or debian:SUITE:PACKAGE (default: $KERNEL_TREE, else linux-source-6.12)")
     b.add_argument("--patch", action="append", default=[], type=Path,
                    help="extra patch for the patched variant (repeatable; default: $PATCHES)")
@@ -40,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                          "plugin's per-function profile of a kernel (cached) and "
                                          "the instruction model fitted on it, with its LOLO errors")
     pr.add_argument("--variant", choices=VARIANTS, required=True)
-    pr.add_argument("--profile", choices=tuple(PROFILES), default="perf")
+    pr.add_argument("--profile", choices=tuple(PROFILES), default="faults",
+                    help="the kernel profile (default faults, the kernels spawn times; perf with PERF_KERNELS=1)")
     pr.add_argument("--tree", help="kernel source tree (default: $KERNEL_TREE, else linux-source-6.12)")
     pr.add_argument("--patch", action="append", default=[], type=Path,
                     help="extra patch for the patched variant (repeatable; default: $PATCHES)")
@@ -54,7 +56,7 @@ def _build(args: argparse.Namespace) -> int:
         if args.variant or args.profile:
             raise ForkdiffError("--all cannot be combined with --variant/--profile",
                                 "give --all alone, or one --variant and --profile")
-        pairs = [(v, p) for p in PROFILES for v in VARIANTS]
+        pairs = [(v, "faults") for v in VARIANTS]
     else:
         if not args.variant or not args.profile:
             raise ForkdiffError("kernel build needs --variant and --profile (or --all)",

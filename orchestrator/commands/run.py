@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="suite to run (repeatable)")
     p.add_argument("--variant", choices=VARIANTS, action="append",
                    help="variant (repeatable; default: baseline and patched)")
-    p.add_argument("--profile", choices=("faults", "perf"),
-                   help="kernel profile (default: perf for spawn, faults for the others)")
+    p.add_argument("--profile", choices=("faults", "perf", "debug"),
+                   help="kernel profile (default: faults; perf: spawn on kernels without the debug "
+                        "machinery; debug: the faults kernel + DEBUG_VM)")
     p.add_argument("--out", type=Path, help="results folder (default: results/<timestamp>)")
     p.add_argument("--scenario", action="append",
                    help="scenario name in scenarios/ or a YAML/JSON path (repeatable; maps/faults/counts; spawn: forked as it is, besides --vmas)")

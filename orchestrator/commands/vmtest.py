@@ -83,6 +83,8 @@ def _run(args: argparse.Namespace) -> int:
         variants=_list(args.variants or env.get("VARIANTS"), KERNELS, "VARIANTS")
         if (args.variants or env.get("VARIANTS")) else (),
         kmemleak=args.kmemleak or (env.get("KMEMLEAK") or "").lower() in ("1", "yes", "true"),
+        perf_kernels=args.perf_kernels or (env.get("PERF_KERNELS") or "").lower() in ("1", "yes", "true"),
+        debug_vm=args.debug_vm or (env.get("DEBUG_VM") or "").lower() in ("1", "yes", "true"),
         faults=_faults(args.faults or env.get("FAULTS")),
         observers=parse_observers(args.observers or env.get("OBSERVERS")),
         observer_seed=parse_seed(args.observer_seed or env.get("OBSERVER_SEED")),
@@ -137,6 +139,13 @@ def register(sub) -> None:
                    "failing children's mm (OBSERVERS=): all, or a list of swapoff, rmap, proc "
                    "(default none; needs the observers kernel profile, built on first use; "
                    "docs/observers.md)")
+    p.add_argument("--perf-kernels", action="store_true",
+                   help="spawn on perf kernels of their own, without fault injection and slab debugging "
+                        "(PERF_KERNELS=1; two more kernel builds; default: the faults kernels, "
+                        "docs/profiles.md)")
+    p.add_argument("--debug-vm", action="store_true",
+                   help="maps, faults and counts on the faults kernels + CONFIG_DEBUG_VM and "
+                        "DEBUG_VM_MAPLE_TREE (DEBUG_VM=1; two more kernel builds)")
     p.add_argument("--observer-seed", help="seed of the observers' pauses (OBSERVER_SEED=; default 1)")
     p.add_argument("--shard", help="run only shard i of n (SHARD=i/n; jobs balanced by estimated "
                                    "cost); join the shard folders with 'forkdiff merge'")

@@ -62,7 +62,7 @@ def build(rp: RunPlan, opts: VmTestOptions, meta: RunMeta, say: Progress) -> Bui
         km.wall_s = round(time.monotonic() - t0, 1)
         # what its guests boot with (the records' slab_debug says what each guest got)
         words = {s: boot_slub_debug(s, k, "slab" in opts.faults)
-                 for s in opts.suites if profile_of(s, opts.observers) == profile}
+                 for s in opts.suites if profile_of(s, opts.observers, opts.perf_kernels, opts.debug_vm) == profile}
         km.slub_debug = "; ".join(f"{s}: {w}" for s, w in words.items() if w) or "none"
         return k
 
@@ -79,7 +79,8 @@ def build(rp: RunPlan, opts: VmTestOptions, meta: RunMeta, say: Progress) -> Bui
     first = next((s for s in opts.suites if s != "spawn"), None)
     needs_probe = first is not None or opts.spawn_timing == "realtime"
     kvm_ok = needs_probe and kvm.probe(
-        Path(built[(rp.variants[0], profile_of(first or "spawn", opts.observers))].bzimage)).usable
+        Path(built[(rp.variants[0], profile_of(first or "spawn", opts.observers, opts.perf_kernels,
+                                                      opts.debug_vm))].bzimage)).usable
     meta.kvm = "usable" if kvm_ok else "not usable (TCG)" if needs_probe else "not probed"
     provenance.record(opts.out, meta)
     meta.model_map = models

@@ -20,6 +20,7 @@ def suite_options(opts: VmTestOptions, suite: str, variant: str, scenarios, say:
                                              page_alloc="page" in opts.faults),
                           kmemleak=opts.kmemleak, observers=opts.observers,
                           observer_seed=opts.observer_seed,
+                          perf_kernels=opts.perf_kernels, debug_vm=opts.debug_vm,
                           spawn_timing=opts.spawn_timing, tree=opts.tree, patches=opts.patches,
                           calibrate_on=opts.spawn_fit_on, insn_profile=opts.insn_profile,
                           log=lambda m: say("suite", m)), kvm_usable)

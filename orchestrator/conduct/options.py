@@ -30,6 +30,8 @@ class VmTestOptions:
     kmemleak: bool = False  # faults suite: kmemleak=on, fork's caches only, a leak scan per sweep
     faults: tuple[str, ...] = ("slab",)  # faults suite: what fail-nth counts (FAULTS=slab,page)
     observers: tuple[str, ...] = ()  # faults suite: tasks beside each sweep (OBSERVERS=; run/observers.py)
+    perf_kernels: bool = False  # spawn on perf kernels of their own (PERF_KERNELS=1; docs/profiles.md)
+    debug_vm: bool = False  # maps/faults/counts on the faults kernels + DEBUG_VM (DEBUG_VM=1)
     observer_seed: int = 1  # ... their seed (OBSERVER_SEED=)
     shard: tuple[int, int] | None = None  # (i, n): run only the i-th of n shards (orchestrator.run.shards)
     executor: str = ""  # "": threads here; "dask" or "dask:ADDRESS" (orchestrator.conduct.dask_executor)

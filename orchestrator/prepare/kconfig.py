@@ -28,6 +28,8 @@ KCONFIG_DIR = resources.data_dir("kconfig")
 PROFILES: dict[str, tuple[str, ...]] = {
     "faults": ("base", "faults"),
     "perf": ("base", "perf"),
+    # the faults machine with DEBUG_VM's checks, for DEBUG_VM=1 (maps, faults, counts)
+    "debug": ("base", "faults", "debug"),
     # the faults machine with swap on zram, for OBSERVERS= (orchestrator/run/observers.py)
     "observers": ("base", "faults", "observers"),
 }

@@ -41,10 +41,12 @@ from . import observers as obs_mod
 from .suite_parse import ParsedRecord, parse_output
 
 
-def profile_of(suite: str, observer_list: tuple[str, ...] = ()) -> str:
+def profile_of(suite: str, observer_list: tuple[str, ...] = (), perf: bool = False,
+               debug_vm: bool = False) -> str:
     """The kernel profile a suite boots (orchestrator/suite_defs: a faults sweep with observers
-    needs swap and zram, the observers profile)."""
-    return get(suite).profile_for(observer_list)
+    needs swap and zram, the observers profile; PERF_KERNELS= and DEBUG_VM= pick the perf
+    kernels for spawn and the debug kernels for the exact suites)."""
+    return get(suite).profile_for(observer_list, perf=perf, debug_vm=debug_vm)
 
 
 @dataclass
@@ -78,12 +80,14 @@ class RunOptions:
     # faults: tasks beside each sweep (OBSERVERS=; orchestrator/run/observers.py), seeded
     observers: tuple[str, ...] = ()
     observer_seed: int = obs_mod.DEFAULT_SEED
+    perf_kernels: bool = False  # spawn on the perf kernels (PERF_KERNELS=1)
+    debug_vm: bool = False  # maps/faults/counts on the debug kernels (DEBUG_VM=1)
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
     log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr, flush=True))
 
     @property
     def profile_used(self) -> str:
-        return self.profile or profile_of(self.suite, self.observers)
+        return self.profile or profile_of(self.suite, self.observers, self.perf_kernels, self.debug_vm)
 
     @property
     def icount_used(self) -> bool:
@@ -501,9 +505,11 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
     with contextlib.ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(GuestPool())
+        own_guest = get(opts.suite).fresh_guest  # spawn: not a guest another suite used
         while todo:
             g, fresh = pool.get(kernel, rootfs, icount=opts.icount_used, memory_mb=opts.memory_mb,
-                                extra_append=append)
+                                extra_append=append, fresh=own_guest)
+            own_guest = False  # after a crash the loop boots anew anyway
             opts.log(f"[{opts.suite}] {variant}/{opts.profile_used}: "
                      + (f"booted ({g.qemu_mode}) in {g.boot_seconds:.0f} s" if fresh
                         else f"going on with the running guest ({g.qemu_mode})"))

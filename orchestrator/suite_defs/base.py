@@ -88,6 +88,11 @@ def load_scenarios(names: Iterable[str]) -> list[Scenario]:
     return out
 
 
+# kconfig/debug.config (DEBUG_VM, DEBUG_VM_MAPLE_TREE) on top of the faults profile, for the exact
+# suites with DEBUG_VM=1: its own kernels (docs/profiles.md says why it is not the default)
+DEBUG_PROFILE = "debug"
+
+
 class Suite:
     """One suite. A subclass per suite sets the class attributes and plans its jobs."""
 
@@ -111,10 +116,16 @@ class Suite:
     # injects faults (fail-nth): fault injection is set up on its guests, failslab's boot flag
     # is needed where it is read-only at run time, and KMEMLEAK= scans after each of its jobs
     injects_faults: ClassVar[bool] = False
+    # boots a guest of its own on each kernel instead of going on with the one the run's
+    # previous suite used (spawn: a timing depends on what the guest ran before)
+    fresh_guest: ClassVar[bool] = False
 
-    def profile_for(self, observers: Sequence[str] = ()) -> str:
-        """The kernel profile the suite boots with these observers (OBSERVERS=)."""
-        return self.profile
+    def profile_for(self, observers: Sequence[str] = (), *, perf: bool = False,
+                    debug_vm: bool = False) -> str:
+        """The kernel profile the suite boots with these observers (OBSERVERS=), with
+        PERF_KERNELS= (perf: spawn's timings on kernels without the debug machinery) and
+        DEBUG_VM= (debug_vm: the exact suites on the faults kernel + DEBUG_VM checks)."""
+        return DEBUG_PROFILE if debug_vm and self.profile == "faults" else self.profile
 
     def plan(self, opts: PlanOptions) -> list[Job]:
         """The suite's jobs, in order (the same for every variant): by default one per scenario

@@ -24,9 +24,11 @@ class Faults(Suite):
     reads_slab_counters = True
     injects_faults = True
 
-    def profile_for(self, observers: Sequence[str] = ()) -> str:
-        """A sweep with observers (orchestrator/run/observers.py) needs swap and zram."""
-        return OBSERVERS_PROFILE if observers else self.profile
+    def profile_for(self, observers: Sequence[str] = (), *, perf: bool = False,
+                    debug_vm: bool = False) -> str:
+        """A sweep with observers (orchestrator/run/observers.py) needs swap and zram (the
+        observers profile, without DEBUG_VM's checks even with DEBUG_VM=1)."""
+        return OBSERVERS_PROFILE if observers else super().profile_for(debug_vm=debug_vm)
 
     def job_args(self, opts: PlanOptions, layout_args: tuple[str, ...], n: int) -> tuple[tuple[str, ...], float]:
         if n > opts.count_only_above:

@@ -1,9 +1,12 @@
-"""spawn: forks/s per total VMA count in deterministic virtual time (QEMU -icount), on the perf
-kernels; its timings are compared by orchestrator/analysis/spawn_rows.py and timing.py, not by a
+"""spawn: forks/s per total VMA count in deterministic virtual time (QEMU -icount), on the faults
+kernels (the same kernels as maps/faults/counts, a fresh guest; PERF_KERNELS=1: on perf kernels
+of their own, docs/profiles.md); its timings are compared by orchestrator/analysis/spawn_rows.py and timing.py, not by a
 per-job rule. The calibration layouts it runs on one kernel are planned by
 orchestrator/run/suites.py variant_jobs (they come from orchestrator/run/calibration.py)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from simulator.scenario import LIST_PATH, from_dict
 
@@ -29,9 +32,16 @@ def spawn_scenario(total: int) -> dict:
 class Spawn(Suite):
     name = "spawn"
     program = "spawn"
-    profile = "perf"
+    profile = "faults"
+    fresh_guest = True  # a timing is the guest's own history: never after another suite's jobs
     final = "spawn"
     predicts = ("op_counts",)  # the work model's operation counts (analysis/spawn_rows.py)
+
+    def profile_for(self, observers: Sequence[str] = (), *, perf: bool = False,
+                    debug_vm: bool = False) -> str:
+        """The faults kernels (DEBUG_VM=1 does not apply: its checks cost O(VMAs) per mmap), or
+        with PERF_KERNELS=1 the perf kernels."""
+        return "perf" if perf else self.profile
 
     def plan(self, opts: PlanOptions) -> list[Job]:
         """Each VMA count (VMAS=) as SPAWN_LAYOUT filled up to it, repeated (1 under -icount,

@@ -204,7 +204,7 @@ def test_a_72_run_with_patches_builds_the_reference_and_records_what_it_is(tmp_p
     patch.write_text("--- a/mm/mmap.c\n+++ b/mm/mmap.c\n")
     built, meta = _run_until_suites(tmp_path, monkeypatch, tree72, (patch,))
     err = capsys.readouterr().err
-    assert built == [("baseline", "perf"), ("patched", "perf")]
+    assert built == [("baseline", "faults"), ("patched", "faults")]
     assert ("baseline: the tree as it is, the reference kernel for PATCHES=, compared with the "
             "tree's own model (patched), since patch ") in err and " does not apply to " in err
     assert "variants: baseline = the tree as it is, patched = the tree + PATCHES" in err
@@ -216,7 +216,7 @@ def test_a_72_run_with_patches_builds_the_reference_and_records_what_it_is(tmp_p
 
 def test_a_72_run_without_patches_is_unchanged(tmp_path, tree72, monkeypatch, capsys):
     built, meta = _run_until_suites(tmp_path, monkeypatch, tree72, ())
-    assert built == [("patched", "perf")]
+    assert built == [("patched", "faults")]
     assert "baseline: skipped: patch " in capsys.readouterr().err
     assert meta["model map"] == {"patched": "patched"} and "reference kernel" not in meta
 

@@ -25,7 +25,7 @@ META = {"qemu version": "QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12
 
 
 def _folder(path: Path, scale: dict[str, float] | None = None, meta: dict | None = None,
-            model_map: dict | None = None) -> Path:
+            model_map: dict | None = None, profile: str | None = None) -> Path:
     path.mkdir(parents=True)
     shutil.copy(DATA / "guest-elf.json", path / "guest-elf.json")
     recs = read_records(DATA / "observations.jsonl")
@@ -33,6 +33,8 @@ def _folder(path: Path, scale: dict[str, float] | None = None, meta: dict | None
         for r in recs:
             r = copy.deepcopy(r)
             f = (scale or {}).get(r["variant"], 1.0)
+            if profile:
+                r["profile"] = profile
             if r["measurement"] == "spawn":
                 r["value"] *= f
                 r["values"]["forks_per_s"] *= f
@@ -112,3 +114,16 @@ def test_a_folder_without_spawn_or_observations_is_refused(tmp_path):
     (maps_only / "run.json").write_text(json.dumps(META))
     with pytest.raises(ForkdiffError, match="no spawn measurements"):
         check_early(maps_only, META)
+
+
+def test_a_folder_timed_on_the_other_kernel_profile_is_refused(tmp_path):
+    """spawn on the faults kernels (the default) against a run on the perf kernels
+    (PERF_KERNELS=1): the debug hooks cost each VMA alike, levels do not compare."""
+    old = _folder(tmp_path / "old")  # the recorded run: perf kernels
+    new = _folder(tmp_path / "new", profile="faults")
+    with pytest.raises(ForkdiffError, match="kernel profile differs: this run faults, the earlier run perf"):
+        compare_dir(new, against=old)
+    same = _folder(tmp_path / "same", profile="perf")
+    df = compare_dir(same, against=old)
+    # every spawn row, run-vs-run included, names the profile its kernels were timed on
+    assert not df.empty and set(df.loc[df["suite"] == "spawn", "profile"]) == {"perf"}

@@ -26,8 +26,8 @@ def forkdiff(*args, env_extra=None, cwd=None):
     (["run", "--suite", "mapz"], "argument --suite: invalid choice: 'mapz'"),
     (["run", "--suite", "maps", "--variant", "upstream"], "argument --variant: invalid choice: 'upstream'"),
     (["run", "--suite", "maps", "--kmemleak"], "--kmemleak applies to the faults suite"),
-    (["boot", "--variant", "patched", "--profile", "debug", "--", "true"],
-     "argument --profile: invalid choice: 'debug'"),
+    (["boot", "--variant", "patched", "--profile", "fast", "--", "true"],
+     "argument --profile: invalid choice: 'fast'"),
     (["kernel", "build", "--variant", "patched", "--profile", "fast"], "invalid choice: 'fast'"),
     (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
 ])

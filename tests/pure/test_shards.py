@@ -53,7 +53,7 @@ def test_largest_jobs_go_to_different_shards() -> None:
 def test_estimate_grows_with_the_sweep() -> None:
     units = {u.name: u.cost for u in _units()}
     assert units["faults|baseline|faults|anon-touched-421"] > units["faults|baseline|faults|anon-touched-21"]
-    assert units["spawn|patched|perf|total-51221#0"] > units["spawn|patched|perf|total-21#0"]
+    assert units["spawn|patched|faults|total-51221#0"] > units["spawn|patched|faults|total-21#0"]
 
 
 @pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "", "1/0"])

@@ -81,8 +81,12 @@ def test_profile_fragments_survive_olddefconfig(tree, tmp_path, profile):
     config = configure(tree.path, tmp_path / "o", profile_fragments(profile), _runner)
     final = parse_config(config.read_text())
     assert final["CONFIG_64BIT"] == "y" and final.get("CONFIG_SLUB_TINY", "n") == "n"
-    if profile in ("faults", "observers"):
-        assert final["CONFIG_FAILSLAB"] == "y" and final["CONFIG_DEBUG_VM_MAPLE_TREE"] == "y"
+    if profile in ("faults", "observers", "debug"):
+        assert final["CONFIG_FAILSLAB"] == "y" and final["CONFIG_SLUB_STATS"] == "y"
+        # DEBUG_VM's checks with DEBUG_VM=1 only: spawn times the faults kernels
+        want_debug = "y" if profile == "debug" else "n"
+        assert final.get("CONFIG_DEBUG_VM_MAPLE_TREE", "n") == want_debug
+        assert final.get("CONFIG_DEBUG_VM", "n") == want_debug
         # swap on zram for OBSERVERS= only: the faults kernels keep their cache key
         want = "y" if profile == "observers" else "n"
         for opt in ("CONFIG_SWAP", "CONFIG_ZRAM", "CONFIG_BLOCK"):

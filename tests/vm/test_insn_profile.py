@@ -27,7 +27,7 @@ def profiles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     plan = profile_jobs(duration=0.2, vmas=COUNTS, layouts=("calib-gap0-800",))
     out = {}
     for variant in ("baseline", "patched"):
-        kernel = build_kernel(variant, "perf", progress=False)
+        kernel = build_kernel(variant, "faults", progress=False)  # the kernels spawn times
         res = run_profile(kernel, plan, Path(tmp_path_factory.mktemp(f"insn-{variant}")))
         res["variant"] = variant
         out[variant] = res
