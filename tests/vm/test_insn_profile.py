@@ -1,5 +1,5 @@
 """The instruction-count QEMU plugin for real: built against the installed QEMU's plugin header
-(fetched from its Debian source package once), loaded into a TCG -icount guest of each perf
+(fetched from its Debian source package once), loaded into a TCG -icount guest of each faults
 kernel of the default tree, and the spawn guest's marker window read back per kernel function.
 Checked: dup_mmap() (inlined into copy_process() by the patched kernel's compiler) runs once
 per fork and its instructions grow with the VMA count;

@@ -1,5 +1,5 @@
 """The spawn suite's kernel-vs-simulator timing verdict, for real: `forkdiff vm-test`
-(SUITES=spawn, two VMA counts, perf kernels of both variants, QEMU -icount) on the clean tree
+(SUITES=spawn, two VMA counts, the faults kernels of both variants, QEMU -icount) on the clean tree
 passes, and with PATCHES=tests/planted/store-every-vma-twice.patch (dup_mmap() stores every
 VMA twice, work the simulator's dup_mmap() does not do) it reports a spawn mismatch at both
 counts. The work model is fitted on the baseline kernel's measurements only (the seed's layout

@@ -5,8 +5,8 @@ The work model is fitted on it (the seed's layout at two counts plus the calibra
 the patched kernel is predicted from its measurement at the same count (measured A/B: both do
 the same modelled work, so the band is the measurement's).
 
-`forkdiff vm-test` (KERNEL_TREE = the 7.2 tree, SUITES=spawn, two VMA counts, DURATION=1, perf
-kernels, QEMU -icount) with PATCHES=tests/planted/72-comment-only.patch (a comment changed in
+`forkdiff vm-test` (KERNEL_TREE = the 7.2 tree, SUITES=spawn, two VMA counts, DURATION=1, the
+faults kernels, QEMU -icount) with PATCHES=tests/planted/72-comment-only.patch (a comment changed in
 mm/mmap.c: the same work) passes at both counts; with
 PATCHES=tests/planted/72-slowdown-2pct.patch (about 60 instructions more per copied VMA, work
 the simulator's dup_mmap() does not do: 2-3 % slower) both counts are spawn mismatches,
