@@ -22,7 +22,7 @@ from simulator import runconfig
 from ..suite_defs import REGISTRY as SUITES
 from .compare_jobs import ObservedJob, _row
 from .observer_rows import observer_rows
-from .rules import LEAK_RULE, _cache_counts
+from .rules import LEAK_RULE, _cache_counts, sweep_complete_rows
 
 SKIP_RULE = "kernel vs simulator needs a model of this tree"
 
@@ -92,10 +92,7 @@ def faults_rows(job: ObservedJob, model: str) -> list[dict]:
                               "those at its start",
                          detail=f"over {end['values'].get('failed_forks')} failed and "
                                 f"{end['values'].get('absorbed_faults')} absorbed forks"))
-    if end and not end["values"].get("complete", True):
-        rows.append(_row(job, model, "sweep_complete", "", False, True, verdict="error",
-                         rule="the sweep must reach a k the fork does not reach",
-                         detail=f"--max-k stopped it at {end['values'].get('last_k')}"))
+    rows += sweep_complete_rows(job, model, end)
     return rows + observer_rows(job, model)
 
 

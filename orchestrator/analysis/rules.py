@@ -260,11 +260,26 @@ def compare_faults(job: ObservedJob, model: str, preds: list[dict]) -> list[dict
             rows.append(_row(job, model, "sweep_leak", "", _cache_counts(net), "0",
                              rule="exact: slab objects in use at the end of the sweep (settled) "
                                   "equal those at its start", detail=detail))
-    if end and not end["values"].get("complete", True):
-        rows.append(_row(job, model, "sweep_complete", "", False, True, verdict="error",
-                         rule="the sweep must reach a k the fork does not reach",
-                         detail=f"--max-k stopped it at {end['values'].get('last_k')}"))
+    rows += sweep_complete_rows(job, model, end)
     return rows + observer_rows(job, model)
+
+
+def sweep_complete_rows(job: ObservedJob, model: str, end: dict | None) -> list[dict]:
+    """A sweep that --max-k stopped before a k the fork does not reach: an error, unless it
+    was the run of a given-up sweep stopped before its first crash (values 'before_crash',
+    orchestrator/run/suites.py sweep_before_first_crash), whose crashes are error rows already."""
+    if not end or end["values"].get("complete", True):
+        return []
+    first = end["values"].get("before_crash")
+    if first:
+        return [_row(job, model, "sweep_complete", "", False, True, verdict="skipped",
+                     rule="the sweep must reach a k the fork does not reach",
+                     detail=f"given up: the kernel died at k={first} and later steps (the error "
+                            f"rows); this run of the sweep stopped at k={first - 1} to record "
+                            "the steps before the first crash")]
+    return [_row(job, model, "sweep_complete", "", False, True, verdict="error",
+                 rule="the sweep must reach a k the fork does not reach",
+                 detail=f"--max-k stopped it at {end['values'].get('last_k')}")]
 
 
 def compare_counts(job: ObservedJob, model: str, preds: list[dict]) -> list[dict]:

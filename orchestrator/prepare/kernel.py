@@ -38,6 +38,7 @@ from ..errors import ForkdiffError, KernelDoesNotBuild
 from . import kconfig_needs, variants
 from .kconfig import ARCH, PROFILES, configure, effective_text, profile_fragments
 from .patches import baseline_patches, patch_identity, prepare_copy
+from .seed import seed_objects, touches_kconfig
 from .source import TreeSource, resolve_source
 from .tree import KernelTree
 from .treefacts import FACT_KEYS, detect, detect_dup_mmap_model, vdso_pages_of_build, version_tuple
@@ -209,11 +210,36 @@ class _Build:
             prepare_copy(self.tree.path, self.patches, self.src, self.log, self.say)
             atomic_write(ready, json.dumps({"tree": self.tree.identity, "patches": self.patch_ids}))
 
+    def seed(self) -> tuple[_Build, list[Path]] | None:
+        """The complete build of the same tree, variant, profile and compiler whose patches are
+        the longest proper prefix of this build's, and the patches beyond it; None when there is
+        none or a patch beyond it touches a Kconfig file (orchestrator/prepare/seed.py)."""
+        for n in range(len(self.patches) - 1, -1, -1):
+            extra = self.patches[n:]
+            if touches_kconfig(extra):
+                return None
+            other = _Build(self.variant, self.profile, self.tree, self.patches[:n], self.fragments,
+                           False)
+            if other.manifest_path.is_file() and (other.obj / ".forkdiff-configured").is_file() \
+                    and (other.obj / "vmlinux").is_file():
+                return other, extra
+        return None
+
     def configure(self) -> None:
         stamp = self.obj / ".forkdiff-configured"
         if stamp.exists() and (self.obj / ".config").is_file():
             return
         shutil.rmtree(self.obj, ignore_errors=True)
+        seed = self.seed()
+        if seed is not None:
+            other, extra = seed
+            with locked(f"kernel-{other.key}"):  # not rebuilt while it is copied
+                touched = seed_objects(other.obj, self.obj, self.src, extra)
+            self.say(f"configure: from the objects of {other.key} ({len(other.patches)} patch(es)), "
+                     f"{touched} file(s) of {', '.join(p.name for p in extra)} to recompile")
+            for entry in kconfig_needs.saved(self.obj):
+                self.notice(f"kconfig: {kconfig_needs.notice(entry)}")
+            return
         self.obj.mkdir(parents=True)
         lv = self.kdir / "localversion.config"
         lv.write_text(f'CONFIG_LOCALVERSION="{CONFIG_LOCALVERSION}"\n'

@@ -198,7 +198,8 @@ def _record(opts: RunOptions, variant: str, job: Job, pr: ParsedRecord, env: dic
         "measurement": pr.measurement,
         "repeat": repeat,
         "value": pr.value,
-        "values": pr.values,
+        "values": (pr.values if job.before_crash is None or pr.measurement != "sweep_end"
+                   else {**pr.values, "before_crash": job.before_crash}),
         "program": job.program,
         "command": job.command,
         **env,
@@ -249,6 +250,34 @@ def sweep_without_step(job: Job, k: int | None) -> Job | None:
     if job.program != "faultsweep" or k is None or job.args.count("--skip") >= MAX_SKIPPED_STEPS:
         return None
     return replace(job, args=("--skip", str(k), *job.args))
+
+
+def sweep_before_first_crash(job: Job, k: int | None) -> Job | None:
+    """A sweep given up (it killed the kernel at MAX_SKIPPED_STEPS + 1 steps) has kept none of
+    its records: the same sweep once more, stopped by --max-k before the first step that killed
+    the kernel, so that the steps before it are recorded (a bug that leaks at early steps and
+    crashes at later ones shows both). None when the job is not a sweep given up, k is unknown,
+    or no step comes before the first crash."""
+    if job.program != "faultsweep" or k is None or job.args.count("--skip") < MAX_SKIPPED_STEPS:
+        return None
+    args, kept = list(job.args), []
+    skipped = [int(args[i + 1]) for i, a in enumerate(args[:-1]) if a == "--skip"]
+    first = min([*skipped, k])
+    k_from = int(args[args.index("--k-from") + 1]) if "--k-from" in args else 1
+    if first - 1 < k_from:
+        return None
+    i = 0
+    while i < len(args):
+        if args[i] == "--skip":
+            i += 2
+            continue
+        kept.append(args[i])
+        i += 1
+    if "--max-k" in kept:
+        kept[kept.index("--max-k") + 1] = str(first - 1)
+    else:
+        kept += ["--max-k", str(first - 1)]
+    return replace(job, args=tuple(kept), before_crash=first)
 
 
 def kernel_config(g) -> dict | None:
@@ -506,6 +535,7 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
         if pool is None:
             pool = stack.enter_context(GuestPool())
         own_guest = get(opts.suite).fresh_guest  # spawn: not a guest another suite used
+        salvaged: set[tuple[str, object]] = set()  # sweeps run once more before their first crash
         while todo:
             g, fresh = pool.get(kernel, rootfs, icount=opts.icount_used, memory_mb=opts.memory_mb,
                                 extra_append=append, fresh=own_guest)
@@ -530,6 +560,15 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
                 todo.insert(0, again)
                 opts.log(f"[{opts.suite}] {variant}: {lost.scenario}: running the sweep again "
                          f"without step k={result.lost_steps[-1]}")
+            elif (lost.scenario, lost.repeat) not in salvaged:
+                again = sweep_before_first_crash(lost, result.lost_steps[-1])
+                if again is not None:  # once per sweep: a crash in it is recorded, not retried
+                    salvaged.add((lost.scenario, lost.repeat))
+                    todo.insert(0, again)
+                    opts.log(f"[{opts.suite}] {variant}: {lost.scenario}: sweep given up after "
+                             f"{MAX_SKIPPED_STEPS + 1} crashes; running it once more up to "
+                             f"k={again.before_crash - 1}, the step before the first crash, "
+                             "to record the steps before it")
             if todo:
                 result.restarts += 1
                 opts.log(f"[{opts.suite}] {variant}: restarting the guest for the {len(todo)} remaining jobs")

@@ -43,6 +43,9 @@ class Job:
     # scenario's VMAs (simulator/scenario.py guest_list()) go to scenario.LIST_PATH this way
     uploads: tuple[tuple[str, str], ...] = ()
     vmas: int | None = None  # the layout's VMA count (for cost estimates)
+    # faults: a sweep run once more up to the step before this one, where the kernel died
+    # (orchestrator/run/suites.py sweep_before_first_crash); its sweep_end record says so
+    before_crash: int | None = None
 
     @property
     def command(self) -> str:

@@ -6,7 +6,7 @@ variants."""
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -108,6 +108,41 @@ def test_a_dead_sweep_runs_again_without_its_step_at_most_three_times() -> None:
     assert sweep_without_step(again, 99) is None
     maps = plan(RunOptions(suite="maps", out=Path("/nonexistent"), scenarios=load_scenarios(["mixed-small"])))[0]
     assert sweep_without_step(maps, 7) is None
+
+
+def test_a_given_up_sweep_runs_once_more_before_its_first_crash() -> None:
+    """After MAX_SKIPPED_STEPS + 1 crashes the steps before the first crash are still wanted:
+    the sweep without its skips, --max-k the step before the first crash, marked before_crash."""
+    from orchestrator.run.suites import (
+        MAX_SKIPPED_STEPS,
+        sweep_before_first_crash,
+        sweep_without_step,
+    )
+
+    opts = RunOptions(suite="faults", out=Path("/nonexistent"), scenarios=load_scenarios(["mixed-small"]))
+    job = plan(opts)[0]
+    assert "--max-k" in job.args and job.before_crash is None
+    again = job
+    for k in (24, 26, 25):  # crashes out of order: the first crash is the smallest step
+        assert sweep_before_first_crash(again, 99) is None  # skips left: not given up yet
+        again = sweep_without_step(again, k)
+    assert again.args.count("--skip") == MAX_SKIPPED_STEPS
+    last = sweep_before_first_crash(again, 27)
+    assert last is not None and last.before_crash == 24 and "--skip" not in last.args
+    assert last.args[last.args.index("--max-k") + 1] == "23"
+    rest = list(last.args)
+    del rest[rest.index("--max-k"):rest.index("--max-k") + 2]
+    orig = list(job.args)
+    del orig[orig.index("--max-k"):orig.index("--max-k") + 2]
+    assert rest == orig and last.scenario == job.scenario and last.repeat == job.repeat
+    assert sweep_before_first_crash(again, None) is None
+    # a crash at the first step of the sweep (or of its part): nothing before it to record
+    first_step = job
+    for k in (1, 2, 3):
+        first_step = sweep_without_step(first_step, k)
+    assert sweep_before_first_crash(first_step, 4) is None
+    part = replace(again, args=("--k-from", "24", *again.args))
+    assert sweep_before_first_crash(part, 27) is None
 
 
 def test_records_carry_the_booted_kernels_config(tmp_path: Path) -> None:

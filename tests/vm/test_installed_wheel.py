@@ -104,8 +104,12 @@ def test_installed_package_reads_its_own_data(venv, tmp_path: Path) -> None:
 def test_setup_print_is_the_makefile_list(venv, tmp_path: Path) -> None:
     _vdir, env = venv
     printed = _run(["forkdiff", "setup", "--print"], tmp_path, env, 60).stdout.split()
-    make = subprocess.run(["make", "-s", "-C", str(REPO), "--eval", "print-debs: ; @echo $(DEB_PACKAGES)",
-                           "print-debs"], capture_output=True, text=True, timeout=60)
+    # a make of its own, not a sub-make of the make that runs the tests (whose MAKEFLAGS and
+    # MAKELEVEL would print "make[2]: Entering directory" lines)
+    menv = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    make = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(REPO), "--eval",
+                           "print-debs: ; @echo $(DEB_PACKAGES)", "print-debs"],
+                          capture_output=True, text=True, timeout=60, env=menv)
     assert make.returncode == 0, make.stderr
     assert printed == make.stdout.split()
     assert {"qemu-system-x86", "busybox-static", "openssh-server", "linux-source-6.12"} <= set(printed)
