@@ -246,8 +246,10 @@ MAX_SKIPPED_STEPS = 3  # a sweep that kills the kernel at more steps than this i
 
 def sweep_without_step(job: Job, k: int | None) -> Job | None:
     """The same sweep told to skip step k as well (faultsweep --skip), or None when the job
-    is not a sweep, k is unknown, or it has skipped MAX_SKIPPED_STEPS steps already."""
-    if job.program != "faultsweep" or k is None or job.args.count("--skip") >= MAX_SKIPPED_STEPS:
+    is not a sweep, k is unknown, it has skipped MAX_SKIPPED_STEPS steps already, or it is the
+    last run of a given-up sweep (sweep_before_first_crash: a crash in it is recorded only)."""
+    if job.program != "faultsweep" or k is None or job.before_crash is not None \
+            or job.args.count("--skip") >= MAX_SKIPPED_STEPS:
         return None
     return replace(job, args=("--skip", str(k), *job.args))
 
@@ -256,9 +258,10 @@ def sweep_before_first_crash(job: Job, k: int | None) -> Job | None:
     """A sweep given up (it killed the kernel at MAX_SKIPPED_STEPS + 1 steps) has kept none of
     its records: the same sweep once more, stopped by --max-k before the first step that killed
     the kernel, so that the steps before it are recorded (a bug that leaks at early steps and
-    crashes at later ones shows both). None when the job is not a sweep given up, k is unknown,
-    or no step comes before the first crash."""
-    if job.program != "faultsweep" or k is None or job.args.count("--skip") < MAX_SKIPPED_STEPS:
+    crashes at later ones shows both), once per sweep. None when the job is not a sweep given
+    up, k is unknown, it is that last run already, or no step comes before the first crash."""
+    if job.program != "faultsweep" or k is None or job.before_crash is not None \
+            or job.args.count("--skip") < MAX_SKIPPED_STEPS:
         return None
     args, kept = list(job.args), []
     skipped = [int(args[i + 1]) for i, a in enumerate(args[:-1]) if a == "--skip"]
@@ -535,7 +538,6 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
         if pool is None:
             pool = stack.enter_context(GuestPool())
         own_guest = get(opts.suite).fresh_guest  # spawn: not a guest another suite used
-        salvaged: set[tuple[str, object]] = set()  # sweeps run once more before their first crash
         while todo:
             g, fresh = pool.get(kernel, rootfs, icount=opts.icount_used, memory_mb=opts.memory_mb,
                                 extra_append=append, fresh=own_guest)
@@ -560,15 +562,12 @@ def run_variant(opts: RunOptions, variant: str, jobs: list[Job], log: Observatio
                 todo.insert(0, again)
                 opts.log(f"[{opts.suite}] {variant}: {lost.scenario}: running the sweep again "
                          f"without step k={result.lost_steps[-1]}")
-            elif (lost.scenario, lost.repeat) not in salvaged:
-                again = sweep_before_first_crash(lost, result.lost_steps[-1])
-                if again is not None:  # once per sweep: a crash in it is recorded, not retried
-                    salvaged.add((lost.scenario, lost.repeat))
-                    todo.insert(0, again)
-                    opts.log(f"[{opts.suite}] {variant}: {lost.scenario}: sweep given up after "
-                             f"{MAX_SKIPPED_STEPS + 1} crashes; running it once more up to "
-                             f"k={again.before_crash - 1}, the step before the first crash, "
-                             "to record the steps before it")
+            elif (again := sweep_before_first_crash(lost, result.lost_steps[-1])) is not None:
+                todo.insert(0, again)
+                opts.log(f"[{opts.suite}] {variant}: {lost.scenario}: sweep given up after "
+                         f"{MAX_SKIPPED_STEPS + 1} crashes; running it once more up to "
+                         f"k={again.before_crash - 1}, the step before the first crash, "
+                         "to record the steps before it")
             if todo:
                 result.restarts += 1
                 opts.log(f"[{opts.suite}] {variant}: restarting the guest for the {len(todo)} remaining jobs")

@@ -136,6 +136,8 @@ def test_a_given_up_sweep_runs_once_more_before_its_first_crash() -> None:
     del orig[orig.index("--max-k"):orig.index("--max-k") + 2]
     assert rest == orig and last.scenario == job.scenario and last.repeat == job.repeat
     assert sweep_before_first_crash(again, None) is None
+    # that last run is not retried: a crash in it is recorded only
+    assert sweep_without_step(last, 5) is None and sweep_before_first_crash(last, 5) is None
     # a crash at the first step of the sweep (or of its part): nothing before it to record
     first_step = job
     for k in (1, 2, 3):
