@@ -13,7 +13,10 @@ marker here (no test file marks itself). docs/testing.md says which folder a new
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,7 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 NEEDS = ("pure", "host", "tree", "vm")
 _elsewhere: list[str] = []
+_HISTORY = pytest.StashKey[str]()
 
 # `make test` runs the tree and VM tests side by side (pytest-xdist, `-n TEST_JOBS --dist
 # loadfile`: a file's tests stay in one worker, with its module's guests). A worker takes the
@@ -47,6 +51,19 @@ def pytest_configure(config: pytest.Config) -> None:
     Python's own SIGINT handler back, so the processes it starts get the default."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # The runs tests start (vm-test, compare, report, series) record into a results database of
+    # the session's own, never the user's (history.sqlite in the cache, or FORKDIFF_HISTORY_DB):
+    # test runs are no part of the user's history, and a report's history section shows this
+    # session's runs only. (The unit tests turn recording off: tests/pure/conftest.py.)
+    folder = tempfile.mkdtemp(prefix="forkdiff-test-history-")
+    os.environ["FORKDIFF_HISTORY_DB"] = str(Path(folder) / "history.sqlite")
+    config.stash[_HISTORY] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_HISTORY, None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _rank(item: pytest.Item) -> int:

@@ -137,7 +137,8 @@ def register(sub) -> None:
                                     "(the child's page tables, under copy_page_range), or slab,page")
     p.add_argument("--observers", help="faults suite: tasks that run beside every sweep and reach the "
                    "failing children's mm (OBSERVERS=): all, or a list of swapoff, rmap, proc "
-                   "(default none; swap on zram, which the faults kernels have; docs/observers.md)")
+                   "(default none; needs the observers kernel profile, built on first use; "
+                   "docs/observers.md)")
     p.add_argument("--perf-kernels", action="store_true",
                    help="spawn on perf kernels of their own, without fault injection and slab debugging "
                         "(PERF_KERNELS=1; two more kernel builds; default: the faults kernels, "

@@ -111,9 +111,12 @@ class _Build:
         self.src_key = sha256_text("src", RECIPE, *ident)[:16]
         # the fragments as merged on this tree's version (kconfig version annotations resolved)
         self.version = version_tuple(tree.version)
-        self.key = sha256_text("kernel", RECIPE, *ident, variant, profile, self.gcc,
-                               *(effective_text(f.read_text(), self.version, f.name)
-                                 for f in fragments))[:16]
+        effective = [effective_text(f.read_text(), self.version, f.name) for f in fragments]
+        self.key = sha256_text("kernel", RECIPE, *ident, variant, profile, self.gcc, *effective)[:16]
+        # what the object folder's .config was made from: its stamp holds it. A folder named by
+        # the key always matches; a persistent one (the bisection's, orchestrator/prepare/mirror.py)
+        # is configured again when the fragments (or their effective text on a new version) change
+        self.configured_from = sha256_text("configured", *effective) + "\n"
         self.kdir = cache_path("kernels", self.key)
         self.src = cache_path("src") / self.src_key
         self.obj = self.src / f"o-{self.key}"
@@ -227,8 +230,11 @@ class _Build:
 
     def configure(self) -> None:
         stamp = self.obj / ".forkdiff-configured"
-        if stamp.exists() and (self.obj / ".config").is_file():
+        if (self.obj / ".config").is_file() and stamp.is_file() \
+                and stamp.read_text() == self.configured_from:
             return
+        if stamp.is_file():
+            self.say("configure: the kconfig fragments changed since this folder was configured")
         shutil.rmtree(self.obj, ignore_errors=True)
         seed = self.seed()
         if seed is not None:
@@ -253,7 +259,7 @@ class _Build:
             raise
         for entry in kconfig_needs.saved(self.obj):
             self.notice(f"kconfig: {kconfig_needs.notice(entry)}")
-        stamp.write_text("ok\n")
+        stamp.write_text(self.configured_from)
 
     def compile(self) -> None:
         jobs = str(os.cpu_count() or 1)

@@ -192,7 +192,7 @@ class Mirror:
             b.src, b.obj = self.src, self.src / f"o-{profile}"
             b.log.write_text(f"forkdiff incremental kernel build {b.label} key={b.key} "
                              f"tree={self.tree} ({kt.identity}) in {b.obj}\n")
-            b.configure()  # once per build folder (tinyconfig + the profile's fragments)
+            b.configure()  # once per build folder and fragments (tinyconfig + the profile's fragments)
             # a commit may add or drop Kconfig symbols: resolved with their defaults, never a
             # prompt (syncconfig would ask on a terminal, and git bisect run has one)
             b.run(["make", f"ARCH={ARCH}", f"O={b.obj}", "olddefconfig"], "olddefconfig")
