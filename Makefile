@@ -53,8 +53,8 @@ rootfs: setup guest
 test: setup guest
 	$(PY) -m ruff check simulator orchestrator tests tools
 	$(PY) -m pytest -q -rs -n $(TEST_JOBS) --durations=15 -m "pure or host" tests
-	$(FORKDIFF) kernel build --variant baseline --profile faults
 	$(FORKDIFF) kernel build --variant patched --profile faults
+	$(FORKDIFF) kernel build --variant baseline --profile faults  # from the patched kernel's objects
 	$(FORKDIFF) kernel build --variant patched --profile observers  # tests/vm/test_observers.py
 	$(FORKDIFF) rootfs build
 	$(PY) -m pytest -q -rs -n $(TEST_JOBS) --dist loadfile --durations=40 -m "not pure and not host" tests

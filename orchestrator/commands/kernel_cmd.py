@@ -13,6 +13,7 @@ from ..errors import ForkdiffError
 from ..prepare import kernel_bundle_cli, treefacts
 from ..prepare.kernel import PROFILES, VARIANTS, build_kernel, detect_dup_mmap_model
 from ..prepare.tree import resolve_tree
+from ..prepare.variants import BUILD_ORDER
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +57,7 @@ def _build(args: argparse.Namespace) -> int:
         if args.variant or args.profile:
             raise ForkdiffError("--all cannot be combined with --variant/--profile",
                                 "give --all alone, or one --variant and --profile")
-        pairs = [(v, "faults") for v in VARIANTS]
+        pairs = [(v, "faults") for v in sorted(VARIANTS, key=BUILD_ORDER.index)]
     else:
         if not args.variant or not args.profile:
             raise ForkdiffError("kernel build needs --variant and --profile (or --all)",

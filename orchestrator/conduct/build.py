@@ -28,8 +28,9 @@ class Built:
 
 def side_by_side(kernels: Sequence[tuple[str, str]], build_one: Callable[[str, str], object]
                  ) -> dict[tuple[str, str], object]:
-    """build_one(variant, profile) for every kernel. Each profile's variants are built in order
-    (the second finds the first's objects in ccache); different profiles share no objects
+    """build_one(variant, profile) for every kernel. Each profile's variants are built in order,
+    one after the other (the plan puts the tree as it is first: the next starts from its
+    objects, orchestrator/prepare/seed.py); different profiles share no objects
     (docs/cache.md), so two profiles are built side by side: on two cores that keeps a core
     busy while the other profile's build is in a single-threaded step (configure, the vmlinux
     link, kallsyms, compression). The first failure is raised once both have stopped."""

@@ -44,6 +44,13 @@ class RunPlan:
         return self.source.facts
 
 
+def build_order(variants: tuple[str, ...], made_of: dict[str, str]) -> list[str]:
+    """A profile's kernels are built one after the other, the tree as it is first: the others
+    start from its objects (orchestrator/prepare/kernel.py _Build.seed: a baseline recompiles
+    kernel/fork.c and links, instead of compiling everything from ccache)."""
+    return sorted(variants, key=lambda v: made_of.get(v) != variants_mod.TREE)
+
+
 def make_plan(tree, patches: tuple[Path, ...], profiles: list[str], only: tuple[str, ...],
               models: dict[str, str], say: Callable[[str, str], None]) -> RunPlan:
     """Resolve the tree and decide the run's kernels; say the decisions (stage, line) on the way.
@@ -69,7 +76,8 @@ def make_plan(tree, patches: tuple[Path, ...], profiles: list[str], only: tuple[
     spec = str(getattr(tree, "path", tree) or "")
     return RunPlan(source=source, tree_spec=spec, patches=tuple(patches), variant_plan=vplan,
                    variants=tuple(variants), models={**vplan.models, **models},
-                   kernels=tuple((v, p) for p in profiles for v in variants), notice=notice)
+                   kernels=tuple((v, p) for p in profiles for v in build_order(variants, vplan.made_of)),
+                   notice=notice)
 
 
 def describe(rp: RunPlan, opts, started: str) -> RunMeta:

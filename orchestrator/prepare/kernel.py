@@ -214,18 +214,23 @@ class _Build:
             atomic_write(ready, json.dumps({"tree": self.tree.identity, "patches": self.patch_ids}))
 
     def seed(self) -> tuple[_Build, list[Path]] | None:
-        """The complete build of the same tree, variant, profile and compiler whose patches are
-        the longest proper prefix of this build's, and the patches beyond it; None when there is
-        none or a patch beyond it touches a Kconfig file (orchestrator/prepare/seed.py)."""
-        for n in range(len(self.patches) - 1, -1, -1):
+        """The complete build of the same tree, profile and compiler whose patches are the
+        longest prefix of this build's, and the patches beyond it; None when there is none or a
+        patch beyond it touches a Kconfig file (orchestrator/prepare/seed.py). Of this variant
+        a proper prefix; of another variant the same patches too: the variants of a profile have
+        the same .config and differ only in the release string (make's LOCALVERSION), which
+        Kbuild follows (include/generated/utsrelease.h, and what includes it, is made again)."""
+        others = [v for v in variants.KERNELS if v != self.variant]
+        for n in range(len(self.patches), -1, -1):
             extra = self.patches[n:]
             if touches_kconfig(extra):
                 return None
-            other = _Build(self.variant, self.profile, self.tree, self.patches[:n], self.fragments,
-                           False)
-            if other.manifest_path.is_file() and (other.obj / ".forkdiff-configured").is_file() \
-                    and (other.obj / "vmlinux").is_file():
-                return other, extra
+            for variant in ([] if n == len(self.patches) else [self.variant]) + others:
+                other = _Build(variant, self.profile, self.tree, self.patches[:n], self.fragments,
+                               False)
+                if other.manifest_path.is_file() and (other.obj / ".forkdiff-configured").is_file() \
+                        and (other.obj / "vmlinux").is_file():
+                    return other, extra
         return None
 
     def configure(self) -> None:
@@ -396,6 +401,16 @@ def variant_patches(variant: str, tree_model: str, patches: Sequence[Path], tree
     return list(patches) if what == variants.TREE_PATCHES else []
 
 
+def _make(b: _Build) -> dict:
+    """Build b (its lock held): the source copy, configure (or the objects of a seed), compile;
+    its manifest."""
+    b.log.write_text(f"forkdiff kernel build {b.label} key={b.key} tree={b.tree.path}\n")
+    b.prepare_source()
+    b.configure()
+    b.compile()
+    return b.record(time.monotonic() - b.t0)
+
+
 def build_kernel(variant: str, profile: str, tree: str | Path | KernelTree | TreeSource | None = None,
                  patches: Sequence[Path] = (), progress: bool = True,
                  no_patches: bool = False) -> BuiltKernel:
@@ -429,11 +444,7 @@ def build_kernel(variant: str, profile: str, tree: str | Path | KernelTree | Tre
         manifest = b.cached()
         if manifest is not None:
             return b.result(manifest)
-        b.log.write_text(f"forkdiff kernel build {b.label} key={b.key} tree={kt.path}\n")
-        b.prepare_source()
-        b.configure()
-        b.compile()
-        manifest = b.record(time.monotonic() - b.t0)
+        manifest = _make(b)
         # patches/baseline/ must have restored the pre-series loop; a baseline that is the tree
         # as it is has the tree's own model, whatever it is (variants.py)
         want_model = "baseline" if what == variants.TREE_BASELINE else None

@@ -39,6 +39,10 @@ from pathlib import Path
 
 # every kernel a run can have, in run order (the simulator's models are only baseline and patched)
 KERNELS = ("baseline", "reference", "patched")
+# `forkdiff kernel build` without --variant: the tree as it is first (reference, and patched
+# without PATCHES=), so that the others start from its objects (kernel._Build.seed); a run's
+# order comes from what each variant is made of (conduct/plan.py build_order)
+BUILD_ORDER = ("reference", "patched", "baseline")
 
 TREE = "the tree as it is"
 TREE_BASELINE = "the tree + patches/baseline/"

@@ -50,3 +50,19 @@ def test_a_failing_build_is_raised_after_the_other_profile_stops():
     with pytest.raises(RuntimeError, match="perf does not build"):
         side_by_side(KERNELS, one)
     assert done == ["baseline/faults", "patched/faults"]
+
+
+def test_the_tree_as_it_is_is_built_first():
+    """The plan's build order: the kernel of the tree as it is first, so that the others start
+    from its objects (kernel._Build.seed); otherwise run order."""
+    from orchestrator.conduct.plan import build_order
+    from orchestrator.prepare import variants as v
+
+    assert build_order(("baseline", "patched"), {"baseline": v.TREE_BASELINE, "patched": v.TREE}) \
+        == ["patched", "baseline"]
+    # 7.2 + PATCHES: the baseline is the tree as it is
+    assert build_order(("baseline", "patched"), {"baseline": v.TREE, "patched": v.TREE_PATCHES}) \
+        == ["baseline", "patched"]
+    assert build_order(("baseline", "reference", "patched"),
+                       {"baseline": v.TREE_BASELINE, "reference": v.TREE, "patched": v.TREE_PATCHES}) \
+        == ["reference", "baseline", "patched"]

@@ -47,3 +47,41 @@ def test_a_patched_kernel_starts_from_the_unpatched_objects(tmp_path: Path) -> N
     finally:
         shutil.rmtree(k.build_dir.parent, ignore_errors=True)
         shutil.rmtree(cache_path("kernels") / k.manifest["key"], ignore_errors=True)
+
+
+def test_another_variant_starts_from_the_objects_of_the_tree_as_it_is(tmp_path: Path) -> None:
+    """A baseline kernel (here: the tree + a comment patch, a key nobody built) starts from the
+    patched kernel's objects (the tree as it is, the same .config): what the patch touches and
+    what the release string reaches are compiled again, and the kernel says it is the baseline."""
+    from orchestrator.cache import locked
+    from orchestrator.prepare import kernel
+    from orchestrator.prepare.kconfig import profile_fragments
+
+    base = build_kernel("patched", "faults", progress=False)
+    tag = uuid.uuid4().hex[:8]
+    patch = tmp_path / f"seed-{tag}.patch"
+    patch.write_text(COMMENT.read_text().replace("+\t\t * Link the VMA into the MT.",
+                                                 f"+\t\t * Link the VMA into the MT ({tag})."))
+    b = kernel._Build("baseline", "faults", base.tree, [patch], profile_fragments("faults"), False)
+    seed = b.seed()
+    assert seed is not None and seed[0].key == base.manifest["key"] and seed[1] == [patch]
+    with locked(f"kernel-{b.key}"):
+        manifest = kernel._make(b)
+    try:
+        log = b.log.read_text()
+        assert "tinyconfig" not in log
+        compiled = set(re.findall(r"^\s+(?:CC|AS)\s+(\S+\.o)$", log, re.M))
+        # the objects whose recorded dependencies hold the release string's header
+        release_users = {str(cmd.relative_to(base.build_dir).with_name(cmd.name[1:-4]))
+                         for cmd in base.build_dir.rglob(".*.o.cmd")
+                         if "include/generated/utsrelease.h" in cmd.read_text(errors="replace")}
+        assert "kernel/fork.o" not in release_users and release_users
+        assert {o for o in compiled if not o.startswith(EVERY_LINK)} == \
+            {"kernel/fork.o"} | {o for o in release_users if not o.startswith(EVERY_LINK)}, compiled
+        assert (b.obj / "kernel/fork.o").read_bytes() == (base.build_dir / "kernel/fork.o").read_bytes()
+        assert manifest["release"].endswith("-baseline-faults") and manifest["release"] != base.release
+        assert (b.obj / "include/config/kernel.release").read_text().strip() == manifest["release"]
+        assert manifest["release"].encode() in (b.obj / "vmlinux").read_bytes()
+    finally:
+        shutil.rmtree(b.src, ignore_errors=True)
+        shutil.rmtree(b.kdir, ignore_errors=True)
