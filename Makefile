@@ -57,7 +57,7 @@ test: setup guest
 	$(FORKDIFF) kernel build --variant baseline --profile faults  # from the patched kernel's objects
 	$(FORKDIFF) kernel build --variant patched --profile observers  # tests/vm/test_observers.py
 	$(FORKDIFF) rootfs build
-	$(PY) -m pytest -q -rs -n $(TEST_JOBS) --dist loadfile --durations=40 -m "not pure and not host" tests
+	$(PY) -m pytest -q -rs -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder --durations=40 -m "not pure and not host" tests
 
 # make test-fast: lint and the pure and host tests only (no kernel tree, no kernel, no VM)
 test-fast: setup guest

@@ -27,15 +27,16 @@ _elsewhere: list[str] = []
 _HISTORY = pytest.StashKey[str]()
 
 # `make test` runs the tree and VM tests side by side (pytest-xdist, `-n TEST_JOBS --dist
-# loadfile`: a file's tests stay in one worker, with its module's guests). A worker takes the
-# next file when it is free, so the files that take longest go first (longest-first keeps the
-# last file to start from being a long one): these, measured in a cold `make test` (the first
-# four build a tree's first kernel; docs/performance.md). Every other file keeps its place.
+# loadfile --no-loadscope-reorder`: a file's tests stay in one worker, with its module's guests,
+# and files are handed out in this order, not by their number of tests). Each worker starts with
+# two files and takes the next when one ends, so the files that take longest go first, the two
+# that compile a tree's first kernel at the head (one per worker): measured in a cold
+# `make test` (docs/performance.md). Every other file keeps its place.
 LONGEST_FIRST = (
-    "vm/test_page_faults.py",  # 7.2's first kernel, the 7.2 and 6.12 page sweeps: 430 s
-    "vm/test_series_bisect.py",  # a 12-commit repository, its bisection, the series: 365 s
+    "vm/test_page_faults.py",  # 7.2's first kernel, the 7.2 and 6.12 page sweeps: 430-510 s
     "vm/test_page_faults_61.py",  # 6.1's first kernel and its page sweep: 308 s
-    "vm/test_planted_slowdown_72.py",  # the 7.2 reference kernel, timed: 128 s
+    "vm/test_series_bisect.py",  # a 12-commit repository, its bisection, the series: 365-430 s
+    "vm/test_planted_slowdown_72.py",  # the 7.2 reference kernel, timed: 92-128 s
     "vm/test_ab_slowdown.py",
     "vm/test_planted_slowdown.py",
     "vm/test_failure_path.py",
