@@ -102,10 +102,10 @@ class _Build:
     """One build of one key: paths, the log, the progress line."""
 
     def __init__(self, variant: str, profile: str, tree: KernelTree, patches: list[Path],
-                 fragments: list[Path], progress: bool, made_of: str = ""):
+                 fragments: list[Path], progress: bool, made_of: str = "", gcc: str = ""):
         self.variant, self.profile, self.tree, self.made_of = variant, profile, tree, made_of
         self.patches, self.fragments, self.progress = patches, fragments, progress
-        self.gcc = gcc_version()
+        self.gcc = gcc or gcc_version()
         self.patch_ids = patch_identity(patches)
         ident = [tree.identity, json.dumps([p["sha256"] for p in self.patch_ids])]
         self.src_key = sha256_text("src", RECIPE, *ident)[:16]
@@ -227,7 +227,7 @@ class _Build:
                 return None
             for variant in ([] if n == len(self.patches) else [self.variant]) + others:
                 other = _Build(variant, self.profile, self.tree, self.patches[:n], self.fragments,
-                               False)
+                               False, gcc=self.gcc)  # one `gcc --version` per build, not per candidate
                 if other.manifest_path.is_file() and (other.obj / ".forkdiff-configured").is_file() \
                         and (other.obj / "vmlinux").is_file():
                     return other, extra
