@@ -9,7 +9,7 @@ from pathlib import Path
 from ..cli_env import insn_profile_knob, patches_knob, tree_knob
 from ..errors import ForkdiffError
 from ..prepare.source import resolve_source
-from ..results.outdir import new_results_dir
+from ..results.outdir import new_results_dir, writable_folder
 from ..run.faultsetup import FaultOptions, parse_faults
 from ..run.suites import SPAWN_VMAS, VARIANTS, RunOptions, load_scenarios, run_suite
 from ..suite_defs import NAMES as SUITES
@@ -79,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ForkdiffError("--kmemleak applies to the faults suite", "add --suite faults")
     slab, page = parse_faults(args.faults or ("slab,page" if args.page_faults else "slab"))
     scenarios = load_scenarios(args.scenario) if args.scenario else None
-    out = args.out or new_results_dir()
+    out = writable_folder(args.out) if args.out else new_results_dir()
     tree = resolve_source(tree_knob(None))  # KERNEL_TREE=, resolved once for every suite
     patches = tuple(patches_knob())  # PATCHES=
     total_errors = 0

@@ -14,7 +14,7 @@ from ..errors import ForkdiffError
 from ..prepare.gitbase import tree_at_base
 from ..prepare.series import expand
 from ..prepare.variants import KERNELS
-from ..results.outdir import new_results_dir
+from ..results.outdir import new_results_dir, writable_folder
 from ..run.faultsetup import parse_faults
 from ..run.observers import parse_observers, parse_seed
 from ..run.shards import parse_executor, parse_shard
@@ -63,6 +63,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ForkdiffError(f"DURATION={duration} must be > 0", "e.g. DURATION=2")
     # PATCHES=: patch files, mboxes or format-patch folders; a series' base-commit picks the
     # commit of a git checkout they go onto (orchestrator/prepare/series.py, gitbase.py)
+    if explicit_out:
+        writable_folder(Path(explicit_out))  # before a tree is unpacked or a kernel built
     raw_patches = patches_raw(args.patches)
     series = expand([Path(p) for p in shlex.split(raw_patches)])
     tree = tree_at_base(tree_knob(args.tree), series.base_commit,

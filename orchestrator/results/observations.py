@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import ForkdiffError
 from .folder import OBSERVATIONS_JSONL
+from .outdir import writable_folder
 
 FILENAME = OBSERVATIONS_JSONL
 
@@ -57,8 +58,8 @@ class ObservationLog:
 
     def __init__(self, out_dir: Path):
         self.path = Path(out_dir) / FILENAME
+        writable_folder(self.path.parent)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a"):
                 pass
         except OSError as err:

@@ -1,8 +1,10 @@
-"""Default results folders: results/<timestamp>, made unique (…-2, …-3) and created with an
-exclusive mkdir so two runs started in the same second never share one."""
+"""Results folders: the default results/<timestamp>, made unique (…-2, …-3) and created with an
+exclusive mkdir so two runs started in the same second never share one; and a given --out/OUT=
+checked before anything slow (a tree to unpack, a kernel to build) starts."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -18,3 +20,19 @@ def new_results_dir(root: Path = Path("results")) -> Path:
             continue
         return candidate
     raise RuntimeError(f"no free results folder for {stamp} under {root}")
+
+
+def writable_folder(out: Path) -> Path:
+    """out, made if missing; a ForkdiffError at once when it cannot be (a file in the way, no
+    permission), before a run unpacks a tree or builds a kernel for nothing."""
+    from ..errors import ForkdiffError
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as err:
+        raise ForkdiffError(f"output folder {out} cannot be written ({err.strerror})",
+                            "give --out (OUT=) a writable folder") from None
+    return out
