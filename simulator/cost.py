@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import nnls
 
 # ------------------------------------------------------------------ calibrated work model
 # Cost features: sums of the work counts of simulator.work.fork_work(), in units both dup_mmap
@@ -108,6 +107,8 @@ def _nnls_rel(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     W = X / y[:, None]
     scale = np.linalg.norm(W, axis=0)
     scale[scale == 0] = 1.0
+    from scipy.optimize import nnls  # here, not at import: 0.5 s of every CLI start
+
     beta, _ = nnls(W / scale, np.ones(len(y)))
     return beta / scale
 

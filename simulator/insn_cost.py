@@ -31,7 +31,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import nnls
 
 from .slub import COUNTS as SLUB_COUNTS
 from .slub import SlabGeometry, spawn_counts
@@ -229,6 +228,8 @@ def _fit(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     W = X * w[:, None]
     scale = np.linalg.norm(W, axis=0)
     scale[scale == 0] = 1.0
+    from scipy.optimize import nnls  # here, not at import: 0.5 s of every CLI start
+
     c, _ = nnls(W / scale, y * w)
     return c / scale
 

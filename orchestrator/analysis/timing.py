@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -28,6 +27,8 @@ def _mean_ci(values: np.ndarray) -> tuple[float, float]:
     if n < 2:
         return mean, 0.0
     sem = float(np.std(values, ddof=1)) / math.sqrt(n)
+    from scipy import stats  # here, not at import: scipy.stats is 0.5 s of every CLI start
+
     return mean, float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sem)
 
 
@@ -55,6 +56,8 @@ def improvement_table(rows: pd.DataFrame, base: str = "baseline", new: str = "pa
         imp = (ratio - 1.0) * 100.0
         imp_hw = ratio * rel * 100.0
         if len(a) >= 2 and len(b) >= 2 and (np.std(a) > 0 or np.std(b) > 0):
+            from scipy import stats
+
             p = float(stats.ttest_ind(b, a, equal_var=False).pvalue)
         elif len(a) >= 2 and len(b) >= 2:
             p = 0.0 if ma != mb else 1.0  # identical repeats on each side: no variance at all
