@@ -42,6 +42,20 @@ def locked(name: str) -> Iterator[Path]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def held(name: str) -> bool:
+    """Whether another process holds locked(name) now (a probe: never waits)."""
+    lock = cache_path("locks") / f"{name}.lock"
+    if not lock.is_file():
+        return False
+    with open(lock, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
+
 LAST_USED = ".forkdiff-last-used"
 
 

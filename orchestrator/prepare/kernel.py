@@ -33,7 +33,7 @@ from pathlib import Path
 
 from simulator.fork import VARIANTS
 
-from ..cache import atomic_write, cache_path, locked, mark_used, sha256_file, sha256_text
+from ..cache import atomic_write, cache_path, held, locked, mark_used, sha256_file, sha256_text
 from ..errors import ForkdiffError, KernelDoesNotBuild
 from . import kconfig_needs, variants
 from .kconfig import ARCH, PROFILES, configure, effective_text, profile_fragments
@@ -228,10 +228,22 @@ class _Build:
             for variant in ([] if n == len(self.patches) else [self.variant]) + others:
                 other = _Build(variant, self.profile, self.tree, self.patches[:n], self.fragments,
                                False, gcc=self.gcc)  # one `gcc --version` per build, not per candidate
-                if other.manifest_path.is_file() and (other.obj / ".forkdiff-configured").is_file() \
-                        and (other.obj / "vmlinux").is_file():
+                if not other.complete() and n < len(self.patches) and held(f"kernel-{other.key}"):
+                    # being built by another process (make test's workers, two runs at once):
+                    # its objects are minutes away, a build from nothing as long again. Only
+                    # fewer patches are waited for, so two builds never wait for each other.
+                    self.say(f"configure: waiting for {other.label} ({other.key}, being built "
+                             "elsewhere) to start from its objects")
+                    with locked(f"kernel-{other.key}"):
+                        pass
+                if other.complete():
                     return other, extra
         return None
+
+    def complete(self) -> bool:
+        """A finished build whose object folder is still there (what seed() copies)."""
+        return self.manifest_path.is_file() and (self.obj / ".forkdiff-configured").is_file() \
+            and (self.obj / "vmlinux").is_file()
 
     def configure(self) -> None:
         stamp = self.obj / ".forkdiff-configured"
