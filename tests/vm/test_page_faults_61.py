@@ -34,9 +34,14 @@ def tree61_path() -> str:
     from orchestrator.prepare.tree import resolve_tree
 
     try:
-        return str(resolve_tree(spec).path)
+        resolve_tree(spec)  # fetched and unpacked once here; a tree that cannot be is a skip
     except (ForkdiffError, OSError) as err:
         pytest.skip(f"no 6.1 tree ({spec}): {err}")
+    # the spec, not the unpacked folder's path: every test's runs then name the tree the
+    # same way (debian:<package>:<version>), so their kernels start from each other's
+    # objects (a path is another tree identity, `walk:<digest of every file>`, 2.6 s to
+    # compute per run, and a source copy of its own)
+    return spec
 
 
 def _k(v: dict) -> int | None:
