@@ -61,10 +61,10 @@ def _run(args: argparse.Namespace) -> int:
     duration = float(args.duration or env.get("DURATION") or 2.0)
     if duration <= 0:
         raise ForkdiffError(f"DURATION={duration} must be > 0", "e.g. DURATION=2")
-    # PATCHES=: patch files, mboxes or format-patch folders; a series' base-commit picks the
-    # commit of a git checkout they go onto (orchestrator/prepare/series.py, gitbase.py)
     if explicit_out:
         writable_folder(Path(explicit_out))  # before a tree is unpacked or a kernel built
+    # PATCHES=: patch files, mboxes or format-patch folders; a series' base-commit picks the
+    # commit of a git checkout they go onto (orchestrator/prepare/series.py, gitbase.py)
     raw_patches = patches_raw(args.patches)
     series = expand([Path(p) for p in shlex.split(raw_patches)])
     tree = tree_at_base(tree_knob(args.tree), series.base_commit,

@@ -8,6 +8,8 @@ import os
 import time
 from pathlib import Path
 
+from ..errors import ForkdiffError
+
 
 def new_results_dir(root: Path = Path("results")) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -25,8 +27,6 @@ def new_results_dir(root: Path = Path("results")) -> Path:
 def writable_folder(out: Path) -> Path:
     """out, made if missing; a ForkdiffError at once when it cannot be (a file in the way, no
     permission), before a run unpacks a tree or builds a kernel for nothing."""
-    from ..errors import ForkdiffError
-
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
