@@ -32,23 +32,34 @@ def no_qemu_left_after_test() -> Iterator[None]:
     assert not leaked, f"QEMU processes left after the test: {leaked}"
 
 
-@pytest.fixture(scope="session")
-def tree72() -> str:
-    """The 7.2 tree: FORKDIFF_TEST_TREE_7_2 (a path), else `debian:sid:linux-source-7.2`
-    (fetched once into the cache); without either the test skips, saying so."""
-    spec = os.environ.get("FORKDIFF_TEST_TREE_7_2") or "debian:sid:linux-source-7.2"
+def _debian_tree(env: str, spec: str, label: str) -> str:
+    """The tree to test on: the path in $env, else the Debian spec, fetched and unpacked once
+    here (a tree that cannot be is a skip, saying so). The spec is handed on, not the unpacked
+    folder's path: every test's runs then name the tree the same way
+    (debian:<package>:<version>), so their kernels start from each other's objects (a path is
+    another tree identity, `walk:<digest of every file>`, 2.6 s to compute per run, and a
+    source copy of its own)."""
+    spec = os.environ.get(env) or spec
     from orchestrator.errors import ForkdiffError
     from orchestrator.prepare.tree import resolve_tree
 
     try:
-        resolve_tree(spec)  # fetched and unpacked once here; a tree that cannot be is a skip
+        resolve_tree(spec)
     except (ForkdiffError, OSError) as err:
-        pytest.skip(f"no 7.2 tree ({spec}): {err}")
-    # the spec, not the unpacked folder's path: every test's runs then name the tree the
-    # same way (debian:<package>:<version>), so their kernels start from each other's
-    # objects (a path is another tree identity, `walk:<digest of every file>`, 2.6 s to
-    # compute per run, and a source copy of its own)
+        pytest.skip(f"no {label} tree ({spec}): {err}")
     return spec
+
+
+@pytest.fixture(scope="session")
+def tree72() -> str:
+    """The 7.2 tree: FORKDIFF_TEST_TREE_7_2 (a path), else `debian:sid:linux-source-7.2`."""
+    return _debian_tree("FORKDIFF_TEST_TREE_7_2", "debian:sid:linux-source-7.2", "7.2")
+
+
+@pytest.fixture(scope="session")
+def tree61() -> str:
+    """The 6.1 tree: FORKDIFF_TEST_TREE_6_1 (a path), else `debian:bookworm:linux-source-6.1`."""
+    return _debian_tree("FORKDIFF_TEST_TREE_6_1", "debian:bookworm:linux-source-6.1", "6.1")
 
 
 @pytest.fixture(scope="session")

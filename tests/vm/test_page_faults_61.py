@@ -14,7 +14,6 @@ either the test skips, saying so."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -27,30 +26,13 @@ PLANTED = REPO / "tests" / "planted" / "61-pt-error-ignored.patch"
 SCENARIO = "anon-touched-21"
 
 
-@pytest.fixture(scope="module")
-def tree61_path() -> str:
-    spec = os.environ.get("FORKDIFF_TEST_TREE_6_1") or "debian:bookworm:linux-source-6.1"
-    from orchestrator.errors import ForkdiffError
-    from orchestrator.prepare.tree import resolve_tree
-
-    try:
-        resolve_tree(spec)  # fetched and unpacked once here; a tree that cannot be is a skip
-    except (ForkdiffError, OSError) as err:
-        pytest.skip(f"no 6.1 tree ({spec}): {err}")
-    # the spec, not the unpacked folder's path: every test's runs then name the tree the
-    # same way (debian:<package>:<version>), so their kernels start from each other's
-    # objects (a path is another tree identity, `walk:<digest of every file>`, 2.6 s to
-    # compute per run, and a source copy of its own)
-    return spec
-
-
 def _k(v: dict) -> int | None:
     key = v["key"].rsplit("k=", 1)
     return int(key[1]) if len(key) == 2 and key[1].isdigit() else None
 
 
-def test_6_1_page_sweep_is_exact_and_planted_error_drop_is_caught(tmp_path: Path, tree61_path: str) -> None:
-    rc, verdicts, preds, _ = run_vm_test(tmp_path / "clean", KERNEL_TREE=tree61_path, SUITES="faults",
+def test_6_1_page_sweep_is_exact_and_planted_error_drop_is_caught(tmp_path: Path, tree61: str) -> None:
+    rc, verdicts, preds, _ = run_vm_test(tmp_path / "clean", KERNEL_TREE=tree61, SUITES="faults",
                                          SCENARIOS=SCENARIO, VARIANTS="baseline", FAULTS="page")
     assert rc == 0
     fo_pred = {p["k"]: p for p in preds if p["measurement"] == "fault_outcome"}
@@ -67,7 +49,7 @@ def test_6_1_page_sweep_is_exact_and_planted_error_drop_is_caught(tmp_path: Path
     assert len(leaks) > len(sites) and all(v["verdict"] == "match" for v in leaks)
 
     page_ks = {k for k, p in fo_pred.items() if p.get("injected") and p.get("site") == "copy_page_range"}
-    rc, verdicts, _, _ = run_vm_test(tmp_path / "planted", KERNEL_TREE=tree61_path, SUITES="faults",
+    rc, verdicts, _, _ = run_vm_test(tmp_path / "planted", KERNEL_TREE=tree61, SUITES="faults",
                                      SCENARIOS=SCENARIO, VARIANTS="patched", FAULTS="page",
                                      PATCHES=str(PLANTED))
     assert rc == 1

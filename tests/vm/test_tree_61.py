@@ -12,30 +12,11 @@ failures, the guest reads the slab counters. The tree is FORKDIFF_TEST_TREE_6_1 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import pytest
 from vmtest_run import run_vm_test
 
 SCENARIO = "anon-touched-421"
-
-
-@pytest.fixture(scope="module")
-def tree61() -> str:
-    spec = os.environ.get("FORKDIFF_TEST_TREE_6_1") or "debian:bookworm:linux-source-6.1"
-    from orchestrator.errors import ForkdiffError
-    from orchestrator.prepare.tree import resolve_tree
-
-    try:
-        resolve_tree(spec)  # fetched and unpacked once here; a tree that cannot be is a skip
-    except (ForkdiffError, OSError) as err:
-        pytest.skip(f"no 6.1 tree ({spec}): {err}")
-    # the spec, not the unpacked folder's path: every test's runs then name the tree the
-    # same way (debian:<package>:<version>), so their kernels start from each other's
-    # objects (a path is another tree identity, `walk:<digest of every file>`, 2.6 s to
-    # compute per run, and a source copy of its own)
-    return spec
 
 
 def test_6_1_maple_node_counts_are_exact(tmp_path: Path, tree61: str) -> None:
