@@ -55,7 +55,6 @@ test: setup guest
 	$(PY) -m pytest -q -rs -n $(TEST_JOBS) --durations=15 -m "pure or host" tests
 	$(FORKDIFF) kernel build --variant patched --profile faults
 	$(FORKDIFF) kernel build --variant baseline --profile faults  # from the patched kernel's objects
-	$(FORKDIFF) kernel build --variant patched --profile observers  # tests/vm/test_observers.py
 	$(FORKDIFF) rootfs build
 	$(PY) -m pytest -q -rs -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder --durations=40 -m "not pure and not host" tests
 

@@ -21,7 +21,6 @@ from ..prepare.patches import patch_identity, patch_subject
 from ..prepare.source import TreeSource, resolve_source
 from ..prepare.tree import KernelTree
 from ..results.meta import RunMeta
-from ..run import observers as observers_mod
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,8 +98,8 @@ def describe(rp: RunPlan, opts, started: str) -> RunMeta:
         spawn_vmas=", ".join(map(str, opts.vmas)), spawn_duration_s=opts.duration,
         spawn_repeats=opts.repeats or "1 (-icount), 5 (real time)",
         kmemleak="on (faults suite)" if opts.kmemleak else "off", faults=",".join(opts.faults),
-        observers=(f"{','.join(opts.observers)} (seed {opts.observer_seed}; faults suite, "
-                   f"kernel profile {observers_mod.PROFILE})") if opts.observers else "none",
+        observers=(f"{','.join(opts.observers)} (seed {opts.observer_seed}; faults suite)"
+                   if opts.observers else "none"),
         # what `forkdiff reply` names and its one-command reproduction gives back: a tree given
         # as a path or debian: spec; a resolved one (forkdiff series, bisect-run) by its folder
         tree_spec=rp.tree_spec,

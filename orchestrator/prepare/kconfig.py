@@ -30,8 +30,6 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "perf": ("base", "perf"),
     # the faults machine with DEBUG_VM's checks, for DEBUG_VM=1 (maps, faults, counts)
     "debug": ("base", "faults", "debug"),
-    # the faults machine with swap on zram, for OBSERVERS= (orchestrator/run/observers.py)
-    "observers": ("base", "faults", "observers"),
 }
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")

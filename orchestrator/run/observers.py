@@ -1,8 +1,8 @@
 """OBSERVERS= / --observers: tasks that run beside the fault sweep and reach the failing
 children's mm the ways the kernel allows (guest/observe.c; docs/observers.md).
 
-This module holds what the host does about them: the knob's parsing, the kernel profile they
-need (the faults suite's, orchestrator/suite_defs/faults.py), faultsweep's arguments, and, after a sweep, which observer's iterations overlapped which
+This module holds what the host does about them: the knob's parsing (the swap and zram they
+need are in the faults profile, kconfig/faults.config), faultsweep's arguments, and, after a sweep, which observer's iterations overlapped which
 fork (the observers' and faultsweep's timestamps share the guest's CLOCK_MONOTONIC), and which
 observer a crash happened in (its task is named obs-<name>, which an oops prints as Comm)."""
 
@@ -12,10 +12,8 @@ import re
 from collections.abc import Iterable
 
 from ..errors import ForkdiffError
-from ..suite_defs.faults import OBSERVERS_PROFILE
 
 OBSERVERS = ("swapoff", "rmap", "proc")
-PROFILE = OBSERVERS_PROFILE  # the kernel profile a sweep with observers boots
 DEFAULT_SEED = 1
 PAUSE_US = 2000  # each observer pauses 0..PAUSE_US µs (seeded) between iterations
 TASK_PREFIX = "obs-"

@@ -43,9 +43,9 @@ from .suite_parse import ParsedRecord, parse_output
 
 def profile_of(suite: str, observer_list: tuple[str, ...] = (), perf: bool = False,
                debug_vm: bool = False) -> str:
-    """The kernel profile a suite boots (orchestrator/suite_defs: a faults sweep with observers
-    needs swap and zram, the observers profile; PERF_KERNELS= and DEBUG_VM= pick the perf
-    kernels for spawn and the debug kernels for the exact suites)."""
+    """The kernel profile a suite boots (orchestrator/suite_defs: PERF_KERNELS= and DEBUG_VM=
+    pick the perf kernels for spawn and the debug kernels for the exact suites; OBSERVERS=
+    changes none: swap and zram are in the faults profile)."""
     return get(suite).profile_for(observer_list, perf=perf, debug_vm=debug_vm)
 
 

@@ -125,9 +125,10 @@ class Suite:
 
     def profile_for(self, observers: Sequence[str] = (), *, perf: bool = False,
                     debug_vm: bool = False) -> str:
-        """The kernel profile the suite boots with these observers (OBSERVERS=), with
-        PERF_KERNELS= (perf: spawn's timings on kernels without the debug machinery) and
-        DEBUG_VM= (debug_vm: the exact suites on the faults kernel + DEBUG_VM checks)."""
+        """The kernel profile the suite boots with PERF_KERNELS= (perf: spawn's timings on
+        kernels without the debug machinery) and DEBUG_VM= (debug_vm: the exact suites on the
+        faults kernel + DEBUG_VM checks). OBSERVERS= (observers) changes none: the faults
+        profile has the swap and zram they use."""
         return DEBUG_PROFILE if debug_vm and self.profile == "faults" else self.profile
 
     def plan(self, opts: PlanOptions) -> list[Job]:

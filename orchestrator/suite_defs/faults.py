@@ -4,12 +4,7 @@ compare_faults); layouts above count_only_above VMAs only count the checks."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from .base import Job, PlanOptions, Suite
-
-# kconfig/observers.config (swap, zram) on top of the faults profile: its own kernel cache key
-OBSERVERS_PROFILE = "observers"
 
 
 class Faults(Suite):
@@ -23,12 +18,6 @@ class Faults(Suite):
     kernel_only = "faults_rows"
     reads_slab_counters = True
     injects_faults = True
-
-    def profile_for(self, observers: Sequence[str] = (), *, perf: bool = False,
-                    debug_vm: bool = False) -> str:
-        """A sweep with observers (orchestrator/run/observers.py) needs swap and zram (the
-        observers profile, without DEBUG_VM's checks even with DEBUG_VM=1)."""
-        return OBSERVERS_PROFILE if observers else super().profile_for(debug_vm=debug_vm)
 
     def job_args(self, opts: PlanOptions, layout_args: tuple[str, ...], n: int) -> tuple[tuple[str, ...], float]:
         if n > opts.count_only_above:

@@ -31,12 +31,13 @@ def test_parse_observers():
 
 def test_profile_and_sweep_args(tmp_path):
     assert profile_of("faults", ()) == "faults"
-    assert profile_of("faults", ("proc",)) == "observers"
-    assert profile_of("maps", ("proc",)) == "faults"  # only the sweep runs observers
+    # swap and zram are in the faults profile: observers need no kernel of their own
+    assert profile_of("faults", ("proc",)) == "faults"
+    assert profile_of("maps", ("proc",)) == "faults"
     sc = load_scenarios(["anon-touched-21"])[0]
     ro = RunOptions(suite="faults", out=tmp_path, scenarios=[sc], observers=("swapoff", "proc"),
                     observer_seed=7)
-    assert ro.profile_used == "observers"
+    assert ro.profile_used == "faults"
     args = plan(ro)[0].args
     i = args.index("--observers")
     assert args[i:i + 4] == ("--observers", "swapoff,proc", "--observer-seed", "7")

@@ -52,15 +52,14 @@ def test_profiles() -> None:
     # one kernel per variant by default: every suite boots the faults profile
     assert {n: profile_of(n) for n in NAMES} == {"maps": "faults", "faults": "faults",
                                                   "counts": "faults", "spawn": "faults"}
-    assert profile_of("faults", ("rmap",)) == "observers"
-    assert profile_of("counts", ("rmap",)) == "faults"  # only the sweep runs observers
-    # PERF_KERNELS=1 moves spawn alone; DEBUG_VM=1 the exact suites alone (not the sweep with
-    # observers, not spawn)
+    # observers run on the faults kernels (kconfig/faults.config has their swap and zram)
+    assert profile_of("faults", ("rmap",)) == "faults"
+    # PERF_KERNELS=1 moves spawn alone; DEBUG_VM=1 the exact suites alone (not spawn)
     assert {n: profile_of(n, perf=True) for n in NAMES} == {"maps": "faults", "faults": "faults",
                                                              "counts": "faults", "spawn": "perf"}
     assert {n: profile_of(n, debug_vm=True) for n in NAMES} == {"maps": "debug", "faults": "debug",
                                                                  "counts": "debug", "spawn": "faults"}
-    assert profile_of("faults", ("rmap",), debug_vm=True) == "observers"
+    assert profile_of("faults", ("rmap",), debug_vm=True) == "debug"
     assert RunOptions(suite="spawn", out=Path("x"), perf_kernels=True).profile_used == "perf"
     assert get("spawn").fresh_guest and not get("maps").fresh_guest
 

@@ -81,16 +81,15 @@ def test_profile_fragments_survive_olddefconfig(tree, tmp_path, profile):
     config = configure(tree.path, tmp_path / "o", profile_fragments(profile), _runner)
     final = parse_config(config.read_text())
     assert final["CONFIG_64BIT"] == "y" and final.get("CONFIG_SLUB_TINY", "n") == "n"
-    if profile in ("faults", "observers", "debug"):
+    if profile in ("faults", "debug"):
         assert final["CONFIG_FAILSLAB"] == "y" and final["CONFIG_SLUB_STATS"] == "y"
         # DEBUG_VM's checks with DEBUG_VM=1 only: spawn times the faults kernels
         want_debug = "y" if profile == "debug" else "n"
         assert final.get("CONFIG_DEBUG_VM_MAPLE_TREE", "n") == want_debug
         assert final.get("CONFIG_DEBUG_VM", "n") == want_debug
-        # swap on zram for OBSERVERS= only: the faults kernels keep their cache key
-        want = "y" if profile == "observers" else "n"
-        for opt in ("CONFIG_SWAP", "CONFIG_ZRAM", "CONFIG_BLOCK"):
-            assert final.get(opt, "n") == want, opt
+        # swap on zram for OBSERVERS=, in the one kernel every suite boots
+        for opt in ("CONFIG_SWAP", "CONFIG_ZRAM", "CONFIG_BLOCK", "CONFIG_PROC_PAGE_MONITOR"):
+            assert final.get(opt, "n") == "y", opt
     else:
         assert final.get("CONFIG_FAULT_INJECTION", "n") == "n"
 

@@ -84,8 +84,19 @@ def test_slab_geometry_and_new_slabs_per_fork(profiles: dict[str, dict]) -> None
     """The profile boot read each cache's SLUB geometry from /sys/kernel/slab, and the SLUB
     model (simulator.slub, from that geometry and the simulator's objects per fork) gives the
     slabs a fork takes new from the page allocator that the kernel's allocate_slab() entries
-    count: none at 121 VMAs (the CPU and partial lists hold a fork's slabs), and at 1,621
-    (beyond them: the 6.12 perf kernels measured 56.0 a fork, the model 56) within 10%."""
+    count at 1,621 VMAs within 10% (beyond the CPU and partial lists: the 6.12 perf kernels
+    measured 56.0 a fork, the model 56; the faults kernels, whose vm_area_struct is 8 bytes
+    larger with swap (26 a slab), 63.0 and 62).
+
+    At 121 VMAs the CPU and partial lists hold a fork's own slabs and the model, which starts
+    from an empty cache, gives none. The kernel's count there is not the fork's alone: other
+    tasks' partly used slabs on the node's partial list decide whether a slab the child's exit
+    empties is discarded (and taken new by the next fork). Measured on the 6.12 faults
+    kernels, the same layout: 0, 0.5 and 1.0 a fork depending on what ran in the guest
+    before, with and without swap (the baseline kernel's profile 0.005, the patched one's
+    1.0, in the same run). So at 121 the check is an upper bound of one slab a fork
+    for each of the two caches a fork fills (vm_area_struct, vma_lock): a model that lost
+    its per-CPU and partial lists would take a new slab every 26 objects (4.7 a fork)."""
     from orchestrator.analysis.insn_calibration import points_of
     from simulator.insn_cost import slub_work
 
@@ -99,7 +110,7 @@ def test_slab_geometry_and_new_slabs_per_fork(profiles: dict[str, dict]) -> None
             model = slub_work(pt.work, geo)["slub_new_slabs"]
             measured = raw["symbols"].get("allocate_slab", [0, 0])[1]
             if pt.vmas <= 121:
-                assert model == 0 and measured < 0.5, (variant, pt.vmas, model, measured)
+                assert model == 0 and measured <= 2.0, (variant, pt.vmas, model, measured)
             else:
                 assert model == pytest.approx(measured, rel=0.10), (variant, pt.vmas, model,
                                                                     measured)

@@ -1,5 +1,5 @@
 """Observers while forks fail (OBSERVERS=, docs/observers.md), end to end on the real 6.12
-observers kernel (the faults profile + swap on zram): `forkdiff vm-test SUITES=faults` with
+faults kernel (swap on zram is in the faults profile): `forkdiff vm-test SUITES=faults` with
 the swapoff, rmap and proc observers running beside the sweep.
 
 - The clean kernel with every observer: the plain sweep's verdicts stay exact (checks per fork,
@@ -44,7 +44,7 @@ def test_clean_kernel_with_all_observers_is_exact(tmp_path: Path) -> None:
     rc, verdicts, preds = vm_test(tmp_path / "run", "all")
     assert rc == 0
     assert all(v["verdict"] in ("match", "skipped") for v in verdicts)
-    assert all(v["profile"] == "observers" for v in verdicts)
+    assert all(v["profile"] == "faults" for v in verdicts)
     counts = next(p for p in preds if p["measurement"] == "counts")
     checks = [v for v in verdicts if v["measurement"] == "checks_per_fork"]
     assert len(checks) == 1 and int(checks[0]["observed"]) == counts["checks"]
