@@ -14,7 +14,7 @@ from ..errors import ForkdiffError
 from ..prepare.gitbase import tree_at_base
 from ..prepare.series import expand
 from ..prepare.variants import KERNELS
-from ..results.outdir import new_results_dir, writable_folder
+from ..results.outdir import new_results_dir, run_folder
 from ..run.faultsetup import parse_faults
 from ..run.observers import parse_observers, parse_seed
 from ..run.shards import parse_executor, parse_shard
@@ -61,8 +61,9 @@ def _run(args: argparse.Namespace) -> int:
     duration = float(args.duration or env.get("DURATION") or 2.0)
     if duration <= 0:
         raise ForkdiffError(f"DURATION={duration} must be > 0", "e.g. DURATION=2")
+    resume = args.resume or (env.get("RESUME") or "").lower() in ("1", "yes", "true")
     if explicit_out:
-        writable_folder(Path(explicit_out))  # before a tree is unpacked or a kernel built
+        run_folder(Path(explicit_out), resume)  # before a tree is unpacked or a kernel built
     # PATCHES=: patch files, mboxes or format-patch folders; a series' base-commit picks the
     # commit of a git checkout they go onto (orchestrator/prepare/series.py, gitbase.py)
     raw_patches = patches_raw(args.patches)
@@ -78,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
         tree=tree,
         patches=series.patches,
         models=parse_models(args.model or env.get("MODEL")),
-        resume=args.resume or (env.get("RESUME") or "").lower() in ("1", "yes", "true"),
+        resume=resume,
         jobs=int(args.jobs or env.get("JOBS") or 0),
         spawn_timing=args.spawn_timing or env.get("SPAWN_TIMING") or "icount",
         scenarios=tuple((args.scenarios or env.get("SCENARIOS") or "").replace(",", " ").split()),
@@ -139,8 +140,7 @@ def register(sub) -> None:
                                     "(the child's page tables, under copy_page_range), or slab,page")
     p.add_argument("--observers", help="faults suite: tasks that run beside every sweep and reach the "
                    "failing children's mm (OBSERVERS=): all, or a list of swapoff, rmap, proc "
-                   "(default none; needs the observers kernel profile, built on first use; "
-                   "docs/observers.md)")
+                   "(default none; swap on zram, in the faults kernels; docs/observers.md)")
     p.add_argument("--perf-kernels", action="store_true",
                    help="spawn on perf kernels of their own, without fault injection and slab debugging "
                         "(PERF_KERNELS=1; two more kernel builds; default: the faults kernels, "

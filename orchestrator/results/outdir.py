@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ..errors import ForkdiffError
+from .folder import OBSERVATIONS_JSONL
 
 
 def new_results_dir(root: Path = Path("results")) -> Path:
@@ -35,4 +36,19 @@ def writable_folder(out: Path) -> Path:
     except OSError as err:
         raise ForkdiffError(f"output folder {out} cannot be written ({err.strerror})",
                             "give --out (OUT=) a writable folder") from None
+    return out
+
+
+def run_folder(out: Path, resume: bool, records: str = OBSERVATIONS_JSONL) -> Path:
+    """writable_folder(out) for a whole run: a folder that already holds another run's records
+    is refused unless the run is resumed (RESUME=1), so that a second run never appends its
+    records to the first one's and has both compared as one (nothing in it is touched)."""
+    out = writable_folder(out)
+    held = out / records
+    if not resume and held.is_file() and held.stat().st_size > 0:
+        with open(held, "rb") as fh:
+            n = sum(1 for _ in fh)
+        raise ForkdiffError(f"output folder {out} already holds a run ({n} records in {records})",
+                            "give --out (OUT=) a new folder, or leave it out for results/<timestamp>; "
+                            "RESUME=1 (--resume) continues that run")
     return out

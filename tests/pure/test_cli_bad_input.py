@@ -52,6 +52,29 @@ def test_output_folder_that_is_a_file(tmp_path):
     assert f.read_text() == "not a folder"
 
 
+def test_folder_of_another_run_is_refused_unless_resumed(tmp_path):
+    """A vm-test into a folder that holds a run's records would append its own and compare
+    both as one run (found with OUT= of a run made hours before: every fault row twice).
+    Refused before anything slow, the folder untouched; RESUME=1 gets past the check (and
+    then fails later here, on the empty cache's missing tree, not on the folder)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    obs = out / "observations.jsonl"
+    obs.write_text('{"key": "maps|patched|faults|mixed-small|layout"}\n' * 3)
+    cache = tmp_path / "cache"
+    env = {"FORKDIFF_CACHE": str(cache), "KERNEL_TREE": str(tmp_path / "no-tree")}
+    r = forkdiff("vm-test", "--out", str(out), env_extra=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "already holds a run (3 records in observations.jsonl)" in r.stderr and "RESUME=1" in r.stderr
+    assert obs.read_text().count("\n") == 3 and sorted(p.name for p in out.iterdir()) == ["observations.jsonl"]
+    r = forkdiff("vm-test", "--out", str(out), env_extra={**env, "RESUME": "1"})
+    assert r.returncode != 0 and "already holds a run" not in r.stderr, r.stderr
+    assert obs.read_text().count("\n") == 3
+    (out / "empty").mkdir()  # an empty folder, or one without records, is a new run's
+    r = forkdiff("vm-test", "--out", str(out / "empty"), env_extra=env)
+    assert "already holds a run" not in r.stderr, r.stderr
+
+
 def test_default_results_folders_never_collide(tmp_path):
     from orchestrator.results.outdir import new_results_dir
 
