@@ -8,6 +8,7 @@ it at the same moment is never cut short):
     bisect/<key> (tree copy + builds)  not used for DAYS (forkdiff bisect-run's mirror)
     rootfs/<hash>                      not used for DAYS and not rootfs/latest
     logs/vm/<guest>                    older than DAYS
+    predictions/<digest>.pickle        not used for DAYS (simulator predictions kept on disk)
 "Used" is the mtime of the entry's LAST_USED file (orchestrator.cache.mark_used, touched on
 every cache hit), else of the folder. ccache bounds itself; the unpacked default tree, keys and
 the oracle build are kept."""
@@ -110,6 +111,9 @@ def candidates(days: float, root: Path | None = None, now: float | None = None) 
         if r.is_symlink() or r.name.startswith(".") or r.resolve() == latest or last_used(r) >= cutoff:
             continue
         found.append(Entry(r, "rootfs", f"rootfs-{r.name}", last_used(r), tree_size(r)))
+    for pred in sorted((root / "predictions").glob("*.pickle")):  # analysis/prediction_cache.py
+        if last_used(pred) < cutoff:
+            found.append(Entry(pred, "predictions", None, last_used(pred), pred.stat().st_size))
     for log in sorted((root / "logs" / "vm").glob("*")):
         if last_used(log) < cutoff:
             found.append(Entry(log, "guest log", None, last_used(log), tree_size(log)))
@@ -119,7 +123,10 @@ def candidates(days: float, root: Path | None = None, now: float | None = None) 
 def remove(entry: Entry) -> None:
     """Remove one entry under its lock (blocks while a run builds or checks it)."""
     if entry.lock is None:
-        shutil.rmtree(entry.path, ignore_errors=True)
+        if entry.path.is_file():
+            entry.path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(entry.path, ignore_errors=True)
         return
     with locked(entry.lock):
         shutil.rmtree(entry.path, ignore_errors=True)

@@ -1,5 +1,5 @@
 """Simulator predictions per job (Predictor: one simulator run per scenario, program, VMA count,
-model and run config, cached), and the guest binaries' program headers the simulator needs
+model and run config, cached in the process and on disk: orchestrator/analysis/prediction_cache.py), and the guest binaries' program headers the simulator needs
 (read from guest/bin, kept with a results folder as guest-elf.json)."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..results.elves import (
     save_elves,
 )
 from ..suite_defs import REGISTRY as SUITES
+from . import prediction_cache
 from .compare_jobs import ObservedJob
 
 __all__ = ["ELF_FILE", "GUEST_BIN_GUEST", "GUEST_BIN_HOST", "guest_elf", "load_elves", "save_elves"]
@@ -55,10 +56,12 @@ class Predictor:
             except ScenarioError as err:
                 raise ForkdiffError(f"observations name a scenario the simulator cannot read: {err}",
                                     "rerun the suite with a valid scenario") from None
-            self._cache[key] = sim_predict.records(scenario, model, program=job.program,
-                                                   total=job.total, elf=self.elf(job.program),
-                                                   measurements=measurements_for(job),
-                                                   settings=rm.settings, config=rm.config)
+            elf = self.elf(job.program)
+            self._cache[key] = prediction_cache.cached(
+                prediction_cache.key_of(*key, elf),
+                lambda: sim_predict.records(scenario, model, program=job.program, total=job.total,
+                                            elf=elf, measurements=measurements_for(job),
+                                            settings=rm.settings, config=rm.config))
         return self._cache[key]
 
     def all(self) -> list[dict]:

@@ -19,6 +19,9 @@ def _no_history_db(monkeypatch):
     """Unit tests never record into the user's results database (compare/report record every
     run, orchestrator/analysis/history_db.py): tests of it give --db a file of their own."""
     monkeypatch.setenv("FORKDIFF_HISTORY_DB", "off")
+    # nor keep predictions in its cache (orchestrator/analysis/prediction_cache.py): tests of
+    # it give FORKDIFF_CACHE a folder of their own
+    monkeypatch.setenv("FORKDIFF_PREDICTION_CACHE", "off")
 
 
 @pytest.fixture(scope="session")
