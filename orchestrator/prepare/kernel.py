@@ -117,7 +117,9 @@ class _Build:
         # the key always matches; a persistent one (the bisection's, orchestrator/prepare/mirror.py)
         # is configured again when the fragments (or their effective text on a new version) change
         self.configured_from = sha256_text("configured", *effective) + "\n"
-        self.kdir = cache_path("kernels", self.key)
+        # made by the build that writes it (start_log), not here: a _Build is also made only
+        # to look a seed candidate up, which left an empty kernels/<key> per probe
+        self.kdir = cache_path("kernels") / self.key
         self.src = cache_path("src") / self.src_key
         self.obj = self.src / f"o-{self.key}"
         self.log = self.kdir / "build.log"
@@ -128,6 +130,11 @@ class _Build:
         self.label = f"{variant}/{profile}"
 
     # -- helpers -------------------------------------------------------------------------
+    def start_log(self, text: str) -> None:
+        """The kernel's cache folder, made now, and its build.log begun with text."""
+        self.kdir.mkdir(parents=True, exist_ok=True)
+        self.log.write_text(text)
+
     def say(self, msg: str) -> None:
         if self.progress:
             print(f"forkdiff kernel {self.label}: {msg} [{self.elapsed()}]", file=sys.stderr,
@@ -416,7 +423,7 @@ def variant_patches(variant: str, tree_model: str, patches: Sequence[Path], tree
 def _make(b: _Build) -> dict:
     """Build b (its lock held): the source copy, configure (or the objects of a seed), compile;
     its manifest."""
-    b.log.write_text(f"forkdiff kernel build {b.label} key={b.key} tree={b.tree.path}\n")
+    b.start_log(f"forkdiff kernel build {b.label} key={b.key} tree={b.tree.path}\n")
     b.prepare_source()
     b.configure()
     b.compile()

@@ -190,7 +190,7 @@ class Mirror:
             if manifest is not None:
                 return b.result(manifest)
             b.src, b.obj = self.src, self.src / f"o-{profile}"
-            b.log.write_text(f"forkdiff incremental kernel build {b.label} key={b.key} "
+            b.start_log(f"forkdiff incremental kernel build {b.label} key={b.key} "
                              f"tree={self.tree} ({kt.identity}) in {b.obj}\n")
             b.configure()  # once per build folder and fragments (tinyconfig + the profile's fragments)
             # a commit may add or drop Kconfig symbols: resolved with their defaults, never a

@@ -35,6 +35,7 @@ def test_keys_separate_variants_and_profiles(builds):
 
 def test_truncated_bzimage_is_not_a_cache_hit(builds):
     b = builds("patched", "faults")
+    b.kdir.mkdir(parents=True)  # a build makes it (start_log); a lookup does not
     b.bzimage.write_bytes(b"fake bzImage " * 1000)
     built = b.obj / "arch/x86/boot/bzImage"
     built.parent.mkdir(parents=True)

@@ -85,3 +85,16 @@ def test_another_variant_starts_from_the_objects_of_the_tree_as_it_is(tmp_path: 
     finally:
         shutil.rmtree(b.src, ignore_errors=True)
         shutil.rmtree(b.kdir, ignore_errors=True)
+
+
+def test_a_kernel_only_looked_up_leaves_no_folder(tmp_path: Path) -> None:
+    """The seed search makes a build description of every kernel with fewer patches to look it
+    up; that made an empty kernels/<key> for each one never built (47 in one cold make test)."""
+    from orchestrator.prepare.kconfig import profile_fragments
+    from orchestrator.prepare.kernel import _Build
+    from orchestrator.prepare.tree import default_tree
+
+    patch = tmp_path / f"lookup-{uuid.uuid4().hex[:8]}.patch"
+    patch.write_text(patch.name)
+    b = _Build("patched", "faults", default_tree(), [patch], profile_fragments("faults"), False)
+    assert b.cached() is None and not b.kdir.exists()
