@@ -1,6 +1,7 @@
 """Simulator predictions per job (Predictor: one simulator run per scenario, program, VMA count,
-model and run config, cached in the process and on disk: orchestrator/analysis/prediction_cache.py), and the guest binaries' program headers the simulator needs
-(read from guest/bin, kept with a results folder as guest-elf.json)."""
+model and run config, cached in the process and on disk: orchestrator/analysis/prediction_cache.py),
+and the guest binaries' program headers the simulator needs (read from guest/bin, kept with a
+results folder as guest-elf.json)."""
 
 from __future__ import annotations
 

@@ -73,10 +73,8 @@ def cached(key: str, compute: Callable[[], list[dict]]) -> list[dict]:
             records = pickle.load(fh)
         os.utime(path)  # used: kept by `forkdiff cache prune`
         return records
-    except FileNotFoundError:
-        pass
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
-        pass  # unreadable (cut short, another Python): computed again below
+        pass  # not there, or unreadable (cut short, another Python): computed below
     records = compute()
     try:
         atomic_write(path, pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL))
